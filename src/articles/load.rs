@@ -1,0 +1,196 @@
+//! Reading and writing the knowledge-base folder.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use super::parse::{parse_article, ArticleError};
+use crate::domain::Article;
+use crate::error::{Error, Result};
+
+/// The jieba user dictionary inside the knowledge base.
+pub const DICT_FILE: &str = "_dict.txt";
+/// The synonym groups inside the knowledge base.
+pub const SYNONYMS_FILE: &str = "_synonyms.txt";
+
+/// Everything read from a knowledge-base folder: the articles that parsed and a report for each that did not.
+#[derive(Debug, Default)]
+pub struct KnowledgeBaseScan {
+    /// Parsed articles, in path order, ids unique.
+    pub articles: Vec<Article>,
+    /// Files that could not be read or parsed, and duplicate ids.
+    pub errors: Vec<ArticleError>,
+}
+
+/// Whether a `/`-separated path under the knowledge base is an article file: `.md`, and no part of it
+/// hidden (`.git`, editors' temporary files) or reserved (`_drafts`, `_dict.txt`).
+pub fn is_article(relative: &str) -> bool {
+    relative.ends_with(".md")
+        && relative
+            .split('/')
+            .all(|name| !name.is_empty() && !name.starts_with('.') && !name.starts_with('_'))
+}
+
+/// `/`-separated form of `path` relative to `kb_dir`, if it lies inside and is valid UTF-8.
+pub fn relative_path(kb_dir: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(kb_dir).ok()?;
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|component| component.as_os_str().to_str())
+        .collect();
+    Some(parts?.join("/"))
+}
+
+/// Reads and parses one article file.
+pub fn read_article_file(kb_dir: &Path, relative: &str) -> Result<Article, ArticleError> {
+    let bytes = std::fs::read(kb_dir.join(relative)).map_err(|io_error| ArticleError {
+        file: relative.to_string(),
+        line: 1,
+        reason: format!("cannot read file: {io_error}"),
+    })?;
+    parse_article(relative, &bytes)
+}
+
+/// Reads every article under `kb_dir`. A file that fails is reported and skipped; the rest are returned.
+///
+/// Returns [`Error::Io`] only when the folder itself cannot be read.
+pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
+    let mut scan = KnowledgeBaseScan::default();
+    let mut seen_ids: HashMap<String, String> = HashMap::new();
+    let walker = WalkDir::new(kb_dir).follow_links(true).sort_by_file_name();
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(walk_error) if walk_error.depth() == 0 => {
+                let io_error = walk_error
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("loop"));
+                return Err(Error::io(kb_dir, io_error));
+            }
+            Err(walk_error) => {
+                let file = walk_error
+                    .path()
+                    .and_then(|path| relative_path(kb_dir, path))
+                    .unwrap_or_default();
+                scan.errors.push(ArticleError {
+                    file,
+                    line: 1,
+                    reason: format!("cannot read: {walk_error}"),
+                });
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(relative) = relative_path(kb_dir, entry.path()) else {
+            let lossy = entry
+                .path()
+                .strip_prefix(kb_dir)
+                .unwrap_or(entry.path())
+                .to_string_lossy();
+            if lossy.ends_with(".md") {
+                scan.errors.push(ArticleError {
+                    file: lossy.into_owned(),
+                    line: 1,
+                    reason: "file name is not valid utf-8".to_string(),
+                });
+            }
+            continue;
+        };
+        if !is_article(&relative) {
+            continue;
+        }
+        match read_article_file(kb_dir, &relative) {
+            Ok(article) => {
+                if let Some(first) = seen_ids.get(article.id.as_str()) {
+                    scan.errors.push(ArticleError {
+                        file: relative,
+                        line: 1,
+                        reason: format!("id `{}` is already used by {first}", article.id),
+                    });
+                    continue;
+                }
+                seen_ids.insert(article.id.as_str().to_string(), relative);
+                scan.articles.push(article);
+            }
+            Err(error) => scan.errors.push(error),
+        }
+    }
+    Ok(scan)
+}
+
+/// Writes `contents` to `path` so that readers see either the old or the new file, never a partial one:
+/// a temporary file in the same folder is written, synced, then renamed over the target.
+pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let folder = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&folder).map_err(|error| Error::io(&folder, error))?;
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".kefu-write-")
+        .tempfile_in(&folder)
+        .map_err(|error| Error::io(&folder, error))?;
+    temporary
+        .write_all(contents)
+        .map_err(|error| Error::io(path, error))?;
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(|error| Error::io(path, error))?;
+    temporary
+        .persist(path)
+        .map_err(|error| Error::io(path, error.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_files_are_reported_and_the_rest_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path();
+        std::fs::create_dir_all(kb.join("returns")).unwrap();
+        std::fs::write(kb.join("returns/ok.md"), "# 退货\n\n可以退。").unwrap();
+        std::fs::write(kb.join("returns/broken.md"), "---\ntitle: [unclosed\n---\n").unwrap();
+        std::fs::write(kb.join("dup.md"), "---\nid: returns/ok\n---\n重复").unwrap();
+        std::fs::write(kb.join("_dict.txt"), "运费险 100 n").unwrap();
+        std::fs::create_dir_all(kb.join(".git")).unwrap();
+        std::fs::write(kb.join(".git/x.md"), "ignored").unwrap();
+        std::fs::write(kb.join("notes.txt"), "not an article").unwrap();
+
+        let scan = load_knowledge_base(kb).unwrap();
+        let ids: Vec<&str> = scan
+            .articles
+            .iter()
+            .map(|article| article.id.as_str())
+            .collect();
+        assert_eq!(ids, ["returns/ok"]);
+        let files: Vec<&str> = scan
+            .errors
+            .iter()
+            .map(|error| error.file.as_str())
+            .collect();
+        assert_eq!(files, ["dup.md", "returns/broken.md"]);
+        assert!(scan.errors[0]
+            .reason
+            .contains("already used by returns/ok.md"));
+        assert_eq!(scan.errors[1].line, 2);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.md");
+        write_file_atomically(&path, b"one").unwrap();
+        write_file_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let leftovers = std::fs::read_dir(dir.path().join("a")).unwrap().count();
+        assert_eq!(leftovers, 1);
+    }
+}

@@ -1,0 +1,11 @@
+//! Markdown files → [`crate::domain::Article`]: front matter, plain text, headings and answer passages
+//! ([`parse`]), and reading a whole knowledge-base folder with per-file error reports ([`load`]).
+
+mod load;
+mod parse;
+
+pub use load::{
+    is_article, load_knowledge_base, read_article_file, relative_path, write_file_atomically,
+    KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
+};
+pub use parse::{parse_article, render_html, ArticleError};

@@ -1,0 +1,269 @@
+//! Configuration: one [`Config`], layered defaults ← `kefu.toml` ← `KEFU_*` environment ← command-line flags.
+//!
+//! The environment uses `__` between section and key: `KEFU_SERVER__LISTEN=0.0.0.0:8080`,
+//! `KEFU_PATHS__KB=/srv/kb`. The loader takes the environment as an argument so tests never touch
+//! the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Where things live on disk.
+    pub paths: PathsConfig,
+    /// Search behaviour.
+    pub search: SearchConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+}
+
+/// Folders used by kefu; relative paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// The markdown knowledge base (source of truth for articles).
+    pub kb: PathBuf,
+    /// The tantivy index (derived from `kb`, safe to delete).
+    pub index: PathBuf,
+    /// Primary data (accounts, conversations); never inside `index`.
+    pub data: PathBuf,
+}
+
+/// Search behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Hits returned when the request names no limit.
+    pub default_limit: usize,
+    /// Largest limit a request may ask for.
+    pub max_limit: usize,
+    /// Longest query accepted, in characters.
+    pub max_query_chars: usize,
+    /// How long the index writer gathers edits before one commit, in milliseconds.
+    pub commit_delay_ms: u64,
+    /// Whether `kefu serve` watches `kb` for edits made on disk.
+    pub watch: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            kb: PathBuf::from("kb"),
+            index: PathBuf::from("index"),
+            data: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            default_limit: 10,
+            max_limit: 100,
+            max_query_chars: 1000,
+            commit_delay_ms: 50,
+            watch: true,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            paths: PathsConfig::default(),
+            search: SearchConfig::default(),
+        }
+    }
+}
+
+/// Overrides given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--kb`
+    pub kb: Option<PathBuf>,
+    /// `--index`
+    pub index: Option<PathBuf>,
+    /// `--data`
+    pub data: Option<PathBuf>,
+}
+
+/// The default config file read when present and no other is named.
+pub const DEFAULT_CONFIG_FILE: &str = "kefu.toml";
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A config file that was named explicitly does not exist.
+    #[error("config file {0} not found")]
+    MissingFile(PathBuf),
+    /// A value is malformed or a key is unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+impl Config {
+    /// Loads from the real environment: `--config`/`KEFU_CONFIG` names a file that must exist,
+    /// otherwise `./kefu.toml` is read if present.
+    pub fn load(config_file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::load_from(config_file, &env, flags)
+    }
+
+    /// Pure loader behind [`Config::load`].
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: &FlagOverrides,
+    ) -> Result<Config, ConfigError> {
+        let named_file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("KEFU_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match named_file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        figment = figment.merge(Serialized::defaults(env_layer(env)));
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.apply(flags);
+        Ok(config)
+    }
+
+    fn apply(&mut self, flags: &FlagOverrides) {
+        if let Some(listen) = flags.listen {
+            self.server.listen = listen;
+        }
+        if let Some(kb) = &flags.kb {
+            self.paths.kb = kb.clone();
+        }
+        if let Some(index) = &flags.index {
+            self.paths.index = index.clone();
+        }
+        if let Some(data) = &flags.data {
+            self.paths.data = data.clone();
+        }
+    }
+}
+
+/// Turns `KEFU_SECTION__KEY=value` pairs into a nested TOML value so that figment can type-check them
+/// like file values. `KEFU_CONFIG` and the `KEFU_LOG*` variables belong to other parts of startup.
+fn env_layer(env: &HashMap<String, String>) -> toml_value::Table {
+    let mut root = toml_value::Table::new();
+    for (key, raw_value) in env {
+        let Some(rest) = key.strip_prefix("KEFU_") else {
+            continue;
+        };
+        let Some((section, field)) = rest.split_once("__") else {
+            continue;
+        };
+        // figment parses env values the way its own `Env` provider does: numbers, booleans, else strings.
+        let value: toml_value::Value = match raw_value.parse() {
+            Ok(parsed) => parsed,
+            Err(never) => match never {},
+        };
+        let section_table = root.entry(section.to_lowercase()).or_insert_with(|| {
+            toml_value::Value::Dict(Default::default(), toml_value::Dict::new())
+        });
+        if let toml_value::Value::Dict(_, dict) = section_table {
+            dict.insert(field.to_lowercase(), value);
+        }
+    }
+    root
+}
+
+/// figment's own value types, so env values are typed the same way as file values.
+mod toml_value {
+    pub use figment::value::{Dict, Value};
+    pub type Table = Dict;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let config = Config::load_from(None, &HashMap::new(), &FlagOverrides::default()).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.paths.kb, PathBuf::from("kb"));
+        assert_eq!(config.paths.index, PathBuf::from("index"));
+        assert_eq!(config.paths.data, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags_take_precedence_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kefu.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[paths]\nkb = \"from-file\"\nindex = \"idx-file\"\n",
+        )
+        .unwrap();
+        let env = HashMap::from([
+            ("KEFU_PATHS__KB".to_string(), "from-env".to_string()),
+            ("KEFU_SEARCH__DEFAULT_LIMIT".to_string(), "7".to_string()),
+        ]);
+        let flags = FlagOverrides {
+            index: Some(PathBuf::from("idx-flag")),
+            ..FlagOverrides::default()
+        };
+        let config = Config::load_from(Some(&file), &env, &flags).unwrap();
+        assert_eq!(config.server.listen.port(), 9000);
+        assert_eq!(config.paths.kb, PathBuf::from("from-env"));
+        assert_eq!(config.paths.index, PathBuf::from("idx-flag"));
+        assert_eq!(config.search.default_limit, 7);
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_named_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kefu.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9000\"\nport = 1\n").unwrap();
+        let unknown = Config::load_from(Some(&file), &HashMap::new(), &FlagOverrides::default());
+        assert!(matches!(unknown, Err(ConfigError::Invalid(_))));
+        let missing = dir.path().join("absent.toml");
+        let result = Config::load_from(Some(&missing), &HashMap::new(), &FlagOverrides::default());
+        assert!(matches!(result, Err(ConfigError::MissingFile(_))));
+    }
+
+    #[test]
+    fn malformed_env_values_are_reported() {
+        let env = HashMap::from([(
+            "KEFU_SERVER__LISTEN".to_string(),
+            "not an address".to_string(),
+        )]);
+        let result = Config::load_from(None, &env, &FlagOverrides::default());
+        assert!(matches!(result, Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,48 @@
+//! The one place where errors become HTTP responses: status by error code, body `{"code", "message"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::error::{Error, ErrorCode};
+
+/// The JSON error body every route and socket uses.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// Human-readable explanation (English; the UI shows its own text per code).
+    pub message: String,
+}
+
+/// HTTP status for an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest
+        | ErrorCode::InvalidQuery
+        | ErrorCode::InvalidArticleId
+        | ErrorCode::InvalidArticle => StatusCode::BAD_REQUEST,
+        ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = if code == ErrorCode::Internal {
+            // The cause stays in the log; clients learn only that it was our fault.
+            tracing::error!(error = %self, "internal error");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        let body = ErrorBody {
+            code: code.as_str(),
+            message,
+        };
+        (status_of(code), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,123 @@
+//! Knowledge base: search, list, read, write and delete articles, and the report of broken files.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::articles::ArticleError;
+use crate::error::Result;
+use crate::http::access::{authorize, CanEditArticles, Permission};
+use crate::http::extract::{AppJson, AppQuery};
+use crate::http::AppState;
+use crate::search::IndexedArticle;
+use crate::services::{ArticleView, SearchQuery, SearchResults};
+
+/// Routes under `/api/v1/kb`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/kb/search", get(search_articles))
+        .route("/api/v1/kb/articles", get(list_articles))
+        .route(
+            "/api/v1/kb/articles/{*id}",
+            get(get_article).put(put_article).delete(delete_article),
+        )
+        .route("/api/v1/kb/errors", get(list_errors))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    limit: Option<usize>,
+    category: Option<String>,
+    #[serde(default)]
+    drafts: bool,
+}
+
+async fn search_articles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppQuery(params): AppQuery<SearchParams>,
+) -> Result<Json<SearchResults>> {
+    if params.drafts {
+        authorize(&headers, Permission::ReadDrafts)?;
+    }
+    let query = SearchQuery {
+        text: params.q.unwrap_or_default(),
+        limit: params.limit,
+        category: params.category,
+        include_drafts: params.drafts,
+    };
+    Ok(Json(state.knowledge.search(&query)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    category: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ArticleList {
+    articles: Vec<IndexedArticle>,
+    total: usize,
+}
+
+async fn list_articles(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<Json<ArticleList>> {
+    let articles = state.knowledge.list(params.category.as_deref())?;
+    Ok(Json(ArticleList {
+        total: articles.len(),
+        articles,
+    }))
+}
+
+async fn get_article(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ArticleView>> {
+    Ok(Json(state.knowledge.get(&id)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutArticleRequest {
+    markdown: String,
+}
+
+async fn put_article(
+    _editor: CanEditArticles,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<PutArticleRequest>,
+) -> Result<(StatusCode, Json<ArticleView>)> {
+    let (view, created) = state.knowledge.put(&id, request.markdown).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+async fn delete_article(
+    _editor: CanEditArticles,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    state.knowledge.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorList {
+    errors: Vec<ArticleError>,
+}
+
+async fn list_errors(State(state): State<AppState>) -> Json<ErrorList> {
+    Json(ErrorList {
+        errors: state.knowledge.errors(),
+    })
+}

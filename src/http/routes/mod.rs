@@ -1,0 +1,4 @@
+//! One file per resource; each exposes `router()`.
+
+pub mod health;
+pub mod kb;

@@ -1,0 +1,20 @@
+//! Full-text search over articles: normalisation ([`text`]), jieba and bigram tokenizers
+//! ([`tokenizer`]), synonyms, the schema, query building and the on-disk index.
+//!
+//! Depends on `domain` and `articles`; knows nothing of HTTP or storage.
+
+mod index;
+mod query;
+mod schema;
+mod synonyms;
+pub mod text;
+pub mod tokenizer;
+
+pub use index::{
+    IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
+    WriterOptions,
+};
+pub use query::{AnalyzedQuery, MAX_QUERY_TERMS};
+pub use schema::{build_schema, Fields, SCHEMA_VERSION};
+pub use synonyms::Synonyms;
+pub use tokenizer::{Analyzer, DictionaryLineError};

@@ -1,0 +1,325 @@
+//! Chinese tokenization for tantivy: a jieba-rs adapter that can load the knowledge base's own
+//! dictionary (the tantivy-jieba crate only knows jieba's global default one), and a CJK bigram
+//! tokenizer in the manner of Lucene's CJKAnalyzer.
+//!
+//! Both run on [`normalize`]d text, so full-width letters, upper case and Traditional characters match
+//! their plain forms, while token offsets still point into the original text for highlighting.
+
+use std::sync::Arc;
+
+use jieba_rs::Jieba;
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+use super::text::{is_cjk, is_meaningful, normalize};
+
+/// Name under which [`JiebaTokenizer`] is registered on an index.
+pub const JIEBA_TOKENIZER: &str = "kefu_jieba";
+/// Name under which [`BigramTokenizer`] is registered on an index.
+pub const BIGRAM_TOKENIZER: &str = "kefu_bigram";
+
+/// A line of the user dictionary that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictionaryLineError {
+    /// 1-based line number.
+    pub line: usize,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// The word segmenter: one per process (building jieba's dictionary is the expensive part), shared by
+/// every tokenizer instance and by query analysis.
+pub struct Analyzer {
+    jieba: Jieba,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").finish_non_exhaustive()
+    }
+}
+
+impl Analyzer {
+    /// jieba's default dictionary only.
+    pub fn new() -> Analyzer {
+        Analyzer {
+            jieba: Jieba::new(),
+        }
+    }
+
+    /// jieba's default dictionary plus a user dictionary in jieba's format (`word [freq] [tag]` per line)
+    /// and extra words (synonyms, so that each is cut as one unit). Bad lines are returned, the others used.
+    pub fn with_user_words<'a>(
+        user_dictionary: &str,
+        extra_words: impl IntoIterator<Item = &'a str>,
+    ) -> (Analyzer, Vec<DictionaryLineError>) {
+        let mut jieba = Jieba::new();
+        let mut errors = Vec::new();
+        for (index, line) in user_dictionary.lines().enumerate() {
+            let line = line.trim().trim_start_matches('\u{feff}');
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let word = parts.next().unwrap_or_default();
+            let frequency = match parts.next().map(str::parse::<usize>) {
+                None => None,
+                Some(Ok(frequency)) => Some(frequency),
+                Some(Err(_)) => {
+                    errors.push(DictionaryLineError {
+                        line: index + 1,
+                        reason: format!("frequency of `{word}` is not a whole number"),
+                    });
+                    continue;
+                }
+            };
+            let tag = parts.next();
+            let normalized = normalize(word).text;
+            jieba.add_word(&normalized, frequency, tag);
+        }
+        for word in extra_words {
+            let normalized = normalize(word).text;
+            if !normalized.is_empty() && !jieba.has_word(&normalized) {
+                jieba.add_word(&normalized, None, None);
+            }
+        }
+        (Analyzer { jieba }, errors)
+    }
+
+    /// Search-mode jieba tokens of `text`: every word plus the dictionary words inside longer words, so
+    /// that `处理` finds `待处理`. Punctuation is dropped; offsets refer to `text`.
+    pub fn word_tokens(&self, text: &str) -> Vec<Token> {
+        let normalized = normalize(text);
+        let mut tokens = Vec::new();
+        for (position, word) in self
+            .jieba
+            .cut_for_search(&normalized.text, true)
+            .into_iter()
+            .filter(|word| is_meaningful(word.word))
+            .enumerate()
+        {
+            let (offset_from, offset_to) =
+                normalized.original_range(word.byte_start, word.byte_end);
+            tokens.push(Token {
+                offset_from,
+                offset_to,
+                position,
+                text: word.word.to_string(),
+                position_length: 1,
+            });
+        }
+        tokens
+    }
+
+    /// Distinct search-mode words of a query, in order of first appearance.
+    pub fn query_words(&self, text: &str) -> Vec<String> {
+        distinct(self.word_tokens(text))
+    }
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new()
+    }
+}
+
+/// Overlapping character bigrams over runs of CJK ideographs (a lone ideograph stays a unigram), and
+/// whole words for runs of letters and digits.
+pub fn bigram_tokens(text: &str) -> Vec<Token> {
+    let normalized = normalize(text);
+    let chars: Vec<(usize, char)> = normalized.text.char_indices().collect();
+    let end_of = |index: usize| {
+        chars
+            .get(index)
+            .map_or(normalized.text.len(), |(offset, _)| *offset)
+    };
+    let mut tokens = Vec::new();
+    let mut push = |from: usize, to: usize| {
+        let (offset_from, offset_to) = normalized.original_range(from, to);
+        let position = tokens.len();
+        tokens.push(Token {
+            offset_from,
+            offset_to,
+            position,
+            text: normalized.text[from..to].to_string(),
+            position_length: 1,
+        });
+    };
+    let mut index = 0;
+    while index < chars.len() {
+        let (start, c) = chars[index];
+        if is_cjk(c) {
+            let mut run_end = index + 1;
+            while run_end < chars.len() && is_cjk(chars[run_end].1) {
+                run_end += 1;
+            }
+            if run_end - index == 1 {
+                push(start, end_of(index + 1));
+            } else {
+                for first in index..run_end - 1 {
+                    push(chars[first].0, end_of(first + 2));
+                }
+            }
+            index = run_end;
+        } else if c.is_alphanumeric() {
+            let mut run_end = index + 1;
+            while run_end < chars.len()
+                && chars[run_end].1.is_alphanumeric()
+                && !is_cjk(chars[run_end].1)
+            {
+                run_end += 1;
+            }
+            push(start, end_of(run_end));
+            index = run_end;
+        } else {
+            index += 1;
+        }
+    }
+    tokens
+}
+
+/// Distinct bigram terms of a query, in order of first appearance.
+pub fn query_bigrams(text: &str) -> Vec<String> {
+    distinct(bigram_tokens(text))
+}
+
+fn distinct(tokens: Vec<Token>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    tokens
+        .into_iter()
+        .filter_map(|token| seen.insert(token.text.clone()).then_some(token.text))
+        .collect()
+}
+
+/// tantivy adapter over [`Analyzer::word_tokens`].
+#[derive(Clone)]
+pub struct JiebaTokenizer {
+    analyzer: Arc<Analyzer>,
+}
+
+impl JiebaTokenizer {
+    /// A tokenizer sharing `analyzer`.
+    pub fn new(analyzer: Arc<Analyzer>) -> JiebaTokenizer {
+        JiebaTokenizer { analyzer }
+    }
+}
+
+impl Tokenizer for JiebaTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        VecTokenStream::new(self.analyzer.word_tokens(text))
+    }
+}
+
+/// tantivy adapter over [`bigram_tokens`].
+#[derive(Clone, Default)]
+pub struct BigramTokenizer;
+
+impl Tokenizer for BigramTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        VecTokenStream::new(bigram_tokens(text))
+    }
+}
+
+/// A token stream over tokens computed up front.
+pub struct VecTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl VecTokenStream {
+    fn new(tokens: Vec<Token>) -> VecTokenStream {
+        VecTokenStream { tokens, next: 0 }
+    }
+}
+
+impl TokenStream for VecTokenStream {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    fn analyzer() -> &'static Analyzer {
+        static ANALYZER: OnceLock<Analyzer> = OnceLock::new();
+        ANALYZER.get_or_init(|| {
+            Analyzer::with_user_words("七天无理由 2000 n\n运费险 1000 n\n", ["退钱"]).0
+        })
+    }
+
+    fn words(text: &str) -> Vec<String> {
+        analyzer()
+            .word_tokens(text)
+            .into_iter()
+            .map(|token| token.text)
+            .collect()
+    }
+
+    #[test]
+    fn search_mode_indexes_sub_words() {
+        for (longer, shorter) in [
+            ("待处理", "处理"),
+            ("中国农业发展银行", "农业"),
+            ("安装简单", "简单"),
+            ("在建工程", "工程"),
+        ] {
+            let tokens = words(longer);
+            assert!(
+                tokens.contains(&shorter.to_string()),
+                "{longer} → {tokens:?} lacks {shorter}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_dictionary_words_stay_whole() {
+        assert!(words("支持七天无理由退货").contains(&"七天无理由".to_string()));
+        assert!(words("买了运费险").contains(&"运费险".to_string()));
+        assert!(words("我想退钱").contains(&"退钱".to_string()));
+    }
+
+    #[test]
+    fn bad_dictionary_lines_are_reported_with_their_number() {
+        let (_, errors) = Analyzer::with_user_words("好词 10 n\n坏词 many n\n", []);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
+    }
+
+    #[test]
+    fn punctuation_is_dropped_and_text_normalised() {
+        assert_eq!(words("退貨，ＯＫ！"), ["退货", "ok"]);
+    }
+
+    #[test]
+    fn word_offsets_point_into_the_original_text() {
+        let text = "请问ＶＩＰ会员怎么退貨";
+        for token in analyzer().word_tokens(text) {
+            let original = &text[token.offset_from..token.offset_to];
+            assert_eq!(normalize(original).text, token.text);
+        }
+    }
+
+    #[test]
+    fn bigrams_overlap_and_keep_latin_words() {
+        let texts: Vec<String> = bigram_tokens("怎么退款?iPhone 15 好")
+            .into_iter()
+            .map(|token| token.text)
+            .collect();
+        assert_eq!(texts, ["怎么", "么退", "退款", "iphone", "15", "好"]);
+    }
+}

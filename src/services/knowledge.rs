@@ -1,0 +1,659 @@
+//! The knowledge base as a service: keeps the index in step with `kb/` (incremental sync by content
+//! hash), edits articles on disk atomically, searches, and remembers which files are broken and why.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::articles::{
+    load_knowledge_base, parse_article, read_article_file, render_html, write_file_atomically,
+    ArticleError, DICT_FILE, SYNONYMS_FILE,
+};
+use crate::config::SearchConfig;
+use crate::domain::{Article, ArticleId, ArticleStatus, Section};
+use crate::error::{Error, Result};
+use crate::search::{
+    Analyzer, IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
+    Synonyms, WriterOptions, SCHEMA_VERSION,
+};
+
+/// Largest article file accepted through the API.
+pub const MAX_ARTICLE_BYTES: usize = 1 << 20;
+
+/// The analysis the knowledge base asks for: jieba with its user dictionary, and its synonyms.
+pub struct Analysis {
+    /// The segmenter.
+    pub analyzer: Arc<Analyzer>,
+    /// The synonym groups.
+    pub synonyms: Arc<Synonyms>,
+    /// What the index must have been built with to be reused.
+    pub fingerprint: IndexFingerprint,
+    /// Bad lines of `_dict.txt`.
+    pub errors: Vec<ArticleError>,
+    dictionary: String,
+    synonyms_text: String,
+}
+
+impl Analysis {
+    /// Reads `_dict.txt` and `_synonyms.txt` from `kb_dir` (both optional) and builds the analyzer.
+    pub fn from_knowledge_base(kb_dir: &Path) -> Analysis {
+        let dictionary = std::fs::read_to_string(kb_dir.join(DICT_FILE)).unwrap_or_default();
+        let synonyms = std::fs::read_to_string(kb_dir.join(SYNONYMS_FILE)).unwrap_or_default();
+        Analysis::new(dictionary, synonyms)
+    }
+
+    /// Builds the analysis an index was made with, from the copies kept in the index folder, so that
+    /// `kefu search` needs only `--index`.
+    pub fn from_index(index_dir: &Path) -> Analysis {
+        let dictionary =
+            std::fs::read_to_string(index_dir.join(INDEX_DICT_COPY)).unwrap_or_default();
+        let synonyms =
+            std::fs::read_to_string(index_dir.join(INDEX_SYNONYMS_COPY)).unwrap_or_default();
+        Analysis::new(dictionary, synonyms)
+    }
+
+    /// Builds the analyzer from dictionary and synonym file contents.
+    pub fn new(dictionary: String, synonyms_text: String) -> Analysis {
+        let synonyms = Synonyms::parse(&synonyms_text);
+        let (analyzer, line_errors) = Analyzer::with_user_words(&dictionary, synonyms.words());
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(dictionary.as_bytes());
+        for word in synonyms.words() {
+            hasher.update(b"\0");
+            hasher.update(word.as_bytes());
+        }
+        let analyzer_hash = hasher.finalize().to_hex()[..16].to_string();
+        let errors = line_errors
+            .into_iter()
+            .map(|error| ArticleError {
+                file: DICT_FILE.to_string(),
+                line: error.line,
+                reason: error.reason,
+            })
+            .collect();
+        Analysis {
+            analyzer: Arc::new(analyzer),
+            synonyms: Arc::new(synonyms),
+            fingerprint: IndexFingerprint {
+                schema_version: SCHEMA_VERSION,
+                analyzer_hash,
+            },
+            errors,
+            dictionary,
+            synonyms_text,
+        }
+    }
+
+    /// Keeps copies of the dictionary and synonyms beside the index they shaped.
+    fn save_beside_index(&self, index_dir: &Path) -> Result<()> {
+        write_file_atomically(&index_dir.join(INDEX_DICT_COPY), self.dictionary.as_bytes())?;
+        write_file_atomically(
+            &index_dir.join(INDEX_SYNONYMS_COPY),
+            self.synonyms_text.as_bytes(),
+        )
+    }
+}
+
+/// Copy of `kb/_dict.txt` inside the index folder.
+const INDEX_DICT_COPY: &str = "kefu-dict.txt";
+/// Copy of `kb/_synonyms.txt` inside the index folder.
+const INDEX_SYNONYMS_COPY: &str = "kefu-synonyms.txt";
+
+/// What a sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Articles indexed for the first time.
+    pub added: usize,
+    /// Articles whose file changed.
+    pub updated: usize,
+    /// Articles whose file disappeared or broke.
+    pub removed: usize,
+    /// Articles left as they were.
+    pub unchanged: usize,
+    /// Files that could not be indexed.
+    pub errors: Vec<ArticleError>,
+}
+
+impl SyncReport {
+    /// Whether the index was touched.
+    pub fn changed(&self) -> bool {
+        self.added + self.updated + self.removed > 0
+    }
+}
+
+/// A search as asked by a caller.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// The text.
+    pub text: String,
+    /// Maximum hits (`None`: configured default).
+    pub limit: Option<usize>,
+    /// Restrict to a category.
+    pub category: Option<String>,
+    /// Let drafts appear (editors).
+    pub include_drafts: bool,
+}
+
+/// Search results with timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    /// Ranked hits.
+    pub hits: Vec<SearchHit>,
+    /// Milliseconds spent searching.
+    pub took_ms: f64,
+}
+
+/// One article for the editor: source and rendered form.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleView {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Category.
+    pub category: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// Similar questions.
+    pub questions: Vec<String>,
+    /// Published or draft.
+    pub status: ArticleStatus,
+    /// Update date as written.
+    pub updated: Option<String>,
+    /// Path under `kb/`.
+    pub path: String,
+    /// The whole file, front matter included.
+    pub markdown: String,
+    /// Sanitised HTML of the body.
+    pub html: String,
+    /// Passages by heading.
+    pub sections: Vec<Section>,
+}
+
+impl ArticleView {
+    fn new(article: Article, markdown: String) -> ArticleView {
+        let html = render_html(&markdown);
+        ArticleView {
+            id: article.id.to_string(),
+            title: article.title,
+            category: article.category,
+            tags: article.tags,
+            keywords: article.keywords,
+            questions: article.questions,
+            status: article.status,
+            updated: article.updated,
+            path: article.path,
+            markdown,
+            html,
+            sections: article.sections,
+        }
+    }
+}
+
+/// Which file holds which article, and which files are broken.
+#[derive(Debug, Default)]
+struct Catalog {
+    path_of_id: HashMap<String, String>,
+    id_of_path: HashMap<String, String>,
+    hash_of_id: HashMap<String, String>,
+    errors: BTreeMap<String, ArticleError>,
+}
+
+impl Catalog {
+    fn insert(&mut self, article: &Article) {
+        self.path_of_id
+            .insert(article.id.to_string(), article.path.clone());
+        self.id_of_path
+            .insert(article.path.clone(), article.id.to_string());
+        self.hash_of_id
+            .insert(article.id.to_string(), article.content_hash.clone());
+        self.errors.remove(&article.path);
+    }
+
+    fn remove_path(&mut self, path: &str) -> Option<String> {
+        let id = self.id_of_path.remove(path)?;
+        self.path_of_id.remove(&id);
+        self.hash_of_id.remove(&id);
+        Some(id)
+    }
+}
+
+/// The knowledge-base service.
+pub struct KnowledgeService {
+    kb_dir: PathBuf,
+    index_dir: PathBuf,
+    index: SearchIndex,
+    config: SearchConfig,
+    /// Serialises every change to files, index and catalog so concurrent edits and syncs agree.
+    catalog: Mutex<Catalog>,
+    analyzer_hash: Mutex<String>,
+}
+
+impl std::fmt::Debug for KnowledgeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnowledgeService")
+            .field("kb_dir", &self.kb_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KnowledgeService {
+    /// Opens (or creates) the index for `kb_dir` and brings it in step with the files: only added,
+    /// changed and removed articles are touched, unless the index had to be created anew.
+    /// Blocking; call before serving or from `spawn_blocking`.
+    pub fn open(
+        kb_dir: &Path,
+        index_dir: &Path,
+        config: SearchConfig,
+        writer_options: WriterOptions,
+    ) -> Result<(KnowledgeService, SyncReport)> {
+        std::fs::create_dir_all(kb_dir).map_err(|error| Error::io(kb_dir, error))?;
+        let analysis = Analysis::from_knowledge_base(kb_dir);
+        let (index, outcome) = SearchIndex::open_or_create(
+            index_dir,
+            Arc::clone(&analysis.analyzer),
+            Arc::clone(&analysis.synonyms),
+            &analysis.fingerprint,
+            writer_options,
+        )?;
+        if let OpenOutcome::Created(reason) = &outcome {
+            tracing::info!(index = %index_dir.display(), %reason, "building index from scratch");
+        }
+        analysis.save_beside_index(index_dir)?;
+        let service = KnowledgeService {
+            kb_dir: kb_dir.to_path_buf(),
+            index_dir: index_dir.to_path_buf(),
+            index,
+            config,
+            catalog: Mutex::new(Catalog::default()),
+            analyzer_hash: Mutex::new(analysis.fingerprint.analyzer_hash.clone()),
+        };
+        let mut report = service.sync_all()?;
+        report.errors.extend(analysis.errors.iter().cloned());
+        service.record_errors(&analysis.errors);
+        Ok((service, report))
+    }
+
+    /// The knowledge-base folder.
+    pub fn kb_dir(&self) -> &Path {
+        &self.kb_dir
+    }
+
+    /// The index (for benchmarks and metrics).
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+
+    fn lock_catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.catalog.lock().expect("catalog lock poisoned")
+    }
+
+    fn record_errors(&self, errors: &[ArticleError]) {
+        let mut catalog = self.lock_catalog();
+        for error in errors {
+            catalog.errors.insert(error.file.clone(), error.clone());
+        }
+    }
+
+    /// Compares every file with the index and applies the differences, then commits. Blocking.
+    pub fn sync_all(&self) -> Result<SyncReport> {
+        let scan = load_knowledge_base(&self.kb_dir)?;
+        let mut catalog = self.lock_catalog();
+        let indexed = self.index.indexed_hashes()?;
+        let mut report = SyncReport::default();
+        let mut fresh = Catalog::default();
+        for article in &scan.articles {
+            match indexed.get(article.id.as_str()) {
+                Some(hash) if *hash == article.content_hash => report.unchanged += 1,
+                Some(_) => {
+                    self.index.upsert(article)?;
+                    report.updated += 1;
+                }
+                None => {
+                    self.index.upsert(article)?;
+                    report.added += 1;
+                }
+            }
+            fresh.insert(article);
+        }
+        for id in indexed.keys() {
+            if !fresh.path_of_id.contains_key(id) {
+                self.index.delete(id)?;
+                report.removed += 1;
+            }
+        }
+        for error in &scan.errors {
+            fresh.errors.insert(error.file.clone(), error.clone());
+        }
+        if let Some(dictionary_error) = catalog.errors.get(DICT_FILE) {
+            fresh
+                .errors
+                .insert(DICT_FILE.to_string(), dictionary_error.clone());
+        }
+        *catalog = fresh;
+        if report.changed() {
+            self.index.commit_now()?;
+        }
+        report.errors = scan.errors;
+        Ok(report)
+    }
+
+    /// Re-reads the named files (paths relative to `kb/`, existing or not) and applies what changed,
+    /// then commits. Blocking.
+    pub fn sync_paths(&self, relative_paths: &[String]) -> Result<SyncReport> {
+        let mut catalog = self.lock_catalog();
+        let mut report = SyncReport::default();
+        for relative in relative_paths {
+            let exists = self.kb_dir.join(relative).is_file();
+            if !exists {
+                catalog.errors.remove(relative);
+                if let Some(id) = catalog.remove_path(relative) {
+                    self.index.delete(&id)?;
+                    report.removed += 1;
+                }
+                continue;
+            }
+            match read_article_file(&self.kb_dir, relative) {
+                Ok(article) => self.apply_article(&mut catalog, &article, &mut report)?,
+                Err(error) => {
+                    if let Some(id) = catalog.remove_path(relative) {
+                        self.index.delete(&id)?;
+                        report.removed += 1;
+                    }
+                    catalog.errors.insert(relative.clone(), error.clone());
+                    report.errors.push(error);
+                }
+            }
+        }
+        drop(catalog);
+        if report.changed() {
+            self.index.commit_now()?;
+        }
+        Ok(report)
+    }
+
+    /// Indexes `article` if its content changed, handling a changed id or a clash with another file.
+    fn apply_article(
+        &self,
+        catalog: &mut Catalog,
+        article: &Article,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let id = article.id.as_str();
+        if let Some(other_path) = catalog
+            .path_of_id
+            .get(id)
+            .filter(|path| **path != article.path)
+        {
+            let error = ArticleError {
+                file: article.path.clone(),
+                line: 1,
+                reason: format!("id `{id}` is already used by {other_path}"),
+            };
+            if let Some(previous_id) = catalog.remove_path(&article.path) {
+                self.index.delete(&previous_id)?;
+                report.removed += 1;
+            }
+            catalog.errors.insert(article.path.clone(), error.clone());
+            report.errors.push(error);
+            return Ok(());
+        }
+        if let Some(previous_id) = catalog
+            .id_of_path
+            .get(&article.path)
+            .filter(|previous| *previous != id)
+            .cloned()
+        {
+            catalog.remove_path(&article.path);
+            self.index.delete(&previous_id)?;
+            report.removed += 1;
+        }
+        match catalog.hash_of_id.get(id) {
+            Some(hash) if *hash == article.content_hash => report.unchanged += 1,
+            existing => {
+                self.index.upsert(article)?;
+                if existing.is_some() {
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+            }
+        }
+        catalog.insert(article);
+        Ok(())
+    }
+
+    /// Re-reads `_dict.txt` and `_synonyms.txt`. A changed dictionary re-tokenizes every article (full
+    /// reindex); changed synonyms only affect queries. Blocking.
+    pub fn reload_analysis(&self) -> Result<SyncReport> {
+        let analysis = Analysis::from_knowledge_base(&self.kb_dir);
+        analysis.save_beside_index(&self.index_dir)?;
+        let mut current_hash = self
+            .analyzer_hash
+            .lock()
+            .expect("analyzer hash lock poisoned");
+        {
+            let mut catalog = self.lock_catalog();
+            catalog.errors.remove(DICT_FILE);
+            for error in &analysis.errors {
+                catalog.errors.insert(error.file.clone(), error.clone());
+            }
+        }
+        if *current_hash == analysis.fingerprint.analyzer_hash {
+            self.index.set_synonyms(Arc::clone(&analysis.synonyms));
+            return Ok(SyncReport::default());
+        }
+        self.index.set_analysis(
+            Arc::clone(&analysis.analyzer),
+            Arc::clone(&analysis.synonyms),
+            &analysis.fingerprint,
+        )?;
+        *current_hash = analysis.fingerprint.analyzer_hash.clone();
+        self.index.delete_all()?;
+        self.index.commit_now()?;
+        let mut report = self.sync_all()?;
+        report.errors.extend(analysis.errors);
+        tracing::info!(articles = report.added, "dictionary changed, index rebuilt");
+        Ok(report)
+    }
+
+    /// Files that could not be indexed, by path.
+    pub fn errors(&self) -> Vec<ArticleError> {
+        self.lock_catalog().errors.values().cloned().collect()
+    }
+
+    /// Searches articles.
+    ///
+    /// Returns [`Error::InvalidQuery`] for empty text or text longer than the configured maximum.
+    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+        let started = Instant::now();
+        if query.text.trim().is_empty() {
+            return Err(Error::InvalidQuery {
+                reason: "query is empty".to_string(),
+            });
+        }
+        let length = query.text.chars().count();
+        if length > self.config.max_query_chars {
+            return Err(Error::InvalidQuery {
+                reason: format!(
+                    "query has {length} characters, at most {} are searched",
+                    self.config.max_query_chars
+                ),
+            });
+        }
+        let limit = query.limit.unwrap_or(self.config.default_limit);
+        if limit == 0 || limit > self.config.max_limit {
+            return Err(Error::InvalidQuery {
+                reason: format!("limit must be between 1 and {}", self.config.max_limit),
+            });
+        }
+        let hits = self.index.search(&SearchRequest {
+            text: &query.text,
+            limit,
+            category: query
+                .category
+                .as_deref()
+                .filter(|category| !category.is_empty()),
+            include_drafts: query.include_drafts,
+            with_snippets: true,
+        })?;
+        Ok(SearchResults {
+            hits,
+            took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Indexed articles, optionally of one category, sorted by id.
+    pub fn list(&self, category: Option<&str>) -> Result<Vec<IndexedArticle>> {
+        let mut articles = self.index.list()?;
+        if let Some(category) = category.filter(|category| !category.is_empty()) {
+            articles.retain(|article| article.category == category);
+        }
+        Ok(articles)
+    }
+
+    /// One article with its markdown source and sanitised HTML.
+    ///
+    /// Returns [`Error::InvalidArticleId`] or [`Error::ArticleNotFound`].
+    pub fn get(&self, raw_id: &str) -> Result<ArticleView> {
+        let id = ArticleId::parse(raw_id)?;
+        let path = self
+            .lock_catalog()
+            .path_of_id
+            .get(id.as_str())
+            .cloned()
+            .ok_or_else(|| Error::ArticleNotFound(id.to_string()))?;
+        let full_path = self.kb_dir.join(&path);
+        let bytes = std::fs::read(&full_path).map_err(|error| Error::io(&full_path, error))?;
+        let article = parse_article(&path, &bytes)?;
+        let markdown =
+            String::from_utf8(bytes).map_err(|error| Error::Internal(error.to_string()))?;
+        Ok(ArticleView::new(article, markdown))
+    }
+
+    /// Creates or replaces an article from its whole file (front matter included): validates it, writes
+    /// the file atomically under `kb/`, indexes it and returns once it is searchable. The boolean says
+    /// whether the article is new.
+    ///
+    /// Returns [`Error::InvalidArticleId`], [`Error::InvalidArticle`] (with file and line) or
+    /// [`Error::BadRequest`] when the front matter names another id or the file is too large.
+    pub async fn put(
+        self: &Arc<Self>,
+        raw_id: &str,
+        markdown: String,
+    ) -> Result<(ArticleView, bool)> {
+        let id = ArticleId::parse(raw_id)?;
+        if markdown.len() > MAX_ARTICLE_BYTES {
+            return Err(Error::BadRequest(format!(
+                "article is {} bytes, at most {MAX_ARTICLE_BYTES} are accepted",
+                markdown.len()
+            )));
+        }
+        let service = Arc::clone(self);
+        let (view, created) = run_blocking(move || service.write_article(&id, markdown)).await?;
+        self.index.commit().await?;
+        Ok((view, created))
+    }
+
+    fn write_article(&self, id: &ArticleId, markdown: String) -> Result<(ArticleView, bool)> {
+        let mut catalog = self.lock_catalog();
+        let existing_path = catalog.path_of_id.get(id.as_str()).cloned();
+        let created = existing_path.is_none();
+        let path = existing_path.unwrap_or_else(|| format!("{id}.md"));
+        let article = parse_article(&path, markdown.as_bytes())?;
+        if article.id != *id {
+            return Err(Error::BadRequest(format!(
+                "front matter id `{}` does not match `{id}` in the url",
+                article.id
+            )));
+        }
+        if let Some(other) = catalog
+            .id_of_path
+            .get(&path)
+            .filter(|other| *other != id.as_str())
+        {
+            return Err(Error::BadRequest(format!(
+                "{path} already holds article `{other}`"
+            )));
+        }
+        write_file_atomically(&self.kb_dir.join(&path), markdown.as_bytes())?;
+        self.index.upsert(&article)?;
+        catalog.insert(&article);
+        Ok((ArticleView::new(article, markdown), created))
+    }
+
+    /// Deletes an article's file and removes it from the index; returns once it is gone from search.
+    ///
+    /// Returns [`Error::InvalidArticleId`] or [`Error::ArticleNotFound`].
+    pub async fn delete(self: &Arc<Self>, raw_id: &str) -> Result<()> {
+        let id = ArticleId::parse(raw_id)?;
+        let service = Arc::clone(self);
+        run_blocking(move || {
+            let mut catalog = service.lock_catalog();
+            let path = catalog
+                .path_of_id
+                .get(id.as_str())
+                .cloned()
+                .ok_or_else(|| Error::ArticleNotFound(id.to_string()))?;
+            let full_path = service.kb_dir.join(&path);
+            match std::fs::remove_file(&full_path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(Error::io(&full_path, error)),
+            }
+            service.index.delete(id.as_str())?;
+            catalog.remove_path(&path);
+            Ok(())
+        })
+        .await?;
+        self.index.commit().await
+    }
+}
+
+/// Rebuilds the index in `index_dir` from every article in `kb_dir` with all cores, calling
+/// `on_progress(done, total)` as articles are added. Broken files are reported, the rest indexed.
+pub fn rebuild_index(
+    kb_dir: &Path,
+    index_dir: &Path,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<SyncReport> {
+    let analysis = Analysis::from_knowledge_base(kb_dir);
+    let scan = load_knowledge_base(kb_dir)?;
+    let (index, _) = SearchIndex::open_or_create(
+        index_dir,
+        Arc::clone(&analysis.analyzer),
+        Arc::clone(&analysis.synonyms),
+        &analysis.fingerprint,
+        WriterOptions::bulk(),
+    )?;
+    analysis.save_beside_index(index_dir)?;
+    index.delete_all()?;
+    let total = scan.articles.len() as u64;
+    for (done, article) in scan.articles.iter().enumerate() {
+        index.upsert(article)?;
+        on_progress(done as u64 + 1, total);
+    }
+    index.commit_now()?;
+    index.wait_merging()?;
+    let mut errors = scan.errors;
+    errors.extend(analysis.errors);
+    Ok(SyncReport {
+        added: scan.articles.len(),
+        errors,
+        ..SyncReport::default()
+    })
+}
+
+/// Runs blocking work (file IO, tokenizing) off the async workers.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Internal(format!("background task failed: {error}")))?
+}

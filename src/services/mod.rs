@@ -1,0 +1,9 @@
+//! Use cases over the index and the knowledge-base folder, independent of HTTP.
+
+pub mod knowledge;
+mod watch;
+
+pub use knowledge::{
+    rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
+};
+pub use watch::watch_knowledge_base;

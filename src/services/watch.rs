@@ -1,0 +1,132 @@
+//! Picks up edits made to `kb/` on disk while serving: file-system events are gathered for a short
+//! quiet period, then only the touched articles are re-read (a whole-folder sync when folders moved,
+//! a re-analysis when the dictionary or synonyms changed).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::knowledge::{run_blocking, KnowledgeService, SyncReport};
+use crate::articles::{DICT_FILE, SYNONYMS_FILE};
+use crate::error::{Error, Result};
+
+/// How long the watcher waits for more events before syncing; editors save in bursts.
+const QUIET_PERIOD: Duration = Duration::from_millis(300);
+
+/// What a burst of events asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PendingChanges {
+    articles: BTreeSet<String>,
+    analysis: bool,
+    everything: bool,
+}
+
+impl PendingChanges {
+    fn add(&mut self, kb_dir: &Path, path: &Path) {
+        let Some(relative) = crate::articles::relative_path(kb_dir, path) else {
+            return;
+        };
+        if relative == DICT_FILE || relative == SYNONYMS_FILE {
+            self.analysis = true;
+        } else if crate::articles::is_article(&relative) {
+            self.articles.insert(relative);
+        } else if path.is_dir() || path.extension().is_none() {
+            // A folder was created, moved or removed: its articles are not named one by one.
+            self.everything = true;
+        }
+    }
+}
+
+/// Starts watching `service`'s knowledge base. Keep the returned watcher alive as long as watching
+/// should continue.
+///
+/// Returns [`Error::Internal`] when the platform watcher cannot be started.
+pub fn watch_knowledge_base(service: Arc<KnowledgeService>) -> Result<RecommendedWatcher> {
+    let (sender, mut receiver) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) => {
+                for path in event.paths {
+                    let _ = sender.send(path);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "knowledge base watcher error"),
+        })
+        .map_err(|error| Error::Internal(format!("cannot watch the knowledge base: {error}")))?;
+    let kb_dir = std::fs::canonicalize(service.kb_dir())
+        .map_err(|error| Error::io(service.kb_dir(), error))?;
+    watcher
+        .watch(&kb_dir, RecursiveMode::Recursive)
+        .map_err(|error| Error::Internal(format!("cannot watch {}: {error}", kb_dir.display())))?;
+
+    tokio::spawn(async move {
+        while let Some(first_path) = receiver.recv().await {
+            let mut pending = PendingChanges::default();
+            pending.add(&kb_dir, &first_path);
+            tokio::time::sleep(QUIET_PERIOD).await;
+            while let Ok(path) = receiver.try_recv() {
+                pending.add(&kb_dir, &path);
+            }
+            if pending == PendingChanges::default() {
+                continue;
+            }
+            let service = Arc::clone(&service);
+            match run_blocking(move || apply_changes(&service, pending)).await {
+                Ok(report) if report.changed() || !report.errors.is_empty() => tracing::info!(
+                    added = report.added,
+                    updated = report.updated,
+                    removed = report.removed,
+                    errors = report.errors.len(),
+                    "knowledge base changed on disk"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "syncing knowledge base edits failed"),
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+fn apply_changes(service: &KnowledgeService, pending: PendingChanges) -> Result<SyncReport> {
+    if pending.analysis {
+        // A new dictionary re-reads every article anyway; new synonyms need no article reread.
+        let report = service.reload_analysis()?;
+        if report.changed() || pending.everything {
+            return Ok(report);
+        }
+    }
+    if pending.everything {
+        return service.sync_all();
+    }
+    let paths: Vec<String> = pending.articles.into_iter().collect();
+    service.sync_paths(&paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path();
+        std::fs::create_dir(kb.join("folder")).unwrap();
+        let mut pending = PendingChanges::default();
+        pending.add(kb, &kb.join("returns/a.md"));
+        pending.add(kb, &kb.join(".kefu-write-x1"));
+        pending.add(kb, &kb.join("notes.txt"));
+        assert_eq!(
+            pending.articles.iter().collect::<Vec<_>>(),
+            ["returns/a.md"]
+        );
+        assert!(!pending.analysis && !pending.everything);
+        pending.add(kb, &kb.join("_synonyms.txt"));
+        assert!(pending.analysis);
+        pending.add(kb, &kb.join("folder"));
+        assert!(pending.everything);
+    }
+}
