@@ -13,7 +13,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP server settings.
@@ -90,15 +90,6 @@ impl Default for SearchConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            paths: PathsConfig::default(),
-            search: SearchConfig::default(),
-        }
-    }
-}
 
 /// Overrides given on the command line; `None` leaves the lower layers in force.
 #[derive(Debug, Clone, Default)]

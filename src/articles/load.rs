@@ -104,21 +104,32 @@ pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
             continue;
         }
         match read_article_file(kb_dir, &relative) {
-            Ok(article) => {
-                if let Some(first) = seen_ids.get(article.id.as_str()) {
-                    scan.errors.push(ArticleError {
-                        file: relative,
-                        line: 1,
-                        reason: format!("id `{}` is already used by {first}", article.id),
-                    });
-                    continue;
-                }
-                seen_ids.insert(article.id.as_str().to_string(), relative);
-                scan.articles.push(article);
-            }
+            Ok(article) => scan.articles.push(article),
             Err(error) => scan.errors.push(error),
         }
     }
+    // When two files claim one id, the file whose path is that id keeps it, else the first by path.
+    scan.articles.sort_by(|a, b| {
+        let a_owns = a.path.strip_suffix(".md") == Some(a.id.as_str());
+        let b_owns = b.path.strip_suffix(".md") == Some(b.id.as_str());
+        b_owns.cmp(&a_owns).then_with(|| a.path.cmp(&b.path))
+    });
+    let mut unique = Vec::with_capacity(scan.articles.len());
+    for article in std::mem::take(&mut scan.articles) {
+        if let Some(first) = seen_ids.get(article.id.as_str()) {
+            scan.errors.push(ArticleError {
+                file: article.path.clone(),
+                line: 1,
+                reason: format!("id `{}` is already used by {first}", article.id),
+            });
+            continue;
+        }
+        seen_ids.insert(article.id.to_string(), article.path.clone());
+        unique.push(article);
+    }
+    unique.sort_by(|a, b| a.path.cmp(&b.path));
+    scan.articles = unique;
+    scan.errors.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(scan)
 }
 

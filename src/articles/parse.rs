@@ -256,13 +256,11 @@ fn outline_markdown(markdown: &str) -> Outline {
                     }
                 }
             }
-            Event::SoftBreak | Event::HardBreak => {
-                if heading_text.is_none() {
-                    outline.body.push('\n');
-                    current.text.push('\n');
-                    if !answer_done {
-                        current.answer.push('\n');
-                    }
+            Event::SoftBreak | Event::HardBreak if heading_text.is_none() => {
+                outline.body.push('\n');
+                current.text.push('\n');
+                if !answer_done {
+                    current.answer.push('\n');
                 }
             }
             Event::Start(

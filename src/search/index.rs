@@ -19,7 +19,7 @@ use super::query::AnalyzedQuery;
 use super::schema::{build_schema, Fields, SCHEMA_VERSION};
 use super::synonyms::Synonyms;
 use super::tokenizer::{
-    Analyzer, BigramTokenizer, JiebaTokenizer, BIGRAM_TOKENIZER, JIEBA_TOKENIZER,
+    Analyzer, JiebaTokenizer, NgramTokenizer, JIEBA_TOKENIZER, NGRAM_TOKENIZER,
 };
 use crate::domain::{Article, ArticleStatus, Section};
 use crate::error::{Error, Result};
@@ -161,9 +161,7 @@ fn register_tokenizers(index: &Index, analyzer: &Arc<Analyzer>) {
     index
         .tokenizers()
         .register(JIEBA_TOKENIZER, JiebaTokenizer::new(Arc::clone(analyzer)));
-    index
-        .tokenizers()
-        .register(BIGRAM_TOKENIZER, BigramTokenizer);
+    index.tokenizers().register(NGRAM_TOKENIZER, NgramTokenizer);
 }
 
 impl SearchIndex {
@@ -556,10 +554,10 @@ impl IndexCore {
         document.add_text(fields.category, &article.category);
         document.add_text(fields.category_text, &article.category);
         document.add_text(fields.title, &article.title);
-        document.add_text(fields.title_bigram, &article.title);
+        document.add_text(fields.title_ngram, &article.title);
         for question in &article.questions {
             document.add_text(fields.questions, question);
-            document.add_text(fields.questions_bigram, question);
+            document.add_text(fields.questions_ngram, question);
         }
         for keyword in &article.keywords {
             document.add_text(fields.keywords, keyword);
@@ -571,7 +569,7 @@ impl IndexCore {
             document.add_text(fields.headings, heading);
         }
         document.add_text(fields.body, &article.body);
-        document.add_text(fields.body_bigram, &article.body);
+        document.add_text(fields.body_ngram, &article.body);
         if let Some(updated) = &article.updated {
             document.add_text(fields.updated, updated);
         }

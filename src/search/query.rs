@@ -1,4 +1,4 @@
-//! Turning visitor text into a tantivy query: jieba words and CJK bigrams against every text field
+//! Turning visitor text into a tantivy query: jieba words and CJK characters and bigrams against every text field
 //! with per-field boosts, plus synonym expansion. The text is never handed to tantivy's query parser,
 //! so `"`, `:`, `AND` or `*` are just characters.
 
@@ -8,9 +8,9 @@ use tantivy::Term;
 
 use super::schema::Fields;
 use super::synonyms::Synonyms;
-use super::tokenizer::{query_bigrams, Analyzer};
+use super::tokenizer::{query_ngrams, Analyzer};
 
-/// At most this many distinct words (and as many bigrams) of a query are searched, which bounds the
+/// At most this many distinct words (and as many n-grams) of a query are searched, which bounds the
 /// cost of a pasted page of text.
 pub const MAX_QUERY_TERMS: usize = 64;
 
@@ -18,25 +18,29 @@ pub const MAX_QUERY_TERMS: usize = 64;
 const SYNONYM_WEIGHT: f32 = 0.8;
 
 /// Field boosts for jieba words: a hit in the title or a similar question says far more than one in the body.
+///
+/// Measured on the shared relevance set (title + body articles): title 1.5 beat 1.0, 2.0 and 3.0; the
+/// other fields do not occur there and are weighted by analogy (similar questions are titles in all but name).
 fn word_fields(fields: &Fields) -> [(Field, f32); 7] {
     [
-        (fields.title, 3.0),
-        (fields.questions, 2.5),
-        (fields.keywords, 2.0),
-        (fields.tags, 1.5),
-        (fields.headings, 1.5),
-        (fields.category_text, 1.0),
+        (fields.title, 1.5),
+        (fields.questions, 1.5),
+        (fields.keywords, 1.5),
+        (fields.tags, 1.0),
+        (fields.headings, 1.0),
+        (fields.category_text, 0.5),
         (fields.body, 1.0),
     ]
 }
 
-/// Field boosts for character bigrams: they rescue short questions that jieba cuts differently from
-/// the article, so they weigh less than whole words.
-fn bigram_fields(fields: &Fields) -> [(Field, f32); 3] {
+/// Field boosts for CJK characters and bigrams: they match paraphrases that share characters but not
+/// jieba words (删除/删掉, 帐单/账单 share 删, 单), which is most of what short questions differ in.
+/// Without them MRR@10 on the relevance set drops from 0.438 to 0.384.
+fn ngram_fields(fields: &Fields) -> [(Field, f32); 3] {
     [
-        (fields.title_bigram, 1.5),
-        (fields.questions_bigram, 1.2),
-        (fields.body_bigram, 0.5),
+        (fields.title_ngram, 1.5),
+        (fields.questions_ngram, 1.5),
+        (fields.body_ngram, 0.5),
     ]
 }
 
@@ -47,28 +51,28 @@ pub struct AnalyzedQuery {
     pub words: Vec<String>,
     /// Synonyms added for those words.
     pub synonyms: Vec<String>,
-    /// Distinct bigrams.
-    pub bigrams: Vec<String>,
+    /// Distinct CJK characters and bigrams (and Latin words).
+    pub ngrams: Vec<String>,
 }
 
 impl AnalyzedQuery {
-    /// Analyses `text`; words and bigrams are capped at [`MAX_QUERY_TERMS`].
+    /// Analyses `text`; words and n-grams are capped at [`MAX_QUERY_TERMS`].
     pub fn new(analyzer: &Analyzer, synonyms: &Synonyms, text: &str) -> AnalyzedQuery {
         let mut words = analyzer.query_words(text);
         words.truncate(MAX_QUERY_TERMS);
-        let mut bigrams = query_bigrams(text);
-        bigrams.truncate(MAX_QUERY_TERMS);
+        let mut ngrams = query_ngrams(text);
+        ngrams.truncate(MAX_QUERY_TERMS);
         let expansions = synonyms.expand(&words);
         AnalyzedQuery {
             words,
             synonyms: expansions,
-            bigrams,
+            ngrams,
         }
     }
 
     /// Whether nothing searchable is left (empty or punctuation-only text).
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty() && self.bigrams.is_empty()
+        self.words.is_empty() && self.ngrams.is_empty()
     }
 
     /// The scoring query: a disjunction of boosted term queries.
@@ -92,9 +96,9 @@ impl AnalyzedQuery {
                 add(field, synonym, boost * SYNONYM_WEIGHT);
             }
         }
-        for (field, boost) in bigram_fields(fields) {
-            for bigram in &self.bigrams {
-                add(field, bigram, boost);
+        for (field, boost) in ngram_fields(fields) {
+            for ngram in &self.ngrams {
+                add(field, ngram, boost);
             }
         }
         Box::new(BooleanQuery::new(clauses))

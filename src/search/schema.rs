@@ -4,10 +4,10 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 
-use super::tokenizer::{BIGRAM_TOKENIZER, JIEBA_TOKENIZER};
+use super::tokenizer::{JIEBA_TOKENIZER, NGRAM_TOKENIZER};
 
 /// Bumped whenever the schema or the way text is tokenized changes; an index with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Handles of every field.
 #[derive(Debug, Clone, Copy)]
@@ -26,12 +26,12 @@ pub struct Fields {
     pub category_text: Field,
     /// Title words.
     pub title: Field,
-    /// Title bigrams.
-    pub title_bigram: Field,
+    /// Title characters and bigrams.
+    pub title_ngram: Field,
     /// Similar-question words.
     pub questions: Field,
-    /// Similar-question bigrams.
-    pub questions_bigram: Field,
+    /// Similar-question characters and bigrams.
+    pub questions_ngram: Field,
     /// Keyword words.
     pub keywords: Field,
     /// Tag words.
@@ -40,8 +40,8 @@ pub struct Fields {
     pub headings: Field,
     /// Body words (stored for snippets).
     pub body: Field,
-    /// Body bigrams.
-    pub body_bigram: Field,
+    /// Body characters and bigrams.
+    pub body_ngram: Field,
     /// Update date as written.
     pub updated: Field,
     /// Sections as JSON (stored only), for passage suggestions.
@@ -73,15 +73,15 @@ pub fn build_schema() -> (Schema, Fields) {
         category: builder.add_text_field("category", STRING | STORED),
         category_text: builder.add_text_field("category_text", text_field(JIEBA_TOKENIZER, false)),
         title: builder.add_text_field("title", text_field(JIEBA_TOKENIZER, true)),
-        title_bigram: builder.add_text_field("title_bigram", text_field(BIGRAM_TOKENIZER, false)),
+        title_ngram: builder.add_text_field("title_ngram", text_field(NGRAM_TOKENIZER, false)),
         questions: builder.add_text_field("questions", text_field(JIEBA_TOKENIZER, true)),
-        questions_bigram: builder
-            .add_text_field("questions_bigram", text_field(BIGRAM_TOKENIZER, false)),
+        questions_ngram: builder
+            .add_text_field("questions_ngram", text_field(NGRAM_TOKENIZER, false)),
         keywords: builder.add_text_field("keywords", text_field(JIEBA_TOKENIZER, true)),
         tags: builder.add_text_field("tags", text_field(JIEBA_TOKENIZER, true)),
         headings: builder.add_text_field("headings", text_field(JIEBA_TOKENIZER, false)),
         body: builder.add_text_field("body", text_field(JIEBA_TOKENIZER, true)),
-        body_bigram: builder.add_text_field("body_bigram", text_field(BIGRAM_TOKENIZER, false)),
+        body_ngram: builder.add_text_field("body_ngram", text_field(NGRAM_TOKENIZER, false)),
         updated: builder.add_text_field("updated", STORED),
         sections: builder.add_text_field("sections", STORED),
     };

@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn traditional_becomes_simplified() {
         assert_eq!(normalize("退貨運費").text, "退货运费");
-        assert_eq!(normalize("帳號密碼").text, "账号密码");
+        assert_eq!(normalize("電話號碼").text, "电话号码");
     }
 
     #[test]

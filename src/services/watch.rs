@@ -30,11 +30,14 @@ impl PendingChanges {
         let Some(relative) = crate::articles::relative_path(kb_dir, path) else {
             return;
         };
+        let hidden = relative
+            .split('/')
+            .any(|name| name.starts_with('.') || name.starts_with('_'));
         if relative == DICT_FILE || relative == SYNONYMS_FILE {
             self.analysis = true;
         } else if crate::articles::is_article(&relative) {
             self.articles.insert(relative);
-        } else if path.is_dir() || path.extension().is_none() {
+        } else if !hidden && (path.is_dir() || path.extension().is_none()) {
             // A folder was created, moved or removed: its articles are not named one by one.
             self.everything = true;
         }
