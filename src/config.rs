@@ -90,7 +90,6 @@ impl Default for SearchConfig {
     }
 }
 
-
 /// Overrides given on the command line; `None` leaves the lower layers in force.
 #[derive(Debug, Clone, Default)]
 pub struct FlagOverrides {

@@ -1,9 +1,19 @@
 use clap::Parser;
 use kefu::cli::{self, Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     init_tracing();
+    match run(&cli) {
+        Ok(exit_code) => std::process::exit(exit_code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = cli.load_config()?;
     let exit_code = match &cli.command {
         Command::Serve(_) => {
@@ -14,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         Command::Index(args) => cli::run_index(&config, args.strict)?,
         Command::Search(args) => cli::run_search(&config, args)?,
     };
-    std::process::exit(exit_code);
+    Ok(exit_code)
 }
 
 /// Logs go to stderr; `KEFU_LOG_FORMAT=json` for JSON lines, `RUST_LOG` for levels (default `info`).

@@ -26,6 +26,8 @@ use crate::error::{Error, Result};
 
 /// File beside tantivy's own that records what the index was built with.
 const KEFU_META_FILE: &str = "kefu-meta.json";
+/// Up to this many drafts are removed from ranked results instead of by a query filter.
+const MAX_DRAFTS_FILTERED_AFTER_RANKING: u64 = 200;
 /// Characters of body text shown in a snippet.
 const SNIPPET_CHARS: usize = 160;
 
@@ -454,25 +456,44 @@ impl SearchIndex {
             return Ok(Vec::new());
         }
         let text_query = analyzed.to_query(fields);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query.box_clone())];
-        if let Some(category) = request.category {
-            let term = Term::from_field_text(fields.category, category);
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
-        }
-        if !request.include_drafts {
-            let term = Term::from_field_text(fields.status, ArticleStatus::Draft.as_str());
-            clauses.push((
-                Occur::MustNot,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
-        }
-        let query = BooleanQuery::new(clauses);
         let searcher = self.core.reader.searcher();
-        let top_docs =
-            searcher.search(&query, &TopDocs::with_limit(request.limit).order_by_score())?;
+        let draft_term = Term::from_field_text(fields.status, ArticleStatus::Draft.as_str());
+        let draft_count = searcher.doc_freq(&draft_term)?;
+        // A bare union of term queries lets tantivy skip blocks that cannot reach the top k (block-max
+        // WAND); wrapping it in Must/MustNot clauses forces it to score every matching document. So
+        // drafts are dropped after ranking, fetching as many extra hits as there can be drafts, which is
+        // exact; only a category filter or an unusually large number of drafts takes the slower path.
+        let drop_drafts_after_ranking =
+            !request.include_drafts && draft_count <= MAX_DRAFTS_FILTERED_AFTER_RANKING;
+        let needs_boolean_filter =
+            request.category.is_some() || (!request.include_drafts && !drop_drafts_after_ranking);
+        let ranked: Vec<(f32, DocAddress)> = if needs_boolean_filter {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Must, text_query.box_clone())];
+            if let Some(category) = request.category {
+                let term = Term::from_field_text(fields.category, category);
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                ));
+            }
+            if !request.include_drafts {
+                clauses.push((
+                    Occur::MustNot,
+                    Box::new(TermQuery::new(draft_term, IndexRecordOption::Basic)),
+                ));
+            }
+            let query = BooleanQuery::new(clauses);
+            searcher.search(&query, &TopDocs::with_limit(request.limit).order_by_score())?
+        } else {
+            let fetch = request.limit
+                + if drop_drafts_after_ranking {
+                    draft_count as usize
+                } else {
+                    0
+                };
+            searcher.search(&*text_query, &TopDocs::with_limit(fetch).order_by_score())?
+        };
         let snippet_generator = if request.with_snippets {
             let mut generator = SnippetGenerator::create(&searcher, &*text_query, fields.body)?;
             generator.set_max_num_chars(SNIPPET_CHARS);
@@ -480,9 +501,15 @@ impl SearchIndex {
         } else {
             None
         };
-        let mut hits = Vec::with_capacity(top_docs.len());
-        for (score, address) in top_docs {
+        let mut hits = Vec::with_capacity(request.limit);
+        for (score, address) in ranked {
+            if hits.len() == request.limit {
+                break;
+            }
             let document: TantivyDocument = searcher.doc(address)?;
+            if drop_drafts_after_ranking && status_of(&document, fields) == ArticleStatus::Draft {
+                continue;
+            }
             let snippet = match &snippet_generator {
                 Some(generator) => {
                     let mut snippet = generator.snippet_from_doc(&document);
@@ -637,6 +664,7 @@ fn clear_index_directory(directory: &Path) -> Result<()> {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
         name == KEFU_META_FILE
+            || name.starts_with("kefu-")
             || name == "meta.json"
             || name == ".managed.json"
             || name == ".tantivy-meta.lock"
