@@ -23,6 +23,8 @@ pub enum ErrorCode {
     ArticleNotFound,
     /// No such route or resource.
     NotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
     /// The caller may not do this.
     Forbidden,
     /// Something went wrong on our side.
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::InvalidArticle => "invalid_article",
             ErrorCode::ArticleNotFound => "article_not_found",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
@@ -74,6 +77,9 @@ pub enum Error {
     /// No such route or resource.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists but not for this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The caller lacks a permission.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -106,6 +112,7 @@ impl Error {
             Error::InvalidArticle(_) => ErrorCode::InvalidArticle,
             Error::ArticleNotFound(_) => ErrorCode::ArticleNotFound,
             Error::NotFound(_) => ErrorCode::NotFound,
+            Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Io { .. } | Error::Tantivy(_) | Error::OpenDirectory(_) | Error::Internal(_) => {
                 ErrorCode::Internal

@@ -53,14 +53,14 @@ pub fn read_article_file(kb_dir: &Path, relative: &str) -> Result<Article, Artic
     parse_article(relative, &bytes)
 }
 
-/// Reads every article under `kb_dir`. A file that fails is reported and skipped; the rest are returned.
+/// Paths (relative, `/`-separated, sorted) of every article file under `kb_dir`, and a report for each
+/// entry that could not be listed.
 ///
 /// Returns [`Error::Io`] only when the folder itself cannot be read.
-pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
-    let mut scan = KnowledgeBaseScan::default();
-    let mut seen_ids: HashMap<String, String> = HashMap::new();
-    let walker = WalkDir::new(kb_dir).follow_links(true).sort_by_file_name();
-    for entry in walker {
+pub fn list_article_files(kb_dir: &Path) -> Result<(Vec<String>, Vec<ArticleError>)> {
+    let mut paths = Vec::new();
+    let mut errors = Vec::new();
+    for entry in WalkDir::new(kb_dir).follow_links(true).sort_by_file_name() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(walk_error) if walk_error.depth() == 0 => {
@@ -74,7 +74,7 @@ pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
                     .path()
                     .and_then(|path| relative_path(kb_dir, path))
                     .unwrap_or_default();
-                scan.errors.push(ArticleError {
+                errors.push(ArticleError {
                     file,
                     line: 1,
                     reason: format!("cannot read: {walk_error}"),
@@ -92,7 +92,7 @@ pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
                 .unwrap_or(entry.path())
                 .to_string_lossy();
             if lossy.ends_with(".md") {
-                scan.errors.push(ArticleError {
+                errors.push(ArticleError {
                     file: lossy.into_owned(),
                     line: 1,
                     reason: "file name is not valid utf-8".to_string(),
@@ -100,37 +100,63 @@ pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
             }
             continue;
         };
-        if !is_article(&relative) {
-            continue;
-        }
-        match read_article_file(kb_dir, &relative) {
-            Ok(article) => scan.articles.push(article),
-            Err(error) => scan.errors.push(error),
+        if is_article(&relative) {
+            paths.push(relative);
         }
     }
-    // When two files claim one id, the file whose path is that id keeps it, else the first by path.
-    scan.articles.sort_by(|a, b| {
+    Ok((paths, errors))
+}
+
+/// Keeps one article per id. Ids in `claimed` (id → path) are already taken. Among new claimants the
+/// file whose path is the id wins, else the first by path; the others are reported.
+pub fn resolve_duplicate_ids(
+    mut articles: Vec<Article>,
+    claimed: &HashMap<String, String>,
+) -> (Vec<Article>, Vec<ArticleError>) {
+    articles.sort_by(|a, b| {
         let a_owns = a.path.strip_suffix(".md") == Some(a.id.as_str());
         let b_owns = b.path.strip_suffix(".md") == Some(b.id.as_str());
         b_owns.cmp(&a_owns).then_with(|| a.path.cmp(&b.path))
     });
-    let mut unique = Vec::with_capacity(scan.articles.len());
-    for article in std::mem::take(&mut scan.articles) {
-        if let Some(first) = seen_ids.get(article.id.as_str()) {
-            scan.errors.push(ArticleError {
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let mut unique = Vec::with_capacity(articles.len());
+    let mut errors = Vec::new();
+    for article in articles {
+        let owner = claimed
+            .get(article.id.as_str())
+            .filter(|path| **path != article.path)
+            .or_else(|| owners.get(article.id.as_str()));
+        if let Some(owner) = owner {
+            errors.push(ArticleError {
                 file: article.path.clone(),
                 line: 1,
-                reason: format!("id `{}` is already used by {first}", article.id),
+                reason: format!("id `{}` is already used by {owner}", article.id),
             });
             continue;
         }
-        seen_ids.insert(article.id.to_string(), article.path.clone());
+        owners.insert(article.id.to_string(), article.path.clone());
         unique.push(article);
     }
     unique.sort_by(|a, b| a.path.cmp(&b.path));
-    scan.articles = unique;
-    scan.errors.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(scan)
+    (unique, errors)
+}
+
+/// Reads every article under `kb_dir`. A file that fails is reported and skipped; the rest are returned.
+///
+/// Returns [`Error::Io`] only when the folder itself cannot be read.
+pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
+    let (paths, mut errors) = list_article_files(kb_dir)?;
+    let mut articles = Vec::with_capacity(paths.len());
+    for relative in paths {
+        match read_article_file(kb_dir, &relative) {
+            Ok(article) => articles.push(article),
+            Err(error) => errors.push(error),
+        }
+    }
+    let (articles, duplicate_errors) = resolve_duplicate_ids(articles, &HashMap::new());
+    errors.extend(duplicate_errors);
+    errors.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(KnowledgeBaseScan { articles, errors })
 }
 
 /// Writes `contents` to `path` so that readers see either the old or the new file, never a partial one:

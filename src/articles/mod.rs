@@ -5,7 +5,7 @@ mod load;
 mod parse;
 
 pub use load::{
-    is_article, load_knowledge_base, read_article_file, relative_path, write_file_atomically,
-    KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
+    is_article, list_article_files, load_knowledge_base, read_article_file, relative_path,
+    resolve_duplicate_ids, write_file_atomically, KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
 };
 pub use parse::{parse_article, render_html, ArticleError};

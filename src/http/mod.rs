@@ -11,6 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::error::Error;
 use crate::services::KnowledgeService;
 
 /// Largest request body accepted (an article is at most 1 MiB of markdown, JSON-escaped).
@@ -29,11 +30,16 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::kb::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn not_found(uri: axum::http::Uri) -> crate::error::Error {
-    crate::error::Error::NotFound(format!("no route for {}", uri.path()))
+async fn not_found(uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Error {
+    Error::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }

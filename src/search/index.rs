@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 
 /// File beside tantivy's own that records what the index was built with.
 const KEFU_META_FILE: &str = "kefu-meta.json";
+/// Copy of the user dictionary the index was built with.
+pub const INDEX_DICT_COPY: &str = "kefu-dict.txt";
+/// Copy of the synonyms the index was built with.
+pub const INDEX_SYNONYMS_COPY: &str = "kefu-synonyms.txt";
 /// Up to this many drafts are removed from ranked results instead of by a query filter.
 const MAX_DRAFTS_FILTERED_AFTER_RANKING: u64 = 200;
 /// Characters of body text shown in a snippet.
@@ -109,6 +113,15 @@ pub struct SearchHit {
     pub score: f32,
     /// HTML-safe body excerpt with matched words in `<mark>`; empty when snippets were not asked for.
     pub snippet: String,
+}
+
+/// What the index remembers of an article's source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedEntry {
+    /// Article id.
+    pub id: String,
+    /// Content hash of the file when it was indexed.
+    pub content_hash: String,
 }
 
 /// Summary of an indexed article, for listings.
@@ -391,19 +404,23 @@ impl SearchIndex {
         Arc::clone(&self.core.analyzer.read().expect("analyzer lock poisoned"))
     }
 
-    /// Id → content hash of every indexed article, for incremental sync.
-    pub fn indexed_hashes(&self) -> Result<HashMap<String, String>> {
+    /// Path → (id, content hash) of every indexed article, for incremental sync.
+    pub fn indexed_entries(&self) -> Result<HashMap<String, IndexedEntry>> {
         let fields = self.core.fields;
-        let mut hashes = HashMap::new();
+        let mut entries = HashMap::new();
         self.for_each_document(|document| {
-            if let (Some(id), Some(hash)) = (
-                first_str(document, fields.id),
-                first_str(document, fields.hash),
-            ) {
-                hashes.insert(id.to_string(), hash.to_string());
+            let id = first_str(document, fields.id);
+            let hash = first_str(document, fields.hash);
+            let path = first_str(document, fields.path);
+            if let (Some(id), Some(hash), Some(path)) = (id, hash, path) {
+                let entry = IndexedEntry {
+                    id: id.to_string(),
+                    content_hash: hash.to_string(),
+                };
+                entries.insert(path.to_string(), entry);
             }
         })?;
-        Ok(hashes)
+        Ok(entries)
     }
 
     /// Every indexed article, sorted by id.
@@ -664,7 +681,8 @@ fn clear_index_directory(directory: &Path) -> Result<()> {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
         name == KEFU_META_FILE
-            || name.starts_with("kefu-")
+            || name == INDEX_DICT_COPY
+            || name == INDEX_SYNONYMS_COPY
             || name == "meta.json"
             || name == ".managed.json"
             || name == ".tantivy-meta.lock"

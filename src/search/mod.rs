@@ -11,8 +11,8 @@ pub mod text;
 pub mod tokenizer;
 
 pub use index::{
-    IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
-    WriterOptions,
+    IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,
+    SearchRequest, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY,
 };
 pub use query::{AnalyzedQuery, MAX_QUERY_TERMS};
 pub use schema::{build_schema, Fields, SCHEMA_VERSION};

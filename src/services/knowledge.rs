@@ -9,15 +9,15 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::articles::{
-    load_knowledge_base, parse_article, read_article_file, render_html, write_file_atomically,
-    ArticleError, DICT_FILE, SYNONYMS_FILE,
+    list_article_files, load_knowledge_base, parse_article, read_article_file, render_html,
+    resolve_duplicate_ids, write_file_atomically, ArticleError, DICT_FILE, SYNONYMS_FILE,
 };
 use crate::config::SearchConfig;
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
 use crate::error::{Error, Result};
 use crate::search::{
     Analyzer, IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
-    Synonyms, WriterOptions, SCHEMA_VERSION,
+    Synonyms, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY, SCHEMA_VERSION,
 };
 
 /// Largest article file accepted through the API.
@@ -96,11 +96,6 @@ impl Analysis {
         )
     }
 }
-
-/// Copy of `kb/_dict.txt` inside the index folder.
-const INDEX_DICT_COPY: &str = "kefu-dict.txt";
-/// Copy of `kb/_synonyms.txt` inside the index folder.
-const INDEX_SYNONYMS_COPY: &str = "kefu-synonyms.txt";
 
 /// What a sync changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -206,13 +201,15 @@ struct Catalog {
 
 impl Catalog {
     fn insert(&mut self, article: &Article) {
-        self.path_of_id
-            .insert(article.id.to_string(), article.path.clone());
-        self.id_of_path
-            .insert(article.path.clone(), article.id.to_string());
+        self.insert_entry(article.id.as_str(), &article.path, &article.content_hash);
+    }
+
+    fn insert_entry(&mut self, id: &str, path: &str, content_hash: &str) {
+        self.path_of_id.insert(id.to_string(), path.to_string());
+        self.id_of_path.insert(path.to_string(), id.to_string());
         self.hash_of_id
-            .insert(article.id.to_string(), article.content_hash.clone());
-        self.errors.remove(&article.path);
+            .insert(id.to_string(), content_hash.to_string());
+        self.errors.remove(path);
     }
 
     fn remove_path(&mut self, path: &str) -> Option<String> {
@@ -300,34 +297,68 @@ impl KnowledgeService {
         }
     }
 
-    /// Compares every file with the index and applies the differences, then commits. Blocking.
+    /// Compares every file with the index and applies the differences, then commits. Files whose content
+    /// hash matches the index are not parsed again, which keeps start-up fast. Blocking.
     pub fn sync_all(&self) -> Result<SyncReport> {
-        let scan = load_knowledge_base(&self.kb_dir)?;
+        let (paths, mut errors) = list_article_files(&self.kb_dir)?;
         let mut catalog = self.lock_catalog();
-        let indexed = self.index.indexed_hashes()?;
+        let indexed = self.index.indexed_entries()?;
         let mut report = SyncReport::default();
         let mut fresh = Catalog::default();
-        for article in &scan.articles {
-            match indexed.get(article.id.as_str()) {
-                Some(hash) if *hash == article.content_hash => report.unchanged += 1,
-                Some(_) => {
-                    self.index.upsert(article)?;
-                    report.updated += 1;
+        let mut changed_articles = Vec::new();
+        for relative in paths {
+            let full_path = self.kb_dir.join(&relative);
+            let bytes = match std::fs::read(&full_path) {
+                Ok(bytes) => bytes,
+                Err(io_error) => {
+                    errors.push(ArticleError {
+                        file: relative,
+                        line: 1,
+                        reason: format!("cannot read file: {io_error}"),
+                    });
+                    continue;
                 }
-                None => {
-                    self.index.upsert(article)?;
-                    report.added += 1;
+            };
+            let content_hash = blake3::hash(&bytes).to_hex().to_string();
+            match indexed.get(&relative) {
+                Some(entry) if entry.content_hash == content_hash => {
+                    fresh.insert_entry(&entry.id, &relative, &content_hash);
+                    report.unchanged += 1;
                 }
+                _ => match parse_article(&relative, &bytes) {
+                    Ok(article) => changed_articles.push(article),
+                    Err(error) => errors.push(error),
+                },
             }
+        }
+        let (changed_articles, duplicate_errors) =
+            resolve_duplicate_ids(changed_articles, &fresh.path_of_id);
+        errors.extend(duplicate_errors);
+        let indexed_ids: HashMap<&str, &str> = indexed
+            .iter()
+            .map(|(path, entry)| (entry.id.as_str(), path.as_str()))
+            .collect();
+        for article in &changed_articles {
             fresh.insert(article);
         }
-        for id in indexed.keys() {
-            if !fresh.path_of_id.contains_key(id) {
-                self.index.delete(id)?;
+        for (path, entry) in &indexed {
+            let still_there = fresh.path_of_id.get(&entry.id) == Some(path);
+            let id_moved_elsewhere = fresh.path_of_id.contains_key(&entry.id);
+            if !still_there && !id_moved_elsewhere {
+                self.index.delete(&entry.id)?;
                 report.removed += 1;
             }
         }
-        for error in &scan.errors {
+        for article in &changed_articles {
+            self.index.upsert(article)?;
+            if indexed_ids.contains_key(article.id.as_str()) {
+                report.updated += 1;
+            } else {
+                report.added += 1;
+            }
+        }
+        errors.sort_by(|a, b| a.file.cmp(&b.file));
+        for error in &errors {
             fresh.errors.insert(error.file.clone(), error.clone());
         }
         if let Some(dictionary_error) = catalog.errors.get(DICT_FILE) {
@@ -336,10 +367,11 @@ impl KnowledgeService {
                 .insert(DICT_FILE.to_string(), dictionary_error.clone());
         }
         *catalog = fresh;
+        drop(catalog);
         if report.changed() {
             self.index.commit_now()?;
         }
-        report.errors = scan.errors;
+        report.errors = errors;
         Ok(report)
     }
 

@@ -1,6 +1,6 @@
 //! Knowledge base: search, list, read, write and delete articles, and the report of broken files.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::articles::ArticleError;
 use crate::error::Result;
 use crate::http::access::{authorize, CanEditArticles, Permission};
-use crate::http::extract::{AppJson, AppQuery};
+use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::AppState;
 use crate::search::IndexedArticle;
 use crate::services::{ArticleView, SearchQuery, SearchResults};
@@ -76,7 +76,7 @@ async fn list_articles(
 
 async fn get_article(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Json<ArticleView>> {
     Ok(Json(state.knowledge.get(&id)?))
 }
@@ -90,7 +90,7 @@ struct PutArticleRequest {
 async fn put_article(
     _editor: CanEditArticles,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(request): AppJson<PutArticleRequest>,
 ) -> Result<(StatusCode, Json<ArticleView>)> {
     let (view, created) = state.knowledge.put(&id, request.markdown).await?;
@@ -105,7 +105,7 @@ async fn put_article(
 async fn delete_article(
     _editor: CanEditArticles,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<StatusCode> {
     state.knowledge.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,0 +1,337 @@
+//! Shared test harness: a knowledge base of fixture articles in a `TempDir`, and a [`TestApp`] that
+//! builds the real state and router over it and sends requests with `tower::ServiceExt::oneshot`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+use kefu::http::AppState;
+use kefu::Config;
+
+/// `returns/refund`: the refund article. Says 退款 (never 退钱 or 返款), and carries script text both as
+/// inline code (which reaches the plain-text body and so the snippet) and as a raw HTML block (which
+/// reaches the rendered HTML).
+pub const REFUND: &str = "---
+id: returns/refund
+title: 如何申请退款
+tags: [退款]
+keywords: [退款流程]
+questions:
+  - 退款多久到账
+updated: 2026-11-20
+---
+
+# 如何申请退款
+
+在订单详情页点击「申请退款」并提交，退款按原路退回。客服不会发送 `<script>alert(1)</script>` 这样的退款链接，请提防诈骗。
+
+<script>alert(\"xss\")</script>
+
+## 到账时间
+
+退款到账时间以银行为准。
+";
+
+/// `returns/seven-day`: returns, in Simplified Chinese (退货), without 退款.
+pub const SEVEN_DAY: &str = "---
+title: 七天无理由退货
+tags: 退货
+---
+
+# 七天无理由退货
+
+签收后 7 天内，商品完好、不影响二次销售，可以申请无理由退货。寄回商品时请保留快递单号。
+";
+
+/// `shipping/freight-insurance`: the only article with the dictionary word 运费险.
+pub const FREIGHT_INSURANCE: &str = "# 运费险怎么理赔
+
+购买运费险后，寄回商品产生的运费会自动理赔到账户余额，无需额外操作。
+";
+
+/// `invoices/e-invoice`: has similar questions (`questions`).
+pub const E_INVOICE: &str = "---
+title: 电子发票开具
+tags: [发票]
+questions:
+  - 发票在哪里下载
+  - 可以开公司抬头吗
+---
+
+# 电子发票开具
+
+订单完成后，可在订单详情页申请开具电子发票，开具后可下载 PDF 文件。
+";
+
+/// `returns/trade-in`: a draft.
+pub const TRADE_IN_DRAFT: &str = "---
+title: 以旧换新活动
+status: draft
+---
+
+# 以旧换新活动
+
+以旧换新活动即将上线，敬请期待。
+";
+
+/// The user dictionary: keeps 运费险 whole.
+pub const DICTIONARY: &str = "运费险 1000 n\n";
+/// The synonym groups. 收据 shares no character with any fixture except 收, so only the synonym makes
+/// it find the invoice article.
+pub const SYNONYMS: &str = "退款,退钱,返款\n发票,收据\n";
+
+/// Every fixture: (path under `kb/`, contents).
+pub const FIXTURES: [(&str, &str); 5] = [
+    ("returns/refund.md", REFUND),
+    ("returns/seven-day.md", SEVEN_DAY),
+    ("shipping/freight-insurance.md", FREIGHT_INSURANCE),
+    ("invoices/e-invoice.md", E_INVOICE),
+    ("returns/trade-in.md", TRADE_IN_DRAFT),
+];
+
+/// Ids of the published fixtures, sorted.
+pub const PUBLISHED_IDS: [&str; 4] = [
+    "invoices/e-invoice",
+    "returns/refund",
+    "returns/seven-day",
+    "shipping/freight-insurance",
+];
+
+/// A root `TempDir` holding `kb/`, `index/` and `data/`; the root lets tests check that nothing is
+/// written beside `kb/`.
+pub struct TestDirs {
+    _root: TempDir,
+    /// The root folder.
+    pub root: PathBuf,
+    /// The knowledge base.
+    pub kb: PathBuf,
+    /// The index.
+    pub index: PathBuf,
+    /// The data folder.
+    pub data: PathBuf,
+}
+
+impl TestDirs {
+    /// Folders with an empty knowledge base.
+    pub fn empty() -> TestDirs {
+        let root_dir = tempfile::tempdir().expect("creating a temporary folder");
+        let root = root_dir.path().to_path_buf();
+        let dirs = TestDirs {
+            _root: root_dir,
+            kb: root.join("kb"),
+            index: root.join("index"),
+            data: root.join("data"),
+            root,
+        };
+        std::fs::create_dir_all(&dirs.kb).unwrap();
+        dirs
+    }
+
+    /// Folders whose knowledge base holds [`FIXTURES`], the dictionary and the synonyms.
+    pub fn with_fixtures() -> TestDirs {
+        let dirs = TestDirs::empty();
+        for (path, contents) in FIXTURES {
+            dirs.write(path, contents);
+        }
+        dirs.write("_dict.txt", DICTIONARY);
+        dirs.write("_synonyms.txt", SYNONYMS);
+        dirs
+    }
+
+    /// Writes a file under `kb/`, creating folders.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
+        let path = self.kb.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Removes a file under `kb/`.
+    pub fn remove(&self, relative: &str) {
+        std::fs::remove_file(self.kb.join(relative)).unwrap();
+    }
+
+    /// A configuration over these folders; the watcher is off.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.paths.kb = self.kb.clone();
+        config.paths.index = self.index.clone();
+        config.paths.data = self.data.clone();
+        config.search.watch = false;
+        config
+    }
+
+    /// Every file under `root`, relative, sorted (for "nothing was written outside kb/" checks).
+    pub fn files_outside_kb(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        collect_files(&self.root, &self.root, &mut files);
+        files.retain(|file| !file.starts_with("kb/") && !file.starts_with("index/"));
+        files.sort();
+        files
+    }
+}
+
+fn collect_files(root: &Path, folder: &Path, files: &mut Vec<String>) {
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(root, &path, files);
+        } else {
+            files.push(
+                path.strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
+        }
+    }
+}
+
+/// The application over real folders: state from `kefu::app::build_state`, router from
+/// `kefu::http::router`.
+pub struct TestApp {
+    /// The state (the knowledge service), for tests that start the watcher.
+    pub state: AppState,
+    router: Router,
+    /// The folders; dropped last.
+    pub dirs: TestDirs,
+}
+
+impl TestApp {
+    /// An application over the fixture knowledge base.
+    pub async fn new() -> TestApp {
+        TestApp::start(TestDirs::with_fixtures()).await
+    }
+
+    /// An application over `dirs` (the index is opened or built as `kefu serve` does).
+    pub async fn start(dirs: TestDirs) -> TestApp {
+        let config = dirs.config();
+        let state = kefu::app::build_state(&config)
+            .await
+            .expect("building the application state");
+        let router = kefu::http::router(state.clone());
+        TestApp {
+            state,
+            router,
+            dirs,
+        }
+    }
+
+    /// Drops the state and router and hands back the folders, for a restart.
+    pub fn stop(self) -> TestDirs {
+        let TestApp { dirs, .. } = self;
+        dirs
+    }
+
+    /// Sends a request with an optional raw body and content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let builder = Request::builder().method(method).uri(uri);
+        let request = match body {
+            Some((content_type, bytes)) => builder
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(bytes)),
+            None => builder.body(Body::empty()),
+        }
+        .unwrap_or_else(|error| panic!("building a request for {uri}: {error}"));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                // Not JSON: keep the text so the assertion message shows it.
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        (status, value)
+    }
+
+    /// `GET uri`.
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, uri, None).await
+    }
+
+    /// `PUT uri` with a JSON body.
+    pub async fn put(&self, uri: &str, json: Option<Value>) -> (StatusCode, Value) {
+        let body = json.map(|json| ("application/json", serde_json::to_vec(&json).unwrap()));
+        self.send(Method::PUT, uri, body).await
+    }
+
+    /// `DELETE uri`.
+    pub async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Method::DELETE, uri, None).await
+    }
+
+    /// `PUT /api/v1/kb/articles/{id}` with `{"markdown": markdown}`.
+    pub async fn put_article(&self, id: &str, markdown: &str) -> (StatusCode, Value) {
+        self.put(
+            &format!("/api/v1/kb/articles/{}", encode(id)),
+            Some(serde_json::json!({ "markdown": markdown })),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/kb/search?q=…` plus `extra` (already encoded, e.g. `&limit=2`); asserts 200.
+    pub async fn search(&self, query: &str, extra: &str) -> Value {
+        let uri = format!("/api/v1/kb/search?q={}{extra}", encode(query));
+        let (status, body) = self.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        body
+    }
+
+    /// Ids of the hits for `query`, best first.
+    pub async fn search_ids(&self, query: &str) -> Vec<String> {
+        hit_ids(&self.search(query, "").await)
+    }
+
+    /// The best hit for `query`, if any.
+    pub async fn top_hit(&self, query: &str) -> Option<String> {
+        self.search_ids(query).await.into_iter().next()
+    }
+
+    /// Whether `id` is among the hits for `query`. Search also matches single characters, so "not
+    /// found" is asserted about one article, never as an empty hit list.
+    pub async fn finds(&self, query: &str, id: &str) -> bool {
+        self.search_ids(query).await.iter().any(|hit| hit == id)
+    }
+}
+
+/// Ids of the hits of a search response, best first.
+pub fn hit_ids(results: &Value) -> Vec<String> {
+    results["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hits array in {results}"))
+        .iter()
+        .map(|hit| hit["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`, for paths and query values.
+pub fn encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// The `{"code", "message"}` error body.
+pub fn error_body(code: &str, message: &str) -> Value {
+    serde_json::json!({ "code": code, "message": message })
+}

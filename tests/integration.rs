@@ -1,0 +1,15 @@
+//! The one integration-test binary (one link instead of one per file): the real router over a real
+//! tantivy index in temporary folders, index sync across restarts, the file watcher, and the CLI.
+
+mod common;
+
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/http_articles.rs"]
+mod http_articles;
+#[path = "integration/http_search.rs"]
+mod http_search;
+#[path = "integration/sync.rs"]
+mod sync;
+#[path = "integration/watch.rs"]
+mod watch;
