@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -42,4 +44,16 @@ async fn not_found(uri: axum::http::Uri) -> Error {
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Error {
     Error::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// A handler panic is a bug; the client still gets the usual JSON body and the connection survives.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    axum::response::IntoResponse::into_response(Error::Internal(format!(
+        "handler panicked: {detail}"
+    )))
 }

@@ -89,25 +89,26 @@ impl Analyzer {
     /// that `处理` finds `待处理`. Punctuation is dropped; offsets refer to `text`.
     pub fn word_tokens(&self, text: &str) -> Vec<Token> {
         let normalized = normalize(text);
-        let mut tokens = Vec::new();
-        for (position, word) in self
-            .jieba
-            .cut_for_search(&normalized.text, true)
+        let mut words = self.jieba.cut_for_search(&normalized.text, true);
+        // jieba emits the sub-words of a long word before the word itself, so offsets step backwards;
+        // tantivy's snippet builder assumes they never do (and panics on underflow otherwise).
+        words.sort_by_key(|word| (word.byte_start, word.byte_end));
+        words
             .into_iter()
             .filter(|word| is_meaningful(word.word))
             .enumerate()
-        {
-            let (offset_from, offset_to) =
-                normalized.original_range(word.byte_start, word.byte_end);
-            tokens.push(Token {
-                offset_from,
-                offset_to,
-                position,
-                text: word.word.to_string(),
-                position_length: 1,
-            });
-        }
-        tokens
+            .map(|(position, word)| {
+                let (offset_from, offset_to) =
+                    normalized.original_range(word.byte_start, word.byte_end);
+                Token {
+                    offset_from,
+                    offset_to,
+                    position,
+                    text: word.word.to_string(),
+                    position_length: 1,
+                }
+            })
+            .collect()
     }
 
     /// Distinct words of a query, in order of first appearance. Queries are cut in jieba's precise mode:
@@ -313,6 +314,19 @@ mod tests {
     #[test]
     fn punctuation_is_dropped_and_text_normalised() {
         assert_eq!(words("退貨，ＯＫ！"), ["退货", "ok"]);
+    }
+
+    #[test]
+    fn word_offsets_never_step_backwards() {
+        let tokens = analyzer().word_tokens("中国农业发展银行的电子发票开具与下载，重置密码短信");
+        for pair in tokens.windows(2) {
+            assert!(
+                pair[0].offset_from <= pair[1].offset_from,
+                "{:?} before {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
     }
 
     #[test]

@@ -612,11 +612,7 @@ async fn wrong_methods_answer_405_with_the_error_body() {
     ] {
         let (status, body) = app.send(method.clone(), uri, None).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
-        assert_error_shape(
-            &format!("{method} {uri}"),
-            &body,
-            &["method_not_allowed"],
-        );
+        assert_error_shape(&format!("{method} {uri}"), &body, &["method_not_allowed"]);
     }
     // The article is untouched.
     let (status, _) = app.get("/api/v1/kb/articles/returns/refund").await;
@@ -635,25 +631,13 @@ async fn ids_that_are_not_utf8_answer_with_the_error_body() {
     ] {
         let (status, body) = app.get(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "GET {uri}: {body}");
-        assert_error_shape(
-            &format!("GET {uri}"),
-            &body,
-            &["bad_request"],
-        );
+        assert_error_shape(&format!("GET {uri}"), &body, &["bad_request"]);
         let (status, body) = app.put(uri, Some(json!({"markdown": "# x\n"}))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "PUT {uri}: {body}");
-        assert_error_shape(
-            &format!("PUT {uri}"),
-            &body,
-            &["bad_request"],
-        );
+        assert_error_shape(&format!("PUT {uri}"), &body, &["bad_request"]);
         let (status, body) = app.delete(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "DELETE {uri}: {body}");
-        assert_error_shape(
-            &format!("DELETE {uri}"),
-            &body,
-            &["bad_request"],
-        );
+        assert_error_shape(&format!("DELETE {uri}"), &body, &["bad_request"]);
     }
     assert_eq!(kb_files(&app.dirs), kb_before);
 }
