@@ -8,10 +8,25 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::http::{router, AppState};
 use crate::search::WriterOptions;
-use crate::services::{watch_knowledge_base, KnowledgeService};
+use crate::services::accounts::Bootstrap;
+use crate::services::captcha::{CaptchaSource, ImageCaptcha};
+use crate::services::{watch_knowledge_base, AccountService, Clock, KnowledgeService, SystemClock};
+use crate::storage::Store;
+
+/// How often idle agents are set away and stale sessions purged.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Opens everything `config` names and returns the HTTP state; blocking work runs off the async workers.
 pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    build_state_with(config, Arc::new(SystemClock), Box::new(ImageCaptcha)).await
+}
+
+/// [`build_state`] with the clock and captcha pictures chosen by the caller (tests inject both).
+pub async fn build_state_with(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    captcha: Box<dyn CaptchaSource>,
+) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.paths.data)
         .with_context(|| format!("creating data folder {}", config.paths.data.display()))?;
     let kb_dir = config.paths.kb.clone();
@@ -36,9 +51,68 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     knowledge
         .index()
         .start_commit_batching(Duration::from_millis(config.search.commit_delay_ms));
+    let accounts = open_accounts(config, clock, captcha).await?;
     Ok(AppState {
         knowledge: Arc::new(knowledge),
+        accounts: Arc::new(accounts),
     })
+}
+
+async fn open_accounts(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    captcha: Box<dyn CaptchaSource>,
+) -> anyhow::Result<AccountService> {
+    let data_dir = config.paths.data.clone();
+    let accounts_config = config.accounts.clone();
+    let (accounts, bootstrap) = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&data_dir)?;
+        AccountService::open(store, accounts_config, clock, captcha)
+    })
+    .await?
+    .with_context(|| format!("opening accounts in {}", config.paths.data.display()))?;
+    announce_bootstrap(&bootstrap);
+    Ok(accounts)
+}
+
+/// Tells the operator what first start did; a generated password goes to the console only.
+pub fn announce_bootstrap(bootstrap: &Bootstrap) {
+    match bootstrap {
+        Bootstrap::Existing => {}
+        Bootstrap::CreatedWithConfiguredPassword => tracing::info!(
+            "first start: created account `admin` with the password from KEFU_ADMIN_PASSWORD; it must be changed at first sign-in"
+        ),
+        Bootstrap::CreatedWithRandomPassword(password) => {
+            // Printed once, to the console only: it is in no log file and never shown again.
+            println!(
+                "first start: created account `admin` with password {password}\n\
+                 sign in and change it; it is not shown again"
+            );
+        }
+    }
+}
+
+/// Sets idle agents away and purges expired sessions, until the process ends.
+fn start_housekeeping(accounts: Arc<AccountService>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let accounts = Arc::clone(&accounts);
+            let outcome = tokio::task::spawn_blocking(move || {
+                let away = accounts.apply_auto_away()?;
+                let purged = accounts.purge_expired_sessions()?;
+                Ok::<_, crate::Error>((away.len(), purged))
+            })
+            .await;
+            match outcome {
+                Ok(Ok((0, 0))) => {}
+                Ok(Ok((away, purged))) => tracing::info!(away, purged, "housekeeping"),
+                Ok(Err(error)) => tracing::warn!(%error, "housekeeping failed"),
+                Err(error) => tracing::warn!(%error, "housekeeping task failed"),
+            }
+        }
+    });
 }
 
 /// `kefu serve`: runs until Ctrl-C or SIGTERM.
@@ -55,11 +129,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    start_housekeeping(Arc::clone(&state.accounts));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped");

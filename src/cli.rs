@@ -7,8 +7,13 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, FlagOverrides};
+use crate::domain::Role;
 use crate::search::{SearchIndex, SearchRequest};
+use crate::services::accounts::{AccountPatch, Actor, NewAccount};
+use crate::services::captcha::ImageCaptcha;
 use crate::services::{rebuild_index, Analysis};
+use crate::services::{AccountService, SystemClock};
+use crate::storage::Store;
 
 /// kefu: customer-service desk with a Chinese knowledge base.
 #[derive(Debug, Parser)]
@@ -31,6 +36,63 @@ pub enum Command {
     Index(IndexArgs),
     /// Search the index and print ranked articles (one query, or a batch file for evaluation).
     Search(SearchArgs),
+    /// Manage accounts without the web UI (stop `kefu serve` first: the database has one owner).
+    User(UserArgs),
+}
+
+/// `kefu user` flags.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// Data folder [default: data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+/// `kefu user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account; it must change its password at first sign-in.
+    Add {
+        /// Sign-in name (a-z, 0-9, `.`, `_`, `-`).
+        username: String,
+        /// Role, repeatable: admin, supervisor, agent, editor [default: agent].
+        #[arg(long = "role", value_name = "ROLE", value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// Name shown to visitors [default: the username].
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the initial password from the first line of standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (prompted, or from standard input); it must be changed at next sign-in.
+    Passwd {
+        /// The account.
+        username: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it cannot sign in and its sessions end.
+    Disable {
+        /// The account.
+        username: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// The account.
+        username: String,
+    },
+    /// List accounts.
+    List,
+}
+
+fn parse_role(name: &str) -> Result<Role, String> {
+    Role::parse(name)
+        .ok_or_else(|| format!("unknown role `{name}`; one of admin, supervisor, agent, editor"))
 }
 
 /// `kefu serve` flags.
@@ -107,6 +169,10 @@ impl Cli {
             },
             Command::Search(args) => FlagOverrides {
                 index: args.index.clone(),
+                ..FlagOverrides::default()
+            },
+            Command::User(args) => FlagOverrides {
+                data: args.data.clone(),
                 ..FlagOverrides::default()
             },
         };
@@ -217,4 +283,109 @@ fn request<'a>(args: &'a SearchArgs, text: &'a str, with_snippets: bool) -> Sear
         include_drafts: args.drafts,
         with_snippets,
     }
+}
+
+/// `kefu user`: returns the process exit code.
+pub fn run_user(config: &Config, action: &UserAction) -> anyhow::Result<i32> {
+    let store = Store::open(&config.paths.data)?;
+    let (accounts, bootstrap) = AccountService::open(
+        store,
+        config.accounts.clone(),
+        std::sync::Arc::new(SystemClock),
+        Box::new(ImageCaptcha),
+    )?;
+    crate::app::announce_bootstrap(&bootstrap);
+    let operator = Actor {
+        username: Some(format!("cli:{}", whoami())),
+        ip: None,
+    };
+    match action {
+        UserAction::Add {
+            username,
+            roles,
+            display_name,
+            password_stdin,
+        } => {
+            let password = if *password_stdin {
+                Some(read_stdin_line()?)
+            } else {
+                None
+            };
+            let new_account = NewAccount {
+                username: username.clone(),
+                display_name: display_name.clone(),
+                password,
+                roles: (!roles.is_empty()).then(|| roles.iter().copied().collect()),
+                groups: Default::default(),
+                max_concurrent: None,
+            };
+            let (account, generated) = accounts.create_account(new_account, &operator)?;
+            println!("created `{}` (id {})", account.username, account.id.0);
+            if let Some(password) = generated {
+                println!("initial password: {password}  (must be changed at first sign-in)");
+            }
+        }
+        UserAction::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let account = find(&accounts, username)?;
+            let password = if *password_stdin {
+                read_stdin_line()?
+            } else {
+                let first = rpassword::prompt_password("new password: ")?;
+                let again = rpassword::prompt_password("again: ")?;
+                anyhow::ensure!(first == again, "the passwords differ");
+                first
+            };
+            accounts.reset_password(account.id, Some(password), &operator)?;
+            println!(
+                "password of `{}` set; it must be changed at next sign-in",
+                account.username
+            );
+        }
+        UserAction::Disable { username } | UserAction::Enable { username } => {
+            let account = find(&accounts, username)?;
+            let disabled = matches!(action, UserAction::Disable { .. });
+            let patch = AccountPatch {
+                disabled: Some(disabled),
+                ..AccountPatch::default()
+            };
+            accounts.update_account(account.id, patch, &operator)?;
+            let verb = if disabled { "disabled" } else { "enabled" };
+            println!("`{}` {verb}", account.username);
+        }
+        UserAction::List => {
+            for account in accounts.list_accounts()? {
+                let roles: Vec<&str> = account.roles.iter().map(|role| role.as_str()).collect();
+                println!(
+                    "{:>4}  {:<20} {:<12} {}{}",
+                    account.id.0,
+                    account.username,
+                    account.display_name,
+                    roles.join(","),
+                    if account.disabled { "  (disabled)" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn find(accounts: &AccountService, username: &str) -> anyhow::Result<crate::domain::Account> {
+    accounts
+        .account_by_username(username)?
+        .ok_or_else(|| anyhow::anyhow!("no account `{username}`"))
+}
+
+fn read_stdin_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
 }

@@ -22,6 +22,8 @@ pub struct Config {
     pub paths: PathsConfig,
     /// Search behaviour.
     pub search: SearchConfig,
+    /// Accounts, sign-in and sessions.
+    pub accounts: AccountsConfig,
 }
 
 /// HTTP server settings.
@@ -58,6 +60,52 @@ pub struct SearchConfig {
     pub commit_delay_ms: u64,
     /// Whether `kefu serve` watches `kb` for edits made on disk.
     pub watch: bool,
+}
+
+/// Accounts, sign-in and sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Password of the `admin` account created at first start; from `KEFU_ADMIN_PASSWORD`. When unset a
+    /// random one is printed once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+    /// A session unused for this long expires.
+    pub session_idle_minutes: u64,
+    /// Failed sign-ins in a row that lock an account.
+    pub lockout_failures: u32,
+    /// How long a lock lasts.
+    pub lockout_minutes: u64,
+    /// Failed sign-ins in a row after which a captcha is required.
+    pub captcha_after_failures: u32,
+    /// Sign-in attempts allowed per client address per minute.
+    pub login_attempts_per_minute: u32,
+    /// An online agent idle this long is shown as away; 0 turns it off.
+    pub auto_away_minutes: u64,
+    /// Largest avatar upload.
+    pub max_avatar_bytes: usize,
+    /// Concurrent conversations of a new agent.
+    pub default_max_concurrent: u32,
+    /// Mark the session cookie `Secure` even without an `X-Forwarded-Proto: https` header (serving
+    /// behind a TLS proxy that does not send it).
+    pub secure_cookies: bool,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            admin_password: None,
+            session_idle_minutes: 8 * 60,
+            lockout_failures: 5,
+            lockout_minutes: 15,
+            captcha_after_failures: 3,
+            login_attempts_per_minute: 30,
+            auto_away_minutes: 10,
+            max_avatar_bytes: 1 << 20,
+            default_max_concurrent: 5,
+            secure_cookies: false,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -145,6 +193,9 @@ impl Config {
         }
         figment = figment.merge(Serialized::defaults(env_layer(env)));
         let mut config: Config = figment.extract().map_err(Box::new)?;
+        if let Some(password) = env.get("KEFU_ADMIN_PASSWORD") {
+            config.accounts.admin_password = Some(password.clone());
+        }
         config.apply(flags);
         Ok(config)
     }

@@ -27,6 +27,50 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The caller may not do this.
     Forbidden,
+    /// No valid session: sign in first.
+    Unauthenticated,
+    /// The session expired after idle time or was revoked.
+    SessionExpired,
+    /// Wrong username or password (never says which).
+    InvalidCredentials,
+    /// Too many failed sign-ins; the account is locked for a while.
+    AccountLocked,
+    /// The account was disabled by an admin.
+    AccountDisabled,
+    /// After repeated failures a captcha must accompany sign-in.
+    CaptchaRequired,
+    /// The captcha answer was wrong or expired.
+    CaptchaInvalid,
+    /// The account uses two-step verification: send a code.
+    TotpRequired,
+    /// The two-step verification code was wrong.
+    TotpInvalid,
+    /// A state-changing request lacked the session's CSRF token.
+    CsrfFailed,
+    /// The password must be changed before anything else.
+    PasswordChangeRequired,
+    /// An admin requires two-step verification: enrol first.
+    TwoFactorSetupRequired,
+    /// The current password given to confirm a change was wrong.
+    WrongPassword,
+    /// A new password breaks the password rules.
+    WeakPassword,
+    /// Too many requests from this address.
+    RateLimited,
+    /// Another account has that username.
+    UsernameTaken,
+    /// No account has that id.
+    AccountNotFound,
+    /// No skill group has that id.
+    GroupNotFound,
+    /// Another skill group has that name.
+    GroupNameTaken,
+    /// A field's value is not acceptable.
+    InvalidInput,
+    /// An avatar upload is not a PNG, JPEG, GIF or WebP image.
+    InvalidAvatar,
+    /// An avatar upload is too large.
+    AvatarTooLarge,
     /// Something went wrong on our side.
     Internal,
 }
@@ -43,6 +87,28 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::AccountLocked => "account_locked",
+            ErrorCode::AccountDisabled => "account_disabled",
+            ErrorCode::CaptchaRequired => "captcha_required",
+            ErrorCode::CaptchaInvalid => "captcha_invalid",
+            ErrorCode::TotpRequired => "totp_required",
+            ErrorCode::TotpInvalid => "totp_invalid",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::PasswordChangeRequired => "password_change_required",
+            ErrorCode::TwoFactorSetupRequired => "two_factor_setup_required",
+            ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::AccountNotFound => "account_not_found",
+            ErrorCode::GroupNotFound => "group_not_found",
+            ErrorCode::GroupNameTaken => "group_name_taken",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::InvalidAvatar => "invalid_avatar",
+            ErrorCode::AvatarTooLarge => "avatar_too_large",
             ErrorCode::Internal => "internal",
         }
     }
@@ -83,6 +149,81 @@ pub enum Error {
     /// The caller lacks a permission.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// No valid session.
+    #[error("sign in first")]
+    Unauthenticated,
+    /// The session expired or was revoked.
+    #[error("the session expired; sign in again")]
+    SessionExpired,
+    /// Wrong username or password.
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// The account is locked after repeated failures.
+    #[error("too many failed sign-ins; try again after {until}")]
+    AccountLocked {
+        /// When the lock ends.
+        until: jiff::Timestamp,
+    },
+    /// The account is disabled.
+    #[error("this account is disabled")]
+    AccountDisabled,
+    /// A captcha must accompany this sign-in.
+    #[error("a captcha is required; fetch one from /api/v1/auth/captcha")]
+    CaptchaRequired,
+    /// The captcha answer was wrong or expired.
+    #[error("the captcha answer is wrong or expired")]
+    CaptchaInvalid,
+    /// A TOTP code must accompany this sign-in.
+    #[error("a two-step verification code is required")]
+    TotpRequired,
+    /// The TOTP or recovery code was wrong.
+    #[error("the two-step verification code is wrong")]
+    TotpInvalid,
+    /// Missing or wrong CSRF token.
+    #[error("missing or wrong X-CSRF-Token header")]
+    CsrfFailed,
+    /// The password must be changed first.
+    #[error("change your password first")]
+    PasswordChangeRequired,
+    /// Two-step verification must be set up first.
+    #[error("set up two-step verification first")]
+    TwoFactorSetupRequired,
+    /// The current password given to confirm a change was wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// The new password breaks the rules; each reason is listed.
+    #[error("the new password is too weak: {}", .0.join("; "))]
+    WeakPassword(Vec<String>),
+    /// Too many requests from one address.
+    #[error("too many requests; slow down")]
+    RateLimited,
+    /// The username is in use.
+    #[error("username `{0}` is taken")]
+    UsernameTaken(String),
+    /// No account with that id.
+    #[error("account {0} not found")]
+    AccountNotFound(u64),
+    /// No group with that id.
+    #[error("skill group {0} not found")]
+    GroupNotFound(u64),
+    /// The group name is in use.
+    #[error("skill group name `{0}` is taken")]
+    GroupNameTaken(String),
+    /// A field's value is not acceptable.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// An avatar is not an accepted image.
+    #[error("{0}")]
+    InvalidAvatar(String),
+    /// An avatar is too large.
+    #[error("the avatar is larger than {max_bytes} bytes")]
+    AvatarTooLarge {
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// The database failed.
+    #[error("storage: {0}")]
+    Storage(String),
     /// File-system failure, with the path involved.
     #[error("io error on {path}: {source}")]
     Io {
@@ -114,9 +255,33 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Error::Forbidden(_) => ErrorCode::Forbidden,
-            Error::Io { .. } | Error::Tantivy(_) | Error::OpenDirectory(_) | Error::Internal(_) => {
-                ErrorCode::Internal
-            }
+            Error::Unauthenticated => ErrorCode::Unauthenticated,
+            Error::SessionExpired => ErrorCode::SessionExpired,
+            Error::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Error::AccountLocked { .. } => ErrorCode::AccountLocked,
+            Error::AccountDisabled => ErrorCode::AccountDisabled,
+            Error::CaptchaRequired => ErrorCode::CaptchaRequired,
+            Error::CaptchaInvalid => ErrorCode::CaptchaInvalid,
+            Error::TotpRequired => ErrorCode::TotpRequired,
+            Error::TotpInvalid => ErrorCode::TotpInvalid,
+            Error::CsrfFailed => ErrorCode::CsrfFailed,
+            Error::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
+            Error::TwoFactorSetupRequired => ErrorCode::TwoFactorSetupRequired,
+            Error::WrongPassword => ErrorCode::WrongPassword,
+            Error::WeakPassword(_) => ErrorCode::WeakPassword,
+            Error::RateLimited => ErrorCode::RateLimited,
+            Error::UsernameTaken(_) => ErrorCode::UsernameTaken,
+            Error::AccountNotFound(_) => ErrorCode::AccountNotFound,
+            Error::GroupNotFound(_) => ErrorCode::GroupNotFound,
+            Error::GroupNameTaken(_) => ErrorCode::GroupNameTaken,
+            Error::InvalidInput(_) => ErrorCode::InvalidInput,
+            Error::InvalidAvatar(_) => ErrorCode::InvalidAvatar,
+            Error::AvatarTooLarge { .. } => ErrorCode::AvatarTooLarge,
+            Error::Storage(_)
+            | Error::Io { .. }
+            | Error::Tantivy(_)
+            | Error::OpenDirectory(_)
+            | Error::Internal(_) => ErrorCode::Internal,
         }
     }
 

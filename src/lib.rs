@@ -1,8 +1,8 @@
 //! kefu: a customer-service desk for Chinese-speaking teams, built around a markdown knowledge base
 //! searched with jieba + tantivy.
 //!
-//! Modules depend one way: `error`/`config` ← `domain` ← `articles` ← `search` ← `services` ← `http`
-//! ← `app`/`cli`.
+//! Modules depend one way: `error`/`config` ← `domain` ← `articles`/`storage` ← `search` ← `services`
+//! ← `http` ← `app`/`cli`.
 #![warn(missing_docs)]
 
 pub mod app;
@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod search;
 pub mod services;
+pub mod storage;
 
 pub use config::Config;
 pub use error::{Error, ErrorCode, Result};

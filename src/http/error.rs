@@ -22,7 +22,27 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::BadRequest
         | ErrorCode::InvalidQuery
         | ErrorCode::InvalidArticleId
-        | ErrorCode::InvalidArticle => StatusCode::BAD_REQUEST,
+        | ErrorCode::InvalidArticle
+        | ErrorCode::WrongPassword
+        | ErrorCode::WeakPassword
+        | ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated
+        | ErrorCode::SessionExpired
+        | ErrorCode::InvalidCredentials
+        | ErrorCode::CaptchaRequired
+        | ErrorCode::CaptchaInvalid
+        | ErrorCode::TotpRequired
+        | ErrorCode::TotpInvalid => StatusCode::UNAUTHORIZED,
+        ErrorCode::AccountLocked => StatusCode::LOCKED,
+        ErrorCode::AccountDisabled
+        | ErrorCode::CsrfFailed
+        | ErrorCode::PasswordChangeRequired
+        | ErrorCode::TwoFactorSetupRequired => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::UsernameTaken | ErrorCode::GroupNameTaken => StatusCode::CONFLICT,
+        ErrorCode::AccountNotFound | ErrorCode::GroupNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::InvalidAvatar => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -12,8 +12,8 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::Error;
-use crate::services::KnowledgeService;
+use crate::error::{Error, Result};
+use crate::services::{AccountService, KnowledgeService};
 
 /// Largest request body accepted (an article is at most 1 MiB of markdown, JSON-escaped).
 const MAX_BODY_BYTES: usize = 4 << 20;
@@ -23,6 +23,19 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 pub struct AppState {
     /// The knowledge base.
     pub knowledge: Arc<KnowledgeService>,
+    /// Accounts, sessions, settings.
+    pub accounts: Arc<AccountService>,
+}
+
+/// Runs account work (argon2 hashing, sled flushes) on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&AccountService) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let accounts = Arc::clone(&state.accounts);
+    tokio::task::spawn_blocking(move || work(&accounts))
+        .await
+        .map_err(|error| Error::Internal(format!("background task failed: {error}")))?
 }
 
 /// The whole HTTP application.
@@ -30,6 +43,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::kb::router())
+        .merge(routes::auth::router())
+        .merge(routes::me::router())
+        .merge(routes::admin::router())
+        .merge(routes::accounts::router())
+        .merge(routes::visitors::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

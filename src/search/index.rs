@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::oneshot;
 
 use super::query::AnalyzedQuery;
 use super::schema::{build_schema, Fields, SCHEMA_VERSION};
+use super::snippet::Highlighter;
 use super::synonyms::Synonyms;
 use super::tokenizer::{
     Analyzer, JiebaTokenizer, NgramTokenizer, JIEBA_TOKENIZER, NGRAM_TOKENIZER,
@@ -494,26 +494,26 @@ impl SearchIndex {
         let query = BooleanQuery::new(clauses);
         let ranked =
             searcher.search(&query, &TopDocs::with_limit(request.limit).order_by_score())?;
-        let snippet_generator = if request.with_snippets {
-            let mut generator = SnippetGenerator::create(&searcher, &*text_query, fields.body)?;
-            generator.set_max_num_chars(SNIPPET_CHARS);
-            Some(generator)
+        let highlighter = if request.with_snippets {
+            Some(Highlighter::for_query(
+                &searcher,
+                &*text_query,
+                fields.body,
+            )?)
         } else {
             None
         };
+        let analyzer = self.analyzer();
         let mut hits = Vec::with_capacity(ranked.len());
         for (score, address) in ranked {
             let document: TantivyDocument = searcher.doc(address)?;
-            let snippet = match &snippet_generator {
-                Some(generator) => {
-                    let mut snippet = generator.snippet_from_doc(&document);
-                    snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
-                    let html = snippet.to_html();
-                    if html.is_empty() {
-                        leading_text_html(first_str(&document, fields.body).unwrap_or_default())
-                    } else {
-                        html
-                    }
+            let snippet = match &highlighter {
+                Some(highlighter) => {
+                    let body = first_str(&document, fields.body).unwrap_or_default();
+                    let tokens = analyzer.word_tokens(body);
+                    highlighter
+                        .excerpt_html(body, &tokens, SNIPPET_CHARS)
+                        .unwrap_or_else(|| leading_text_html(body))
                 }
                 None => String::new(),
             };

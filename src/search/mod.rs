@@ -6,6 +6,7 @@
 mod index;
 mod query;
 mod schema;
+mod snippet;
 mod synonyms;
 pub mod text;
 pub mod tokenizer;

@@ -1,8 +1,13 @@
 //! Use cases over the index and the knowledge-base folder, independent of HTTP.
 
+pub mod accounts;
+pub mod captcha;
+pub mod clock;
 pub mod knowledge;
 mod watch;
 
+pub use accounts::AccountService;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use knowledge::{
     rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
 };

@@ -2,10 +2,13 @@
 //! builds the real state and router over it and sends requests with `tower::ServiceExt::oneshot`.
 #![allow(dead_code)]
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -13,6 +16,8 @@ use tempfile::TempDir;
 use tower::ServiceExt;
 
 use kefu::http::AppState;
+use kefu::services::captcha::CaptchaSource;
+use kefu::services::ManualClock;
 use kefu::Config;
 
 /// `returns/refund`: the refund article. Says 退款 (never 退钱 or 返款), and carries script text both as
@@ -164,6 +169,7 @@ impl TestDirs {
         config.paths.index = self.index.clone();
         config.paths.data = self.data.clone();
         config.search.watch = false;
+        config.accounts.admin_password = Some(INITIAL_ADMIN_PASSWORD.to_string());
         config
     }
 
@@ -171,7 +177,9 @@ impl TestDirs {
     pub fn files_outside_kb(&self) -> Vec<String> {
         let mut files = Vec::new();
         collect_files(&self.root, &self.root, &mut files);
-        files.retain(|file| !file.starts_with("kb/") && !file.starts_with("index/"));
+        files.retain(|file| {
+            !file.starts_with("kb/") && !file.starts_with("index/") && !file.starts_with("data/")
+        });
         files.sort();
         files
     }
@@ -193,32 +201,96 @@ fn collect_files(root: &Path, folder: &Path, files: &mut Vec<String>) {
     }
 }
 
-/// The application over real folders: state from `kefu::app::build_state`, router from
-/// `kefu::http::router`.
+/// Password of `admin` at first start (`KEFU_ADMIN_PASSWORD`).
+pub const INITIAL_ADMIN_PASSWORD: &str = "First-Start-2026#";
+/// Password every test account ends up with after its forced change.
+pub const PASSWORD: &str = "Kefu-Desk-2026!";
+/// Initial password given to accounts the tests create.
+pub const INITIAL_PASSWORD: &str = "Initial-Pass-99";
+/// The answer of every captcha in tests.
+pub const CAPTCHA_ANSWER: &str = "kefu7";
+/// Where the test clock starts.
+pub const START: &str = "2026-11-25T08:00:00Z";
+
+/// Captcha pictures with a known answer.
+#[derive(Debug)]
+pub struct FixedCaptcha;
+
+impl CaptchaSource for FixedCaptcha {
+    fn generate(&self) -> (String, Vec<u8>) {
+        (CAPTCHA_ANSWER.to_string(), b"\x89PNG fixed".to_vec())
+    }
+}
+
+/// A signed-in browser: the session cookie and the CSRF token from the sign-in answer.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `kefu_session=…`, as sent back in `Cookie`.
+    pub cookie: String,
+    /// The `csrf_token` of the sign-in answer.
+    pub csrf: String,
+}
+
+/// A response: status, JSON body (or the text, when not JSON) and headers.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Body.
+    pub body: Value,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+/// The application over real folders: state from `kefu::app::build_state_with` (a manual clock and
+/// captchas with a known answer), router from `kefu::http::router`. `send` and its helpers act as
+/// [`TestApp::session`], an editor signed in at start, unless told otherwise.
 pub struct TestApp {
     /// The state (the knowledge service), for tests that start the watcher.
     pub state: AppState,
     router: Router,
+    /// The clock every service reads.
+    pub clock: Arc<ManualClock>,
+    /// Who `send` acts as.
+    pub session: Option<Session>,
     /// The folders; dropped last.
     pub dirs: TestDirs,
 }
 
 impl TestApp {
-    /// An application over the fixture knowledge base.
+    /// An application over the fixture knowledge base, acting as an editor.
     pub async fn new() -> TestApp {
         TestApp::start(TestDirs::with_fixtures()).await
     }
 
-    /// An application over `dirs` (the index is opened or built as `kefu serve` does).
+    /// An application over `dirs` (the index is opened or built as `kefu serve` does), acting as an
+    /// editor (`editor`, created on first start of these folders).
     pub async fn start(dirs: TestDirs) -> TestApp {
+        let mut app = TestApp::start_signed_out(dirs).await;
+        let editor = match app.login("editor", PASSWORD).await {
+            Ok(session) => session,
+            Err(_) => {
+                let admin = app.admin().await;
+                app.create_account(&admin, "editor", &["editor"]).await.1
+            }
+        };
+        app.session = Some(editor);
+        app
+    }
+
+    /// An application over `dirs` with nobody signed in.
+    pub async fn start_signed_out(dirs: TestDirs) -> TestApp {
         let config = dirs.config();
-        let state = kefu::app::build_state(&config)
+        let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+        let state = kefu::app::build_state_with(&config, clock.clone(), Box::new(FixedCaptcha))
             .await
             .expect("building the application state");
         let router = kefu::http::router(state.clone());
         TestApp {
             state,
             router,
+            clock,
+            session: None,
             dirs,
         }
     }
@@ -229,25 +301,43 @@ impl TestApp {
         dirs
     }
 
-    /// Sends a request with an optional raw body and content type.
-    pub async fn send(
+    /// Sends a request as `session`, from `ip` when given, with an optional raw body.
+    pub async fn call(
         &self,
         method: Method,
         uri: &str,
         body: Option<(&str, Vec<u8>)>,
-    ) -> (StatusCode, Value) {
-        let builder = Request::builder().method(method).uri(uri);
-        let request = match body {
+        session: Option<&Session>,
+        ip: Option<IpAddr>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(session) = session {
+            builder = builder
+                .header(header::COOKIE, &session.cookie)
+                .header("x-csrf-token", &session.csrf);
+        }
+        let mut request = match body {
             Some((content_type, bytes)) => builder
                 .header(header::CONTENT_TYPE, content_type)
                 .body(Body::from(bytes)),
             None => builder.body(Body::empty()),
         }
         .unwrap_or_else(|error| panic!("building a request for {uri}: {error}"));
+        if let Some(ip) = ip {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, 40000)));
+        }
+        self.raw(request).await
+    }
+
+    /// Sends a request built by the test.
+    pub async fn raw(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() {
+        let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| {
@@ -255,7 +345,136 @@ impl TestApp {
                 Value::String(String::from_utf8_lossy(&bytes).into_owned())
             })
         };
-        (status, value)
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// Sends a request as [`TestApp::session`] with an optional raw body and content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let reply = self
+            .call(method, uri, body, self.session.as_ref(), None)
+            .await;
+        (reply.status, reply.body)
+    }
+
+    /// Sends JSON as `session` (none: signed out).
+    pub async fn json_as(
+        &self,
+        session: Option<&Session>,
+        method: Method,
+        uri: &str,
+        json: Value,
+    ) -> (StatusCode, Value) {
+        let body = ("application/json", serde_json::to_vec(&json).unwrap());
+        let reply = self.call(method, uri, Some(body), session, None).await;
+        (reply.status, reply.body)
+    }
+
+    /// `GET uri` as `session`.
+    pub async fn get_as(&self, session: Option<&Session>, uri: &str) -> (StatusCode, Value) {
+        let reply = self.call(Method::GET, uri, None, session, None).await;
+        (reply.status, reply.body)
+    }
+
+    /// Signs in; the session, or the refusal's status and body.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, (StatusCode, Value)> {
+        self.login_with(serde_json::json!({ "username": username, "password": password }))
+            .await
+    }
+
+    /// Signs in with a whole request body.
+    pub async fn login_with(&self, request: Value) -> Result<Session, (StatusCode, Value)> {
+        let body = ("application/json", serde_json::to_vec(&request).unwrap());
+        let reply = self
+            .call(Method::POST, "/api/v1/auth/login", Some(body), None, None)
+            .await;
+        if reply.status != StatusCode::OK {
+            return Err((reply.status, reply.body));
+        }
+        let set_cookie = reply
+            .headers
+            .get(header::SET_COOKIE)
+            .expect("sign-in sets a cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let csrf = reply.body["csrf_token"].as_str().unwrap().to_string();
+        Ok(Session { cookie, csrf })
+    }
+
+    /// Signs in and changes the forced password from `initial` to [`PASSWORD`].
+    pub async fn login_and_change_password(&self, username: &str, initial: &str) -> Session {
+        let session = self
+            .login(username, initial)
+            .await
+            .unwrap_or_else(|refusal| panic!("signing in as {username}: {refusal:?}"));
+        let (status, body) = self
+            .json_as(
+                Some(&session),
+                Method::POST,
+                "/api/v1/me/password",
+                serde_json::json!({ "old_password": initial, "new_password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "changing the password of {username}: {body}"
+        );
+        session
+    }
+
+    /// A session of `admin`, changing the first-start password on first use.
+    pub async fn admin(&self) -> Session {
+        match self.login("admin", PASSWORD).await {
+            Ok(session) => session,
+            Err(_) => {
+                self.login_and_change_password("admin", INITIAL_ADMIN_PASSWORD)
+                    .await
+            }
+        }
+    }
+
+    /// Creates an account with `roles` (by `admin`), signs it in and does the forced password change;
+    /// returns its id and session.
+    pub async fn create_account(
+        &self,
+        admin: &Session,
+        username: &str,
+        roles: &[&str],
+    ) -> (u64, Session) {
+        let (status, body) = self
+            .json_as(
+                Some(admin),
+                Method::POST,
+                "/api/v1/admin/accounts",
+                serde_json::json!({
+                    "username": username,
+                    "password": INITIAL_PASSWORD,
+                    "roles": roles,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "creating {username}: {body}");
+        let id = body["account"]["id"].as_u64().unwrap();
+        (
+            id,
+            self.login_and_change_password(username, INITIAL_PASSWORD)
+                .await,
+        )
     }
 
     /// `GET uri`.

@@ -1,14 +1,15 @@
 //! Knowledge base: search, list, read, write and delete articles, and the report of broken files.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::articles::ArticleError;
+use crate::domain::ArticleStatus;
 use crate::error::Result;
-use crate::http::access::{authorize, CanEditArticles, Permission};
+use crate::http::access::{CanEditArticles, MaybeSignedIn, Permission};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::AppState;
 use crate::search::IndexedArticle;
@@ -37,11 +38,11 @@ struct SearchParams {
 
 async fn search_articles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: MaybeSignedIn,
     AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Json<SearchResults>> {
     if params.drafts {
-        authorize(&headers, Permission::ReadDrafts)?;
+        caller.require(Permission::ReadDrafts)?;
     }
     let query = SearchQuery {
         text: params.q.unwrap_or_default(),
@@ -63,22 +64,33 @@ struct ArticleList {
     total: usize,
 }
 
+/// Drafts are listed for editors only.
 async fn list_articles(
     State(state): State<AppState>,
+    caller: MaybeSignedIn,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<Json<ArticleList>> {
-    let articles = state.knowledge.list(params.category.as_deref())?;
+    let mut articles = state.knowledge.list(params.category.as_deref())?;
+    if !caller.may(Permission::ReadDrafts) {
+        articles.retain(|article| article.status != ArticleStatus::Draft);
+    }
     Ok(Json(ArticleList {
         total: articles.len(),
         articles,
     }))
 }
 
+/// A draft answers `article_not_found` to anyone but editors, as if it did not exist.
 async fn get_article(
     State(state): State<AppState>,
+    caller: MaybeSignedIn,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<ArticleView>> {
-    Ok(Json(state.knowledge.get(&id)?))
+    let view = state.knowledge.get(&id)?;
+    if view.status == ArticleStatus::Draft && !caller.may(Permission::ReadDrafts) {
+        return Err(crate::error::Error::ArticleNotFound(view.id));
+    }
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,8 +128,13 @@ struct ErrorList {
     errors: Vec<ArticleError>,
 }
 
-async fn list_errors(State(state): State<AppState>) -> Json<ErrorList> {
-    Json(ErrorList {
+/// Broken files are an editor's business.
+async fn list_errors(
+    State(state): State<AppState>,
+    caller: MaybeSignedIn,
+) -> Result<Json<ErrorList>> {
+    caller.require(Permission::ReadDrafts)?;
+    Ok(Json(ErrorList {
         errors: state.knowledge.errors(),
-    })
+    }))
 }

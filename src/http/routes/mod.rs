@@ -1,4 +1,9 @@
 //! One file per resource; each exposes `router()`.
 
+pub mod accounts;
+pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod kb;
+pub mod me;
+pub mod visitors;

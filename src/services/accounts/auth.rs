@@ -1,0 +1,456 @@
+//! Sign-in (lockout, captcha, TOTP), sessions with CSRF tokens, and visitor tokens.
+//!
+//! Order of checks at sign-in, and why:
+//! 1. per-address rate limit (cheap, before any hashing);
+//! 2. the lock: a locked name answers `account_locked` whatever the password, so the right password
+//!    cannot be confirmed during a lock;
+//! 3. the captcha once enough failures piled up: missing or wrong counts as a failure;
+//! 4. the password (unknown names are verified against a decoy hash: same time, same answer);
+//! 5. disabled accounts, then the TOTP or recovery code.
+//!
+//! Failures are counted per lower-cased username, existing or not, so answers never reveal whether a
+//! name exists.
+
+use std::net::IpAddr;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{password, AccountService, Actor};
+use crate::domain::{Account, AccountId, AccountView, AuditKind, PresenceStatus};
+use crate::error::{Error, Result};
+use crate::services::captcha::Challenge;
+use crate::storage;
+
+/// Bytes of randomness in a session token.
+const SESSION_TOKEN_BYTES: usize = 32;
+/// `last_seen` is written at most this often per session, not on every request.
+const TOUCH_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
+
+/// A sign-in request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username, any case.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Id of the captcha challenge answered, when one is required.
+    #[serde(default)]
+    pub captcha_id: Option<String>,
+    /// The captcha answer.
+    #[serde(default)]
+    pub captcha: Option<String>,
+    /// TOTP code or a recovery code, when two-step verification is on.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    /// The session token, for the cookie only.
+    pub token: String,
+    /// Must accompany every state-changing request as `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// The account.
+    pub account: AccountView,
+}
+
+/// A stored session; the key is the BLAKE3 hash of the token, so a copy of the database holds no
+/// usable session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionRecord {
+    id: String,
+    account: AccountId,
+    csrf_token: String,
+    created: Timestamp,
+    last_seen: Timestamp,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// A session as its owner sees it in "my sessions".
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// Public id, for revoking.
+    pub id: String,
+    /// When it began.
+    pub created: Timestamp,
+    /// Last request.
+    pub last_seen: Timestamp,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// Browser at sign-in.
+    pub user_agent: Option<String>,
+    /// The session making this request.
+    pub current: bool,
+}
+
+/// Who is calling, once the session checked out.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account, fresh from storage.
+    pub account: Account,
+    /// Public id of the session.
+    pub session_id: String,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+impl Caller {
+    /// The caller as an audit actor.
+    pub fn actor(&self, ip: Option<IpAddr>) -> Actor {
+        Actor {
+            username: Some(self.account.username.clone()),
+            ip,
+        }
+    }
+}
+
+/// Failed sign-ins in a row for one username.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LoginFailures {
+    count: u32,
+    locked_until: Option<Timestamp>,
+}
+
+/// What a visitor token grants: one visitor, and the conversation it opened once there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorGrant {
+    /// The visitor.
+    pub visitor_id: String,
+    /// The conversation the token is scoped to.
+    pub conversation: Option<String>,
+    /// Issue time.
+    pub created: Timestamp,
+}
+
+impl AccountService {
+    /// Signs in; see the module docs for the order of checks.
+    pub fn login(
+        &self,
+        request: &LoginRequest,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome> {
+        let actor = Actor { username: None, ip };
+        if let Some(ip) = ip {
+            if self.login_limiter.check_key(&ip).is_err() {
+                return Err(Error::RateLimited);
+            }
+        }
+        let username = request.username.trim().to_lowercase();
+        let now = self.now();
+        let failures = self.login_failures(&username, now)?;
+        if let Some(until) = failures.locked_until {
+            self.audit(AuditKind::LoginFailed, &username, &actor, "locked")?;
+            return Err(Error::AccountLocked { until });
+        }
+        if failures.count >= self.config.captcha_after_failures {
+            let solved = match (&request.captcha_id, &request.captcha) {
+                (Some(id), Some(answer)) => self.captchas.verify(id, answer, now),
+                _ => false,
+            };
+            if !solved {
+                let missing = request.captcha.is_none() || request.captcha_id.is_none();
+                let refusal = if missing {
+                    Error::CaptchaRequired
+                } else {
+                    Error::CaptchaInvalid
+                };
+                return Err(self.record_failure(&username, &actor, refusal)?);
+            }
+        }
+        let account = self.account_by_username(&username)?;
+        let password_matches = match &account {
+            Some(account) => password::verify_password(&request.password, &account.password_hash),
+            None => {
+                password::verify_password(&request.password, &self.decoy_hash);
+                false
+            }
+        };
+        let Some(account) = account.filter(|_| password_matches) else {
+            return Err(self.record_failure(&username, &actor, Error::InvalidCredentials)?);
+        };
+        if account.disabled {
+            self.audit(AuditKind::LoginFailed, &username, &actor, "disabled")?;
+            return Err(Error::AccountDisabled);
+        }
+        if account.two_factor.enabled() {
+            let Some(code) = request
+                .totp
+                .as_deref()
+                .filter(|code| !code.trim().is_empty())
+            else {
+                // The password was right: asking for the code is not a failure.
+                return Err(Error::TotpRequired);
+            };
+            if !self.consume_second_factor(account.id, code)? {
+                return Err(self.record_failure(&username, &actor, Error::TotpInvalid)?);
+            }
+        }
+        self.clear_login_failures(&username)?;
+        let outcome = self.start_session(&account, ip, user_agent)?;
+        if account.presence.status == PresenceStatus::Offline {
+            self.change_presence(account.id, PresenceStatus::Online, false)?;
+        }
+        self.audit(AuditKind::LoginSucceeded, &username, &actor, "")?;
+        self.store.flush()?;
+        Ok(outcome)
+    }
+
+    /// A fresh captcha challenge for the sign-in form.
+    pub fn captcha_challenge(&self) -> Challenge {
+        self.captchas.issue(self.now())
+    }
+
+    /// Whether the next sign-in as `username` must carry a captcha (the form asks before submitting).
+    pub fn captcha_required(&self, username: &str) -> Result<bool> {
+        let failures = self.login_failures(&username.trim().to_lowercase(), self.now())?;
+        Ok(failures.count >= self.config.captcha_after_failures)
+    }
+
+    fn login_failures(&self, username: &str, now: Timestamp) -> Result<LoginFailures> {
+        let mut failures: LoginFailures =
+            storage::get_json(&self.store.login_attempts, username)?.unwrap_or_default();
+        if failures.locked_until.is_some_and(|until| until <= now) {
+            // The lock served its time; the name starts over.
+            failures = LoginFailures::default();
+        }
+        Ok(failures)
+    }
+
+    /// Counts a failure and returns the error to answer with: `refusal`, or `account_locked` when this
+    /// failure reached the limit.
+    fn record_failure(&self, username: &str, actor: &Actor, refusal: Error) -> Result<Error> {
+        let now = self.now();
+        let mut failures = self.login_failures(username, now)?;
+        failures.count += 1;
+        let reason = refusal.code().as_str();
+        self.audit(AuditKind::LoginFailed, username, actor, reason)?;
+        let answer = if failures.count >= self.config.lockout_failures {
+            let until = now + SignedDuration::from_mins(self.config.lockout_minutes as i64);
+            failures.locked_until = Some(until);
+            self.audit(
+                AuditKind::AccountLocked,
+                username,
+                actor,
+                &format!("{} failures, until {until}", failures.count),
+            )?;
+            Error::AccountLocked { until }
+        } else {
+            refusal
+        };
+        storage::put_json(&self.store.login_attempts, username, &failures)?;
+        self.store.flush()?;
+        Ok(answer)
+    }
+
+    pub(super) fn clear_login_failures(&self, username: &str) -> Result<()> {
+        self.store.login_attempts.remove(username.to_lowercase())?;
+        Ok(())
+    }
+
+    fn start_session(
+        &self,
+        account: &Account,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome> {
+        let token = super::random_token(SESSION_TOKEN_BYTES);
+        let key = session_key(&token);
+        let now = self.now();
+        let record = SessionRecord {
+            id: hex_prefix(&key),
+            account: account.id,
+            csrf_token: super::random_token(SESSION_TOKEN_BYTES),
+            created: now,
+            last_seen: now,
+            ip: ip.map(|ip| ip.to_string()),
+            user_agent: user_agent.map(|agent| agent.chars().take(200).collect()),
+        };
+        storage::put_json(&self.store.sessions, key, &record)?;
+        self.record_activity(account.id, now);
+        Ok(LoginOutcome {
+            token,
+            csrf_token: record.csrf_token,
+            account: account.view(),
+        })
+    }
+
+    /// The caller behind a session token. Refreshes the idle timer and counts as activity for
+    /// auto-away.
+    ///
+    /// Errors: [`Error::SessionExpired`] for an unknown, revoked or idle-expired token;
+    /// [`Error::AccountDisabled`] when the account was disabled meanwhile.
+    pub fn authenticate(&self, token: &str) -> Result<Caller> {
+        let key = session_key(token);
+        let Some(mut record) = storage::get_json::<SessionRecord>(&self.store.sessions, key)?
+        else {
+            return Err(Error::SessionExpired);
+        };
+        let now = self.now();
+        let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
+        if now.duration_since(record.last_seen) > idle_limit {
+            self.store.sessions.remove(key)?;
+            return Err(Error::SessionExpired);
+        }
+        let account = self.account(record.account)?;
+        if account.disabled {
+            self.revoke_sessions_of(account.id, None)?;
+            return Err(Error::AccountDisabled);
+        }
+        if now.duration_since(record.last_seen) > TOUCH_INTERVAL {
+            record.last_seen = now;
+            storage::put_json(&self.store.sessions, key, &record)?;
+        }
+        self.record_activity(account.id, now);
+        let account = self.restore_from_auto_away(account)?;
+        Ok(Caller {
+            account,
+            session_id: record.id,
+            csrf_token: record.csrf_token,
+        })
+    }
+
+    /// Ends the session behind `token`; the last session ending sets the presence to offline.
+    pub fn logout(&self, caller: &Caller, ip: Option<IpAddr>) -> Result<()> {
+        self.revoke_session(caller.account.id, &caller.session_id)?;
+        if self.sessions_of(caller.account.id)?.is_empty() {
+            self.change_presence(caller.account.id, PresenceStatus::Offline, false)?;
+        }
+        self.audit(
+            AuditKind::Logout,
+            &caller.account.username,
+            &caller.actor(ip),
+            "",
+        )?;
+        self.store.flush()
+    }
+
+    /// The sessions of an account, newest first.
+    pub fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
+        let mut sessions: Vec<SessionInfo> = self
+            .sessions_of(caller.account.id)?
+            .into_iter()
+            .map(|(_, record)| SessionInfo {
+                current: record.id == caller.session_id,
+                id: record.id,
+                created: record.created,
+                last_seen: record.last_seen,
+                ip: record.ip,
+                user_agent: record.user_agent,
+            })
+            .collect();
+        sessions.sort_by(|left, right| right.created.cmp(&left.created));
+        Ok(sessions)
+    }
+
+    /// Ends one session of `account` by its public id.
+    pub fn revoke_session(&self, account: AccountId, session_id: &str) -> Result<()> {
+        let found = self
+            .sessions_of(account)?
+            .into_iter()
+            .find(|(_, record)| record.id == session_id);
+        match found {
+            Some((key, _)) => {
+                self.store.sessions.remove(key)?;
+                Ok(())
+            }
+            None => Err(Error::NotFound(format!("no session `{session_id}`"))),
+        }
+    }
+
+    /// Ends every session of `account` except `keep` (a public id); returns how many ended.
+    pub(super) fn revoke_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&str>,
+    ) -> Result<usize> {
+        let mut revoked = 0;
+        for (key, record) in self.sessions_of(account)? {
+            if keep != Some(record.id.as_str()) {
+                self.store.sessions.remove(key)?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    fn sessions_of(&self, account: AccountId) -> Result<Vec<(sled::IVec, SessionRecord)>> {
+        let mut sessions = Vec::new();
+        for item in self.store.sessions.iter() {
+            let (key, value) = item?;
+            let record: SessionRecord = storage::decode(&value)?;
+            if record.account == account {
+                sessions.push((key, record));
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Removes sessions idle past the limit; returns how many. Run periodically.
+    pub fn purge_expired_sessions(&self) -> Result<usize> {
+        let now = self.now();
+        let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
+        let mut purged = 0;
+        for item in self.store.sessions.iter() {
+            let (key, value) = item?;
+            let record: SessionRecord = storage::decode(&value)?;
+            if now.duration_since(record.last_seen) > idle_limit {
+                self.store.sessions.remove(key)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    // ----- visitors -----
+
+    /// A token for a new visitor of the chat page; it grants nothing but that visitor's own
+    /// conversation.
+    pub fn issue_visitor_token(&self) -> Result<(String, VisitorGrant)> {
+        let token = super::random_token(SESSION_TOKEN_BYTES);
+        let grant = VisitorGrant {
+            visitor_id: format!("v_{}", super::random_token(9)),
+            conversation: None,
+            created: self.now(),
+        };
+        storage::put_json(&self.store.visitor_tokens, session_key(&token), &grant)?;
+        self.store.flush()?;
+        Ok((token, grant))
+    }
+
+    /// What a visitor token grants, if it is known.
+    pub fn visitor_grant(&self, token: &str) -> Result<Option<VisitorGrant>> {
+        storage::get_json(&self.store.visitor_tokens, session_key(token))
+    }
+
+    /// Scopes a visitor token to the conversation it opened.
+    pub fn bind_visitor_conversation(
+        &self,
+        token: &str,
+        conversation: &str,
+    ) -> Result<VisitorGrant> {
+        let key = session_key(token);
+        let mut grant: VisitorGrant =
+            storage::get_json(&self.store.visitor_tokens, key)?.ok_or(Error::Unauthenticated)?;
+        grant.conversation = Some(conversation.to_string());
+        storage::put_json(&self.store.visitor_tokens, key, &grant)?;
+        self.store.flush()?;
+        Ok(grant)
+    }
+}
+
+/// Storage key of a token: its BLAKE3 hash.
+fn session_key(token: &str) -> [u8; 32] {
+    *blake3::hash(token.as_bytes()).as_bytes()
+}
+
+fn hex_prefix(key: &[u8]) -> String {
+    key.iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

@@ -1,0 +1,731 @@
+//! Accounts, skill groups, sign-in, sessions, personal settings, presence and the audit log.
+//!
+//! [`AccountService`] is synchronous: its calls are short sled operations, except password hashing
+//! (argon2, tens of milliseconds), so the HTTP layer runs them on the blocking pool.
+//!
+//! - `mod.rs`: the service, first-start bootstrap, admin operations on accounts and groups, audit.
+//! - `auth.rs`: sign-in with lockout, captcha and TOTP; sessions and CSRF; visitor tokens.
+//! - `profile.rs`: what an account changes itself: password, settings, avatar, presence, 2FA enrolment.
+//! - `password.rs`: hashing and password rules.
+
+mod auth;
+mod password;
+mod profile;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jiff::Timestamp;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AccountsConfig;
+use crate::domain::{
+    Account, AccountId, AccountView, AuditEntry, AuditKind, GroupId, Presence, PresenceChange,
+    PresenceStatus, Role, Settings, SkillGroup, TwoFactor,
+};
+use crate::error::{Error, Result};
+use crate::services::captcha::{CaptchaSource, Captchas};
+use crate::services::clock::Clock;
+use crate::storage::{self, id_key, Store};
+
+pub use auth::{Caller, LoginOutcome, LoginRequest, SessionInfo, VisitorGrant};
+pub use password::{check_password_rules, MIN_PASSWORD_CHARS};
+pub use profile::{totp_code, AvatarImage, SettingsPatch, TwoFactorSetup};
+
+/// Username of the account created at first start.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+/// Longest display name, in characters.
+const MAX_DISPLAY_NAME_CHARS: usize = 32;
+/// Longest greeting, in characters.
+const MAX_GREETING_CHARS: usize = 500;
+/// Longest group name, in characters.
+const MAX_GROUP_NAME_CHARS: usize = 32;
+
+/// Accounts and everything about them.
+pub struct AccountService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: AccountsConfig,
+    captchas: Captchas,
+    login_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Last request of each signed-in account, for auto-away; memory only, like presence timers.
+    activity: Mutex<HashMap<AccountId, Timestamp>>,
+    /// Serialises read-modify-write of account records; sign-ins and settings are rare enough.
+    write_lock: Mutex<()>,
+    /// Verified against when the username is unknown, so that both cases take the same time.
+    decoy_hash: String,
+}
+
+impl std::fmt::Debug for AccountService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AccountService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`AccountService::open`] did at first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Accounts existed already.
+    Existing,
+    /// `admin` was created with the configured password.
+    CreatedWithConfiguredPassword,
+    /// `admin` was created with this random password, to be shown once.
+    CreatedWithRandomPassword(String),
+}
+
+/// A new account as an admin describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// Sign-in name: 2-32 of `a-z 0-9 . _ -`, case-insensitive.
+    pub username: String,
+    /// Shown to visitors; defaults to the username.
+    pub display_name: Option<String>,
+    /// Initial password; a random one is generated (and returned once) when absent.
+    pub password: Option<String>,
+    /// Roles; defaults to `agent`.
+    #[serde(default)]
+    pub roles: Option<BTreeSet<Role>>,
+    /// Skill groups.
+    #[serde(default)]
+    pub groups: BTreeSet<GroupId>,
+    /// Concurrent conversations; defaults to the configured default.
+    pub max_concurrent: Option<u32>,
+}
+
+/// Changes an admin makes to an account; absent fields stay.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New roles.
+    pub roles: Option<BTreeSet<Role>>,
+    /// New skill groups.
+    pub groups: Option<BTreeSet<GroupId>>,
+    /// New concurrency limit.
+    pub max_concurrent: Option<u32>,
+    /// Disable (true) or enable again (false).
+    pub disabled: Option<bool>,
+    /// Require two-step verification.
+    pub two_factor_required: Option<bool>,
+}
+
+/// A skill group as an admin describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    /// Unique name.
+    pub name: String,
+    /// What the group handles.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditQuery {
+    /// Only this account.
+    pub account: Option<String>,
+    /// Only this kind.
+    pub kind: Option<AuditKind>,
+    /// Only entries before this sequence number (paging backwards).
+    pub before: Option<u64>,
+    /// At most this many entries, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Username of the caller, when signed in.
+    pub username: Option<String>,
+    /// Client address.
+    pub ip: Option<IpAddr>,
+}
+
+impl AccountService {
+    /// Opens the service over `store`; at first start creates `admin` (see [`Bootstrap`]).
+    pub fn open(
+        store: Store,
+        config: AccountsConfig,
+        clock: Arc<dyn Clock>,
+        captcha: Box<dyn CaptchaSource>,
+    ) -> Result<(AccountService, Bootstrap)> {
+        let per_minute =
+            NonZeroU32::new(config.login_attempts_per_minute.max(1)).expect("max(1) is never zero");
+        let service = AccountService {
+            store,
+            clock,
+            captchas: Captchas::new(captcha),
+            login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            activity: Mutex::new(HashMap::new()),
+            write_lock: Mutex::new(()),
+            decoy_hash: password::hash_password(&random_token(12))?,
+            config,
+        };
+        let bootstrap = service.bootstrap_admin()?;
+        Ok((service, bootstrap))
+    }
+
+    fn bootstrap_admin(&self) -> Result<Bootstrap> {
+        if !self.store.accounts.is_empty() {
+            return Ok(Bootstrap::Existing);
+        }
+        let (password, outcome) = match &self.config.admin_password {
+            Some(password) => (password.clone(), Bootstrap::CreatedWithConfiguredPassword),
+            None => {
+                let password = random_password();
+                (
+                    password.clone(),
+                    Bootstrap::CreatedWithRandomPassword(password),
+                )
+            }
+        };
+        let new_admin = NewAccount {
+            username: BOOTSTRAP_ADMIN.to_string(),
+            display_name: Some("管理员".to_string()),
+            password: Some(password),
+            roles: Some(Role::ALL.into_iter().collect()),
+            groups: BTreeSet::new(),
+            max_concurrent: None,
+        };
+        // The configured password is the operator's choice; the rules apply when it is changed.
+        self.insert_account(new_admin, false)?;
+        self.audit(
+            AuditKind::AccountCreated,
+            BOOTSTRAP_ADMIN,
+            &Actor::default(),
+            "first start",
+        )?;
+        self.store.flush()?;
+        Ok(outcome)
+    }
+
+    /// The clock the service reads.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AccountsConfig {
+        &self.config
+    }
+
+    // ----- accounts (admin) -----
+
+    /// Every account, by id.
+    pub fn list_accounts(&self) -> Result<Vec<AccountView>> {
+        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+            .iter()
+            .map(Account::view)
+            .collect())
+    }
+
+    /// One account.
+    pub fn account(&self, id: AccountId) -> Result<Account> {
+        storage::get_json(&self.store.accounts, id_key(id.0))?.ok_or(Error::AccountNotFound(id.0))
+    }
+
+    /// The account signed in as `username`, ignoring case.
+    pub fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
+        let Some(id) = self.store.usernames.get(username.to_lowercase())? else {
+            return Ok(None);
+        };
+        let id =
+            u64::from_be_bytes(id.as_ref().try_into().map_err(|_| {
+                Error::Storage(format!("username index of `{username}` is corrupt"))
+            })?);
+        storage::get_json(&self.store.accounts, id_key(id))
+    }
+
+    /// Creates an account; returns it and the initial password when one was generated. The account must
+    /// change its password at first sign-in.
+    pub fn create_account(
+        &self,
+        new_account: NewAccount,
+        actor: &Actor,
+    ) -> Result<(AccountView, Option<String>)> {
+        let generated = new_account.password.is_none().then(random_password);
+        let mut new_account = new_account;
+        if let Some(password) = &generated {
+            new_account.password = Some(password.clone());
+        }
+        let username = new_account.username.clone();
+        let account = self.insert_account(new_account, true)?;
+        let roles = roles_text(&account.roles);
+        self.audit(AuditKind::AccountCreated, &username, actor, &roles)?;
+        self.store.flush()?;
+        Ok((account.view(), generated))
+    }
+
+    fn insert_account(&self, new_account: NewAccount, check_rules: bool) -> Result<Account> {
+        let username = validate_username(&new_account.username)?;
+        let password = new_account.password.unwrap_or_default();
+        if check_rules {
+            check_password_rules(&username, &password)?;
+        }
+        let display_name = match new_account.display_name {
+            Some(name) => validate_display_name(&name)?,
+            None => username.clone(),
+        };
+        let roles = new_account
+            .roles
+            .unwrap_or_else(|| BTreeSet::from([Role::Agent]));
+        if roles.is_empty() {
+            return Err(Error::InvalidInput(
+                "an account needs at least one role".into(),
+            ));
+        }
+        self.check_groups_exist(&new_account.groups)?;
+        let now = self.now();
+        let account = Account {
+            id: AccountId(self.store.next_id()?),
+            username: username.clone(),
+            display_name,
+            roles,
+            groups: new_account.groups,
+            max_concurrent: validate_max_concurrent(
+                new_account
+                    .max_concurrent
+                    .unwrap_or(self.config.default_max_concurrent),
+            )?,
+            disabled: false,
+            password_hash: password::hash_password(&password)?,
+            must_change_password: true,
+            two_factor: TwoFactor::default(),
+            settings: Settings::default(),
+            avatar: None,
+            presence: Presence {
+                status: PresenceStatus::Offline,
+                since: now,
+                automatic: false,
+            },
+            created: now,
+        };
+        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let claimed = self.store.usernames.compare_and_swap(
+            username.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&id_key(account.id.0)[..]),
+        )?;
+        if claimed.is_err() {
+            return Err(Error::UsernameTaken(username));
+        }
+        storage::put_json(&self.store.accounts, id_key(account.id.0), &account)?;
+        Ok(account)
+    }
+
+    /// Applies an admin's changes to an account.
+    pub fn update_account(
+        &self,
+        id: AccountId,
+        patch: AccountPatch,
+        actor: &Actor,
+    ) -> Result<AccountView> {
+        if let Some(groups) = &patch.groups {
+            self.check_groups_exist(groups)?;
+        }
+        let mut events = Vec::new();
+        let updated = self.modify_account(id, |account| {
+            if let Some(name) = &patch.display_name {
+                account.display_name = validate_display_name(name)?;
+            }
+            if let Some(roles) = &patch.roles {
+                if roles.is_empty() {
+                    return Err(Error::InvalidInput(
+                        "an account needs at least one role".into(),
+                    ));
+                }
+                if *roles != account.roles {
+                    events.push((AuditKind::RolesChanged, roles_text(roles)));
+                    account.roles = roles.clone();
+                }
+            }
+            if let Some(groups) = &patch.groups {
+                account.groups = groups.clone();
+            }
+            if let Some(limit) = patch.max_concurrent {
+                account.max_concurrent = validate_max_concurrent(limit)?;
+            }
+            if let Some(disabled) = patch.disabled {
+                if disabled != account.disabled {
+                    let kind = if disabled {
+                        AuditKind::AccountDisabled
+                    } else {
+                        AuditKind::AccountEnabled
+                    };
+                    events.push((kind, String::new()));
+                    account.disabled = disabled;
+                }
+            }
+            if let Some(required) = patch.two_factor_required {
+                if required != account.two_factor.required {
+                    let detail = if required { "required" } else { "not required" };
+                    events.push((AuditKind::TwoFactorChanged, detail.to_string()));
+                    account.two_factor.required = required;
+                }
+            }
+            let still_admin = account.has_role(Role::Admin) && !account.disabled;
+            if !still_admin {
+                self.ensure_another_admin(account.id)?;
+            }
+            Ok(())
+        })?;
+        if updated.disabled {
+            self.revoke_sessions_of(id, None)?;
+        }
+        for (kind, detail) in events {
+            self.audit(kind, &updated.username, actor, &detail)?;
+        }
+        self.store.flush()?;
+        Ok(updated.view())
+    }
+
+    /// Sets a new password chosen by an admin (or a random one, returned once); the account must change
+    /// it at next sign-in and loses its sessions.
+    pub fn reset_password(
+        &self,
+        id: AccountId,
+        new_password: Option<String>,
+        actor: &Actor,
+    ) -> Result<Option<String>> {
+        let account = self.account(id)?;
+        let generated = new_password.is_none().then(random_password);
+        let password = new_password
+            .or_else(|| generated.clone())
+            .unwrap_or_default();
+        check_password_rules(&account.username, &password)?;
+        let hash = password::hash_password(&password)?;
+        let account = self.modify_account(id, |account| {
+            account.password_hash = hash.clone();
+            account.must_change_password = true;
+            Ok(())
+        })?;
+        self.revoke_sessions_of(id, None)?;
+        self.clear_login_failures(&account.username)?;
+        self.audit(AuditKind::PasswordReset, &account.username, actor, "")?;
+        self.store.flush()?;
+        Ok(generated)
+    }
+
+    /// Ends every session of an account (an admin's "sign out everywhere").
+    pub fn revoke_all_sessions(&self, id: AccountId, actor: &Actor) -> Result<usize> {
+        let account = self.account(id)?;
+        let revoked = self.revoke_sessions_of(id, None)?;
+        self.audit(
+            AuditKind::SessionsRevoked,
+            &account.username,
+            actor,
+            &format!("{revoked} sessions"),
+        )?;
+        self.store.flush()?;
+        Ok(revoked)
+    }
+
+    /// Reads, changes and writes one account under the write lock.
+    fn modify_account(
+        &self,
+        id: AccountId,
+        change: impl FnOnce(&mut Account) -> Result<()>,
+    ) -> Result<Account> {
+        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let mut account = self.account(id)?;
+        let before = account.clone();
+        change(&mut account)?;
+        if account != before {
+            self.put_account(&account)?;
+        }
+        Ok(account)
+    }
+
+    fn put_account(&self, account: &Account) -> Result<()> {
+        storage::put_json(&self.store.accounts, id_key(account.id.0), account)
+    }
+
+    /// Refuses a change that would leave no enabled admin but `changing`.
+    fn ensure_another_admin(&self, changing: AccountId) -> Result<()> {
+        let accounts: Vec<Account> = storage::scan_json(&self.store.accounts)?;
+        let another = accounts.iter().any(|account| {
+            account.id != changing && account.has_role(Role::Admin) && !account.disabled
+        });
+        if another {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(
+                "the last enabled admin cannot lose the admin role or be disabled".into(),
+            ))
+        }
+    }
+
+    // ----- skill groups -----
+
+    /// Every skill group, by id.
+    pub fn list_groups(&self) -> Result<Vec<SkillGroup>> {
+        storage::scan_json(&self.store.groups)
+    }
+
+    /// One skill group.
+    pub fn group(&self, id: GroupId) -> Result<SkillGroup> {
+        storage::get_json(&self.store.groups, id_key(id.0))?.ok_or(Error::GroupNotFound(id.0))
+    }
+
+    /// Creates a skill group.
+    pub fn create_group(&self, input: GroupInput) -> Result<SkillGroup> {
+        let name = validate_group_name(&input.name)?;
+        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        self.ensure_group_name_free(&name, None)?;
+        let group = SkillGroup {
+            id: GroupId(self.store.next_id()?),
+            name,
+            description: input.description.trim().to_string(),
+            created: self.now(),
+        };
+        storage::put_json(&self.store.groups, id_key(group.id.0), &group)?;
+        self.store.flush()?;
+        Ok(group)
+    }
+
+    /// Renames or redescribes a skill group.
+    pub fn update_group(&self, id: GroupId, input: GroupInput) -> Result<SkillGroup> {
+        let name = validate_group_name(&input.name)?;
+        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let mut group = self.group(id)?;
+        self.ensure_group_name_free(&name, Some(id))?;
+        group.name = name;
+        group.description = input.description.trim().to_string();
+        storage::put_json(&self.store.groups, id_key(id.0), &group)?;
+        self.store.flush()?;
+        Ok(group)
+    }
+
+    /// Makes exactly `members` the agents of a group.
+    pub fn set_group_members(
+        &self,
+        id: GroupId,
+        members: &BTreeSet<AccountId>,
+    ) -> Result<Vec<AccountView>> {
+        self.group(id)?;
+        for member in members {
+            self.account(*member)?;
+        }
+        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let mut result = Vec::new();
+        for mut account in storage::scan_json::<Account>(&self.store.accounts)? {
+            let should_belong = members.contains(&account.id);
+            let changed = if should_belong {
+                account.groups.insert(id)
+            } else {
+                account.groups.remove(&id)
+            };
+            if changed {
+                self.put_account(&account)?;
+            }
+            if should_belong {
+                result.push(account.view());
+            }
+        }
+        self.store.flush()?;
+        Ok(result)
+    }
+
+    /// The agents of a group.
+    pub fn group_members(&self, id: GroupId) -> Result<Vec<AccountView>> {
+        self.group(id)?;
+        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+            .into_iter()
+            .filter(|account| account.groups.contains(&id))
+            .map(|account| account.view())
+            .collect())
+    }
+
+    fn ensure_group_name_free(&self, name: &str, except: Option<GroupId>) -> Result<()> {
+        let taken = storage::scan_json::<SkillGroup>(&self.store.groups)?
+            .iter()
+            .any(|group| group.name == name && Some(group.id) != except);
+        if taken {
+            Err(Error::GroupNameTaken(name.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_groups_exist(&self, groups: &BTreeSet<GroupId>) -> Result<()> {
+        for group in groups {
+            self.group(*group)?;
+        }
+        Ok(())
+    }
+
+    // ----- audit -----
+
+    /// Appends a security event to the audit log.
+    pub fn audit(&self, kind: AuditKind, account: &str, actor: &Actor, detail: &str) -> Result<()> {
+        let seq = self.store.next_id()?;
+        let entry = AuditEntry {
+            seq,
+            at: self.now(),
+            kind,
+            account: account.to_string(),
+            actor: actor
+                .username
+                .clone()
+                .filter(|username| username != account),
+            ip: actor.ip.map(|ip| ip.to_string()),
+            detail: detail.to_string(),
+        };
+        tracing::info!(kind = ?kind, account, detail, "audit");
+        storage::put_json(&self.store.audit, id_key(seq), &entry)
+    }
+
+    /// Audit entries, newest first.
+    pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+        let upper = query.before.map(id_key);
+        let range = match &upper {
+            Some(upper) => self.store.audit.range(..&upper[..]),
+            None => self.store.audit.range::<&[u8], _>(..),
+        };
+        let mut entries = Vec::new();
+        for item in range.rev() {
+            let (_, value) = item?;
+            let entry: AuditEntry = storage::decode(&value)?;
+            let wanted = query.account.as_ref().is_none_or(|account| {
+                entry.account.eq_ignore_ascii_case(account)
+                    || entry
+                        .actor
+                        .as_ref()
+                        .is_some_and(|actor| actor.eq_ignore_ascii_case(account))
+            }) && query.kind.is_none_or(|kind| kind == entry.kind);
+            if wanted {
+                entries.push(entry);
+                if entries.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn log_presence(&self, change: &PresenceChange) -> Result<()> {
+        let seq = self.store.next_id()?;
+        storage::put_json(&self.store.presence_log, id_key(seq), change)
+    }
+
+    /// Presence changes of one account (or all) since `since`, oldest first; for statistics.
+    pub fn presence_history(
+        &self,
+        account: Option<AccountId>,
+        since: Timestamp,
+    ) -> Result<Vec<PresenceChange>> {
+        Ok(
+            storage::scan_json::<PresenceChange>(&self.store.presence_log)?
+                .into_iter()
+                .filter(|change| {
+                    change.at >= since && account.is_none_or(|id| change.account == id)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `bytes` random bytes, URL-safe base64 without padding.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A random password that follows the rules: 16 characters from every class.
+fn random_password() -> String {
+    use rand::seq::IndexedRandom;
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"-_.!#%+=";
+    let mut rng = rand::rng();
+    let mut password = String::new();
+    for class in [UPPER, LOWER, DIGITS, SYMBOLS].iter().cycle().take(16) {
+        password.push(*class.choose(&mut rng).expect("non-empty class") as char);
+    }
+    password
+}
+
+fn roles_text(roles: &BTreeSet<Role>) -> String {
+    roles
+        .iter()
+        .map(|role| role.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Lower-cases and checks a username: 2-32 of `a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn validate_username(username: &str) -> Result<String> {
+    let username = username.trim().to_lowercase();
+    let valid_chars = username
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    let starts_well = username
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !(2..=32).contains(&username.len()) || !valid_chars || !starts_well {
+        return Err(Error::InvalidInput(
+            "a username is 2-32 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit"
+                .into(),
+        ));
+    }
+    Ok(username)
+}
+
+fn validate_display_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "a display name is 1-{MAX_DISPLAY_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(
+            "a display name cannot hold control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_group_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "a group name is 1-{MAX_GROUP_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_max_concurrent(limit: u32) -> Result<u32> {
+    if (1..=100).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::InvalidInput(
+            "max_concurrent must be between 1 and 100".into(),
+        ))
+    }
+}
+
+/// Serialisable summary used by the CLI.
+#[derive(Debug, Serialize)]
+pub struct CreatedAccount {
+    /// The account.
+    pub account: AccountView,
+    /// The generated initial password, if any.
+    pub initial_password: Option<String>,
+}

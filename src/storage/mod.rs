@@ -1,0 +1,157 @@
+//! The embedded database: one sled instance in the data folder, one tree per kind of record, values as
+//! JSON. Services own the rules; this module only opens trees and reads and writes typed values.
+//!
+//! Depends on `domain` and `error` only, so a server database could replace it behind the same calls.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Folder under the data folder that holds the sled files.
+const DB_FOLDER: &str = "db";
+
+/// The opened database and its trees.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// Account id → `Account`.
+    pub accounts: sled::Tree,
+    /// Lower-cased username → account id.
+    pub usernames: sled::Tree,
+    /// Group id → `SkillGroup`.
+    pub groups: sled::Tree,
+    /// Hash of a session token → session record.
+    pub sessions: sled::Tree,
+    /// Lower-cased username → failed sign-in record (kept also for unknown names, so they look alike).
+    pub login_attempts: sled::Tree,
+    /// Sequence → `AuditEntry`.
+    pub audit: sled::Tree,
+    /// Sequence → `PresenceChange`.
+    pub presence_log: sled::Tree,
+    /// Account id → avatar bytes.
+    pub avatars: sled::Tree,
+    /// Hash of a visitor token → visitor grant.
+    pub visitor_tokens: sled::Tree,
+}
+
+impl Store {
+    /// Opens (creating) the database under `data_dir`.
+    ///
+    /// Fails with [`Error::Storage`] when another process holds it, e.g. a running `kefu serve`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DB_FOLDER);
+        std::fs::create_dir_all(&path).map_err(|error| Error::io(&path, error))?;
+        let db = sled::Config::new().path(&path).open().map_err(|error| {
+            Error::Storage(format!(
+                "cannot open the database in {} (is another kefu process using it?): {error}",
+                path.display()
+            ))
+        })?;
+        Store::with_db(db)
+    }
+
+    fn with_db(db: sled::Db) -> Result<Store> {
+        let tree = |name: &str| db.open_tree(name).map_err(Error::from);
+        Ok(Store {
+            accounts: tree("accounts")?,
+            usernames: tree("usernames")?,
+            groups: tree("groups")?,
+            sessions: tree("sessions")?,
+            login_attempts: tree("login_attempts")?,
+            audit: tree("audit")?,
+            presence_log: tree("presence_log")?,
+            avatars: tree("avatars")?,
+            visitor_tokens: tree("visitor_tokens")?,
+            db,
+        })
+    }
+
+    /// A fresh id, unique for the life of the database.
+    pub fn next_id(&self) -> Result<u64> {
+        // sled starts at 0; ids start at 1 so that 0 never names a record.
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Makes everything written so far durable. Called before acknowledging a change the user must not
+    /// lose (accounts, passwords, audit entries).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Big-endian key of a numeric id, so keys sort in id order.
+pub fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Reads and decodes a JSON value.
+pub fn get_json<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+) -> Result<Option<T>> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes a JSON value.
+pub fn put_json<T: Serialize>(tree: &sled::Tree, key: impl AsRef<[u8]>, value: &T) -> Result<()> {
+    tree.insert(key, encode(value)?)?;
+    Ok(())
+}
+
+/// Every value of a tree in key order, skipping none: a record that does not decode is an error.
+pub fn scan_json<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
+    tree.iter().values().map(|value| decode(&value?)).collect()
+}
+
+/// JSON bytes of a value.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|error| Error::Storage(format!("encoding a record: {error}")))
+}
+
+/// A value from JSON bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| Error::Storage(format!("decoding a stored record: {error}")))
+}
+
+impl From<sled::Error> for Error {
+    fn from(error: sled::Error) -> Error {
+        Error::Storage(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_ids_increase() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(folder.path()).unwrap();
+        let first = store.next_id().unwrap();
+        let second = store.next_id().unwrap();
+        assert!(first >= 1 && second > first);
+        put_json(&store.groups, id_key(first), &"售后".to_string()).unwrap();
+        let read: Option<String> = get_json(&store.groups, id_key(first)).unwrap();
+        assert_eq!(read.as_deref(), Some("售后"));
+        assert_eq!(scan_json::<String>(&store.groups).unwrap(), vec!["售后"]);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_folder_is_a_clear_error() {
+        let folder = tempfile::tempdir().unwrap();
+        let _store = Store::open(folder.path()).unwrap();
+        let error = Store::open(folder.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("another kefu process"),
+            "{error}"
+        );
+    }
+}
