@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "integration/accounts.rs"]
+mod accounts;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/http_articles.rs"]
