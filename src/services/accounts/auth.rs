@@ -343,7 +343,7 @@ impl AccountService {
                 user_agent: record.user_agent,
             })
             .collect();
-        sessions.sort_by(|left, right| right.created.cmp(&left.created));
+        sessions.sort_by_key(|session| std::cmp::Reverse(session.created));
         Ok(sessions)
     }
 
