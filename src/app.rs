@@ -55,6 +55,7 @@ pub async fn build_state_with(
     Ok(AppState {
         knowledge: Arc::new(knowledge),
         accounts: Arc::new(accounts),
+        trust_forwarded_for: config.server.trust_forwarded_for,
     })
 }
 

@@ -32,6 +32,9 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a reverse proxy
+    /// that sets it; otherwise clients could pick their own address and dodge the sign-in limit).
+    pub trust_forwarded_for: bool,
 }
 
 /// Folders used by kefu; relative paths are relative to the working directory.
@@ -112,6 +115,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -84,19 +84,40 @@ fn describe(permission: Permission) -> &'static str {
     }
 }
 
-/// The client address: the TCP peer (`ConnectInfo`), absent in in-process tests.
+/// The client address: the first `X-Forwarded-For` entry when `server.trust_forwarded_for` is on,
+/// else the TCP peer (`ConnectInfo`, absent in in-process tests).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .trust_forwarded_for
+            .then(|| forwarded_for(parts))
+            .flatten();
+        Ok(ClientIp(forwarded.or_else(|| peer_ip(parts))))
     }
 }
 
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
+fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .headers
+        .get("x-forwarded-for")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -25,6 +25,8 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeService>,
     /// Accounts, sessions, settings.
     pub accounts: Arc<AccountService>,
+    /// Client addresses come from `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// Runs account work (argon2 hashing, sled flushes) on the blocking pool.

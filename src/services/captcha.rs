@@ -66,7 +66,7 @@ impl Captchas {
     /// A new challenge.
     pub fn issue(&self, now: Timestamp) -> Challenge {
         let (answer, png) = self.source.generate();
-        let id = crate::services::accounts::random_token(16);
+        let id = crate::services::secrets::random_token(16);
         let mut open = self.open.lock().expect("captcha lock poisoned");
         open.retain(|_, (_, expires)| *expires > now);
         if open.len() >= MAX_OPEN_CHALLENGES {

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod captcha;
 pub mod clock;
 pub mod knowledge;
+pub mod secrets;
 mod watch;
 
 pub use accounts::AccountService;

@@ -280,7 +280,13 @@ impl TestApp {
 
     /// An application over `dirs` with nobody signed in.
     pub async fn start_signed_out(dirs: TestDirs) -> TestApp {
-        let config = dirs.config();
+        TestApp::start_configured(dirs, |_| {}).await
+    }
+
+    /// An application over `dirs` with nobody signed in and `adjust` applied to the configuration.
+    pub async fn start_configured(dirs: TestDirs, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = dirs.config();
+        adjust(&mut config);
         let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
         let state = kefu::app::build_state_with(&config, clock.clone(), Box::new(FixedCaptcha))
             .await

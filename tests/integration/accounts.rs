@@ -966,6 +966,34 @@ async fn sign_in_is_rate_limited_per_address() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_recorded() {
+    for (trusted, expected) in [(true, "192.0.2.77"), (false, "10.9.9.9")] {
+        let app = TestApp::start_configured(TestDirs::with_fixtures(), |config| {
+            config.server.trust_forwarded_for = trusted;
+        })
+        .await;
+        let body = json!({"username": "admin", "password": "nope"}).to_string();
+        let peer: IpAddr = "10.9.9.9".parse().unwrap();
+        let builder = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", "192.0.2.77, 10.0.0.1")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                peer, 5000,
+            )));
+        let reply = app.raw(builder.body(Body::from(body)).unwrap()).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        let admin = app.admin().await;
+        let entries = audit(&app, &admin, "?kind=login_failed").await;
+        assert!(
+            entries.iter().any(|entry| entry["ip"] == expected),
+            "trusted={trusted}: {entries:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn personal_settings_presence_and_auto_away() {
     let app = signed_out().await;
     let admin = app.admin().await;

@@ -20,6 +20,7 @@ use super::{password, AccountService, Actor};
 use crate::domain::{Account, AccountId, AccountView, AuditKind, PresenceStatus};
 use crate::error::{Error, Result};
 use crate::services::captcha::Challenge;
+use crate::services::secrets::random_token;
 use crate::storage;
 
 /// Bytes of randomness in a session token.
@@ -258,13 +259,13 @@ impl AccountService {
         ip: Option<IpAddr>,
         user_agent: Option<String>,
     ) -> Result<LoginOutcome> {
-        let token = super::random_token(SESSION_TOKEN_BYTES);
+        let token = random_token(SESSION_TOKEN_BYTES);
         let key = session_key(&token);
         let now = self.now();
         let record = SessionRecord {
             id: hex_prefix(&key),
             account: account.id,
-            csrf_token: super::random_token(SESSION_TOKEN_BYTES),
+            csrf_token: random_token(SESSION_TOKEN_BYTES),
             created: now,
             last_seen: now,
             ip: ip.map(|ip| ip.to_string()),
@@ -411,9 +412,9 @@ impl AccountService {
     /// A token for a new visitor of the chat page; it grants nothing but that visitor's own
     /// conversation.
     pub fn issue_visitor_token(&self) -> Result<(String, VisitorGrant)> {
-        let token = super::random_token(SESSION_TOKEN_BYTES);
+        let token = random_token(SESSION_TOKEN_BYTES);
         let grant = VisitorGrant {
-            visitor_id: format!("v_{}", super::random_token(9)),
+            visitor_id: format!("v_{}", random_token(9)),
             conversation: None,
             created: self.now(),
         };

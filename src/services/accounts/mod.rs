@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AccountsConfig;
@@ -30,6 +29,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::services::captcha::{CaptchaSource, Captchas};
 use crate::services::clock::Clock;
+use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, Store};
 
 pub use auth::{Caller, LoginOutcome, LoginRequest, SessionInfo, VisitorGrant};
@@ -634,14 +634,6 @@ impl AccountService {
                 .collect(),
         )
     }
-}
-
-/// `bytes` random bytes, URL-safe base64 without padding.
-pub fn random_token(bytes: usize) -> String {
-    use base64::Engine;
-    let mut buffer = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buffer);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
 /// A random password that follows the rules: 16 characters from every class.

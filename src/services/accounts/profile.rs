@@ -16,6 +16,7 @@ use crate::domain::{
     SendKey,
 };
 use crate::error::{Error, Result};
+use crate::services::secrets::random_bytes;
 use crate::storage::{self, id_key};
 
 /// Issuer shown in authenticator apps.
@@ -203,7 +204,9 @@ impl AccountService {
     /// Sets the caller's presence by hand.
     pub fn set_presence(&self, id: AccountId, status: PresenceStatus) -> Result<Presence> {
         self.record_activity(id, self.now());
-        self.change_presence(id, status, false)
+        let presence = self.change_presence(id, status, false)?;
+        self.store.flush()?;
+        Ok(presence)
     }
 
     pub(super) fn change_presence(
@@ -294,7 +297,7 @@ impl AccountService {
                 "two-step verification is already on; turn it off first".into(),
             ));
         }
-        let secret = Secret::Raw(rand_bytes(20)).to_encoded().to_string();
+        let secret = Secret::Raw(random_bytes(20)).to_encoded().to_string();
         let totp = totp_for(&secret, &account.username)?;
         let otpauth_url = totp.get_url();
         let qr_svg = qrcode::QrCode::new(otpauth_url.as_bytes())
@@ -445,13 +448,6 @@ pub fn totp_code(secret: &str, username: &str, now: Timestamp) -> Result<String>
     Ok(totp_for(secret, username)?.generate(seconds))
 }
 
-fn rand_bytes(count: usize) -> Vec<u8> {
-    use rand::RngCore;
-    let mut bytes = vec![0u8; count];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes
-}
-
 /// `xxxxx-xxxxx` from an alphabet without look-alikes.
 fn recovery_code() -> String {
     use rand::seq::IndexedRandom;
@@ -483,7 +479,7 @@ mod tests {
 
     #[test]
     fn codes_match_their_step_with_one_step_of_drift() {
-        let secret = Secret::Raw(rand_bytes(20)).to_encoded().to_string();
+        let secret = Secret::Raw(random_bytes(20)).to_encoded().to_string();
         let totp = totp_for(&secret, "xiaomei").unwrap();
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let code = totp_code(&secret, "xiaomei", now).unwrap();
