@@ -2,9 +2,14 @@
 
 pub mod account;
 pub mod article;
+pub mod conversation;
 
 pub use account::{
     Account, AccountId, AccountView, AuditEntry, AuditKind, Avatar, GroupId, Presence,
     PresenceChange, PresenceStatus, Role, SendKey, Settings, SkillGroup, TwoFactor,
 };
 pub use article::{Article, ArticleId, ArticleStatus, Section};
+pub use conversation::{
+    Attachment, Conversation, ConversationState, Message, PendingTransfer, QueueEntry, QueueStatus,
+    Rating, SenderKind, VisitorIdentity, WrapUp, MAX_MESSAGE_CHARS,
+};

@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+mod conversations;
+
+pub use conversations::{ConversationStore, NewMessage, SledConversationStore};
+
 /// Folder under the data folder that holds the sled files.
 const DB_FOLDER: &str = "db";
 
@@ -35,6 +39,16 @@ pub struct Store {
     pub avatars: sled::Tree,
     /// Hash of a visitor token → visitor grant.
     pub visitor_tokens: sled::Tree,
+    /// Conversation id → `Conversation`.
+    pub conversations: sled::Tree,
+    /// Conversation id → `QueueEntry`.
+    pub queue: sled::Tree,
+    /// Conversation id, 0, seq → `Message`.
+    pub messages: sled::Tree,
+    /// Conversation id, 0, client key → seq (idempotent sends).
+    pub message_keys: sled::Tree,
+    /// Group id → routing settings.
+    pub group_routing: sled::Tree,
 }
 
 impl Store {
@@ -65,6 +79,11 @@ impl Store {
             presence_log: tree("presence_log")?,
             avatars: tree("avatars")?,
             visitor_tokens: tree("visitor_tokens")?,
+            conversations: tree("conversations")?,
+            queue: tree("queue")?,
+            messages: tree("messages")?,
+            message_keys: tree("message_keys")?,
+            group_routing: tree("group_routing")?,
             db,
         })
     }

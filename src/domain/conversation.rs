@@ -1,0 +1,219 @@
+//! Conversations of the live-chat desk: the conversation, its queue entry, its messages, wrap-up and
+//! rating. Plain data; rules live in `services::conversations`, storage in `storage::conversations`.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{AccountId, GroupId};
+
+/// Longest message body, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 5000;
+
+/// Where a conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    /// Waiting for an agent.
+    Queued,
+    /// An agent is serving it.
+    Active,
+    /// Ended by the agent, the visitor or the idle timer.
+    Ended,
+    /// The visitor left before anyone accepted.
+    Abandoned,
+    /// Nobody was available: the visitor left a message (留言) to be answered later.
+    OfflineMessage,
+}
+
+impl ConversationState {
+    /// Whether messages can still be exchanged.
+    pub fn is_open(self) -> bool {
+        matches!(self, ConversationState::Queued | ConversationState::Active)
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    /// The visitor.
+    Visitor,
+    /// An agent, to the visitor.
+    Agent,
+    /// The desk itself (accepted, transferred, ended...).
+    System,
+    /// An internal note between colleagues: never shown to the visitor.
+    Internal,
+}
+
+/// A file attached to a message, stored by content hash under the data folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// BLAKE3 hex of the content.
+    pub hash: String,
+    /// The name the uploader gave, cleaned of any path.
+    pub name: String,
+    /// Sniffed MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Position in the conversation, from 1, without gaps.
+    pub seq: u64,
+    /// Who wrote it.
+    pub kind: SenderKind,
+    /// The agent who wrote it (agent and internal messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AccountId>,
+    /// Name shown with the message.
+    pub sender_name: String,
+    /// Text.
+    pub body: String,
+    /// Files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// When it was stored.
+    pub at: Timestamp,
+    /// The sender's idempotency key, so a resend is recognised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
+/// What the visitor told us about themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorIdentity {
+    /// Nickname (访客昵称).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The shop's own user id, when the widget knows it.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// A transfer waiting for its receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTransfer {
+    /// The agent handing over.
+    pub from: AccountId,
+    /// Receiving group, when transferred to a group.
+    pub to_group: Option<GroupId>,
+    /// Receiving agent, when transferred to a person (or once a group member was chosen).
+    pub to_agent: Option<AccountId>,
+    /// Shown to the receiver.
+    pub note: String,
+    /// When it was requested.
+    pub at: Timestamp,
+}
+
+/// The agent's summary (会话小结) of an ended conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapUp {
+    /// Problem type (问题类型), a path in the category tree such as `售后/退款`.
+    pub problem_type: String,
+    /// How it was resolved.
+    pub resolution: String,
+    /// Free tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Satisfaction as judged by the agent, 1-5.
+    #[serde(default)]
+    pub satisfaction: Option<u8>,
+    /// Who wrote it.
+    pub by: AccountId,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The visitor's rating at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1-5 stars.
+    pub stars: u8,
+    /// Optional comment.
+    pub comment: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A conversation between a visitor and the desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Id, `c_` + random.
+    pub id: String,
+    /// The visitor.
+    pub visitor_id: String,
+    /// What the visitor told about themselves.
+    pub identity: VisitorIdentity,
+    /// Channel, e.g. `web`.
+    pub channel: String,
+    /// The page the visitor was on.
+    pub page: Option<String>,
+    /// The skill group wanted; `None` for any agent.
+    pub group: Option<GroupId>,
+    /// State.
+    pub state: ConversationState,
+    /// The serving agent.
+    pub agent: Option<AccountId>,
+    /// Colleagues invited to help (see everything, write internal notes).
+    pub invited: BTreeSet<AccountId>,
+    /// A transfer waiting for its receiver.
+    pub pending_transfer: Option<PendingTransfer>,
+    /// Creation time.
+    pub created: Timestamp,
+    /// When the current agent was assigned.
+    pub assigned_at: Option<Timestamp>,
+    /// First agent message after the assignment (unanswered-assignment timer).
+    pub answered_at: Option<Timestamp>,
+    /// Last visitor message.
+    pub last_visitor_activity: Timestamp,
+    /// Whether the idle reminder was sent since the visitor's last message.
+    pub idle_reminded: bool,
+    /// End time.
+    pub ended_at: Option<Timestamp>,
+    /// Who ended it: `visitor`, `agent`, `idle` or `system`.
+    pub ended_by: Option<String>,
+    /// The agent's summary.
+    pub wrap_up: Option<WrapUp>,
+    /// The visitor's rating.
+    pub rating: Option<Rating>,
+}
+
+/// Where a queue entry stands (kept apart from the conversation, like Rocket.Chat's inquiries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStatus {
+    /// Waiting for an agent.
+    Waiting,
+    /// Offered to an agent who has not answered yet.
+    Offered,
+    /// An agent has it.
+    Taken,
+}
+
+/// A conversation's place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The conversation.
+    pub conversation: String,
+    /// The group it waits for.
+    pub group: Option<GroupId>,
+    /// Status.
+    pub status: QueueStatus,
+    /// Ordering key: when it (re)entered the queue; a returning conversation gets an early time.
+    pub since: Timestamp,
+    /// Agents that let an offer lapse; not offered again.
+    #[serde(default)]
+    pub declined_by: BTreeSet<AccountId>,
+}

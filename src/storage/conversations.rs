@@ -1,0 +1,206 @@
+//! Conversations, queue entries and messages behind [`ConversationStore`], so a server database can
+//! replace sled without touching the services. [`SledConversationStore`] is the embedded default.
+//!
+//! Messages are keyed `conversation id, 0x00, seq (big-endian)`, so one conversation's messages are a
+//! contiguous, ordered range and the next sequence number is the last key's plus one.
+
+use std::sync::Mutex;
+
+use crate::domain::{Conversation, Message, QueueEntry};
+use crate::error::Result;
+use crate::storage::{self, Store};
+
+/// A message before the store numbers it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Everything but `seq`, which the store assigns.
+    pub message: Message,
+}
+
+/// Where conversations live.
+pub trait ConversationStore: Send + Sync + std::fmt::Debug {
+    /// Writes a conversation (insert or replace).
+    fn put_conversation(&self, conversation: &Conversation) -> Result<()>;
+    /// One conversation.
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>>;
+    /// Every conversation, oldest first.
+    fn conversations(&self) -> Result<Vec<Conversation>>;
+    /// Writes a queue entry (insert or replace).
+    fn put_queue_entry(&self, entry: &QueueEntry) -> Result<()>;
+    /// Removes a conversation's queue entry, if any.
+    fn remove_queue_entry(&self, conversation: &str) -> Result<()>;
+    /// Every queue entry.
+    fn queue_entries(&self) -> Result<Vec<QueueEntry>>;
+    /// Appends a message with the next sequence number. When a message with the same `client_key` is
+    /// already stored, returns that one and `false` instead (a resend after a reconnect).
+    fn append_message(&self, conversation: &str, message: NewMessage) -> Result<(Message, bool)>;
+    /// Messages with a sequence number above `after`, in order.
+    fn messages_after(&self, conversation: &str, after: u64) -> Result<Vec<Message>>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// [`ConversationStore`] in the embedded sled database.
+#[derive(Debug)]
+pub struct SledConversationStore {
+    store: Store,
+    /// Appends read the last sequence number and write the next: one at a time.
+    append_lock: Mutex<()>,
+}
+
+impl SledConversationStore {
+    /// Conversations in `store`.
+    pub fn new(store: Store) -> SledConversationStore {
+        SledConversationStore {
+            store,
+            append_lock: Mutex::new(()),
+        }
+    }
+}
+
+fn message_prefix(conversation: &str) -> Vec<u8> {
+    let mut prefix = conversation.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
+fn message_key(conversation: &str, seq: u64) -> Vec<u8> {
+    let mut key = message_prefix(conversation);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn client_key(conversation: &str, key: &str) -> Vec<u8> {
+    let mut bytes = message_prefix(conversation);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+impl ConversationStore for SledConversationStore {
+    fn put_conversation(&self, conversation: &Conversation) -> Result<()> {
+        storage::put_json(&self.store.conversations, &conversation.id, conversation)
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        storage::get_json(&self.store.conversations, id)
+    }
+
+    fn conversations(&self) -> Result<Vec<Conversation>> {
+        let mut conversations: Vec<Conversation> = storage::scan_json(&self.store.conversations)?;
+        conversations.sort_by_key(|conversation| conversation.created);
+        Ok(conversations)
+    }
+
+    fn put_queue_entry(&self, entry: &QueueEntry) -> Result<()> {
+        storage::put_json(&self.store.queue, &entry.conversation, entry)
+    }
+
+    fn remove_queue_entry(&self, conversation: &str) -> Result<()> {
+        self.store.queue.remove(conversation)?;
+        Ok(())
+    }
+
+    fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
+        storage::scan_json(&self.store.queue)
+    }
+
+    fn append_message(&self, conversation: &str, new: NewMessage) -> Result<(Message, bool)> {
+        let _guard = self.append_lock.lock().expect("append lock poisoned");
+        let mut message = new.message;
+        if let Some(key) = &message.client_key {
+            if let Some(seq) = self.store.message_keys.get(client_key(conversation, key))? {
+                let seq = u64::from_be_bytes(seq.as_ref().try_into().unwrap_or([0; 8]));
+                if let Some(existing) =
+                    storage::get_json(&self.store.messages, message_key(conversation, seq))?
+                {
+                    return Ok((existing, false));
+                }
+            }
+        }
+        let last_seq = match self
+            .store
+            .messages
+            .scan_prefix(message_prefix(conversation))
+            .next_back()
+        {
+            Some(item) => {
+                let (key, _) = item?;
+                let seq_bytes = &key[key.len() - 8..];
+                u64::from_be_bytes(seq_bytes.try_into().unwrap_or([0; 8]))
+            }
+            None => 0,
+        };
+        message.seq = last_seq + 1;
+        storage::put_json(
+            &self.store.messages,
+            message_key(conversation, message.seq),
+            &message,
+        )?;
+        if let Some(key) = &message.client_key {
+            self.store
+                .message_keys
+                .insert(client_key(conversation, key), &message.seq.to_be_bytes())?;
+        }
+        Ok((message, true))
+    }
+
+    fn messages_after(&self, conversation: &str, after: u64) -> Result<Vec<Message>> {
+        let start = message_key(conversation, after.saturating_add(1));
+        let end = message_key(conversation, u64::MAX);
+        self.store
+            .messages
+            .range(start..=end)
+            .values()
+            .map(|value| storage::decode(&value?))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SenderKind;
+
+    fn message(body: &str, key: Option<&str>) -> NewMessage {
+        NewMessage {
+            message: Message {
+                seq: 0,
+                kind: SenderKind::Visitor,
+                agent: None,
+                sender_name: "访客".into(),
+                body: body.into(),
+                attachments: Vec::new(),
+                at: jiff::Timestamp::UNIX_EPOCH,
+                client_key: key.map(str::to_string),
+            },
+        }
+    }
+
+    #[test]
+    fn messages_are_numbered_per_conversation_and_resends_are_recognised() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = SledConversationStore::new(Store::open(folder.path()).unwrap());
+        let (first, new) = store.append_message("c_a", message("你好", Some("k1"))).unwrap();
+        assert_eq!((first.seq, new), (1, true));
+        let (second, _) = store.append_message("c_a", message("在吗", Some("k2"))).unwrap();
+        assert_eq!(second.seq, 2);
+        // A conversation whose id extends another's does not share its numbers.
+        let (other, _) = store.append_message("c_ab", message("别的", None)).unwrap();
+        assert_eq!(other.seq, 1);
+        let (again, new) = store.append_message("c_a", message("你好", Some("k1"))).unwrap();
+        assert_eq!((again.seq, new), (1, false));
+        let bodies: Vec<String> = store
+            .messages_after("c_a", 0)
+            .unwrap()
+            .into_iter()
+            .map(|message| message.body)
+            .collect();
+        assert_eq!(bodies, ["你好", "在吗"]);
+        assert_eq!(store.messages_after("c_a", 1).unwrap().len(), 1);
+        assert!(store.messages_after("c_a", 2).unwrap().is_empty());
+    }
+}
