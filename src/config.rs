@@ -24,6 +24,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// Accounts, sign-in and sessions.
     pub accounts: AccountsConfig,
+    /// The live-chat desk.
+    pub conversations: ConversationsConfig,
 }
 
 /// HTTP server settings.
@@ -107,6 +109,67 @@ impl Default for AccountsConfig {
             max_avatar_bytes: 1 << 20,
             default_max_concurrent: 5,
             secure_cookies: false,
+        }
+    }
+}
+
+/// The live-chat desk: timers, limits, uploads, the problem-type tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversationsConfig {
+    /// An assigned conversation the agent has not answered within this many seconds goes to the next
+    /// agent.
+    pub unanswered_secs: u64,
+    /// A transfer not accepted within this many seconds returns to its sender.
+    pub transfer_timeout_secs: u64,
+    /// A visitor silent this long gets a reminder.
+    pub visitor_idle_remind_mins: u64,
+    /// A visitor silent this long has the conversation ended.
+    pub visitor_idle_end_mins: u64,
+    /// A visitor queued this long is offered to leave a message.
+    pub queue_wait_limit_mins: u64,
+    /// Longest message, in characters.
+    pub max_message_chars: usize,
+    /// Largest upload.
+    pub max_upload_bytes: usize,
+    /// Accepted upload types, by extension.
+    pub upload_types: Vec<String>,
+    /// Problem types (问题类型) of the wrap-up form, as `parent/child` paths.
+    pub problem_types: Vec<String>,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        ConversationsConfig {
+            unanswered_secs: 120,
+            transfer_timeout_secs: 60,
+            visitor_idle_remind_mins: 5,
+            visitor_idle_end_mins: 10,
+            queue_wait_limit_mins: 5,
+            max_message_chars: 5000,
+            max_upload_bytes: 10 << 20,
+            upload_types: ["jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"]
+                .map(String::from)
+                .to_vec(),
+            problem_types: [
+                "订单/查询订单",
+                "订单/修改订单",
+                "订单/取消订单",
+                "支付/支付失败",
+                "支付/退款到账",
+                "物流/催发货",
+                "物流/查询物流",
+                "售后/退货退款",
+                "售后/换货",
+                "售后/维修",
+                "发票/开具发票",
+                "账户/登录与安全",
+                "会员/优惠券",
+                "咨询/商品咨询",
+                "其他",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

@@ -71,6 +71,18 @@ pub enum ErrorCode {
     InvalidAvatar,
     /// An avatar upload is too large.
     AvatarTooLarge,
+    /// No conversation has that id.
+    ConversationNotFound,
+    /// The conversation has ended or cannot take this message.
+    ConversationClosed,
+    /// Another agent already took the conversation.
+    ConversationTaken,
+    /// The agent already serves their maximum of conversations.
+    AgentAtCapacity,
+    /// The colleague or group cannot receive the conversation.
+    TransferTargetUnavailable,
+    /// A message is over the length limit.
+    MessageTooLong,
     /// Something went wrong on our side.
     Internal,
 }
@@ -109,6 +121,12 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::InvalidAvatar => "invalid_avatar",
             ErrorCode::AvatarTooLarge => "avatar_too_large",
+            ErrorCode::ConversationNotFound => "conversation_not_found",
+            ErrorCode::ConversationClosed => "conversation_closed",
+            ErrorCode::ConversationTaken => "conversation_taken",
+            ErrorCode::AgentAtCapacity => "agent_at_capacity",
+            ErrorCode::TransferTargetUnavailable => "transfer_target_unavailable",
+            ErrorCode::MessageTooLong => "message_too_long",
             ErrorCode::Internal => "internal",
         }
     }
@@ -221,6 +239,29 @@ pub enum Error {
         /// The limit.
         max_bytes: usize,
     },
+    /// No conversation with that id.
+    #[error("conversation `{0}` not found")]
+    ConversationNotFound(String),
+    /// The conversation is not open for this.
+    #[error("conversation `{0}` is closed")]
+    ConversationClosed(String),
+    /// Someone else has the conversation.
+    #[error("conversation `{0}` was already taken")]
+    ConversationTaken(String),
+    /// The agent is at their maximum.
+    #[error("you already serve your maximum number of conversations")]
+    AgentAtCapacity,
+    /// A transfer or invitation target cannot take it.
+    #[error("{0}")]
+    TransferTargetUnavailable(String),
+    /// A message is too long.
+    #[error("the message has {length} characters; at most {max} are allowed")]
+    MessageTooLong {
+        /// Its length.
+        length: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -277,6 +318,12 @@ impl Error {
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
             Error::InvalidAvatar(_) => ErrorCode::InvalidAvatar,
             Error::AvatarTooLarge { .. } => ErrorCode::AvatarTooLarge,
+            Error::ConversationNotFound(_) => ErrorCode::ConversationNotFound,
+            Error::ConversationClosed(_) => ErrorCode::ConversationClosed,
+            Error::ConversationTaken(_) => ErrorCode::ConversationTaken,
+            Error::AgentAtCapacity => ErrorCode::AgentAtCapacity,
+            Error::TransferTargetUnavailable(_) => ErrorCode::TransferTargetUnavailable,
+            Error::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

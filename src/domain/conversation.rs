@@ -213,7 +213,64 @@ pub struct QueueEntry {
     pub status: QueueStatus,
     /// Ordering key: when it (re)entered the queue; a returning conversation gets an early time.
     pub since: Timestamp,
-    /// Agents that let an offer lapse; not offered again.
+    /// Agents that let an assignment lapse unanswered; not offered again.
     #[serde(default)]
     pub declined_by: BTreeSet<AccountId>,
+    /// The visitor was told the wait is long and may leave a message.
+    #[serde(default)]
+    pub leave_offered: bool,
+}
+
+/// How a skill group's queue is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingMode {
+    /// Assigned to the least-loaded online agent of the group.
+    #[default]
+    Auto,
+    /// Agents see the queue and accept.
+    Manual,
+}
+
+/// Working hours (工作时间) of a group, in its time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    /// IANA time zone, e.g. `Asia/Shanghai`.
+    pub time_zone: String,
+    /// Working days, 1 = Monday … 7 = Sunday.
+    pub days: Vec<u8>,
+    /// Opening time, `HH:MM`.
+    pub start: String,
+    /// Closing time, `HH:MM`.
+    pub end: String,
+}
+
+/// Routing settings of a skill group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRouting {
+    /// Automatic or manual.
+    #[serde(default)]
+    pub mode: RoutingMode,
+    /// When the group works; `None` means always.
+    #[serde(default)]
+    pub working_hours: Option<WorkingHours>,
+    /// Shown to visitors outside working hours or when nobody is online.
+    #[serde(default = "default_off_hours_message")]
+    pub off_hours_message: String,
+}
+
+fn default_off_hours_message() -> String {
+    "您好，当前客服不在线。请留下您的问题和联系方式，我们会尽快回复您。".to_string()
+}
+
+impl Default for GroupRouting {
+    fn default() -> Self {
+        GroupRouting {
+            mode: RoutingMode::Auto,
+            working_hours: None,
+            off_hours_message: default_off_hours_message(),
+        }
+    }
 }

@@ -42,6 +42,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UsernameTaken | ErrorCode::GroupNameTaken => StatusCode::CONFLICT,
         ErrorCode::AccountNotFound | ErrorCode::GroupNotFound => StatusCode::NOT_FOUND,
         ErrorCode::InvalidAvatar => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::ConversationNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::ConversationClosed
+        | ErrorCode::ConversationTaken
+        | ErrorCode::AgentAtCapacity
+        | ErrorCode::TransferTargetUnavailable => StatusCode::CONFLICT,
+        ErrorCode::MessageTooLong => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,

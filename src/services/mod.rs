@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod captcha;
 pub mod clock;
+pub mod conversations;
 pub mod knowledge;
 pub mod secrets;
 mod watch;
@@ -13,3 +14,4 @@ pub use knowledge::{
     rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
 };
 pub use watch::watch_knowledge_base;
+pub use conversations::ConversationService;

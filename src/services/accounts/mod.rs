@@ -58,6 +58,8 @@ pub struct AccountService {
     write_lock: Mutex<()>,
     /// Verified against when the username is unknown, so that both cases take the same time.
     decoy_hash: String,
+    /// Presence changes, for routing (an agent going offline gives back their conversations).
+    presence_events: tokio::sync::broadcast::Sender<PresenceChange>,
 }
 
 impl std::fmt::Debug for AccountService {
@@ -169,6 +171,7 @@ impl AccountService {
             activity: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
             decoy_hash: password::hash_password(&random_token(12))?,
+            presence_events: tokio::sync::broadcast::channel(1024).0,
             config,
         };
         let bootstrap = service.bootstrap_admin()?;
@@ -226,6 +229,14 @@ impl AccountService {
         Ok(storage::scan_json::<Account>(&self.store.accounts)?
             .iter()
             .map(Account::view)
+            .collect())
+    }
+
+    /// Enabled accounts whose presence is online.
+    pub fn online_agents(&self) -> Result<Vec<Account>> {
+        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+            .into_iter()
+            .filter(|account| !account.disabled && account.presence.status == PresenceStatus::Online)
             .collect())
     }
 
@@ -616,7 +627,20 @@ impl AccountService {
 
     fn log_presence(&self, change: &PresenceChange) -> Result<()> {
         let seq = self.store.next_id()?;
-        storage::put_json(&self.store.presence_log, id_key(seq), change)
+        storage::put_json(&self.store.presence_log, id_key(seq), change)?;
+        // Nobody listening (the CLI) is fine.
+        let _ = self.presence_events.send(change.clone());
+        Ok(())
+    }
+
+    /// Presence changes from now on.
+    pub fn subscribe_presence(&self) -> tokio::sync::broadcast::Receiver<PresenceChange> {
+        self.presence_events.subscribe()
+    }
+
+    /// The underlying database, for services that keep their own trees in it.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Presence changes of one account (or all) since `since`, oldest first; for statistics.

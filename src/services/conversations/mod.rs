@@ -1,0 +1,1365 @@
+//! The live-chat desk: conversations from the visitor's first message to the wrap-up.
+//!
+//! - `mod.rs`: [`ConversationService`]: start, send, accept, transfer, invite, end, wrap-up, rating,
+//!   leave a message, and the timers ([`ConversationService::tick`]).
+//! - `routing.rs`: who may take a conversation, who gets it, queue positions and waits, working hours.
+//! - `hub.rs`: open WebSockets and fan-out. `events.rs`: the frames pushed to them.
+//! - `flush.rs`: group commit, so a message is acknowledged only once durable.
+//!
+//! Open conversations and the queue are kept in memory ([`Desk`]) and written through to the store
+//! under one lock; nothing awaits while holding it. Messages are appended under the lock, the lock is
+//! released, one flush makes them durable, and only then are events sent and senders acknowledged.
+
+mod events;
+mod flush;
+mod hub;
+mod routing;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+
+use crate::config::ConversationsConfig;
+use crate::domain::{
+    AccountId, Attachment, Conversation, ConversationState, GroupId, GroupRouting, Message,
+    PendingTransfer, QueueEntry, QueueStatus, Rating, Role, SenderKind, VisitorIdentity, WrapUp,
+};
+use crate::error::{Error, Result};
+use crate::services::accounts::AccountService;
+use crate::services::clock::Clock;
+use crate::services::secrets::random_token;
+use crate::storage::{self, id_key, ConversationStore, NewMessage};
+
+pub use events::{DeskEvent, QueueItem, VisitorView};
+pub use flush::FlushBatcher;
+pub use hub::{Connection, Hub, Outbox};
+
+/// Waits remembered for the estimate shown to queued visitors.
+const RECENT_WAITS: usize = 50;
+/// Estimated wait when nothing was measured yet, in seconds.
+const DEFAULT_WAIT_SECS: u64 = 60;
+
+/// Who sends a message or command.
+#[derive(Debug, Clone)]
+pub enum Party {
+    /// The conversation's visitor.
+    Visitor,
+    /// An agent (or supervisor, admin) by account.
+    Agent(AccountId),
+}
+
+/// What the visitor's page sends to start a conversation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// `web` by default.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The page the visitor is on.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// What the visitor tells about themselves.
+    #[serde(default)]
+    pub identity: VisitorIdentity,
+    /// The first message.
+    pub message: String,
+    /// The wanted skill group; any agent when absent.
+    #[serde(default)]
+    pub group: Option<GroupId>,
+}
+
+/// Where a transfer goes.
+#[derive(Debug, Clone, Copy)]
+pub enum TransferTarget {
+    /// A skill group: its best available agent is chosen.
+    Group(GroupId),
+    /// A named colleague.
+    Agent(AccountId),
+}
+
+/// The wrap-up form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapUpInput {
+    /// A configured problem type.
+    pub problem_type: String,
+    /// How it was resolved.
+    #[serde(default)]
+    pub resolution: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Satisfaction as judged by the agent, 1-5.
+    #[serde(default)]
+    pub satisfaction: Option<u8>,
+}
+
+/// Open conversations and the queue.
+#[derive(Debug, Default)]
+struct Desk {
+    open: HashMap<String, Conversation>,
+    queue: Vec<QueueEntry>,
+    /// Last time each agent got a conversation; longest idle wins ties.
+    last_assigned: HashMap<AccountId, Timestamp>,
+    /// Last serving agent by visitor id and by the shop's user id (历史坐席优先).
+    last_agent: HashMap<String, AccountId>,
+    /// Recent waits from queue to agent, seconds.
+    recent_waits: VecDeque<u64>,
+}
+
+/// Events to send once the writes that caused them are durable.
+#[derive(Debug, Default)]
+struct Outgoing {
+    to_agents: Vec<(Vec<AccountId>, DeskEvent)>,
+    to_visitors: Vec<(String, DeskEvent)>,
+    /// The queue changed: queued visitors get their new position.
+    queue_changed: bool,
+}
+
+impl Outgoing {
+    fn agents(&mut self, agents: Vec<AccountId>, event: DeskEvent) {
+        self.to_agents.push((agents, event));
+    }
+
+    fn visitor(&mut self, conversation: &str, event: DeskEvent) {
+        self.to_visitors.push((conversation.to_string(), event));
+    }
+}
+
+/// The live-chat desk.
+pub struct ConversationService {
+    store: Arc<dyn ConversationStore>,
+    accounts: Arc<AccountService>,
+    clock: Arc<dyn Clock>,
+    config: ConversationsConfig,
+    hub: Hub,
+    flusher: FlushBatcher,
+    desk: Mutex<Desk>,
+}
+
+impl std::fmt::Debug for ConversationService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ConversationService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConversationService {
+    /// Loads open conversations and the queue from `store`; must run inside a tokio runtime (the
+    /// flushing task starts here).
+    pub fn open(
+        store: Arc<dyn ConversationStore>,
+        accounts: Arc<AccountService>,
+        clock: Arc<dyn Clock>,
+        config: ConversationsConfig,
+    ) -> Result<ConversationService> {
+        let mut desk = Desk::default();
+        for conversation in store.conversations()? {
+            if let Some(agent) = conversation.agent {
+                desk.last_agent.insert(conversation.visitor_id.clone(), agent);
+                if let Some(external) = &conversation.identity.external_id {
+                    desk.last_agent.insert(format!("ext:{external}"), agent);
+                }
+            }
+            if conversation.state.is_open() {
+                desk.open.insert(conversation.id.clone(), conversation);
+            }
+        }
+        desk.queue = store.queue_entries()?;
+        desk.queue.sort_by_key(|entry| entry.since);
+        let flusher = FlushBatcher::start(Arc::clone(&store));
+        Ok(ConversationService {
+            store,
+            accounts,
+            clock,
+            config,
+            hub: Hub::default(),
+            flusher,
+            desk: Mutex::new(desk),
+        })
+    }
+
+    /// Open connections.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ConversationsConfig {
+        &self.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Desk> {
+        self.desk.lock().expect("desk lock poisoned")
+    }
+
+    /// One conversation, open or not.
+    pub fn conversation(&self, id: &str) -> Result<Conversation> {
+        if let Some(open) = self.lock().open.get(id) {
+            return Ok(open.clone());
+        }
+        self.store
+            .conversation(id)?
+            .ok_or_else(|| Error::ConversationNotFound(id.to_string()))
+    }
+
+    /// Messages after `after`; visitors never get internal notes.
+    pub fn messages_after(&self, id: &str, after: u64, party: &Party) -> Result<Vec<Message>> {
+        let mut messages = self.store.messages_after(id, after)?;
+        if matches!(party, Party::Visitor) {
+            messages.retain(|message| message.kind != SenderKind::Internal);
+        }
+        Ok(messages)
+    }
+
+    // ----- settings of groups -----
+
+    /// A group's routing settings (defaults when never set).
+    pub fn group_routing(&self, group: GroupId) -> Result<GroupRouting> {
+        Ok(storage::get_json(&self.accounts.store().group_routing, id_key(group.0))?
+            .unwrap_or_default())
+    }
+
+    /// Replaces a group's routing settings.
+    pub fn set_group_routing(&self, group: GroupId, routing: GroupRouting) -> Result<GroupRouting> {
+        self.accounts.group(group)?;
+        routing::validate_working_hours(routing.working_hours.as_ref())?;
+        storage::put_json(&self.accounts.store().group_routing, id_key(group.0), &routing)?;
+        self.accounts.store().flush()?;
+        Ok(routing)
+    }
+
+    // ----- visitor side -----
+
+    /// Starts a conversation for the visitor token `token`. Queued when an agent can take it, else
+    /// an offline message (留言) with the group's notice. A token already bound to an open
+    /// conversation gets that one back.
+    pub async fn start(&self, token: &str, request: StartRequest) -> Result<Conversation> {
+        let grant = self
+            .accounts
+            .visitor_grant(token)?
+            .ok_or(Error::Unauthenticated)?;
+        if let Some(existing) = &grant.conversation {
+            if let Ok(conversation) = self.conversation(existing) {
+                if conversation.state.is_open() {
+                    return Ok(conversation);
+                }
+            }
+        }
+        let body = self.validate_body(&request.message, &[])?;
+        if let Some(group) = request.group {
+            self.accounts.group(group)?;
+        }
+        let channel = request
+            .channel
+            .filter(|channel| !channel.trim().is_empty())
+            .unwrap_or_else(|| "web".to_string());
+        let now = self.now();
+        let routing = match request.group {
+            Some(group) => self.group_routing(group)?,
+            None => GroupRouting::default(),
+        };
+        let open_hours = routing::within_working_hours(routing.working_hours.as_ref(), now);
+        let anyone_online = !self.eligible_agents(request.group, None)?.is_empty();
+        let state = if open_hours && anyone_online {
+            ConversationState::Queued
+        } else {
+            ConversationState::OfflineMessage
+        };
+        let conversation = Conversation {
+            id: format!("c_{}", random_token(12)),
+            visitor_id: grant.visitor_id.clone(),
+            identity: request.identity,
+            channel,
+            page: request.page,
+            group: request.group,
+            state,
+            agent: None,
+            invited: Default::default(),
+            pending_transfer: None,
+            created: now,
+            assigned_at: None,
+            answered_at: None,
+            last_visitor_activity: now,
+            idle_reminded: false,
+            ended_at: None,
+            ended_by: None,
+            wrap_up: None,
+            rating: None,
+        };
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            self.store.put_conversation(&conversation)?;
+            self.append(&conversation, visitor_message(&conversation, body, Vec::new(), None, now))?;
+            if state == ConversationState::Queued {
+                let entry = QueueEntry {
+                    conversation: conversation.id.clone(),
+                    group: conversation.group,
+                    status: QueueStatus::Waiting,
+                    since: now,
+                    declined_by: Default::default(),
+                    leave_offered: false,
+                };
+                self.store.put_queue_entry(&entry)?;
+                desk.queue.push(entry);
+                desk.open.insert(conversation.id.clone(), conversation.clone());
+                self.system_message(&conversation, "正在为您接入客服，请稍候。", &mut outgoing)?;
+                let item = self.queue_item(&desk, &conversation)?;
+                let agents = self.eligible_agents(conversation.group, None)?;
+                outgoing.agents(agents, DeskEvent::Queued { item });
+                outgoing.queue_changed = true;
+                self.route(&mut desk, &mut outgoing)?;
+            } else {
+                self.system_message(&conversation, &routing.off_hours_message, &mut outgoing)?;
+            }
+        }
+        self.accounts
+            .bind_visitor_conversation(token, &conversation.id)?;
+        self.deliver(outgoing).await?;
+        self.conversation(&conversation.id)
+    }
+
+    /// Stores a message from the visitor or an agent and returns it once durable. A resend with the
+    /// same `client_key` returns the stored message and notifies nobody again.
+    pub async fn send(
+        &self,
+        party: &Party,
+        conversation_id: &str,
+        client_key: Option<String>,
+        body: &str,
+        attachments: Vec<Attachment>,
+        internal: bool,
+    ) -> Result<Message> {
+        let body = self.validate_body(body, &attachments)?;
+        let now = self.now();
+        let mut outgoing = Outgoing::default();
+        let message = {
+            let mut desk = self.lock();
+            let conversation = self.conversation_in(&desk, conversation_id)?;
+            let writable = match party {
+                Party::Visitor => matches!(
+                    conversation.state,
+                    ConversationState::Queued
+                        | ConversationState::Active
+                        | ConversationState::OfflineMessage
+                ),
+                Party::Agent(_) if internal => conversation.state.is_open(),
+                Party::Agent(_) => conversation.state == ConversationState::Active,
+            };
+            if !writable {
+                return Err(Error::ConversationClosed(conversation_id.to_string()));
+            }
+            let draft = match party {
+                Party::Visitor => visitor_message(&conversation, body, attachments, client_key, now),
+                Party::Agent(agent) => {
+                    let account = self.accounts.account(*agent)?;
+                    Message {
+                        seq: 0,
+                        kind: if internal {
+                            SenderKind::Internal
+                        } else {
+                            SenderKind::Agent
+                        },
+                        agent: Some(*agent),
+                        sender_name: account.display_name,
+                        body,
+                        attachments,
+                        at: now,
+                        client_key,
+                    }
+                }
+            };
+            let (message, new) = self.append(&conversation, draft)?;
+            if new {
+                if let Some(open) = desk.open.get_mut(conversation_id) {
+                    let mut changed = false;
+                    match party {
+                        Party::Visitor => {
+                            open.last_visitor_activity = now;
+                            open.idle_reminded = false;
+                            changed = true;
+                        }
+                        Party::Agent(agent)
+                            if !internal
+                                && open.agent == Some(*agent)
+                                && open.answered_at.is_none() =>
+                        {
+                            open.answered_at = Some(now);
+                            changed = true;
+                        }
+                        Party::Agent(_) => {}
+                    }
+                    if changed {
+                        self.store.put_conversation(open)?;
+                    }
+                }
+                self.broadcast_message(&conversation, &message, &mut outgoing);
+            }
+            message
+        };
+        self.deliver(outgoing).await?;
+        Ok(message)
+    }
+
+    /// Typing indicator, not stored.
+    pub fn typing(&self, party: &Party, conversation_id: &str, typing: bool) -> Result<()> {
+        let conversation = self.conversation(conversation_id)?;
+        match party {
+            Party::Visitor => {
+                let event = DeskEvent::Typing {
+                    conversation: conversation.id.clone(),
+                    from: SenderKind::Visitor,
+                    typing,
+                };
+                self.hub.to_agents(&participants(&conversation), &event);
+            }
+            Party::Agent(_) => {
+                let event = DeskEvent::Typing {
+                    conversation: conversation.id.clone(),
+                    from: SenderKind::Agent,
+                    typing,
+                };
+                self.hub.to_visitor(&conversation.id, &event);
+            }
+        }
+        Ok(())
+    }
+
+    /// The visitor leaves a message (留言) instead of waiting in the queue.
+    pub async fn leave_message(&self, conversation_id: &str) -> Result<Conversation> {
+        let mut outgoing = Outgoing::default();
+        let conversation = {
+            let mut desk = self.lock();
+            let mut conversation = self.conversation_in(&desk, conversation_id)?;
+            if conversation.state != ConversationState::Queued {
+                return Err(Error::ConversationClosed(conversation_id.to_string()));
+            }
+            conversation.state = ConversationState::OfflineMessage;
+            self.remove_from_queue(&mut desk, conversation_id, &mut outgoing)?;
+            desk.open.remove(conversation_id);
+            self.store.put_conversation(&conversation)?;
+            self.system_message(
+                &conversation,
+                "已收到您的留言，客服上线后会尽快回复您。",
+                &mut outgoing,
+            )?;
+            outgoing.visitor(
+                conversation_id,
+                DeskEvent::State {
+                    conversation: self.visitor_view(&conversation),
+                },
+            );
+            conversation
+        };
+        self.deliver(outgoing).await?;
+        Ok(conversation)
+    }
+
+    /// The visitor rates an ended conversation, once.
+    pub async fn rate(&self, conversation_id: &str, stars: u8, comment: &str) -> Result<Rating> {
+        if !(1..=5).contains(&stars) {
+            return Err(Error::InvalidInput("stars must be 1 to 5".into()));
+        }
+        if comment.chars().count() > 500 {
+            return Err(Error::InvalidInput("a comment is at most 500 characters".into()));
+        }
+        let mut conversation = self.conversation(conversation_id)?;
+        if conversation.state != ConversationState::Ended {
+            return Err(Error::InvalidInput(
+                "only an ended conversation can be rated".into(),
+            ));
+        }
+        if conversation.rating.is_some() {
+            return Err(Error::InvalidInput("this conversation is already rated".into()));
+        }
+        let rating = Rating {
+            stars,
+            comment: comment.trim().to_string(),
+            at: self.now(),
+        };
+        conversation.rating = Some(rating.clone());
+        self.store.put_conversation(&conversation)?;
+        self.flusher.durable().await?;
+        Ok(rating)
+    }
+
+    // ----- agent side -----
+
+    /// The agent takes a queued conversation (or an offline message) themselves.
+    pub async fn accept(&self, agent: AccountId, conversation_id: &str) -> Result<Conversation> {
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            let conversation = match desk.open.get(conversation_id) {
+                Some(open) => open.clone(),
+                None => self
+                    .store
+                    .conversation(conversation_id)?
+                    .ok_or_else(|| Error::ConversationNotFound(conversation_id.to_string()))?,
+            };
+            match conversation.state {
+                ConversationState::Queued => {}
+                ConversationState::OfflineMessage => {
+                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                }
+                _ => return Err(Error::ConversationTaken(conversation_id.to_string())),
+            }
+            let account = self.accounts.account(agent)?;
+            if !routing::may_take(&account, conversation.group) {
+                return Err(Error::Forbidden(
+                    "this conversation belongs to a skill group you are not in".into(),
+                ));
+            }
+            if routing::active_count(&desk, agent) >= account.max_concurrent as usize {
+                return Err(Error::AgentAtCapacity);
+            }
+            self.assign(&mut desk, conversation_id, agent, &mut outgoing)?;
+        }
+        self.deliver(outgoing).await?;
+        self.conversation(conversation_id)
+    }
+
+    /// Hands a conversation to a group or a colleague with a note; the sender keeps it until the
+    /// receiver accepts (or the offer times out).
+    pub async fn transfer(
+        &self,
+        from: AccountId,
+        conversation_id: &str,
+        target: TransferTarget,
+        note: &str,
+    ) -> Result<Conversation> {
+        let note = note.trim();
+        if note.chars().count() > 500 {
+            return Err(Error::InvalidInput("a transfer note is at most 500 characters".into()));
+        }
+        let mut outgoing = Outgoing::default();
+        let conversation = {
+            let mut desk = self.lock();
+            let mut conversation = self.conversation_in(&desk, conversation_id)?;
+            if conversation.state != ConversationState::Active || conversation.agent != Some(from) {
+                return Err(Error::Forbidden(
+                    "only the serving agent can transfer an active conversation".into(),
+                ));
+            }
+            let (to_group, receiver) = match target {
+                TransferTarget::Agent(agent) => {
+                    let account = self.accounts.account(agent)?;
+                    if account.disabled || !account.has_role(Role::Agent) || agent == from {
+                        return Err(Error::TransferTargetUnavailable(format!(
+                            "`{}` cannot receive conversations",
+                            account.username
+                        )));
+                    }
+                    (None, agent)
+                }
+                TransferTarget::Group(group) => {
+                    self.accounts.group(group)?;
+                    let candidates = self.eligible_agents(Some(group), Some(from))?;
+                    let receiver = routing::pick(&desk, &conversation, &candidates, &self.accounts)?
+                        .ok_or_else(|| {
+                            Error::TransferTargetUnavailable(
+                                "no agent of that group is available".into(),
+                            )
+                        })?;
+                    (Some(group), receiver)
+                }
+            };
+            let from_account = self.accounts.account(from)?;
+            let receiver_account = self.accounts.account(receiver)?;
+            conversation.pending_transfer = Some(PendingTransfer {
+                from,
+                to_group,
+                to_agent: Some(receiver),
+                note: note.to_string(),
+                at: self.now(),
+            });
+            desk.open.insert(conversation.id.clone(), conversation.clone());
+            self.store.put_conversation(&conversation)?;
+            let wait = self.estimated_wait(&desk, 1);
+            let reason = if note.is_empty() {
+                String::new()
+            } else {
+                format!("（{note}）")
+            };
+            self.system_message(
+                &conversation,
+                &format!(
+                    "正在为您转接客服{}{reason}，预计等待约 {} 秒。",
+                    receiver_account.display_name, wait
+                ),
+                &mut outgoing,
+            )?;
+            let messages = self.store.messages_after(conversation_id, 0)?;
+            outgoing.agents(
+                vec![receiver],
+                DeskEvent::TransferOffered {
+                    conversation: conversation.clone(),
+                    from,
+                    from_name: from_account.display_name,
+                    note: note.to_string(),
+                    messages,
+                },
+            );
+            conversation
+        };
+        self.deliver(outgoing).await?;
+        Ok(conversation)
+    }
+
+    /// The receiver of a transfer accepts (`true`) or declines it.
+    pub async fn answer_transfer(
+        &self,
+        receiver: AccountId,
+        conversation_id: &str,
+        accept: bool,
+    ) -> Result<Conversation> {
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            let mut conversation = self.conversation_in(&desk, conversation_id)?;
+            let Some(transfer) = conversation.pending_transfer.clone() else {
+                return Err(Error::InvalidInput("no transfer is waiting".into()));
+            };
+            if transfer.to_agent != Some(receiver) {
+                return Err(Error::Forbidden("this transfer is for someone else".into()));
+            }
+            if accept {
+                if let Some(group) = transfer.to_group {
+                    conversation.group = Some(group);
+                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                }
+                outgoing.agents(
+                    vec![transfer.from],
+                    DeskEvent::Unassigned {
+                        conversation: conversation_id.to_string(),
+                        reason: "transferred".into(),
+                    },
+                );
+                self.assign(&mut desk, conversation_id, receiver, &mut outgoing)?;
+            } else {
+                self.cancel_transfer(&mut desk, &mut conversation, "declined", &mut outgoing)?;
+            }
+        }
+        self.deliver(outgoing).await?;
+        self.conversation(conversation_id)
+    }
+
+    /// Invites a colleague to help: they see the conversation and may write internal notes.
+    pub async fn invite(
+        &self,
+        by: AccountId,
+        conversation_id: &str,
+        colleague: AccountId,
+    ) -> Result<Conversation> {
+        let mut outgoing = Outgoing::default();
+        let conversation = {
+            let mut desk = self.lock();
+            let mut conversation = self.conversation_in(&desk, conversation_id)?;
+            if conversation.state != ConversationState::Active {
+                return Err(Error::ConversationClosed(conversation_id.to_string()));
+            }
+            let account = self.accounts.account(colleague)?;
+            let can_help = !account.disabled
+                && (account.has_role(Role::Agent) || account.has_role(Role::Supervisor));
+            if !can_help || conversation.agent == Some(colleague) {
+                return Err(Error::TransferTargetUnavailable(format!(
+                    "`{}` cannot be invited",
+                    account.username
+                )));
+            }
+            conversation.invited.insert(colleague);
+            desk.open.insert(conversation.id.clone(), conversation.clone());
+            self.store.put_conversation(&conversation)?;
+            let inviter = self.accounts.account(by)?;
+            let note = Message {
+                seq: 0,
+                kind: SenderKind::Internal,
+                agent: Some(by),
+                sender_name: inviter.display_name,
+                body: format!("邀请 {} 协助处理", account.display_name),
+                attachments: Vec::new(),
+                at: self.now(),
+                client_key: None,
+            };
+            let (note, _) = self.append(&conversation, note)?;
+            self.broadcast_message(&conversation, &note, &mut outgoing);
+            let messages = self.store.messages_after(conversation_id, 0)?;
+            outgoing.agents(
+                vec![colleague],
+                DeskEvent::Invited {
+                    conversation: conversation.clone(),
+                    by,
+                    messages,
+                },
+            );
+            conversation
+        };
+        self.deliver(outgoing).await?;
+        Ok(conversation)
+    }
+
+    /// Ends a conversation. A visitor ending while still queued abandons it.
+    pub async fn end(&self, party: &Party, conversation_id: &str) -> Result<Conversation> {
+        let ended_by = match party {
+            Party::Visitor => "visitor",
+            Party::Agent(_) => "agent",
+        };
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            self.end_locked(&mut desk, conversation_id, ended_by, &mut outgoing)?;
+        }
+        self.deliver(outgoing).await?;
+        self.conversation(conversation_id)
+    }
+
+    /// Saves the agent's wrap-up of an ended conversation.
+    pub async fn wrap_up(
+        &self,
+        agent: AccountId,
+        conversation_id: &str,
+        input: WrapUpInput,
+    ) -> Result<Conversation> {
+        if !self.config.problem_types.contains(&input.problem_type) {
+            return Err(Error::InvalidInput(format!(
+                "unknown problem type `{}`",
+                input.problem_type
+            )));
+        }
+        if input.satisfaction.is_some_and(|stars| !(1..=5).contains(&stars)) {
+            return Err(Error::InvalidInput("satisfaction must be 1 to 5".into()));
+        }
+        if input.resolution.chars().count() > 2000 || input.tags.len() > 20 {
+            return Err(Error::InvalidInput(
+                "a resolution is at most 2000 characters and at most 20 tags".into(),
+            ));
+        }
+        let mut conversation = self.conversation(conversation_id)?;
+        if conversation.state != ConversationState::Ended {
+            return Err(Error::InvalidInput(
+                "only an ended conversation can be wrapped up".into(),
+            ));
+        }
+        if conversation.agent != Some(agent) {
+            return Err(Error::Forbidden(
+                "only the serving agent writes the wrap-up".into(),
+            ));
+        }
+        conversation.wrap_up = Some(WrapUp {
+            problem_type: input.problem_type,
+            resolution: input.resolution.trim().to_string(),
+            tags: input
+                .tags
+                .into_iter()
+                .map(|tag| tag.trim().to_string())
+                .filter(|tag| !tag.is_empty())
+                .collect(),
+            satisfaction: input.satisfaction,
+            by: agent,
+            at: self.now(),
+        });
+        self.store.put_conversation(&conversation)?;
+        self.flusher.durable().await?;
+        Ok(conversation)
+    }
+
+    /// Ended conversations of `agent` still waiting for a wrap-up, and offline messages of the agent's
+    /// groups still unanswered.
+    pub fn pending(&self, agent: AccountId) -> Result<(Vec<Conversation>, Vec<Conversation>)> {
+        let account = self.accounts.account(agent)?;
+        let mut wrap_ups = Vec::new();
+        let mut messages = Vec::new();
+        for conversation in self.store.conversations()? {
+            match conversation.state {
+                ConversationState::Ended
+                    if conversation.agent == Some(agent) && conversation.wrap_up.is_none() =>
+                {
+                    wrap_ups.push(conversation)
+                }
+                ConversationState::OfflineMessage if routing::may_take(&account, conversation.group) => {
+                    messages.push(conversation)
+                }
+                _ => {}
+            }
+        }
+        Ok((wrap_ups, messages))
+    }
+
+    /// What an agent's tab gets on connecting: their conversations and their groups' queue.
+    pub fn agent_snapshot(&self, agent: AccountId) -> Result<DeskEvent> {
+        let account = self.accounts.account(agent)?;
+        let desk = self.lock();
+        let conversations = desk
+            .open
+            .values()
+            .filter(|conversation| participants(conversation).contains(&agent))
+            .cloned()
+            .collect();
+        let mut queue = Vec::new();
+        for entry in &desk.queue {
+            if let Some(conversation) = desk.open.get(&entry.conversation) {
+                if routing::may_take(&account, conversation.group) {
+                    queue.push(self.queue_item(&desk, conversation)?);
+                }
+            }
+        }
+        Ok(DeskEvent::AgentHello {
+            conversations,
+            queue,
+        })
+    }
+
+    /// What a visitor's page gets on connecting: the conversation and the messages after `last_seq`.
+    pub fn visitor_snapshot(&self, conversation_id: &str, last_seq: u64) -> Result<Vec<DeskEvent>> {
+        let conversation = self.conversation(conversation_id)?;
+        let messages = self.messages_after(conversation_id, last_seq, &Party::Visitor)?;
+        let mut events = vec![DeskEvent::Hello {
+            conversation: self.visitor_view(&conversation),
+            messages,
+        }];
+        if conversation.state == ConversationState::Queued {
+            let desk = self.lock();
+            events.push(self.queue_event(&desk, conversation_id));
+        }
+        Ok(events)
+    }
+
+    // ----- presence and timers -----
+
+    /// Reacts to a presence change: an agent going offline gives their conversations back to the front
+    /// of the queue; an agent coming online may get waiting ones.
+    pub async fn on_presence(&self, agent: AccountId, online: bool, offline: bool) -> Result<()> {
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            if offline {
+                let theirs: Vec<String> = desk
+                    .open
+                    .values()
+                    .filter(|conversation| {
+                        conversation.agent == Some(agent)
+                            && conversation.state == ConversationState::Active
+                    })
+                    .map(|conversation| conversation.id.clone())
+                    .collect();
+                for id in theirs {
+                    self.requeue(&mut desk, &id, "offline", None, &mut outgoing)?;
+                }
+            }
+            if online || offline {
+                self.route(&mut desk, &mut outgoing)?;
+            }
+        }
+        self.deliver(outgoing).await
+    }
+
+    /// Runs the timers once: unanswered assignments, transfer offers, idle visitors, long waits.
+    /// `kefu serve` calls it every second; tests call it after moving the clock.
+    pub async fn tick(&self) -> Result<()> {
+        let now = self.now();
+        let unanswered = SignedDuration::from_secs(self.config.unanswered_secs as i64);
+        let transfer_timeout = SignedDuration::from_secs(self.config.transfer_timeout_secs as i64);
+        let remind_after = SignedDuration::from_mins(self.config.visitor_idle_remind_mins as i64);
+        let end_after = SignedDuration::from_mins(self.config.visitor_idle_end_mins as i64);
+        let wait_limit = SignedDuration::from_mins(self.config.queue_wait_limit_mins as i64);
+        let mut outgoing = Outgoing::default();
+        {
+            let mut desk = self.lock();
+            let open: Vec<Conversation> = desk.open.values().cloned().collect();
+            for mut conversation in open {
+                if conversation.state != ConversationState::Active {
+                    continue;
+                }
+                if let Some(transfer) = &conversation.pending_transfer {
+                    if now.duration_since(transfer.at) > transfer_timeout {
+                        self.cancel_transfer(&mut desk, &mut conversation, "timeout", &mut outgoing)?;
+                    }
+                }
+                let lapsed = conversation.answered_at.is_none()
+                    && conversation
+                        .assigned_at
+                        .is_some_and(|at| now.duration_since(at) > unanswered);
+                let idle = now.duration_since(conversation.last_visitor_activity);
+                if lapsed {
+                    let agent = conversation.agent;
+                    self.requeue(&mut desk, &conversation.id, "unanswered", agent, &mut outgoing)?;
+                } else if idle > end_after {
+                    self.end_locked(&mut desk, &conversation.id, "idle", &mut outgoing)?;
+                } else if idle > remind_after && !conversation.idle_reminded {
+                    conversation.idle_reminded = true;
+                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                    self.store.put_conversation(&conversation)?;
+                    self.system_message(
+                        &conversation,
+                        "您好，请问还有其他问题吗？如无回复，本次会话将自动结束。",
+                        &mut outgoing,
+                    )?;
+                }
+            }
+            let mut long_waits = Vec::new();
+            for entry in desk.queue.iter_mut() {
+                if entry.status == QueueStatus::Waiting
+                    && !entry.leave_offered
+                    && now.duration_since(entry.since) > wait_limit
+                {
+                    entry.leave_offered = true;
+                    self.store.put_queue_entry(entry)?;
+                    long_waits.push(entry.conversation.clone());
+                }
+            }
+            for conversation in long_waits {
+                outgoing.visitor(
+                    &conversation,
+                    DeskEvent::QueueTimeout {
+                        conversation: conversation.clone(),
+                    },
+                );
+            }
+            self.route(&mut desk, &mut outgoing)?;
+        }
+        self.deliver(outgoing).await
+    }
+
+    // ----- internals (called with the desk locked) -----
+
+    fn conversation_in(&self, desk: &Desk, id: &str) -> Result<Conversation> {
+        match desk.open.get(id) {
+            Some(open) => Ok(open.clone()),
+            None => match self.store.conversation(id)? {
+                Some(closed) => Err(Error::ConversationClosed(closed.id)),
+                None => Err(Error::ConversationNotFound(id.to_string())),
+            },
+        }
+    }
+
+    fn validate_body(&self, body: &str, attachments: &[Attachment]) -> Result<String> {
+        let body = body.trim();
+        if body.is_empty() && attachments.is_empty() {
+            return Err(Error::InvalidInput("a message needs text or a file".into()));
+        }
+        let length = body.chars().count();
+        if length > self.config.max_message_chars {
+            return Err(Error::MessageTooLong {
+                length,
+                max: self.config.max_message_chars,
+            });
+        }
+        Ok(body.to_string())
+    }
+
+    fn append(&self, conversation: &Conversation, message: Message) -> Result<(Message, bool)> {
+        self.store
+            .append_message(&conversation.id, NewMessage { message })
+    }
+
+    fn system_message(
+        &self,
+        conversation: &Conversation,
+        text: &str,
+        outgoing: &mut Outgoing,
+    ) -> Result<Message> {
+        let message = Message {
+            seq: 0,
+            kind: SenderKind::System,
+            agent: None,
+            sender_name: "系统".into(),
+            body: text.to_string(),
+            attachments: Vec::new(),
+            at: self.now(),
+            client_key: None,
+        };
+        let (message, _) = self.append(conversation, message)?;
+        self.broadcast_message(conversation, &message, outgoing);
+        Ok(message)
+    }
+
+    /// Internal notes go to the agents only; everything else to the visitor as well.
+    fn broadcast_message(&self, conversation: &Conversation, message: &Message, outgoing: &mut Outgoing) {
+        let event = DeskEvent::Message {
+            conversation: conversation.id.clone(),
+            message: message.clone(),
+        };
+        if message.kind != SenderKind::Internal {
+            outgoing.visitor(&conversation.id, event.clone());
+        }
+        outgoing.agents(participants(conversation), event);
+    }
+
+    fn assign(
+        &self,
+        desk: &mut Desk,
+        conversation_id: &str,
+        agent: AccountId,
+        outgoing: &mut Outgoing,
+    ) -> Result<()> {
+        let now = self.now();
+        let account = self.accounts.account(agent)?;
+        let mut conversation = self.conversation_in(desk, conversation_id)?;
+        if let Some(entry) = desk.queue.iter().find(|entry| entry.conversation == conversation_id) {
+            let waited = now.duration_since(entry.since).as_secs().max(0) as u64;
+            desk.recent_waits.push_back(waited);
+            if desk.recent_waits.len() > RECENT_WAITS {
+                desk.recent_waits.pop_front();
+            }
+        }
+        self.remove_from_queue(desk, conversation_id, outgoing)?;
+        conversation.state = ConversationState::Active;
+        conversation.agent = Some(agent);
+        conversation.invited.remove(&agent);
+        conversation.assigned_at = Some(now);
+        conversation.answered_at = None;
+        conversation.pending_transfer = None;
+        desk.open.insert(conversation.id.clone(), conversation.clone());
+        desk.last_assigned.insert(agent, now);
+        desk.last_agent.insert(conversation.visitor_id.clone(), agent);
+        if let Some(external) = &conversation.identity.external_id {
+            desk.last_agent.insert(format!("ext:{external}"), agent);
+        }
+        self.store.put_conversation(&conversation)?;
+        self.system_message(
+            &conversation,
+            &format!("客服{}为您服务", account.display_name),
+            outgoing,
+        )?;
+        if !account.settings.greeting.is_empty() {
+            let greeting = Message {
+                seq: 0,
+                kind: SenderKind::Agent,
+                agent: Some(agent),
+                sender_name: account.display_name.clone(),
+                body: account.settings.greeting.clone(),
+                attachments: Vec::new(),
+                at: now,
+                client_key: None,
+            };
+            let (greeting, _) = self.append(&conversation, greeting)?;
+            self.broadcast_message(&conversation, &greeting, outgoing);
+        }
+        let messages = self.store.messages_after(conversation_id, 0)?;
+        outgoing.agents(
+            vec![agent],
+            DeskEvent::Assigned {
+                conversation: conversation.clone(),
+                messages,
+            },
+        );
+        outgoing.visitor(
+            conversation_id,
+            DeskEvent::State {
+                conversation: self.visitor_view(&conversation),
+            },
+        );
+        Ok(())
+    }
+
+    /// Puts an active conversation back at the front of the queue (its agent went offline or left it
+    /// unanswered); `declined` is not offered it again.
+    fn requeue(
+        &self,
+        desk: &mut Desk,
+        conversation_id: &str,
+        reason: &str,
+        declined: Option<AccountId>,
+        outgoing: &mut Outgoing,
+    ) -> Result<()> {
+        let mut conversation = self.conversation_in(desk, conversation_id)?;
+        if let Some(agent) = conversation.agent {
+            outgoing.agents(
+                vec![agent],
+                DeskEvent::Unassigned {
+                    conversation: conversation_id.to_string(),
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        conversation.state = ConversationState::Queued;
+        conversation.agent = None;
+        conversation.assigned_at = None;
+        conversation.pending_transfer = None;
+        desk.open.insert(conversation.id.clone(), conversation.clone());
+        self.store.put_conversation(&conversation)?;
+        let entry = QueueEntry {
+            conversation: conversation.id.clone(),
+            group: conversation.group,
+            status: QueueStatus::Waiting,
+            // The front of the queue: it has waited since it began.
+            since: conversation.created,
+            declined_by: declined.into_iter().collect(),
+            leave_offered: false,
+        };
+        self.store.put_queue_entry(&entry)?;
+        desk.queue.push(entry);
+        desk.queue.sort_by_key(|entry| entry.since);
+        self.system_message(&conversation, "正在为您转接其他客服，请稍候。", outgoing)?;
+        outgoing.visitor(
+            conversation_id,
+            DeskEvent::State {
+                conversation: self.visitor_view(&conversation),
+            },
+        );
+        let item = self.queue_item(desk, &conversation)?;
+        outgoing.agents(
+            self.eligible_agents(conversation.group, None)?,
+            DeskEvent::Queued { item },
+        );
+        outgoing.queue_changed = true;
+        Ok(())
+    }
+
+    fn cancel_transfer(
+        &self,
+        desk: &mut Desk,
+        conversation: &mut Conversation,
+        reason: &str,
+        outgoing: &mut Outgoing,
+    ) -> Result<()> {
+        let Some(transfer) = conversation.pending_transfer.take() else {
+            return Ok(());
+        };
+        desk.open.insert(conversation.id.clone(), conversation.clone());
+        self.store.put_conversation(conversation)?;
+        outgoing.agents(
+            vec![transfer.from],
+            DeskEvent::TransferDeclined {
+                conversation: conversation.id.clone(),
+                reason: reason.to_string(),
+            },
+        );
+        self.system_message(conversation, "转接未成功，原客服将继续为您服务。", outgoing)?;
+        Ok(())
+    }
+
+    fn end_locked(
+        &self,
+        desk: &mut Desk,
+        conversation_id: &str,
+        ended_by: &str,
+        outgoing: &mut Outgoing,
+    ) -> Result<()> {
+        let mut conversation = self.conversation_in(desk, conversation_id)?;
+        let was_queued = conversation.state == ConversationState::Queued;
+        conversation.state = if was_queued && ended_by == "visitor" {
+            ConversationState::Abandoned
+        } else {
+            ConversationState::Ended
+        };
+        conversation.ended_at = Some(self.now());
+        conversation.ended_by = Some(ended_by.to_string());
+        conversation.pending_transfer = None;
+        if was_queued {
+            self.remove_from_queue(desk, conversation_id, outgoing)?;
+        }
+        desk.open.remove(conversation_id);
+        self.store.put_conversation(&conversation)?;
+        let text = match ended_by {
+            "visitor" => "访客已结束会话。",
+            "idle" => "由于长时间未回复，会话已自动结束。",
+            _ => "会话已结束，感谢您的咨询。",
+        };
+        self.system_message(&conversation, text, outgoing)?;
+        outgoing.agents(
+            participants(&conversation),
+            DeskEvent::Ended {
+                conversation: conversation_id.to_string(),
+                ended_by: ended_by.to_string(),
+            },
+        );
+        outgoing.visitor(
+            conversation_id,
+            DeskEvent::State {
+                conversation: self.visitor_view(&conversation),
+            },
+        );
+        if conversation.state == ConversationState::Ended && conversation.agent.is_some() {
+            outgoing.visitor(
+                conversation_id,
+                DeskEvent::Survey {
+                    conversation: conversation_id.to_string(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn remove_from_queue(
+        &self,
+        desk: &mut Desk,
+        conversation_id: &str,
+        outgoing: &mut Outgoing,
+    ) -> Result<()> {
+        let Some(position) = desk
+            .queue
+            .iter()
+            .position(|entry| entry.conversation == conversation_id)
+        else {
+            return Ok(());
+        };
+        let entry = desk.queue.remove(position);
+        self.store.remove_queue_entry(conversation_id)?;
+        outgoing.agents(
+            self.eligible_agents(entry.group, None)?,
+            DeskEvent::QueueRemoved {
+                conversation: conversation_id.to_string(),
+            },
+        );
+        outgoing.queue_changed = true;
+        Ok(())
+    }
+
+    /// Assigns what automatic routing can: for each waiting entry, oldest first, the returning
+    /// visitor's last agent or the least-loaded eligible agent. Manual groups only get the former.
+    fn route(&self, desk: &mut Desk, outgoing: &mut Outgoing) -> Result<()> {
+        let waiting: Vec<QueueEntry> = desk
+            .queue
+            .iter()
+            .filter(|entry| entry.status == QueueStatus::Waiting)
+            .cloned()
+            .collect();
+        for entry in waiting {
+            let Some(conversation) = desk.open.get(&entry.conversation).cloned() else {
+                continue;
+            };
+            let mode = match entry.group {
+                Some(group) => self.group_routing(group)?.mode,
+                None => crate::domain::RoutingMode::Auto,
+            };
+            let candidates: Vec<AccountId> = self
+                .eligible_agents(entry.group, None)?
+                .into_iter()
+                .filter(|agent| !entry.declined_by.contains(agent))
+                .collect();
+            let choice = match mode {
+                crate::domain::RoutingMode::Auto => {
+                    routing::pick(desk, &conversation, &candidates, &self.accounts)?
+                }
+                crate::domain::RoutingMode::Manual => {
+                    routing::returning_agent(desk, &conversation, &candidates, &self.accounts)?
+                }
+            };
+            if let Some(agent) = choice {
+                self.assign(desk, &entry.conversation, agent, outgoing)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Agents who may take a conversation of `group` now: enabled, `agent` role, in the group (any
+    /// group when `None`), presence online.
+    fn eligible_agents(&self, group: Option<GroupId>, except: Option<AccountId>) -> Result<Vec<AccountId>> {
+        Ok(self
+            .accounts
+            .online_agents()?
+            .into_iter()
+            .filter(|account| routing::may_take(account, group) && Some(account.id) != except)
+            .map(|account| account.id)
+            .collect())
+    }
+
+    fn queue_item(&self, desk: &Desk, conversation: &Conversation) -> Result<QueueItem> {
+        let preview = self
+            .store
+            .messages_after(&conversation.id, 0)?
+            .into_iter()
+            .find(|message| message.kind == SenderKind::Visitor)
+            .map(|message| message.body.chars().take(100).collect())
+            .unwrap_or_default();
+        Ok(QueueItem {
+            conversation: conversation.clone(),
+            position: routing::position(desk, &conversation.id),
+            preview,
+        })
+    }
+
+    fn queue_event(&self, desk: &Desk, conversation_id: &str) -> DeskEvent {
+        let position = routing::position(desk, conversation_id);
+        DeskEvent::Queue {
+            conversation: conversation_id.to_string(),
+            position,
+            estimated_wait_secs: self.estimated_wait(desk, position),
+        }
+    }
+
+    /// Average recent wait, scaled by the position.
+    fn estimated_wait(&self, desk: &Desk, position: usize) -> u64 {
+        let average = if desk.recent_waits.is_empty() {
+            DEFAULT_WAIT_SECS
+        } else {
+            desk.recent_waits.iter().sum::<u64>() / desk.recent_waits.len() as u64
+        };
+        average.max(10) * position.max(1) as u64
+    }
+
+    fn visitor_view(&self, conversation: &Conversation) -> VisitorView {
+        let agent = conversation
+            .agent
+            .and_then(|agent| self.accounts.account(agent).ok());
+        VisitorView {
+            id: conversation.id.clone(),
+            state: conversation.state,
+            agent_name: agent.as_ref().map(|agent| agent.display_name.clone()),
+            agent_avatar: agent.and_then(|agent| agent.view().avatar_url),
+            created: conversation.created,
+            rated: conversation.rating.is_some(),
+        }
+    }
+
+    /// Flushes, then sends the events; queued visitors get their new positions.
+    async fn deliver(&self, mut outgoing: Outgoing) -> Result<()> {
+        self.flusher.durable().await?;
+        if outgoing.queue_changed {
+            let desk = self.lock();
+            for entry in &desk.queue {
+                let event = self.queue_event(&desk, &entry.conversation);
+                outgoing.visitor(&entry.conversation, event);
+            }
+        }
+        for (agents, event) in &outgoing.to_agents {
+            self.hub.to_agents(agents, event);
+        }
+        for (conversation, event) in &outgoing.to_visitors {
+            self.hub.to_visitor(conversation, event);
+        }
+        Ok(())
+    }
+}
+
+/// The serving agent and the invited colleagues.
+fn participants(conversation: &Conversation) -> Vec<AccountId> {
+    conversation
+        .agent
+        .into_iter()
+        .chain(conversation.invited.iter().copied())
+        .collect()
+}
+
+fn visitor_message(
+    conversation: &Conversation,
+    body: String,
+    attachments: Vec<Attachment>,
+    client_key: Option<String>,
+    at: Timestamp,
+) -> Message {
+    Message {
+        seq: 0,
+        kind: SenderKind::Visitor,
+        agent: None,
+        sender_name: conversation
+            .identity
+            .name
+            .clone()
+            .unwrap_or_else(|| "访客".to_string()),
+        body,
+        attachments,
+        at,
+        client_key,
+    }
+}

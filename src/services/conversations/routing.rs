@@ -1,0 +1,177 @@
+//! Who may take a conversation and who gets it: eligibility, load, the returning visitor's last agent
+//! (历史坐席优先), queue positions, working hours.
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+use super::Desk;
+use crate::domain::{Account, AccountId, Conversation, ConversationState, GroupId, Role, WorkingHours};
+use crate::error::{Error, Result};
+use crate::services::accounts::AccountService;
+
+/// Whether `account` may serve a conversation of `group` (any group when `None`).
+pub fn may_take(account: &Account, group: Option<GroupId>) -> bool {
+    !account.disabled
+        && account.has_role(Role::Agent)
+        && group.is_none_or(|group| account.groups.contains(&group))
+}
+
+/// Conversations an agent serves now.
+pub fn active_count(desk: &Desk, agent: AccountId) -> usize {
+    desk.open
+        .values()
+        .filter(|conversation| {
+            conversation.state == ConversationState::Active && conversation.agent == Some(agent)
+        })
+        .count()
+}
+
+/// The visitor's last agent, if among `candidates` and under their maximum.
+pub fn returning_agent(
+    desk: &Desk,
+    conversation: &Conversation,
+    candidates: &[AccountId],
+    accounts: &AccountService,
+) -> Result<Option<AccountId>> {
+    let previous = desk.last_agent.get(&conversation.visitor_id).copied().or_else(|| {
+        conversation
+            .identity
+            .external_id
+            .as_ref()
+            .and_then(|external| desk.last_agent.get(&format!("ext:{external}")).copied())
+    });
+    let Some(previous) = previous.filter(|agent| candidates.contains(agent)) else {
+        return Ok(None);
+    };
+    let account = accounts.account(previous)?;
+    Ok((active_count(desk, previous) < account.max_concurrent as usize).then_some(previous))
+}
+
+/// The returning visitor's last agent, else the candidate with the fewest active conversations under
+/// their maximum; ties go to the one idle longest (assigned least recently).
+pub fn pick(
+    desk: &Desk,
+    conversation: &Conversation,
+    candidates: &[AccountId],
+    accounts: &AccountService,
+) -> Result<Option<AccountId>> {
+    if let Some(previous) = returning_agent(desk, conversation, candidates, accounts)? {
+        return Ok(Some(previous));
+    }
+    let mut best: Option<(usize, Timestamp, AccountId)> = None;
+    for &agent in candidates {
+        let account = accounts.account(agent)?;
+        let load = active_count(desk, agent);
+        if load >= account.max_concurrent as usize {
+            continue;
+        }
+        let idle_since = desk
+            .last_assigned
+            .get(&agent)
+            .copied()
+            .unwrap_or(Timestamp::MIN);
+        let key = (load, idle_since, agent);
+        if best.is_none_or(|current| key < current) {
+            best = Some(key);
+        }
+    }
+    Ok(best.map(|(_, _, agent)| agent))
+}
+
+/// 1-based position among the waiting entries of the same group.
+pub fn position(desk: &Desk, conversation_id: &str) -> usize {
+    let Some(entry) = desk
+        .queue
+        .iter()
+        .find(|entry| entry.conversation == conversation_id)
+    else {
+        return 0;
+    };
+    desk.queue
+        .iter()
+        .filter(|other| other.group == entry.group && other.since <= entry.since)
+        .count()
+}
+
+/// Whether `now` falls within the working hours; no hours means always open.
+pub fn within_working_hours(hours: Option<&WorkingHours>, now: Timestamp) -> bool {
+    let Some(hours) = hours else {
+        return true;
+    };
+    let Ok(zone) = TimeZone::get(&hours.time_zone) else {
+        return true;
+    };
+    let (Ok(start), Ok(end)) = (hours.start.parse::<Time>(), hours.end.parse::<Time>()) else {
+        return true;
+    };
+    let local = now.to_zoned(zone);
+    let weekday = local.weekday().to_monday_one_offset() as u8;
+    let time = local.time();
+    hours.days.contains(&weekday) && time >= start && time < end
+}
+
+/// Refuses unknown time zones, malformed times, an empty or impossible day list.
+pub fn validate_working_hours(hours: Option<&WorkingHours>) -> Result<()> {
+    let Some(hours) = hours else {
+        return Ok(());
+    };
+    TimeZone::get(&hours.time_zone).map_err(|_| {
+        Error::InvalidInput(format!("unknown time zone `{}`", hours.time_zone))
+    })?;
+    let start: Time = hours
+        .start
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("`{}` is not a HH:MM time", hours.start)))?;
+    let end: Time = hours
+        .end
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("`{}` is not a HH:MM time", hours.end)))?;
+    if start >= end {
+        return Err(Error::InvalidInput("working hours must end after they start".into()));
+    }
+    if hours.days.is_empty() || hours.days.iter().any(|day| !(1..=7).contains(day)) {
+        return Err(Error::InvalidInput("working days are 1 (Monday) to 7 (Sunday)".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hours() -> WorkingHours {
+        WorkingHours {
+            time_zone: "Asia/Shanghai".into(),
+            days: vec![1, 2, 3, 4, 5],
+            start: "09:00".into(),
+            end: "18:00".into(),
+        }
+    }
+
+    #[test]
+    fn working_hours_follow_the_group_time_zone() {
+        // 2026-11-25 is a Wednesday; 08:00 UTC is 16:00 in Shanghai.
+        let wednesday_afternoon: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+        assert!(within_working_hours(Some(&hours()), wednesday_afternoon));
+        let wednesday_night: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        assert!(!within_working_hours(Some(&hours()), wednesday_night));
+        let saturday: Timestamp = "2026-11-28T04:00:00Z".parse().unwrap();
+        assert!(!within_working_hours(Some(&hours()), saturday));
+        assert!(within_working_hours(None, saturday));
+    }
+
+    #[test]
+    fn bad_working_hours_are_refused() {
+        let mut bad = hours();
+        bad.time_zone = "Mars/Olympus".into();
+        assert!(validate_working_hours(Some(&bad)).is_err());
+        let mut bad = hours();
+        bad.end = "08:00".into();
+        assert!(validate_working_hours(Some(&bad)).is_err());
+        let mut bad = hours();
+        bad.days = vec![0];
+        assert!(validate_working_hours(Some(&bad)).is_err());
+        assert!(validate_working_hours(Some(&hours())).is_ok());
+    }
+}
