@@ -6,13 +6,18 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::domain::PresenceStatus;
 use crate::http::{router, AppState};
 use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
-use crate::services::{watch_knowledge_base, AccountService, Clock, KnowledgeService, SystemClock};
-use crate::storage::Store;
+use crate::services::{
+    watch_knowledge_base, AccountService, Clock, ConversationService, KnowledgeService, SystemClock,
+};
+use crate::storage::{SledConversationStore, Store};
 
+/// How often the conversation timers run.
+const DESK_TICK: Duration = Duration::from_secs(1);
 /// How often idle agents are set away and stale sessions purged.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -51,10 +56,22 @@ pub async fn build_state_with(
     knowledge
         .index()
         .start_commit_batching(Duration::from_millis(config.search.commit_delay_ms));
-    let accounts = open_accounts(config, clock, captcha).await?;
+    let accounts = Arc::new(open_accounts(config, Arc::clone(&clock), captcha).await?);
+    let conversation_store = Arc::new(SledConversationStore::new(accounts.store().clone()));
+    let conversations = ConversationService::open(
+        conversation_store,
+        Arc::clone(&accounts),
+        clock,
+        config.conversations.clone(),
+        &config.paths.data,
+    )
+    .context("opening conversations")?;
+    let conversations = Arc::new(conversations);
+    follow_presence(&accounts, &conversations);
     Ok(AppState {
         knowledge: Arc::new(knowledge),
-        accounts: Arc::new(accounts),
+        accounts,
+        conversations,
         trust_forwarded_for: config.server.trust_forwarded_for,
     })
 }
@@ -91,6 +108,47 @@ pub fn announce_bootstrap(bootstrap: &Bootstrap) {
             );
         }
     }
+}
+
+/// Gives conversations back when agents go offline and routes waiting ones when agents come online.
+fn follow_presence(accounts: &AccountService, conversations: &Arc<ConversationService>) {
+    let conversations = Arc::clone(conversations);
+    let mut presence = accounts.subscribe_presence();
+    tokio::spawn(async move {
+        loop {
+            match presence.recv().await {
+                Ok(change) => {
+                    let online = change.status == PresenceStatus::Online;
+                    let offline = change.status == PresenceStatus::Offline;
+                    if let Err(error) = conversations
+                        .on_presence(change.account, online, offline)
+                        .await
+                    {
+                        tracing::warn!(%error, "rerouting after a presence change failed");
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "presence changes missed; rerouting everything");
+                    let _ = conversations.tick().await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Runs the conversation timers every second.
+fn start_desk_timers(state: &AppState) {
+    let conversations = Arc::clone(&state.conversations);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(DESK_TICK);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = conversations.tick().await {
+                tracing::warn!(%error, "conversation timers failed");
+            }
+        }
+    });
 }
 
 /// Sets idle agents away and purges expired sessions, until the process ends.
@@ -131,6 +189,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     start_housekeeping(Arc::clone(&state.accounts));
+    start_desk_timers(&state);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;

@@ -148,9 +148,11 @@ impl Default for ConversationsConfig {
             queue_wait_limit_mins: 5,
             max_message_chars: 5000,
             max_upload_bytes: 10 << 20,
-            upload_types: ["jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"]
-                .map(String::from)
-                .to_vec(),
+            upload_types: [
+                "jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip",
+            ]
+            .map(String::from)
+            .to_vec(),
             problem_types: [
                 "订单/查询订单",
                 "订单/修改订单",

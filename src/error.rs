@@ -83,6 +83,10 @@ pub enum ErrorCode {
     TransferTargetUnavailable,
     /// A message is over the length limit.
     MessageTooLong,
+    /// An upload is over the size limit.
+    UploadTooLarge,
+    /// An upload's name, type or content is not accepted.
+    InvalidUpload,
     /// Something went wrong on our side.
     Internal,
 }
@@ -127,6 +131,8 @@ impl ErrorCode {
             ErrorCode::AgentAtCapacity => "agent_at_capacity",
             ErrorCode::TransferTargetUnavailable => "transfer_target_unavailable",
             ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::UploadTooLarge => "upload_too_large",
+            ErrorCode::InvalidUpload => "invalid_upload",
             ErrorCode::Internal => "internal",
         }
     }
@@ -262,6 +268,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// An upload is too large.
+    #[error("the file is larger than {max_bytes} bytes")]
+    UploadTooLarge {
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// An upload is refused.
+    #[error("{0}")]
+    InvalidUpload(String),
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -324,6 +339,8 @@ impl Error {
             Error::AgentAtCapacity => ErrorCode::AgentAtCapacity,
             Error::TransferTargetUnavailable(_) => ErrorCode::TransferTargetUnavailable,
             Error::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+            Error::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
+            Error::InvalidUpload(_) => ErrorCode::InvalidUpload,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

@@ -10,7 +10,7 @@ pub use account::{
 };
 pub use article::{Article, ArticleId, ArticleStatus, Section};
 pub use conversation::{
-    Attachment, Conversation, ConversationState, GroupRouting, Message, PendingTransfer, QueueEntry,
-    QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours, WrapUp,
-    MAX_MESSAGE_CHARS,
+    Attachment, Conversation, ConversationState, GroupRouting, Message, PendingTransfer,
+    QueueEntry, QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours,
+    WrapUp, MAX_MESSAGE_CHARS,
 };

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum_extra::extract::CookieJar;
 
-use crate::domain::{Account, GroupId, Role};
+use crate::domain::{Account, AccountId, GroupId, Role};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::services::accounts::{Caller, VisitorGrant};
@@ -42,6 +42,23 @@ pub enum Permission {
     SuperviseGroup(GroupId),
     /// Work at the agent desk: conversations, quick replies, suggestions (agents, supervisors).
     UseAgentDesk,
+    /// Write to the visitor, transfer, invite, end: the serving agent, a supervisor of the
+    /// conversation's group, an admin.
+    ServeConversation {
+        /// The serving agent.
+        agent: Option<AccountId>,
+        /// The conversation's group.
+        group: Option<GroupId>,
+    },
+    /// Read the whole conversation and write internal notes: as above, plus invited colleagues.
+    AssistConversation {
+        /// The serving agent.
+        agent: Option<AccountId>,
+        /// Whether the caller was invited.
+        invited: bool,
+        /// The conversation's group.
+        group: Option<GroupId>,
+    },
 }
 
 /// Decides whether `account` may use `permission`: admins everything, editors the knowledge base,
@@ -61,6 +78,14 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
         Permission::UseAgentDesk => {
             account.has_role(Role::Agent) || account.has_role(Role::Supervisor)
         }
+        Permission::ServeConversation { agent, group } => {
+            agent == Some(account.id) || supervises(account, group)
+        }
+        Permission::AssistConversation {
+            agent,
+            invited,
+            group,
+        } => agent == Some(account.id) || invited || supervises(account, group),
     };
     if allowed {
         Ok(())
@@ -73,6 +98,10 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
     }
 }
 
+fn supervises(account: &Account, group: Option<GroupId>) -> bool {
+    account.has_role(Role::Supervisor) && group.is_some_and(|group| account.groups.contains(&group))
+}
+
 fn describe(permission: Permission) -> &'static str {
     match permission {
         Permission::EditArticles => "edit articles",
@@ -81,6 +110,8 @@ fn describe(permission: Permission) -> &'static str {
         Permission::ReadAudit => "read the audit log",
         Permission::SuperviseGroup(_) => "supervise this group",
         Permission::UseAgentDesk => "use the agent desk",
+        Permission::ServeConversation { .. } => "act in this conversation",
+        Permission::AssistConversation { .. } => "see this conversation",
     }
 }
 
@@ -262,14 +293,7 @@ impl FromRequestParts<AppState> for Visitor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .and_then(|value| value.trim().strip_prefix(VISITOR_TOKEN_PREFIX))
-            .ok_or(Error::Unauthenticated)?
-            .to_string();
+        let token = visitor_token(&parts.headers).ok_or(Error::Unauthenticated)?;
         let grant = state
             .accounts
             .visitor_grant(&token)?
@@ -291,6 +315,16 @@ impl Visitor {
     }
 }
 
+/// The visitor token of `Authorization: Bearer v1.<token>`, without its prefix.
+pub fn visitor_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.trim().strip_prefix(VISITOR_TOKEN_PREFIX))
+        .map(str::to_string)
+}
+
 fn session_token(parts: &Parts) -> Option<String> {
     CookieJar::from_headers(&parts.headers)
         .get(SESSION_COOKIE)
@@ -307,7 +341,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::domain::{AccountId, Presence, PresenceStatus, Settings, TwoFactor};
+    use crate::domain::{Presence, PresenceStatus, Settings, TwoFactor};
 
     fn account(roles: &[Role], groups: &[u64]) -> Account {
         Account {

@@ -47,7 +47,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConversationTaken
         | ErrorCode::AgentAtCapacity
         | ErrorCode::TransferTargetUnavailable => StatusCode::CONFLICT,
-        ErrorCode::MessageTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MessageTooLong | ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::InvalidUpload => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,

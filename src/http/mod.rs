@@ -13,7 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
-use crate::services::{AccountService, KnowledgeService};
+use crate::services::{AccountService, ConversationService, KnowledgeService};
 
 /// Largest request body accepted (an article is at most 1 MiB of markdown, JSON-escaped).
 const MAX_BODY_BYTES: usize = 4 << 20;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeService>,
     /// Accounts, sessions, settings.
     pub accounts: Arc<AccountService>,
+    /// The live-chat desk.
+    pub conversations: Arc<ConversationService>,
     /// Client addresses come from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
 }
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::accounts::router())
         .merge(routes::visitors::router())
+        .merge(routes::conversations::router())
+        .merge(routes::ws::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,8 +10,8 @@ mod watch;
 
 pub use accounts::AccountService;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use conversations::ConversationService;
 pub use knowledge::{
     rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
 };
 pub use watch::watch_knowledge_base;
-pub use conversations::ConversationService;

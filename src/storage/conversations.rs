@@ -184,14 +184,20 @@ mod tests {
     fn messages_are_numbered_per_conversation_and_resends_are_recognised() {
         let folder = tempfile::tempdir().unwrap();
         let store = SledConversationStore::new(Store::open(folder.path()).unwrap());
-        let (first, new) = store.append_message("c_a", message("你好", Some("k1"))).unwrap();
+        let (first, new) = store
+            .append_message("c_a", message("你好", Some("k1")))
+            .unwrap();
         assert_eq!((first.seq, new), (1, true));
-        let (second, _) = store.append_message("c_a", message("在吗", Some("k2"))).unwrap();
+        let (second, _) = store
+            .append_message("c_a", message("在吗", Some("k2")))
+            .unwrap();
         assert_eq!(second.seq, 2);
         // A conversation whose id extends another's does not share its numbers.
         let (other, _) = store.append_message("c_ab", message("别的", None)).unwrap();
         assert_eq!(other.seq, 1);
-        let (again, new) = store.append_message("c_a", message("你好", Some("k1"))).unwrap();
+        let (again, new) = store
+            .append_message("c_a", message("你好", Some("k1")))
+            .unwrap();
         assert_eq!((again.seq, new), (1, false));
         let bodies: Vec<String> = store
             .messages_after("c_a", 0)

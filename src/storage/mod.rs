@@ -49,6 +49,8 @@ pub struct Store {
     pub message_keys: sled::Tree,
     /// Group id → routing settings.
     pub group_routing: sled::Tree,
+    /// Conversation id, 0, content hash → attachment metadata.
+    pub files: sled::Tree,
 }
 
 impl Store {
@@ -84,6 +86,7 @@ impl Store {
             messages: tree("messages")?,
             message_keys: tree("message_keys")?,
             group_routing: tree("group_routing")?,
+            files: tree("files")?,
             db,
         })
     }

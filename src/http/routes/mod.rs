@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod conversations;
 pub mod health;
 pub mod kb;
 pub mod me;
 pub mod visitors;
+pub mod ws;

@@ -236,7 +236,9 @@ impl AccountService {
     pub fn online_agents(&self) -> Result<Vec<Account>> {
         Ok(storage::scan_json::<Account>(&self.store.accounts)?
             .into_iter()
-            .filter(|account| !account.disabled && account.presence.status == PresenceStatus::Online)
+            .filter(|account| {
+                !account.disabled && account.presence.status == PresenceStatus::Online
+            })
             .collect())
     }
 

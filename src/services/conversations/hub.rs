@@ -66,20 +66,25 @@ impl Hub {
         let mut inner = self.inner.lock().expect("hub lock poisoned");
         match connection {
             Connection::Agent(agent, id) => remove(&mut inner.agents, agent, *id),
-            Connection::Visitor(conversation, id) => {
-                remove(&mut inner.visitors, conversation, *id)
-            }
+            Connection::Visitor(conversation, id) => remove(&mut inner.visitors, conversation, *id),
         }
     }
 
     /// Whether an agent has a tab open.
     pub fn agent_connected(&self, agent: AccountId) -> bool {
         let inner = self.inner.lock().expect("hub lock poisoned");
-        inner.agents.get(&agent).is_some_and(|senders| !senders.is_empty())
+        inner
+            .agents
+            .get(&agent)
+            .is_some_and(|senders| !senders.is_empty())
     }
 
     /// Sends to every tab of each agent.
-    pub fn to_agents<'a>(&self, agents: impl IntoIterator<Item = &'a AccountId>, event: &impl Serialize) {
+    pub fn to_agents<'a>(
+        &self,
+        agents: impl IntoIterator<Item = &'a AccountId>,
+        event: &impl Serialize,
+    ) {
         let frame = encode(event);
         let inner = self.inner.lock().expect("hub lock poisoned");
         for agent in agents {

@@ -11,6 +11,7 @@
 //! released, one flush makes them durable, and only then are events sent and senders acknowledged.
 
 mod events;
+mod files;
 mod flush;
 mod hub;
 mod routing;
@@ -136,6 +137,7 @@ pub struct ConversationService {
     config: ConversationsConfig,
     hub: Hub,
     flusher: FlushBatcher,
+    files: files::Files,
     desk: Mutex<Desk>,
 }
 
@@ -156,11 +158,13 @@ impl ConversationService {
         accounts: Arc<AccountService>,
         clock: Arc<dyn Clock>,
         config: ConversationsConfig,
+        data_dir: &std::path::Path,
     ) -> Result<ConversationService> {
         let mut desk = Desk::default();
         for conversation in store.conversations()? {
             if let Some(agent) = conversation.agent {
-                desk.last_agent.insert(conversation.visitor_id.clone(), agent);
+                desk.last_agent
+                    .insert(conversation.visitor_id.clone(), agent);
                 if let Some(external) = &conversation.identity.external_id {
                     desk.last_agent.insert(format!("ext:{external}"), agent);
                 }
@@ -172,7 +176,9 @@ impl ConversationService {
         desk.queue = store.queue_entries()?;
         desk.queue.sort_by_key(|entry| entry.since);
         let flusher = FlushBatcher::start(Arc::clone(&store));
+        let files = files::Files::new(data_dir, accounts.store().files.clone());
         Ok(ConversationService {
+            files,
             store,
             accounts,
             clock,
@@ -220,19 +226,68 @@ impl ConversationService {
         Ok(messages)
     }
 
+    // ----- files -----
+
+    /// Checks and stores a file sent in an open conversation; send it with a message by its hash.
+    pub async fn upload(
+        &self,
+        conversation_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment> {
+        let conversation = self.conversation(conversation_id)?;
+        if !matches!(
+            conversation.state,
+            ConversationState::Queued
+                | ConversationState::Active
+                | ConversationState::OfflineMessage
+        ) {
+            return Err(Error::ConversationClosed(conversation_id.to_string()));
+        }
+        let attachment = self.files.store(
+            conversation_id,
+            name,
+            &bytes,
+            self.config.max_upload_bytes,
+            &self.config.upload_types,
+        )?;
+        self.flusher.durable().await?;
+        Ok(attachment)
+    }
+
+    /// The uploaded files `hashes` of a conversation, to attach to a message.
+    pub fn attachments_for(
+        &self,
+        conversation_id: &str,
+        hashes: &[String],
+    ) -> Result<Vec<Attachment>> {
+        self.files.attachments(conversation_id, hashes)
+    }
+
+    /// A file of a conversation, for its participants.
+    pub fn file(&self, conversation_id: &str, hash: &str) -> Result<(Attachment, Vec<u8>)> {
+        self.files.read(conversation_id, hash)
+    }
+
     // ----- settings of groups -----
 
     /// A group's routing settings (defaults when never set).
     pub fn group_routing(&self, group: GroupId) -> Result<GroupRouting> {
-        Ok(storage::get_json(&self.accounts.store().group_routing, id_key(group.0))?
-            .unwrap_or_default())
+        Ok(
+            storage::get_json(&self.accounts.store().group_routing, id_key(group.0))?
+                .unwrap_or_default(),
+        )
     }
 
     /// Replaces a group's routing settings.
     pub fn set_group_routing(&self, group: GroupId, routing: GroupRouting) -> Result<GroupRouting> {
         self.accounts.group(group)?;
         routing::validate_working_hours(routing.working_hours.as_ref())?;
-        storage::put_json(&self.accounts.store().group_routing, id_key(group.0), &routing)?;
+        storage::put_json(
+            &self.accounts.store().group_routing,
+            id_key(group.0),
+            &routing,
+        )?;
         self.accounts.store().flush()?;
         Ok(routing)
     }
@@ -299,7 +354,10 @@ impl ConversationService {
         {
             let mut desk = self.lock();
             self.store.put_conversation(&conversation)?;
-            self.append(&conversation, visitor_message(&conversation, body, Vec::new(), None, now))?;
+            self.append(
+                &conversation,
+                visitor_message(&conversation, body, Vec::new(), None, now),
+            )?;
             if state == ConversationState::Queued {
                 let entry = QueueEntry {
                     conversation: conversation.id.clone(),
@@ -311,7 +369,8 @@ impl ConversationService {
                 };
                 self.store.put_queue_entry(&entry)?;
                 desk.queue.push(entry);
-                desk.open.insert(conversation.id.clone(), conversation.clone());
+                desk.open
+                    .insert(conversation.id.clone(), conversation.clone());
                 self.system_message(&conversation, "正在为您接入客服，请稍候。", &mut outgoing)?;
                 let item = self.queue_item(&desk, &conversation)?;
                 let agents = self.eligible_agents(conversation.group, None)?;
@@ -359,7 +418,9 @@ impl ConversationService {
                 return Err(Error::ConversationClosed(conversation_id.to_string()));
             }
             let draft = match party {
-                Party::Visitor => visitor_message(&conversation, body, attachments, client_key, now),
+                Party::Visitor => {
+                    visitor_message(&conversation, body, attachments, client_key, now)
+                }
                 Party::Agent(agent) => {
                     let account = self.accounts.account(*agent)?;
                     Message {
@@ -470,7 +531,9 @@ impl ConversationService {
             return Err(Error::InvalidInput("stars must be 1 to 5".into()));
         }
         if comment.chars().count() > 500 {
-            return Err(Error::InvalidInput("a comment is at most 500 characters".into()));
+            return Err(Error::InvalidInput(
+                "a comment is at most 500 characters".into(),
+            ));
         }
         let mut conversation = self.conversation(conversation_id)?;
         if conversation.state != ConversationState::Ended {
@@ -479,7 +542,9 @@ impl ConversationService {
             ));
         }
         if conversation.rating.is_some() {
-            return Err(Error::InvalidInput("this conversation is already rated".into()));
+            return Err(Error::InvalidInput(
+                "this conversation is already rated".into(),
+            ));
         }
         let rating = Rating {
             stars,
@@ -509,7 +574,8 @@ impl ConversationService {
             match conversation.state {
                 ConversationState::Queued => {}
                 ConversationState::OfflineMessage => {
-                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                    desk.open
+                        .insert(conversation.id.clone(), conversation.clone());
                 }
                 _ => return Err(Error::ConversationTaken(conversation_id.to_string())),
             }
@@ -539,7 +605,9 @@ impl ConversationService {
     ) -> Result<Conversation> {
         let note = note.trim();
         if note.chars().count() > 500 {
-            return Err(Error::InvalidInput("a transfer note is at most 500 characters".into()));
+            return Err(Error::InvalidInput(
+                "a transfer note is at most 500 characters".into(),
+            ));
         }
         let mut outgoing = Outgoing::default();
         let conversation = {
@@ -564,12 +632,13 @@ impl ConversationService {
                 TransferTarget::Group(group) => {
                     self.accounts.group(group)?;
                     let candidates = self.eligible_agents(Some(group), Some(from))?;
-                    let receiver = routing::pick(&desk, &conversation, &candidates, &self.accounts)?
-                        .ok_or_else(|| {
-                            Error::TransferTargetUnavailable(
-                                "no agent of that group is available".into(),
-                            )
-                        })?;
+                    let receiver =
+                        routing::pick(&desk, &conversation, &candidates, &self.accounts)?
+                            .ok_or_else(|| {
+                                Error::TransferTargetUnavailable(
+                                    "no agent of that group is available".into(),
+                                )
+                            })?;
                     (Some(group), receiver)
                 }
             };
@@ -582,7 +651,8 @@ impl ConversationService {
                 note: note.to_string(),
                 at: self.now(),
             });
-            desk.open.insert(conversation.id.clone(), conversation.clone());
+            desk.open
+                .insert(conversation.id.clone(), conversation.clone());
             self.store.put_conversation(&conversation)?;
             let wait = self.estimated_wait(&desk, 1);
             let reason = if note.is_empty() {
@@ -635,7 +705,8 @@ impl ConversationService {
             if accept {
                 if let Some(group) = transfer.to_group {
                     conversation.group = Some(group);
-                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                    desk.open
+                        .insert(conversation.id.clone(), conversation.clone());
                 }
                 outgoing.agents(
                     vec![transfer.from],
@@ -677,7 +748,8 @@ impl ConversationService {
                 )));
             }
             conversation.invited.insert(colleague);
-            desk.open.insert(conversation.id.clone(), conversation.clone());
+            desk.open
+                .insert(conversation.id.clone(), conversation.clone());
             self.store.put_conversation(&conversation)?;
             let inviter = self.accounts.account(by)?;
             let note = Message {
@@ -735,7 +807,10 @@ impl ConversationService {
                 input.problem_type
             )));
         }
-        if input.satisfaction.is_some_and(|stars| !(1..=5).contains(&stars)) {
+        if input
+            .satisfaction
+            .is_some_and(|stars| !(1..=5).contains(&stars))
+        {
             return Err(Error::InvalidInput("satisfaction must be 1 to 5".into()));
         }
         if input.resolution.chars().count() > 2000 || input.tags.len() > 20 {
@@ -785,7 +860,9 @@ impl ConversationService {
                 {
                     wrap_ups.push(conversation)
                 }
-                ConversationState::OfflineMessage if routing::may_take(&account, conversation.group) => {
+                ConversationState::OfflineMessage
+                    if routing::may_take(&account, conversation.group) =>
+                {
                     messages.push(conversation)
                 }
                 _ => {}
@@ -881,7 +958,12 @@ impl ConversationService {
                 }
                 if let Some(transfer) = &conversation.pending_transfer {
                     if now.duration_since(transfer.at) > transfer_timeout {
-                        self.cancel_transfer(&mut desk, &mut conversation, "timeout", &mut outgoing)?;
+                        self.cancel_transfer(
+                            &mut desk,
+                            &mut conversation,
+                            "timeout",
+                            &mut outgoing,
+                        )?;
                     }
                 }
                 let lapsed = conversation.answered_at.is_none()
@@ -891,12 +973,19 @@ impl ConversationService {
                 let idle = now.duration_since(conversation.last_visitor_activity);
                 if lapsed {
                     let agent = conversation.agent;
-                    self.requeue(&mut desk, &conversation.id, "unanswered", agent, &mut outgoing)?;
+                    self.requeue(
+                        &mut desk,
+                        &conversation.id,
+                        "unanswered",
+                        agent,
+                        &mut outgoing,
+                    )?;
                 } else if idle > end_after {
                     self.end_locked(&mut desk, &conversation.id, "idle", &mut outgoing)?;
                 } else if idle > remind_after && !conversation.idle_reminded {
                     conversation.idle_reminded = true;
-                    desk.open.insert(conversation.id.clone(), conversation.clone());
+                    desk.open
+                        .insert(conversation.id.clone(), conversation.clone());
                     self.store.put_conversation(&conversation)?;
                     self.system_message(
                         &conversation,
@@ -983,7 +1072,12 @@ impl ConversationService {
     }
 
     /// Internal notes go to the agents only; everything else to the visitor as well.
-    fn broadcast_message(&self, conversation: &Conversation, message: &Message, outgoing: &mut Outgoing) {
+    fn broadcast_message(
+        &self,
+        conversation: &Conversation,
+        message: &Message,
+        outgoing: &mut Outgoing,
+    ) {
         let event = DeskEvent::Message {
             conversation: conversation.id.clone(),
             message: message.clone(),
@@ -1004,7 +1098,11 @@ impl ConversationService {
         let now = self.now();
         let account = self.accounts.account(agent)?;
         let mut conversation = self.conversation_in(desk, conversation_id)?;
-        if let Some(entry) = desk.queue.iter().find(|entry| entry.conversation == conversation_id) {
+        if let Some(entry) = desk
+            .queue
+            .iter()
+            .find(|entry| entry.conversation == conversation_id)
+        {
             let waited = now.duration_since(entry.since).as_secs().max(0) as u64;
             desk.recent_waits.push_back(waited);
             if desk.recent_waits.len() > RECENT_WAITS {
@@ -1018,9 +1116,11 @@ impl ConversationService {
         conversation.assigned_at = Some(now);
         conversation.answered_at = None;
         conversation.pending_transfer = None;
-        desk.open.insert(conversation.id.clone(), conversation.clone());
+        desk.open
+            .insert(conversation.id.clone(), conversation.clone());
         desk.last_assigned.insert(agent, now);
-        desk.last_agent.insert(conversation.visitor_id.clone(), agent);
+        desk.last_agent
+            .insert(conversation.visitor_id.clone(), agent);
         if let Some(external) = &conversation.identity.external_id {
             desk.last_agent.insert(format!("ext:{external}"), agent);
         }
@@ -1085,7 +1185,8 @@ impl ConversationService {
         conversation.agent = None;
         conversation.assigned_at = None;
         conversation.pending_transfer = None;
-        desk.open.insert(conversation.id.clone(), conversation.clone());
+        desk.open
+            .insert(conversation.id.clone(), conversation.clone());
         self.store.put_conversation(&conversation)?;
         let entry = QueueEntry {
             conversation: conversation.id.clone(),
@@ -1125,7 +1226,8 @@ impl ConversationService {
         let Some(transfer) = conversation.pending_transfer.take() else {
             return Ok(());
         };
-        desk.open.insert(conversation.id.clone(), conversation.clone());
+        desk.open
+            .insert(conversation.id.clone(), conversation.clone());
         self.store.put_conversation(conversation)?;
         outgoing.agents(
             vec![transfer.from],
@@ -1254,7 +1356,11 @@ impl ConversationService {
 
     /// Agents who may take a conversation of `group` now: enabled, `agent` role, in the group (any
     /// group when `None`), presence online.
-    fn eligible_agents(&self, group: Option<GroupId>, except: Option<AccountId>) -> Result<Vec<AccountId>> {
+    fn eligible_agents(
+        &self,
+        group: Option<GroupId>,
+        except: Option<AccountId>,
+    ) -> Result<Vec<AccountId>> {
         Ok(self
             .accounts
             .online_agents()?

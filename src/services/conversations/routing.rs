@@ -6,7 +6,9 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::Desk;
-use crate::domain::{Account, AccountId, Conversation, ConversationState, GroupId, Role, WorkingHours};
+use crate::domain::{
+    Account, AccountId, Conversation, ConversationState, GroupId, Role, WorkingHours,
+};
 use crate::error::{Error, Result};
 use crate::services::accounts::AccountService;
 
@@ -34,13 +36,17 @@ pub fn returning_agent(
     candidates: &[AccountId],
     accounts: &AccountService,
 ) -> Result<Option<AccountId>> {
-    let previous = desk.last_agent.get(&conversation.visitor_id).copied().or_else(|| {
-        conversation
-            .identity
-            .external_id
-            .as_ref()
-            .and_then(|external| desk.last_agent.get(&format!("ext:{external}")).copied())
-    });
+    let previous = desk
+        .last_agent
+        .get(&conversation.visitor_id)
+        .copied()
+        .or_else(|| {
+            conversation
+                .identity
+                .external_id
+                .as_ref()
+                .and_then(|external| desk.last_agent.get(&format!("ext:{external}")).copied())
+        });
     let Some(previous) = previous.filter(|agent| candidates.contains(agent)) else {
         return Ok(None);
     };
@@ -116,9 +122,8 @@ pub fn validate_working_hours(hours: Option<&WorkingHours>) -> Result<()> {
     let Some(hours) = hours else {
         return Ok(());
     };
-    TimeZone::get(&hours.time_zone).map_err(|_| {
-        Error::InvalidInput(format!("unknown time zone `{}`", hours.time_zone))
-    })?;
+    TimeZone::get(&hours.time_zone)
+        .map_err(|_| Error::InvalidInput(format!("unknown time zone `{}`", hours.time_zone)))?;
     let start: Time = hours
         .start
         .parse()
@@ -128,10 +133,14 @@ pub fn validate_working_hours(hours: Option<&WorkingHours>) -> Result<()> {
         .parse()
         .map_err(|_| Error::InvalidInput(format!("`{}` is not a HH:MM time", hours.end)))?;
     if start >= end {
-        return Err(Error::InvalidInput("working hours must end after they start".into()));
+        return Err(Error::InvalidInput(
+            "working hours must end after they start".into(),
+        ));
     }
     if hours.days.is_empty() || hours.days.iter().any(|day| !(1..=7).contains(day)) {
-        return Err(Error::InvalidInput("working days are 1 (Monday) to 7 (Sunday)".into()));
+        return Err(Error::InvalidInput(
+            "working days are 1 (Monday) to 7 (Sunday)".into(),
+        ));
     }
     Ok(())
 }

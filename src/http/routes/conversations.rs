@@ -1,0 +1,273 @@
+//! Conversations over HTTP: starting one (visitor), files, pending work, message history for
+//! participants, group routing settings. Live traffic goes over the sockets in `ws.rs`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Attachment, Conversation, GroupId, GroupRouting, Message};
+use crate::error::{Error, Result};
+use crate::http::access::{
+    authorize, visitor_token, Admin, Authenticated, MaybeSignedIn, Permission, VISITOR_TOKEN_PREFIX,
+};
+use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::{blocking, AppState};
+use crate::services::conversations::{DeskEvent, Party, StartRequest, VisitorView};
+
+/// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/visitor/conversations", post(start))
+        .route("/api/v1/conversations/pending", get(pending))
+        .route("/api/v1/conversations/problem-types", get(problem_types))
+        .route("/api/v1/conversations/{id}/messages", get(messages))
+        .route("/api/v1/conversations/{id}/files", post(upload))
+        .route("/api/v1/conversations/{id}/files/{hash}", get(download))
+        .route(
+            "/api/v1/admin/groups/{id}/routing",
+            get(group_routing).put(set_group_routing),
+        )
+}
+
+#[derive(Debug, Serialize)]
+struct Started {
+    /// Send as `Authorization: Bearer <token>`, or `?token=` on the socket.
+    token: String,
+    visitor_id: String,
+    conversation: VisitorView,
+    messages: Vec<Message>,
+}
+
+/// A visitor token in `Authorization` is reused (a returning visitor); otherwise one is issued.
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(request): AppJson<StartRequest>,
+) -> Result<(StatusCode, Json<Started>)> {
+    let token = match visitor_token(&headers) {
+        Some(token) if state.accounts.visitor_grant(&token)?.is_some() => token,
+        Some(_) => return Err(Error::Unauthenticated),
+        None => {
+            blocking(&state, |accounts| accounts.issue_visitor_token())
+                .await?
+                .0
+        }
+    };
+    let conversation = state.conversations.start(&token, request).await?;
+    let snapshot = state.conversations.visitor_snapshot(&conversation.id, 0)?;
+    let Some(DeskEvent::Hello {
+        conversation: view,
+        messages,
+    }) = snapshot.into_iter().next()
+    else {
+        return Err(Error::Internal("a snapshot starts with hello".into()));
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(Started {
+            token: format!("{VISITOR_TOKEN_PREFIX}{token}"),
+            visitor_id: conversation.visitor_id,
+            conversation: view,
+            messages,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct Pending {
+    /// Ended conversations of mine without a wrap-up.
+    wrap_ups: Vec<Conversation>,
+    /// Offline messages (留言) of my groups, unanswered.
+    offline_messages: Vec<Conversation>,
+}
+
+async fn pending(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Pending>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let (wrap_ups, offline_messages) = state.conversations.pending(caller.account.id)?;
+    Ok(Json(Pending {
+        wrap_ups,
+        offline_messages,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemTypes {
+    problem_types: Vec<String>,
+}
+
+async fn problem_types(
+    State(state): State<AppState>,
+    Authenticated(_): Authenticated,
+) -> Json<ProblemTypes> {
+    Json(ProblemTypes {
+        problem_types: state.conversations.config().problem_types.clone(),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AccessParams {
+    /// Visitor token, for `<img src>` and links where no header can be set.
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The visitor of the conversation (header or `?token=`), or a colleague allowed to see it.
+fn participant(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &AccessParams,
+    caller: &MaybeSignedIn,
+    conversation: &Conversation,
+) -> Result<Party> {
+    let token = visitor_token(headers).or_else(|| {
+        params
+            .token
+            .as_deref()
+            .and_then(|token| token.strip_prefix(VISITOR_TOKEN_PREFIX))
+            .map(str::to_string)
+    });
+    if let Some(token) = token {
+        let grant = state
+            .accounts
+            .visitor_grant(&token)?
+            .ok_or(Error::Unauthenticated)?;
+        if grant.conversation.as_deref() != Some(conversation.id.as_str()) {
+            return Err(Error::Forbidden(
+                "a visitor may only access their own conversation".into(),
+            ));
+        }
+        return Ok(Party::Visitor);
+    }
+    let caller = caller.0.as_ref().ok_or(Error::Unauthenticated)?;
+    authorize(
+        &caller.account,
+        Permission::AssistConversation {
+            agent: conversation.agent,
+            invited: conversation.invited.contains(&caller.account.id),
+            group: conversation.group,
+        },
+    )?;
+    Ok(Party::Agent(caller.account.id))
+}
+
+#[derive(Debug, Serialize)]
+struct MessageList {
+    messages: Vec<Message>,
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: MaybeSignedIn,
+    AppPath(id): AppPath<String>,
+    AppQuery(params): AppQuery<AccessParams>,
+) -> Result<Json<MessageList>> {
+    let conversation = state.conversations.conversation(&id)?;
+    let party = participant(&state, &headers, &params, &caller, &conversation)?;
+    let messages = state
+        .conversations
+        .messages_after(&id, params.after, &party)?;
+    Ok(Json(MessageList { messages }))
+}
+
+/// The body is the file; `?name=` gives its name (and so the type it must be).
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: MaybeSignedIn,
+    AppPath(id): AppPath<String>,
+    AppQuery(params): AppQuery<AccessParams>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Attachment>)> {
+    let conversation = state.conversations.conversation(&id)?;
+    participant(&state, &headers, &params, &caller, &conversation)?;
+    let body = body.map_err(|_| Error::UploadTooLarge {
+        max_bytes: state.conversations.config().max_upload_bytes,
+    })?;
+    let name = params
+        .name
+        .clone()
+        .ok_or_else(|| Error::InvalidUpload("give the file name as `?name=`".into()))?;
+    let attachment = state
+        .conversations
+        .upload(&id, &name, body.to_vec())
+        .await?;
+    Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: MaybeSignedIn,
+    AppPath((id, hash)): AppPath<(String, String)>,
+    AppQuery(params): AppQuery<AccessParams>,
+) -> Result<Response> {
+    let conversation = state.conversations.conversation(&id)?;
+    participant(&state, &headers, &params, &caller, &conversation)?;
+    let (attachment, bytes) = state.conversations.file(&id, &hash)?;
+    // Only images are shown inline; everything else downloads, so no upload renders as a page here.
+    let disposition = if attachment.content_type.starts_with("image/") {
+        "inline".to_string()
+    } else {
+        format!(
+            "attachment; filename*=UTF-8''{}",
+            percent_encode(&attachment.name)
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, attachment.content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn group_routing(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    AppPath(id): AppPath<u64>,
+) -> Result<Json<GroupRouting>> {
+    state.accounts.group(GroupId(id))?;
+    Ok(Json(state.conversations.group_routing(GroupId(id))?))
+}
+
+async fn set_group_routing(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    AppPath(id): AppPath<u64>,
+    AppJson(routing): AppJson<GroupRouting>,
+) -> Result<Json<GroupRouting>> {
+    Ok(Json(
+        state
+            .conversations
+            .set_group_routing(GroupId(id), routing)?,
+    ))
+}

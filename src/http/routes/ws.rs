@@ -1,0 +1,548 @@
+//! The two WebSockets: `/ws/visitor` (visitor token) and `/ws/agent` (session cookie). Frames are
+//! JSON objects with a `type`; commands come in, [`DeskEvent`]s go out.
+//!
+//! Each socket is split: one task forwards the hub's frames to the client, the other reads commands;
+//! when either ends, the other is stopped and the connection leaves the hub.
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+
+use crate::domain::{AccountId, Conversation, GroupId};
+use crate::error::{Error, Result};
+use crate::http::access::{authorize, Authenticated, Permission, VISITOR_TOKEN_PREFIX};
+use crate::http::extract::AppQuery;
+use crate::http::AppState;
+use crate::services::accounts::Caller;
+use crate::services::conversations::{
+    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
+};
+
+/// Largest frame accepted from a client: a message of 5,000 characters is at most 20 kB of UTF-8.
+const MAX_FRAME_BYTES: usize = 64 << 10;
+
+/// Routes `/ws/visitor` and `/ws/agent`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws/visitor", get(visitor_socket))
+        .route("/ws/agent", get(agent_socket))
+}
+
+#[derive(Debug, Deserialize)]
+struct VisitorParams {
+    token: String,
+    #[serde(default)]
+    last_seq: u64,
+}
+
+/// Browsers cannot set headers on a WebSocket, so the visitor token comes in the query string.
+async fn visitor_socket(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<VisitorParams>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    let token = params
+        .token
+        .strip_prefix(VISITOR_TOKEN_PREFIX)
+        .ok_or(Error::Unauthenticated)?
+        .to_string();
+    let grant = state
+        .accounts
+        .visitor_grant(&token)?
+        .ok_or(Error::Unauthenticated)?;
+    let conversation = grant.conversation.ok_or_else(|| {
+        Error::InvalidInput("start a conversation before opening the socket".into())
+    })?;
+    let snapshot = state
+        .conversations
+        .visitor_snapshot(&conversation, params.last_seq)?;
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let (connection, outbox) = state.conversations.hub().connect_visitor(&conversation);
+            for event in &snapshot {
+                state.conversations.hub().to_connection(&connection, event);
+            }
+            run(socket, outbox, |text| {
+                let state = state.clone();
+                let conversation = conversation.clone();
+                let connection = connection.clone();
+                async move {
+                    visitor_command(&state, &conversation, &connection, &text).await;
+                }
+            })
+            .await;
+            state.conversations.hub().disconnect(&connection);
+        }))
+}
+
+async fn agent_socket(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    check_same_origin(&headers)?;
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let agent = caller.account.id;
+    let snapshot = state.conversations.agent_snapshot(agent)?;
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let (connection, outbox) = state.conversations.hub().connect_agent(agent);
+            state
+                .conversations
+                .hub()
+                .to_connection(&connection, &snapshot);
+            run(socket, outbox, |text| {
+                let state = state.clone();
+                let caller = caller.clone();
+                let connection = connection.clone();
+                async move {
+                    agent_command(&state, &caller, &connection, &text).await;
+                }
+            })
+            .await;
+            state.conversations.hub().disconnect(&connection);
+        }))
+}
+
+/// The cookie is SameSite=Strict, but a WebSocket handshake is not subject to CORS: refuse pages of
+/// other origins explicitly.
+fn check_same_origin(headers: &HeaderMap) -> Result<()> {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    if origin_host == host {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "origin `{origin}` may not open the agent socket"
+        )))
+    }
+}
+
+/// Pumps hub frames out and client text in until either side closes.
+async fn run<F, Fut>(socket: WebSocket, mut outbox: Outbox, mut on_text: F)
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (mut sink, mut stream) = socket.split();
+    let mut forward = tokio::spawn(async move {
+        while let Some(frame) = outbox.recv().await {
+            if sink
+                .send(WsMessage::Text(frame.as_ref().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            _ = &mut forward => break,
+            incoming = stream.next() => match incoming {
+                Some(Ok(WsMessage::Text(text))) => on_text(text.to_string()).await,
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    forward.abort();
+}
+
+fn reply_error(
+    state: &AppState,
+    connection: &Connection,
+    error: &Error,
+    client_key: Option<String>,
+) {
+    let event = DeskEvent::Error {
+        code: error.code().as_str(),
+        message: if error.code() == crate::error::ErrorCode::Internal {
+            tracing::error!(%error, "socket command failed");
+            "internal error".to_string()
+        } else {
+            error.to_string()
+        },
+        client_key,
+    };
+    state.conversations.hub().to_connection(connection, &event);
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum VisitorCommand {
+    Send {
+        #[serde(default)]
+        client_key: Option<String>,
+        body: String,
+        #[serde(default)]
+        attachments: Vec<String>,
+    },
+    Typing {
+        typing: bool,
+    },
+    End,
+    Rate {
+        stars: u8,
+        #[serde(default)]
+        comment: String,
+    },
+    LeaveMessage,
+    Ping,
+}
+
+async fn visitor_command(
+    state: &AppState,
+    conversation: &str,
+    connection: &Connection,
+    text: &str,
+) {
+    let command: VisitorCommand = match serde_json::from_str(text) {
+        Ok(command) => command,
+        Err(error) => {
+            let error = Error::BadRequest(format!("unreadable command: {error}"));
+            return reply_error(state, connection, &error, None);
+        }
+    };
+    let conversations = &state.conversations;
+    let (client_key, outcome) = match command {
+        VisitorCommand::Send {
+            client_key,
+            body,
+            attachments,
+        } => {
+            let outcome = match conversations.attachments_for(conversation, &attachments) {
+                Ok(files) => {
+                    conversations
+                        .send(
+                            &Party::Visitor,
+                            conversation,
+                            client_key.clone(),
+                            &body,
+                            files,
+                            false,
+                        )
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(message) => {
+                    let ack = DeskEvent::Ack {
+                        conversation: conversation.to_string(),
+                        client_key: client_key.clone(),
+                        seq: message.seq,
+                    };
+                    conversations.hub().to_connection(connection, &ack);
+                    (client_key, Ok(()))
+                }
+                Err(error) => (client_key, Err(error)),
+            }
+        }
+        VisitorCommand::Typing { typing } => (
+            None,
+            conversations.typing(&Party::Visitor, conversation, typing),
+        ),
+        VisitorCommand::End => (
+            None,
+            conversations
+                .end(&Party::Visitor, conversation)
+                .await
+                .map(drop),
+        ),
+        VisitorCommand::Rate { stars, comment } => (
+            None,
+            conversations
+                .rate(conversation, stars, &comment)
+                .await
+                .map(drop),
+        ),
+        VisitorCommand::LeaveMessage => (
+            None,
+            conversations.leave_message(conversation).await.map(drop),
+        ),
+        VisitorCommand::Ping => (None, Ok(())),
+    };
+    if let Err(error) = outcome {
+        reply_error(state, connection, &error, client_key);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AgentCommand {
+    Accept {
+        conversation: String,
+    },
+    Send {
+        conversation: String,
+        #[serde(default)]
+        client_key: Option<String>,
+        body: String,
+        #[serde(default)]
+        attachments: Vec<String>,
+    },
+    Note {
+        conversation: String,
+        #[serde(default)]
+        client_key: Option<String>,
+        body: String,
+    },
+    Typing {
+        conversation: String,
+        typing: bool,
+    },
+    Transfer {
+        conversation: String,
+        #[serde(default)]
+        to_group: Option<u64>,
+        #[serde(default)]
+        to_agent: Option<u64>,
+        #[serde(default)]
+        note: String,
+    },
+    AnswerTransfer {
+        conversation: String,
+        accept: bool,
+    },
+    Invite {
+        conversation: String,
+        agent: u64,
+    },
+    End {
+        conversation: String,
+    },
+    WrapUp {
+        conversation: String,
+        #[serde(flatten)]
+        form: WrapUpInput,
+    },
+    Sync {
+        conversation: String,
+        #[serde(default)]
+        last_seq: u64,
+    },
+    Ping,
+}
+
+/// What a command needs of the caller with respect to the conversation.
+enum Needs {
+    /// Serving agent, supervisor of its group, or admin.
+    Serve,
+    /// The above or an invited colleague.
+    Assist,
+}
+
+fn check(caller: &Caller, conversation: &Conversation, needs: Needs) -> Result<()> {
+    let facts = (conversation.agent, conversation.group);
+    let permission = match needs {
+        Needs::Serve => Permission::ServeConversation {
+            agent: facts.0,
+            group: facts.1,
+        },
+        Needs::Assist => Permission::AssistConversation {
+            agent: facts.0,
+            invited: conversation.invited.contains(&caller.account.id),
+            group: facts.1,
+        },
+    };
+    authorize(&caller.account, permission)
+}
+
+async fn agent_command(state: &AppState, caller: &Caller, connection: &Connection, text: &str) {
+    let command: AgentCommand = match serde_json::from_str(text) {
+        Ok(command) => command,
+        Err(error) => {
+            let error = Error::BadRequest(format!("unreadable command: {error}"));
+            return reply_error(state, connection, &error, None);
+        }
+    };
+    let key = match &command {
+        AgentCommand::Send { client_key, .. } | AgentCommand::Note { client_key, .. } => {
+            client_key.clone()
+        }
+        _ => None,
+    };
+    if let Err(error) = agent_command_inner(state, caller, connection, command).await {
+        reply_error(state, connection, &error, key);
+    }
+}
+
+async fn agent_command_inner(
+    state: &AppState,
+    caller: &Caller,
+    connection: &Connection,
+    command: AgentCommand,
+) -> Result<()> {
+    let conversations = &state.conversations;
+    let me = caller.account.id;
+    let party = Party::Agent(me);
+    match command {
+        AgentCommand::Accept { conversation } => {
+            conversations.accept(me, &conversation).await?;
+        }
+        AgentCommand::Send {
+            conversation,
+            client_key,
+            body,
+            attachments,
+        } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Serve,
+            )?;
+            let files = conversations.attachments_for(&conversation, &attachments)?;
+            let message = conversations
+                .send(
+                    &party,
+                    &conversation,
+                    client_key.clone(),
+                    &body,
+                    files,
+                    false,
+                )
+                .await?;
+            let ack = DeskEvent::Ack {
+                conversation,
+                client_key,
+                seq: message.seq,
+            };
+            conversations.hub().to_connection(connection, &ack);
+        }
+        AgentCommand::Note {
+            conversation,
+            client_key,
+            body,
+        } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Assist,
+            )?;
+            let message = conversations
+                .send(
+                    &party,
+                    &conversation,
+                    client_key.clone(),
+                    &body,
+                    Vec::new(),
+                    true,
+                )
+                .await?;
+            let ack = DeskEvent::Ack {
+                conversation,
+                client_key,
+                seq: message.seq,
+            };
+            conversations.hub().to_connection(connection, &ack);
+        }
+        AgentCommand::Typing {
+            conversation,
+            typing,
+        } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Serve,
+            )?;
+            conversations.typing(&party, &conversation, typing)?;
+        }
+        AgentCommand::Transfer {
+            conversation,
+            to_group,
+            to_agent,
+            note,
+        } => {
+            let target = match (to_group, to_agent) {
+                (Some(group), None) => TransferTarget::Group(GroupId(group)),
+                (None, Some(agent)) => TransferTarget::Agent(AccountId(agent)),
+                _ => {
+                    return Err(Error::InvalidInput(
+                        "give exactly one of to_group and to_agent".into(),
+                    ))
+                }
+            };
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Serve,
+            )?;
+            conversations
+                .transfer(me, &conversation, target, &note)
+                .await?;
+        }
+        AgentCommand::AnswerTransfer {
+            conversation,
+            accept,
+        } => {
+            conversations
+                .answer_transfer(me, &conversation, accept)
+                .await?;
+        }
+        AgentCommand::Invite {
+            conversation,
+            agent,
+        } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Serve,
+            )?;
+            conversations
+                .invite(me, &conversation, AccountId(agent))
+                .await?;
+        }
+        AgentCommand::End { conversation } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Serve,
+            )?;
+            conversations.end(&party, &conversation).await?;
+        }
+        AgentCommand::WrapUp { conversation, form } => {
+            conversations.wrap_up(me, &conversation, form).await?;
+        }
+        AgentCommand::Sync {
+            conversation,
+            last_seq,
+        } => {
+            check(
+                caller,
+                &conversations.conversation(&conversation)?,
+                Needs::Assist,
+            )?;
+            let messages = conversations.messages_after(&conversation, last_seq, &party)?;
+            conversations.hub().to_connection(
+                connection,
+                &DeskEvent::History {
+                    conversation,
+                    messages,
+                },
+            );
+        }
+        AgentCommand::Ping => {}
+    }
+    Ok(())
+}
