@@ -112,11 +112,16 @@ pub fn announce_bootstrap(bootstrap: &Bootstrap) {
 
 /// Gives conversations back when agents go offline and routes waiting ones when agents come online.
 fn follow_presence(accounts: &AccountService, conversations: &Arc<ConversationService>) {
-    let conversations = Arc::clone(conversations);
+    // Weak: the task must not keep the service (and the database) alive after the state is dropped.
+    let conversations = Arc::downgrade(conversations);
     let mut presence = accounts.subscribe_presence();
     tokio::spawn(async move {
         loop {
-            match presence.recv().await {
+            let received = presence.recv().await;
+            let Some(conversations) = conversations.upgrade() else {
+                break;
+            };
+            match received {
                 Ok(change) => {
                     let online = change.status == PresenceStatus::Online;
                     let offline = change.status == PresenceStatus::Offline;

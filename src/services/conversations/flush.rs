@@ -15,8 +15,10 @@ pub struct FlushBatcher {
 }
 
 impl FlushBatcher {
-    /// Starts the flushing task on the current tokio runtime.
-    pub fn start(store: Arc<dyn ConversationStore>) -> FlushBatcher {
+    /// Starts the flushing task on the current tokio runtime. The task holds the store weakly, so
+    /// dropping the service closes the database at once (a restart in the same process reopens it).
+    pub fn start(store: &Arc<dyn ConversationStore>) -> FlushBatcher {
+        let store = Arc::downgrade(store);
         let (requests, mut receiver) =
             mpsc::unbounded_channel::<oneshot::Sender<Result<(), String>>>();
         tokio::spawn(async move {
@@ -25,7 +27,9 @@ impl FlushBatcher {
                 while let Ok(next) = receiver.try_recv() {
                     waiters.push(next);
                 }
-                let store = Arc::clone(&store);
+                let Some(store) = store.upgrade() else {
+                    break;
+                };
                 let outcome = tokio::task::spawn_blocking(move || store.flush())
                     .await
                     .map_err(|error| error.to_string())

@@ -175,7 +175,7 @@ impl ConversationService {
         }
         desk.queue = store.queue_entries()?;
         desk.queue.sort_by_key(|entry| entry.since);
-        let flusher = FlushBatcher::start(Arc::clone(&store));
+        let flusher = FlushBatcher::start(&store);
         let files = files::Files::new(data_dir, accounts.store().files.clone());
         Ok(ConversationService {
             files,
