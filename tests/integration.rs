@@ -7,6 +7,8 @@ mod common;
 mod accounts;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/conversations.rs"]
+mod conversations;
 #[path = "integration/http_articles.rs"]
 mod http_articles;
 #[path = "integration/http_search.rs"]

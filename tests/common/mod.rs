@@ -253,6 +253,11 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Who `send` acts as.
     pub session: Option<Session>,
+    /// Stops the real listener started by [`TestApp::listen`], if any.
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     /// The folders; dropped last.
     pub dirs: TestDirs,
 }
@@ -297,6 +302,7 @@ impl TestApp {
             router,
             clock,
             session: None,
+            server: None,
             dirs,
         }
     }
@@ -305,6 +311,38 @@ impl TestApp {
     pub fn stop(self) -> TestDirs {
         let TestApp { dirs, .. } = self;
         dirs
+    }
+
+    /// Serves the router on a real loopback port (for WebSocket clients); returns its address.
+    pub async fn listen(&mut self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let handle = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        self.server = Some((stop, handle));
+        address
+    }
+
+    /// Stops the listener (open sockets are cut), drops everything and hands back the folders.
+    pub async fn shutdown(mut self) -> TestDirs {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            // Open WebSockets keep a graceful shutdown waiting; cut them.
+            handle.abort();
+            let _ = handle.await;
+        }
+        self.stop()
     }
 
     /// Sends a request as `session`, from `ip` when given, with an optional raw body.
@@ -559,4 +597,99 @@ pub fn encode(text: &str) -> String {
 /// The `{"code", "message"}` error body.
 pub fn error_body(code: &str, message: &str) -> Value {
     serde_json::json!({ "code": code, "message": message })
+}
+
+/// A WebSocket client speaking the desk's JSON frames.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How long a test waits for an expected frame.
+const FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Ws {
+    /// Opens `/ws/visitor` with a visitor token (`v1.…`).
+    pub async fn visitor(address: SocketAddr, token: &str, last_seq: u64) -> Ws {
+        let url = format!(
+            "ws://{address}/ws/visitor?token={}&last_seq={last_seq}",
+            encode(token)
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("visitor socket");
+        Ws { stream }
+    }
+
+    /// Opens `/ws/agent` with a session cookie.
+    pub async fn agent(address: SocketAddr, session: &Session) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{address}/ws/agent")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert(header::COOKIE, session.cookie.parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("agent socket");
+        Ws { stream }
+    }
+
+    /// Sends one JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        use futures_util::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                frame.to_string().into(),
+            ))
+            .await
+            .expect("sending a frame");
+    }
+
+    /// The next JSON frame, or `None` after `wait` without one (or when the socket closed).
+    pub async fn next_within(&mut self, wait: std::time::Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        loop {
+            let frame = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .ok()??;
+            match frame.ok()? {
+                tokio_tungstenite::tungstenite::Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("frames are JSON"))
+                }
+                tokio_tungstenite::tungstenite::Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives; panics after 5 s.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        self.expect_where(kind, |_| true).await
+    }
+
+    /// Skips frames until one of type `kind` satisfying `matches` arrives; panics after 5 s.
+    pub async fn expect_where(&mut self, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Some(frame) if frame["type"] == kind && matches(&frame) => return frame,
+                Some(frame) => skipped.push(frame),
+                None => panic!("no `{kind}` frame within 5 s; got {skipped:#?}"),
+            }
+        }
+    }
+
+    /// Every frame that arrives within `wait`.
+    pub async fn drain(&mut self, wait: std::time::Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next_within(wait).await {
+            frames.push(frame);
+        }
+        frames
+    }
 }
