@@ -334,15 +334,33 @@ impl TestApp {
         address
     }
 
-    /// Stops the listener (open sockets are cut), drops everything and hands back the folders.
+    /// Stops the listener, waits until every connection let go of the state (close client sockets
+    /// first), drops everything and hands back the folders.
     pub async fn shutdown(mut self) -> TestDirs {
         if let Some((stop, handle)) = self.server.take() {
             let _ = stop.send(());
-            // Open WebSockets keep a graceful shutdown waiting; cut them.
-            handle.abort();
             let _ = handle.await;
         }
-        self.stop()
+        let TestApp {
+            state,
+            router,
+            dirs,
+            ..
+        } = self;
+        drop(router);
+        for _ in 0..250 {
+            if Arc::strong_count(&state.knowledge) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            Arc::strong_count(&state.knowledge),
+            1,
+            "a connection still holds the state"
+        );
+        drop(state);
+        dirs
     }
 
     /// Sends a request as `session`, from `ip` when given, with an optional raw body.

@@ -308,3 +308,727 @@ async fn automatic_routing_balances_load_and_respects_presence_and_capacity() {
     assert_eq!(queue[3]["position"], 4);
     let _ = second_id;
 }
+
+/// A group in auto mode with one serving agent who already has the visitor's conversation.
+struct Served {
+    app: TestApp,
+    address: std::net::SocketAddr,
+    admin: Session,
+    group: u64,
+    agent_id: u64,
+    agent: Session,
+    desk_socket: Ws,
+    token: String,
+    id: String,
+    visitor: Ws,
+}
+
+async fn served() -> Served {
+    let (app, address, admin, group) = desk("auto").await;
+    let (agent_id, agent_session) = agent(&app, &admin, "xiaowang", group).await;
+    let mut desk_socket = Ws::agent(address, &agent_session).await;
+    desk_socket.expect("agent_hello").await;
+    let (token, id, started) = start(&app, Some(group), "发票怎么开").await;
+    assert_eq!(started["conversation"]["state"], "active");
+    desk_socket.expect("assigned").await;
+    let mut visitor = Ws::visitor(address, &token, 0).await;
+    visitor.expect("hello").await;
+    Served {
+        app,
+        address,
+        admin,
+        group,
+        agent_id,
+        agent: agent_session,
+        desk_socket,
+        token,
+        id,
+        visitor,
+    }
+}
+
+#[tokio::test]
+async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
+    let mut desk = served().await;
+    let (colleague_id, colleague) = agent(&desk.app, &desk.admin, "xiaoli", desk.group).await;
+    let mut colleague_socket = Ws::agent(desk.address, &colleague).await;
+    colleague_socket.expect("agent_hello").await;
+
+    desk.desk_socket
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": colleague_id, "note": "客户要开专票"}))
+        .await;
+    let offer = colleague_socket.expect("transfer_offered").await;
+    assert_eq!(offer["note"], "客户要开专票");
+    assert_eq!(offer["from_name"], "xiaowang");
+    assert!(bodies(&offer["messages"]).contains(&"发票怎么开".to_string()));
+    let notice = desk
+        .visitor
+        .expect_where("message", |frame| frame["message"]["kind"] == "system")
+        .await;
+    let text = notice["message"]["body"].as_str().unwrap();
+    assert!(
+        text.contains("xiaoli") && text.contains("客户要开专票") && text.contains("预计等待"),
+        "{text}"
+    );
+
+    colleague_socket
+        .send(json!({"type": "answer_transfer", "conversation": desk.id, "accept": true}))
+        .await;
+    let assigned = colleague_socket.expect("assigned").await;
+    assert_eq!(assigned["conversation"]["agent"], colleague_id);
+    desk.desk_socket
+        .expect_where("unassigned", |frame| frame["reason"] == "transferred")
+        .await;
+    let state = desk.visitor.expect("state").await;
+    assert_eq!(state["conversation"]["agent_name"], "xiaoli");
+
+    // The former agent can no longer write to the visitor.
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "late", "body": "还在吗"}))
+        .await;
+    assert_eq!(desk.desk_socket.expect("error").await["code"], "forbidden");
+
+    // To a group: its available agent is chosen (here the first agent again); declined, it stays.
+    colleague_socket
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_group": desk.group, "note": "转回"}))
+        .await;
+    let offer = desk.desk_socket.expect("transfer_offered").await;
+    assert_eq!(
+        offer["conversation"]["pending_transfer"]["to_group"],
+        desk.group
+    );
+    desk.desk_socket
+        .send(json!({"type": "answer_transfer", "conversation": desk.id, "accept": false}))
+        .await;
+    let declined = colleague_socket.expect("transfer_declined").await;
+    assert_eq!(declined["reason"], "declined");
+    assert_eq!(
+        desk.app
+            .state
+            .conversations
+            .conversation(&desk.id)
+            .unwrap()
+            .agent
+            .unwrap()
+            .0,
+        colleague_id
+    );
+
+    // A transfer not answered in time returns to its sender.
+    colleague_socket
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": desk.agent_id, "note": ""}))
+        .await;
+    desk.desk_socket.expect("transfer_offered").await;
+    desk.app.clock.advance(SignedDuration::from_secs(61));
+    desk.app.state.conversations.tick().await.unwrap();
+    let timed_out = colleague_socket.expect("transfer_declined").await;
+    assert_eq!(timed_out["reason"], "timeout");
+
+    // Disabled colleagues cannot receive transfers.
+    let (disabled_id, _) = agent(&desk.app, &desk.admin, "gone", desk.group).await;
+    desk.app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{disabled_id}"),
+            json!({"disabled": true}),
+        )
+        .await;
+    colleague_socket
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": disabled_id, "note": "x"}))
+        .await;
+    let refused = colleague_socket.expect("error").await;
+    assert_eq!(refused["code"], "transfer_target_unavailable");
+}
+
+#[tokio::test]
+async fn invited_colleagues_see_everything_and_internal_notes_never_reach_the_visitor() {
+    let mut desk = served().await;
+    let (helper_id, helper) = agent(&desk.app, &desk.admin, "helper", desk.group).await;
+    let mut helper_socket = Ws::agent(desk.address, &helper).await;
+    helper_socket.expect("agent_hello").await;
+
+    // Before the invitation the colleague may not write notes.
+    helper_socket
+        .send(json!({"type": "note", "conversation": desk.id, "client_key": "n0", "body": "我来看看"}))
+        .await;
+    assert_eq!(helper_socket.expect("error").await["code"], "forbidden");
+
+    desk.desk_socket
+        .send(json!({"type": "invite", "conversation": desk.id, "agent": helper_id}))
+        .await;
+    let invited = helper_socket.expect("invited").await;
+    assert!(bodies(&invited["messages"]).contains(&"发票怎么开".to_string()));
+
+    helper_socket
+        .send(json!({"type": "note", "conversation": desk.id, "client_key": "n1", "body": "内部备注：该客户是VIP"}))
+        .await;
+    helper_socket.expect("ack").await;
+    let note = desk
+        .desk_socket
+        .expect_where("message", |frame| {
+            frame["message"]["kind"] == "internal"
+                && frame["message"]["body"] == "内部备注：该客户是VIP"
+        })
+        .await;
+    assert_eq!(note["message"]["agent"], helper_id);
+    // An invited colleague cannot write to the visitor.
+    helper_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "s1", "body": "hi"}))
+        .await;
+    assert_eq!(helper_socket.expect("error").await["code"], "forbidden");
+
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "a1", "body": "可以开电子发票"}))
+        .await;
+    let frames = desk.visitor.drain(Duration::from_millis(400)).await;
+    let seen: Vec<&str> = frames
+        .iter()
+        .filter(|frame| frame["type"] == "message")
+        .map(|frame| frame["message"]["body"].as_str().unwrap())
+        .collect();
+    assert!(seen.contains(&"可以开电子发票"), "{frames:?}");
+    let everything = serde_json::to_string(&frames).unwrap();
+    assert!(
+        !everything.contains("内部备注") && !everything.contains("协助"),
+        "{everything}"
+    );
+
+    // Nor over HTTP, nor on reconnect.
+    let reply = visitor_call(
+        &desk.app,
+        Some(&desk.token),
+        Method::GET,
+        &format!("/api/v1/conversations/{}/messages", desk.id),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.body.to_string().contains("内部备注"));
+    assert!(reply.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|message| message["kind"] != "internal"));
+    let mut again = Ws::visitor(desk.address, &desk.token, 0).await;
+    let hello = again.expect("hello").await;
+    assert!(!hello.to_string().contains("内部备注"));
+    // The serving agent sees the note over HTTP.
+    let (status, body) = desk
+        .app
+        .get_as(
+            Some(&desk.agent),
+            &format!("/api/v1/conversations/{}/messages", desk.id),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.to_string().contains("内部备注"));
+}
+
+#[tokio::test]
+async fn ending_asks_for_a_rating_and_leaves_a_wrap_up_pending() {
+    let mut desk = served().await;
+    desk.desk_socket
+        .send(json!({"type": "end", "conversation": desk.id}))
+        .await;
+    desk.desk_socket.expect("ended").await;
+    desk.visitor.expect("survey").await;
+    desk.visitor
+        .send(json!({"type": "rate", "stars": 5, "comment": "很耐心"}))
+        .await;
+    desk.visitor.send(json!({"type": "rate", "stars": 1})).await;
+    assert_eq!(desk.visitor.expect("error").await["code"], "invalid_input");
+    let conversation = desk.app.state.conversations.conversation(&desk.id).unwrap();
+    assert_eq!(conversation.rating.as_ref().unwrap().stars, 5);
+    assert_eq!(conversation.rating.unwrap().comment, "很耐心");
+
+    // Writing to an ended conversation is refused.
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "late", "body": "还有个问题"}))
+        .await;
+    let refused = desk.visitor.expect("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_key"].as_str()),
+        (Some("conversation_closed"), Some("late"))
+    );
+
+    let (_, pending) = desk
+        .app
+        .get_as(Some(&desk.agent), "/api/v1/conversations/pending")
+        .await;
+    assert_eq!(pending["wrap_ups"][0]["id"], desk.id.as_str());
+    desk.desk_socket
+        .send(json!({"type": "wrap_up", "conversation": desk.id, "problem_type": "不存在/的类型", "resolution": "x"}))
+        .await;
+    assert_eq!(
+        desk.desk_socket.expect("error").await["code"],
+        "invalid_input"
+    );
+    let (_, types) = desk
+        .app
+        .get_as(Some(&desk.agent), "/api/v1/conversations/problem-types")
+        .await;
+    assert!(types["problem_types"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("发票/开具发票")));
+    desk.desk_socket
+        .send(json!({"type": "wrap_up", "conversation": desk.id, "problem_type": "发票/开具发票", "resolution": "指导开具电子发票", "tags": ["发票"], "satisfaction": 5}))
+        .await;
+    let mut wrapped = None;
+    for _ in 0..100 {
+        wrapped = desk
+            .app
+            .state
+            .conversations
+            .conversation(&desk.id)
+            .unwrap()
+            .wrap_up;
+        if wrapped.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(wrapped.unwrap().problem_type, "发票/开具发票");
+    let (_, pending) = desk
+        .app
+        .get_as(Some(&desk.agent), "/api/v1/conversations/pending")
+        .await;
+    assert_eq!(pending["wrap_ups"], json!([]));
+}
+
+#[tokio::test]
+async fn with_nobody_online_the_visitor_leaves_a_message_that_waits_in_the_workbench() {
+    let (app, _address, admin, group) = desk("auto").await;
+    let (_, agent_session) = agent(&app, &admin, "xiaowang", group).await;
+    app.json_as(
+        Some(&agent_session),
+        Method::PUT,
+        "/api/v1/me/presence",
+        json!({"status": "offline"}),
+    )
+    .await;
+    let (_, id, started) = start(&app, Some(group), "晚上有人吗？想退货").await;
+    assert_eq!(started["conversation"]["state"], "offline_message");
+    let texts = bodies(&started["messages"]);
+    assert_eq!(texts[0], "晚上有人吗？想退货");
+    assert!(texts[1].contains("留下您的问题"), "{texts:?}");
+    let (_, pending) = app
+        .get_as(Some(&agent_session), "/api/v1/conversations/pending")
+        .await;
+    assert_eq!(pending["offline_messages"][0]["id"], id.as_str());
+
+    // Outside working hours the same happens, with the group's own notice.
+    app.json_as(
+        Some(&agent_session),
+        Method::PUT,
+        "/api/v1/me/presence",
+        json!({"status": "online"}),
+    )
+    .await;
+    let (status, _) = app
+        .json_as(
+            Some(&admin),
+            Method::PUT,
+            &format!("/api/v1/admin/groups/{group}/routing"),
+            // 08:00 UTC on a Wednesday is 16:00 in Shanghai: closed at 09:00-12:00.
+            json!({"working_hours": {"time_zone": "Asia/Shanghai", "days": [1,2,3,4,5], "start": "09:00", "end": "12:00"}, "off_hours_message": "我们的工作时间是 9:00-12:00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, started) = start(&app, Some(group), "在吗").await;
+    assert_eq!(started["conversation"]["state"], "offline_message");
+    assert!(bodies(&started["messages"]).contains(&"我们的工作时间是 9:00-12:00".to_string()));
+    let (status, body) = app
+        .json_as(
+            Some(&admin),
+            Method::PUT,
+            &format!("/api/v1/admin/groups/{group}/routing"),
+            json!({"working_hours": {"time_zone": "Nowhere/Land", "days": [1], "start": "09:00", "end": "12:00"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+}
+
+#[tokio::test]
+async fn a_long_wait_offers_to_leave_a_message() {
+    let (app, address, admin, group) = desk("manual").await;
+    agent(&app, &admin, "xiaowang", group).await;
+    let (token, id, _) = start(&app, Some(group), "排队好久了").await;
+    let mut visitor = Ws::visitor(address, &token, 0).await;
+    visitor.expect("hello").await;
+    app.clock.advance(SignedDuration::from_mins(6));
+    app.state.conversations.tick().await.unwrap();
+    visitor.expect("queue_timeout").await;
+    visitor.send(json!({"type": "leave_message"})).await;
+    let state = visitor.expect("state").await;
+    assert_eq!(state["conversation"]["state"], "offline_message");
+    assert_eq!(
+        format!(
+            "{:?}",
+            app.state.conversations.conversation(&id).unwrap().state
+        ),
+        "OfflineMessage"
+    );
+}
+
+#[tokio::test]
+async fn resends_are_not_duplicated_and_a_reconnect_gets_exactly_what_was_missed() {
+    let mut desk = served().await;
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "k1", "body": "第一条"}))
+        .await;
+    let first = desk.visitor.expect("ack").await["seq"].as_u64().unwrap();
+    desk.desk_socket
+        .expect_where("message", |frame| frame["message"]["body"] == "第一条")
+        .await;
+    // The same key again (the page did not see the ack): same number, nobody notified twice.
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "k1", "body": "第一条"}))
+        .await;
+    assert_eq!(desk.visitor.expect("ack").await["seq"], first);
+    let repeats = desk.desk_socket.drain(Duration::from_millis(300)).await;
+    assert!(
+        repeats.iter().all(|frame| frame["type"] != "message"),
+        "{repeats:?}"
+    );
+
+    // The visitor drops; the agent writes twice; the visitor comes back with the last number seen.
+    drop(desk.visitor);
+    for (key, text) in [("a1", "您好"), ("a2", "请提供订单号")] {
+        desk.desk_socket
+            .send(json!({"type": "send", "conversation": desk.id, "client_key": key, "body": text}))
+            .await;
+        desk.desk_socket.expect("ack").await;
+    }
+    let mut back = Ws::visitor(desk.address, &desk.token, first).await;
+    let hello = back.expect("hello").await;
+    assert_eq!(bodies(&hello["messages"]), ["您好", "请提供订单号"]);
+    let seqs: Vec<u64> = hello["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [first + 1, first + 2]);
+    // The agent catches up the same way.
+    desk.desk_socket
+        .send(json!({"type": "sync", "conversation": desk.id, "last_seq": first}))
+        .await;
+    let history = desk.desk_socket.expect("history").await;
+    assert_eq!(bodies(&history["messages"]), ["您好", "请提供订单号"]);
+}
+
+#[tokio::test]
+async fn bad_messages_and_unknown_conversations_are_refused_without_losing_anything() {
+    let mut desk = served().await;
+    let long = "长".repeat(5001);
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "big", "body": long}))
+        .await;
+    let refused = desk.visitor.expect("error").await;
+    assert_eq!(refused["code"], "message_too_long");
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "empty", "body": "   "}))
+        .await;
+    assert_eq!(desk.visitor.expect("error").await["code"], "invalid_input");
+    desk.visitor.send(json!({"type": "nonsense"})).await;
+    assert_eq!(desk.visitor.expect("error").await["code"], "bad_request");
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": "c_missing", "client_key": "x", "body": "hi"}))
+        .await;
+    assert_eq!(
+        desk.desk_socket.expect("error").await["code"],
+        "conversation_not_found"
+    );
+    let messages = desk
+        .app
+        .state
+        .conversations
+        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap();
+    assert!(messages
+        .iter()
+        .all(|message| message.body != "   " && message.body.chars().count() <= 5000));
+    assert!(messages.iter().any(|message| message.body == "发票怎么开"));
+
+    // Sockets refuse bad credentials before upgrading.
+    let forged = format!("ws://{}/ws/visitor?token=v1.forged", desk.address);
+    match tokio_tungstenite::connect_async(forged).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED)
+        }
+        other => panic!("a forged token opened a socket: {:?}", other.map(|_| ())),
+    }
+    let anonymous = format!("ws://{}/ws/agent", desk.address);
+    match tokio_tungstenite::connect_async(anonymous).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED)
+        }
+        other => panic!("no cookie opened the agent socket: {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn visitors_and_agents_only_reach_their_own_conversations() {
+    let mut desk = served().await;
+    // The serving agent is busy, so the next conversation waits in the queue.
+    desk.app
+        .json_as(
+            Some(&desk.agent),
+            Method::PUT,
+            "/api/v1/me/presence",
+            json!({"status": "busy"}),
+        )
+        .await;
+    let (other_token, other_id, started) = start(&desk.app, Some(desk.group), "另一个访客").await;
+    assert_eq!(started["conversation"]["state"], "queued");
+    // Another visitor's token on this conversation.
+    let reply = visitor_call(
+        &desk.app,
+        Some(&other_token),
+        Method::GET,
+        &format!("/api/v1/conversations/{}/messages", desk.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    // An agent outside the conversation and its group.
+    let (status, group) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::POST,
+            "/api/v1/admin/groups",
+            json!({"name": "售前"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, outsider) = agent(
+        &desk.app,
+        &desk.admin,
+        "outsider",
+        group["id"].as_u64().unwrap(),
+    )
+    .await;
+    let (status, _) = desk
+        .app
+        .get_as(
+            Some(&outsider),
+            &format!("/api/v1/conversations/{}/messages", desk.id),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut outsider_socket = Ws::agent(desk.address, &outsider).await;
+    outsider_socket.expect("agent_hello").await;
+    outsider_socket
+        .send(json!({"type": "end", "conversation": desk.id}))
+        .await;
+    assert_eq!(outsider_socket.expect("error").await["code"], "forbidden");
+    outsider_socket
+        .send(json!({"type": "accept", "conversation": other_id}))
+        .await;
+    assert_eq!(outsider_socket.expect("error").await["code"], "forbidden");
+    // An editor has no desk at all.
+    let (_, editor) = desk
+        .app
+        .create_account(&desk.admin, "editor2", &["editor"])
+        .await;
+    let reply = desk
+        .app
+        .call(Method::GET, "/ws/agent", None, Some(&editor), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // Cross-site pages cannot open the agent socket with the cookie.
+    let request = Request::builder()
+        .uri("/ws/agent")
+        .header(header::COOKIE, &desk.agent.cookie)
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::HOST, "kefu.example")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(desk.app.raw(request).await.status, StatusCode::FORBIDDEN);
+    desk.visitor.send(json!({"type": "ping"})).await;
+}
+
+#[tokio::test]
+async fn uploads_are_checked_stored_by_hash_and_served_only_to_participants() {
+    let desk = served().await;
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89".to_vec();
+    let upload = |name: &str, bytes: Vec<u8>, token: Option<String>| {
+        let app = &desk.app;
+        let uri = format!(
+            "/api/v1/conversations/{}/files?name={}",
+            desk.id,
+            crate::common::encode(name)
+        );
+        async move {
+            visitor_call(
+                app,
+                token.as_deref(),
+                Method::POST,
+                &uri,
+                Some(("application/octet-stream", bytes)),
+            )
+            .await
+        }
+    };
+    let token = Some(desk.token.clone());
+    let stored = upload("../../截图.png", png.clone(), token.clone()).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.body);
+    assert_eq!(stored.body["name"], "截图.png");
+    assert_eq!(stored.body["content_type"], "image/png");
+    let hash = stored.body["hash"].as_str().unwrap().to_string();
+    assert!(desk
+        .app
+        .dirs
+        .data
+        .join("files")
+        .join(&hash[..2])
+        .join(&hash)
+        .exists());
+
+    let forged = upload("invoice.pdf", png.clone(), token.clone()).await;
+    assert_eq!(
+        (forged.status, forged.body["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_upload"))
+    );
+    let exe = upload("tool.exe", b"MZ\x90\x00".to_vec(), token.clone()).await;
+    assert_eq!(exe.body["code"], "invalid_upload");
+    let dots = upload("..", png.clone(), token.clone()).await;
+    assert_eq!(dots.body["code"], "invalid_upload");
+    let mut big = png.clone();
+    big.resize((10 << 20) + 1, 0);
+    let too_big = upload("big.png", big, token.clone()).await;
+    assert_eq!(
+        (too_big.status, too_big.body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_too_large"))
+    );
+    let anonymous = upload("a.png", png.clone(), None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // Sent with a message, the agent sees the attachment.
+    let mut visitor = Ws::visitor(desk.address, &desk.token, 100).await;
+    visitor.expect("hello").await;
+    visitor
+        .send(json!({"type": "send", "client_key": "img", "body": "", "attachments": [hash]}))
+        .await;
+    visitor.expect("ack").await;
+    visitor
+        .send(json!({"type": "send", "client_key": "bad", "body": "x", "attachments": ["0000"]}))
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "invalid_upload");
+
+    let path = format!("/api/v1/conversations/{}/files/{hash}", desk.id);
+    let (status, _) = desk.app.get_as(Some(&desk.agent), &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let own = visitor_call(
+        &desk.app,
+        None,
+        Method::GET,
+        &format!("{path}?token={}", crate::common::encode(&desk.token)),
+        None,
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.headers[header::CONTENT_TYPE], "image/png");
+    let (other_token, _, _) = start(&desk.app, Some(desk.group), "别人").await;
+    let stranger = visitor_call(&desk.app, Some(&other_token), Method::GET, &path, None).await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn unanswered_assignments_move_on_and_idle_visitors_are_reminded_then_ended() {
+    let mut desk = served().await;
+    let (second_id, second) = agent(&desk.app, &desk.admin, "xiaoli", desk.group).await;
+    let mut second_socket = Ws::agent(desk.address, &second).await;
+    second_socket.expect("agent_hello").await;
+    // The first agent never answers.
+    desk.app.clock.advance(SignedDuration::from_secs(121));
+    desk.app.state.conversations.tick().await.unwrap();
+    desk.desk_socket
+        .expect_where("unassigned", |frame| frame["reason"] == "unanswered")
+        .await;
+    second_socket.expect("assigned").await;
+    assert_eq!(
+        desk.app
+            .state
+            .conversations
+            .conversation(&desk.id)
+            .unwrap()
+            .agent
+            .unwrap()
+            .0,
+        second_id
+    );
+
+    second_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "hi", "body": "您好"}))
+        .await;
+    second_socket.expect("ack").await;
+    desk.app.clock.advance(SignedDuration::from_mins(6));
+    desk.app.state.conversations.tick().await.unwrap();
+    desk.visitor
+        .expect_where("message", |frame| {
+            frame["message"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("还有其他问题")
+        })
+        .await;
+    desk.app.clock.advance(SignedDuration::from_mins(5));
+    desk.app.state.conversations.tick().await.unwrap();
+    let ended = second_socket.expect("ended").await;
+    assert_eq!(ended["ended_by"], "idle");
+    let _ = (desk.agent_id, &desk.agent);
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_conversation_loses_nothing_acknowledged() {
+    let mut desk = served().await;
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "before", "body": "重启前的消息"}))
+        .await;
+    let acked = desk.visitor.expect("ack").await["seq"].as_u64().unwrap();
+    let Served {
+        app,
+        token,
+        id,
+        agent: agent_session,
+        visitor,
+        desk_socket,
+        ..
+    } = desk;
+    drop((visitor, desk_socket));
+    let dirs = app.shutdown().await;
+
+    let mut app = TestApp::start_signed_out(dirs).await;
+    let address = app.listen().await;
+    let conversation = app.state.conversations.conversation(&id).unwrap();
+    assert_eq!(format!("{:?}", conversation.state), "Active");
+    let mut visitor = Ws::visitor(address, &token, 0).await;
+    let hello = visitor.expect("hello").await;
+    let messages = hello["messages"].as_array().unwrap();
+    assert!(messages
+        .iter()
+        .any(|m| m["body"] == "重启前的消息" && m["seq"] == acked));
+    // Sessions survive too; the conversation goes on with new numbers.
+    let mut desk_socket = Ws::agent(address, &agent_session).await;
+    let hello = desk_socket.expect("agent_hello").await;
+    assert_eq!(hello["conversations"][0]["id"], id.as_str());
+    visitor
+        .send(json!({"type": "send", "client_key": "after", "body": "重启后的消息"}))
+        .await;
+    assert_eq!(visitor.expect("ack").await["seq"], acked + 1);
+    // A resend of the message from before the restart is still recognised.
+    visitor
+        .send(json!({"type": "send", "client_key": "before", "body": "重启前的消息"}))
+        .await;
+    assert_eq!(visitor.expect("ack").await["seq"], acked);
+}

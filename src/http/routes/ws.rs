@@ -4,6 +4,7 @@
 //! Each socket is split: one task forwards the hub's frames to the client, the other reads commands;
 //! when either ends, the other is stopped and the connection leaves the hub.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -44,7 +45,7 @@ struct VisitorParams {
 async fn visitor_socket(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<VisitorParams>,
-    upgrade: WebSocketUpgrade,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     let token = params
         .token
@@ -61,6 +62,7 @@ async fn visitor_socket(
     let snapshot = state
         .conversations
         .visitor_snapshot(&conversation, params.last_seq)?;
+    let upgrade = upgrade.map_err(not_a_socket)?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
@@ -85,12 +87,13 @@ async fn agent_socket(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     check_same_origin(&headers)?;
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let agent = caller.account.id;
     let snapshot = state.conversations.agent_snapshot(agent)?;
+    let upgrade = upgrade.map_err(not_a_socket)?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
@@ -110,6 +113,14 @@ async fn agent_socket(
             .await;
             state.conversations.hub().disconnect(&connection);
         }))
+}
+
+/// Credentials are checked before the upgrade, so a plain request learns why it was refused first.
+fn not_a_socket(rejection: WebSocketUpgradeRejection) -> Error {
+    Error::BadRequest(format!(
+        "expected a WebSocket upgrade: {}",
+        rejection.body_text()
+    ))
 }
 
 /// The cookie is SameSite=Strict, but a WebSocket handshake is not subject to CORS: refuse pages of

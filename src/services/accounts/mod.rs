@@ -234,11 +234,18 @@ impl AccountService {
 
     /// Enabled accounts whose presence is online.
     pub fn online_agents(&self) -> Result<Vec<Account>> {
+        self.accounts_present(|status| status == PresenceStatus::Online)
+    }
+
+    /// Enabled accounts at work: online, busy or away (not offline).
+    pub fn present_agents(&self) -> Result<Vec<Account>> {
+        self.accounts_present(|status| status != PresenceStatus::Offline)
+    }
+
+    fn accounts_present(&self, wanted: impl Fn(PresenceStatus) -> bool) -> Result<Vec<Account>> {
         Ok(storage::scan_json::<Account>(&self.store.accounts)?
             .into_iter()
-            .filter(|account| {
-                !account.disabled && account.presence.status == PresenceStatus::Online
-            })
+            .filter(|account| !account.disabled && wanted(account.presence.status))
             .collect())
     }
 

@@ -323,8 +323,13 @@ impl ConversationService {
             None => GroupRouting::default(),
         };
         let open_hours = routing::within_working_hours(routing.working_hours.as_ref(), now);
-        let anyone_online = !self.eligible_agents(request.group, None)?.is_empty();
-        let state = if open_hours && anyone_online {
+        // Busy or away agents are at work: the visitor waits for them rather than leaving a message.
+        let anyone_at_work = self
+            .accounts
+            .present_agents()?
+            .iter()
+            .any(|account| routing::may_take(account, request.group));
+        let state = if open_hours && anyone_at_work {
             ConversationState::Queued
         } else {
             ConversationState::OfflineMessage
