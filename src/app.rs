@@ -64,6 +64,7 @@ pub async fn build_state_with(
         clock,
         config.conversations.clone(),
         &config.paths.data,
+        knowledge.index().analyzer(),
     )
     .context("opening conversations")?;
     let conversations = Arc::new(conversations);

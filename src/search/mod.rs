@@ -4,6 +4,7 @@
 //! Depends on `domain` and `articles`; knows nothing of HTTP or storage.
 
 mod index;
+mod messages;
 mod query;
 mod schema;
 mod snippet;
@@ -15,6 +16,7 @@ pub use index::{
     IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,
     SearchRequest, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY,
 };
+pub use messages::{MessageHit, MessageIndex};
 pub use query::{AnalyzedQuery, MAX_QUERY_TERMS};
 pub use schema::{build_schema, Fields, SCHEMA_VERSION};
 pub use synonyms::Synonyms;

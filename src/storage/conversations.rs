@@ -36,6 +36,10 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     fn append_message(&self, conversation: &str, message: NewMessage) -> Result<(Message, bool)>;
     /// Messages with a sequence number above `after`, in order.
     fn messages_after(&self, conversation: &str, after: u64) -> Result<Vec<Message>>;
+    /// Every message with its conversation id, for rebuilding the message index.
+    fn all_messages(&self) -> Result<Vec<(String, Message)>>;
+    /// How many messages are stored.
+    fn message_count(&self) -> Result<u64>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<()>;
 }
@@ -153,6 +157,21 @@ impl ConversationStore for SledConversationStore {
             .values()
             .map(|value| storage::decode(&value?))
             .collect()
+    }
+
+    fn all_messages(&self) -> Result<Vec<(String, Message)>> {
+        let mut messages = Vec::new();
+        for item in self.store.messages.iter() {
+            let (key, value) = item?;
+            let end = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
+            let conversation = String::from_utf8_lossy(&key[..end]).into_owned();
+            messages.push((conversation, storage::decode(&value)?));
+        }
+        Ok(messages)
+    }
+
+    fn message_count(&self) -> Result<u64> {
+        Ok(self.store.messages.len() as u64)
     }
 
     fn flush(&self) -> Result<()> {

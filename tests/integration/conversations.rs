@@ -1032,3 +1032,212 @@ async fn a_restart_in_the_middle_of_a_conversation_loses_nothing_acknowledged() 
         .await;
     assert_eq!(visitor.expect("ack").await["seq"], acked);
 }
+
+#[tokio::test]
+async fn history_filters_searches_messages_and_exports_transcripts() {
+    let mut desk = served().await;
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "q", "body": "电子发票的抬头写错了，能重开吗"}))
+        .await;
+    desk.visitor.expect("ack").await;
+    desk.desk_socket
+        .send(json!({"type": "note", "conversation": desk.id, "client_key": "n", "body": "需要财务审核"}))
+        .await;
+    desk.desk_socket.expect("ack").await;
+    desk.desk_socket
+        .send(json!({"type": "end", "conversation": desk.id}))
+        .await;
+    desk.desk_socket.expect("ended").await;
+    desk.desk_socket
+        .send(json!({"type": "wrap_up", "conversation": desk.id, "problem_type": "发票/开具发票", "resolution": "已重开"}))
+        .await;
+    // A second conversation about something else, still open.
+    desk.app.clock.advance(SignedDuration::from_mins(1));
+    let (_, other, _) = start(&desk.app, Some(desk.group), "快递一直没有更新物流").await;
+    for _ in 0..100 {
+        if desk
+            .app
+            .state
+            .conversations
+            .conversation(&desk.id)
+            .unwrap()
+            .wrap_up
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let list = |query: &str| {
+        let app = &desk.app;
+        let session = desk.agent.clone();
+        let uri = format!("/api/v1/conversations{query}");
+        async move {
+            let (status, body) = app.get_as(Some(&session), &uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+            body["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["conversation"]["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list("").await,
+        [other.clone(), desk.id.clone()],
+        "newest first"
+    );
+    assert_eq!(list("?state=ended").await, [desk.id.clone()]);
+    assert_eq!(
+        list(&format!("?q={}", crate::common::encode("发票重开"))).await,
+        [desk.id.clone()]
+    );
+    assert_eq!(
+        list(&format!("?q={}", crate::common::encode("物流"))).await,
+        [other.clone()]
+    );
+    assert_eq!(
+        list(&format!("?q={}", crate::common::encode("财务审核"))).await,
+        [desk.id.clone()],
+        "notes are searchable by agents"
+    );
+    assert_eq!(
+        list(&format!("?problem_type={}", crate::common::encode("发票"))).await,
+        [desk.id.clone()]
+    );
+    assert_eq!(
+        list(&format!("?agent={}&per_page=1&page=2", desk.agent_id)).await,
+        [desk.id.clone()]
+    );
+    assert!(list("?from=2030-01-01T00:00:00Z").await.is_empty());
+    let (status, body) = desk
+        .app
+        .get_as(Some(&desk.agent), "/api/v1/conversations?state=bogus")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+
+    // An agent of another group sees none of them.
+    let (status, group) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::POST,
+            "/api/v1/admin/groups",
+            json!({"name": "售前"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, outsider) = agent(
+        &desk.app,
+        &desk.admin,
+        "outsider",
+        group["id"].as_u64().unwrap(),
+    )
+    .await;
+    let (_, body) = desk
+        .app
+        .get_as(Some(&outsider), "/api/v1/conversations")
+        .await;
+    assert_eq!(body["total"], 0);
+    let (status, _) = desk
+        .app
+        .get_as(
+            Some(&outsider),
+            &format!("/api/v1/conversations/{}/transcript", desk.id),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, transcript) = desk
+        .app
+        .get_as(
+            Some(&desk.agent),
+            &format!("/api/v1/conversations/{}/transcript", desk.id),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bodies(&transcript["messages"]).contains(&"需要财务审核".to_string()));
+    let reply = desk
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/conversations/{}/transcript?format=csv", desk.id),
+            None,
+            Some(&desk.agent),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let text = reply.body.as_str().unwrap();
+    assert!(text.starts_with('\u{feff}'), "BOM for Excel");
+    assert!(text.contains("seq,time,kind,sender,body,attachments"));
+    assert!(text.contains("电子发票的抬头写错了，能重开吗"));
+}
+
+#[tokio::test]
+async fn a_returning_visitor_goes_to_the_agent_who_served_them_last() {
+    let (app, address, admin, group) = desk("auto").await;
+    let (first_id, first) = agent(&app, &admin, "agent1", group).await;
+    let (second_id, second) = agent(&app, &admin, "agent2", group).await;
+    let mut first_socket = Ws::agent(address, &first).await;
+    let mut second_socket = Ws::agent(address, &second).await;
+    first_socket.expect("agent_hello").await;
+    second_socket.expect("agent_hello").await;
+    let (token, id, _) = start(&app, Some(group), "第一次咨询").await;
+    let served_by = app
+        .state
+        .conversations
+        .conversation(&id)
+        .unwrap()
+        .agent
+        .unwrap()
+        .0;
+    let (served, served_socket) = if served_by == first_id {
+        (first_id, &mut first_socket)
+    } else {
+        (second_id, &mut second_socket)
+    };
+    served_socket.expect("assigned").await;
+    served_socket
+        .send(json!({"type": "end", "conversation": id}))
+        .await;
+    served_socket.expect("ended").await;
+    // Load now favours the other agent, but the visitor returns to theirs.
+    app.clock.advance(SignedDuration::from_mins(5));
+    let body = json!({"message": "我又来了"});
+    let reply = visitor_call(
+        &app,
+        Some(&token),
+        Method::POST,
+        "/api/v1/visitor/conversations",
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(
+        reply.body["token"],
+        token.as_str(),
+        "the same visitor token"
+    );
+    let again = reply.body["conversation"]["id"].as_str().unwrap();
+    assert_ne!(again, id);
+    assert_eq!(
+        app.state
+            .conversations
+            .conversation(again)
+            .unwrap()
+            .agent
+            .unwrap()
+            .0,
+        served
+    );
+}

@@ -17,13 +17,18 @@ use crate::http::access::{
 };
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::{blocking, AppState};
-use crate::services::conversations::{DeskEvent, Party, StartRequest, VisitorView};
+use crate::services::accounts::Caller;
+use crate::services::conversations::{
+    DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
+};
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/visitor/conversations", post(start))
+        .route("/api/v1/conversations", get(history))
         .route("/api/v1/conversations/pending", get(pending))
+        .route("/api/v1/conversations/{id}/transcript", get(transcript))
         .route("/api/v1/conversations/problem-types", get(problem_types))
         .route("/api/v1/conversations/{id}/messages", get(messages))
         .route("/api/v1/conversations/{id}/files", post(upload))
@@ -270,4 +275,121 @@ async fn set_group_routing(
             .conversations
             .set_group_routing(GroupId(id), routing)?,
     ))
+}
+
+fn may_assist(caller: &Caller, conversation: &Conversation) -> bool {
+    authorize(
+        &caller.account,
+        Permission::AssistConversation {
+            agent: conversation.agent,
+            invited: conversation.invited.contains(&caller.account.id),
+            group: conversation.group,
+        },
+    )
+    .is_ok()
+}
+
+/// The history (历史记录): agents see the conversations they serve or were invited to, supervisors
+/// those of their groups, admins all.
+async fn history(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppQuery(query): AppQuery<HistoryQuery>,
+) -> Result<Json<HistoryPage>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let conversations = std::sync::Arc::clone(&state.conversations);
+    let page = tokio::task::spawn_blocking(move || {
+        conversations.history(&query, |conversation| may_assist(&caller, conversation))
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("history task failed: {error}")))??;
+    Ok(Json(page))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TranscriptParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Transcript {
+    conversation: Conversation,
+    messages: Vec<Message>,
+}
+
+/// The whole conversation as JSON, or as CSV (UTF-8 with a BOM so that Excel reads the Chinese).
+async fn transcript(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppPath(id): AppPath<String>,
+    AppQuery(params): AppQuery<TranscriptParams>,
+) -> Result<Response> {
+    let conversation = state.conversations.conversation(&id)?;
+    if !may_assist(&caller, &conversation) {
+        return Err(Error::Forbidden(
+            "you may not read this conversation".into(),
+        ));
+    }
+    let messages = state
+        .conversations
+        .messages_after(&id, 0, &Party::Agent(caller.account.id))?;
+    match params.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(Transcript {
+            conversation,
+            messages,
+        })
+        .into_response()),
+        "csv" => {
+            let mut writer = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+            let write = |writer: &mut csv::Writer<Vec<u8>>, record: &[String]| {
+                writer
+                    .write_record(record)
+                    .map_err(|error| Error::Internal(format!("writing CSV: {error}")))
+            };
+            write(
+                &mut writer,
+                &["seq", "time", "kind", "sender", "body", "attachments"].map(String::from),
+            )?;
+            for message in &messages {
+                let kind = serde_json::to_value(message.kind)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let attachments: Vec<&str> = message
+                    .attachments
+                    .iter()
+                    .map(|file| file.name.as_str())
+                    .collect();
+                write(
+                    &mut writer,
+                    &[
+                        message.seq.to_string(),
+                        message.at.to_string(),
+                        kind,
+                        message.sender_name.clone(),
+                        message.body.clone(),
+                        attachments.join("; "),
+                    ],
+                )?;
+            }
+            let bytes = writer
+                .into_inner()
+                .map_err(|error| Error::Internal(format!("writing CSV: {error}")))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{id}.csv\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        other => Err(Error::BadRequest(format!(
+            "format `{other}` is not json or csv"
+        ))),
+    }
 }

@@ -28,6 +28,7 @@ use crate::domain::{
     PendingTransfer, QueueEntry, QueueStatus, Rating, Role, SenderKind, VisitorIdentity, WrapUp,
 };
 use crate::error::{Error, Result};
+use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::secrets::random_token;
@@ -37,6 +38,8 @@ pub use events::{DeskEvent, QueueItem, VisitorView};
 pub use flush::FlushBatcher;
 pub use hub::{Connection, Hub, Outbox};
 
+/// Folder of the message index under the data folder (derived; rebuilt from the store when needed).
+const MESSAGE_INDEX_FOLDER: &str = "message-index";
 /// Waits remembered for the estimate shown to queued visitors.
 const RECENT_WAITS: usize = 50;
 /// Estimated wait when nothing was measured yet, in seconds.
@@ -97,6 +100,55 @@ pub struct WrapUpInput {
     pub satisfaction: Option<u8>,
 }
 
+/// Filters of the history (历史记录).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Served by this agent.
+    pub agent: Option<u64>,
+    /// Of this skill group.
+    pub group: Option<u64>,
+    /// Of this visitor.
+    pub visitor: Option<String>,
+    /// In this state.
+    pub state: Option<ConversationState>,
+    /// Started at or after.
+    pub from: Option<Timestamp>,
+    /// Started before.
+    pub to: Option<Timestamp>,
+    /// Wrapped up with this problem type or one below it (`售后` matches `售后/换货`).
+    pub problem_type: Option<String>,
+    /// Words in any message.
+    pub q: Option<String>,
+    /// Page, from 1.
+    pub page: Option<usize>,
+    /// Conversations per page (default 20, at most 100).
+    pub per_page: Option<usize>,
+}
+
+/// One conversation of the history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryItem {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Sequence numbers of the messages that matched `q`, best first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<Vec<u64>>,
+}
+
+/// A page of the history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryPage {
+    /// This page, newest first.
+    pub conversations: Vec<HistoryItem>,
+    /// Matches in all pages.
+    pub total: usize,
+    /// Page number.
+    pub page: usize,
+    /// Page size.
+    pub per_page: usize,
+}
+
 /// Open conversations and the queue.
 #[derive(Debug, Default)]
 struct Desk {
@@ -138,6 +190,7 @@ pub struct ConversationService {
     hub: Hub,
     flusher: FlushBatcher,
     files: files::Files,
+    history: MessageIndex,
     desk: Mutex<Desk>,
 }
 
@@ -159,6 +212,7 @@ impl ConversationService {
         clock: Arc<dyn Clock>,
         config: ConversationsConfig,
         data_dir: &std::path::Path,
+        analyzer: Arc<Analyzer>,
     ) -> Result<ConversationService> {
         let mut desk = Desk::default();
         for conversation in store.conversations()? {
@@ -177,7 +231,14 @@ impl ConversationService {
         desk.queue.sort_by_key(|entry| entry.since);
         let flusher = FlushBatcher::start(&store);
         let files = files::Files::new(data_dir, accounts.store().files.clone());
+        let history = MessageIndex::open(
+            &data_dir.join(MESSAGE_INDEX_FOLDER),
+            analyzer,
+            store.message_count()?,
+            || store.all_messages(),
+        )?;
         Ok(ConversationService {
+            history,
             files,
             store,
             accounts,
@@ -1020,7 +1081,87 @@ impl ConversationService {
             }
             self.route(&mut desk, &mut outgoing)?;
         }
+        self.history.commit()?;
         self.deliver(outgoing).await
+    }
+
+    // ----- history -----
+
+    /// Conversations matching `query` that `may_see` allows, newest first, one page.
+    pub fn history(
+        &self,
+        query: &HistoryQuery,
+        may_see: impl Fn(&Conversation) -> bool,
+    ) -> Result<HistoryPage> {
+        let per_page = query.per_page.unwrap_or(20).clamp(1, 100);
+        let page = query.page.unwrap_or(1).max(1);
+        let matched: Option<HashMap<String, Vec<u64>>> = match query.q.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => {
+                if text.chars().count() > 200 {
+                    return Err(Error::InvalidQuery {
+                        reason: "at most 200 characters".into(),
+                    });
+                }
+                let mut by_conversation: HashMap<String, Vec<u64>> = HashMap::new();
+                for hit in self.history.search(text, 1000)? {
+                    by_conversation
+                        .entry(hit.conversation)
+                        .or_default()
+                        .push(hit.seq);
+                }
+                Some(by_conversation)
+            }
+            _ => None,
+        };
+        let mut found: Vec<HistoryItem> = Vec::new();
+        for conversation in self.store.conversations()? {
+            let wanted = query
+                .agent
+                .is_none_or(|agent| conversation.agent.map(|a| a.0) == Some(agent))
+                && query
+                    .group
+                    .is_none_or(|group| conversation.group.map(|g| g.0) == Some(group))
+                && query
+                    .visitor
+                    .as_ref()
+                    .is_none_or(|visitor| &conversation.visitor_id == visitor)
+                && query.state.is_none_or(|state| conversation.state == state)
+                && query.from.is_none_or(|from| conversation.created >= from)
+                && query.to.is_none_or(|to| conversation.created < to)
+                && query.problem_type.as_ref().is_none_or(|wanted| {
+                    conversation.wrap_up.as_ref().is_some_and(|wrap_up| {
+                        wrap_up.problem_type == *wanted
+                            || wrap_up.problem_type.starts_with(&format!("{wanted}/"))
+                    })
+                });
+            if !wanted || !may_see(&conversation) {
+                continue;
+            }
+            let matched_seqs = match &matched {
+                Some(by_conversation) => match by_conversation.get(&conversation.id) {
+                    Some(seqs) => Some(seqs.clone()),
+                    None => continue,
+                },
+                None => None,
+            };
+            found.push(HistoryItem {
+                conversation,
+                matched: matched_seqs,
+            });
+        }
+        found.sort_by_key(|item| std::cmp::Reverse(item.conversation.created));
+        let total = found.len();
+        let conversations = found
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
+        Ok(HistoryPage {
+            conversations,
+            total,
+            page,
+            per_page,
+        })
     }
 
     // ----- internals (called with the desk locked) -----
@@ -1051,8 +1192,13 @@ impl ConversationService {
     }
 
     fn append(&self, conversation: &Conversation, message: Message) -> Result<(Message, bool)> {
-        self.store
-            .append_message(&conversation.id, NewMessage { message })
+        let (message, new) = self
+            .store
+            .append_message(&conversation.id, NewMessage { message })?;
+        if new {
+            self.history.add(&conversation.id, &message)?;
+        }
+        Ok((message, new))
     }
 
     fn system_message(

@@ -1,0 +1,305 @@
+//! Full-text search over conversation messages (历史记录), in its own tantivy index under the data
+//! folder. It is derived: rebuilt from the stored messages when missing, from another schema version,
+//! or holding a different number of messages than the store (a crash between a message and its commit).
+//!
+//! Bodies are indexed twice, like articles: jieba words (search mode) and CJK characters and bigrams.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use super::tokenizer::{
+    query_ngrams, Analyzer, JiebaTokenizer, NgramTokenizer, JIEBA_TOKENIZER, NGRAM_TOKENIZER,
+};
+use crate::domain::Message;
+use crate::error::{Error, Result};
+
+/// Bump when the schema changes: the index is rebuilt.
+const MESSAGE_SCHEMA_VERSION: u32 = 1;
+const VERSION_FILE: &str = "kefu-messages-version";
+/// Heap of the message writer: messages are short.
+const WRITER_HEAP_BYTES: usize = 32 << 20;
+
+/// A message that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageHit {
+    /// Its conversation.
+    pub conversation: String,
+    /// Its sequence number.
+    pub seq: u64,
+    /// BM25 score.
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MessageFields {
+    conversation: tantivy::schema::Field,
+    seq: tantivy::schema::Field,
+    body: tantivy::schema::Field,
+    body_ngram: tantivy::schema::Field,
+}
+
+fn schema() -> (Schema, MessageFields) {
+    let mut builder = Schema::builder();
+    let text = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        )
+    };
+    let fields = MessageFields {
+        conversation: builder.add_text_field("conversation", STRING | STORED),
+        seq: builder.add_u64_field("seq", INDEXED | STORED | FAST),
+        body: builder.add_text_field("body", text(JIEBA_TOKENIZER)),
+        body_ngram: builder.add_text_field("body_ngram", text(NGRAM_TOKENIZER)),
+    };
+    (builder.build(), fields)
+}
+
+/// The message index.
+pub struct MessageIndex {
+    _index: Index,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    fields: MessageFields,
+    analyzer: Arc<Analyzer>,
+    dirty: AtomicBool,
+}
+
+impl std::fmt::Debug for MessageIndex {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MessageIndex")
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageIndex {
+    /// Opens the index in `directory`; when it is missing, stale or does not hold `stored_messages`
+    /// messages, rebuilds it from `all_messages` (conversation id, message).
+    pub fn open(
+        directory: &Path,
+        analyzer: Arc<Analyzer>,
+        stored_messages: u64,
+        all_messages: impl FnOnce() -> Result<Vec<(String, Message)>>,
+    ) -> Result<MessageIndex> {
+        std::fs::create_dir_all(directory).map_err(|error| Error::io(directory, error))?;
+        let (schema, fields) = schema();
+        let version_ok = std::fs::read_to_string(directory.join(VERSION_FILE))
+            .is_ok_and(|text| text.trim() == MESSAGE_SCHEMA_VERSION.to_string());
+        let existing = if version_ok {
+            Index::open_in_dir(directory).ok()
+        } else {
+            None
+        };
+        let (index, rebuild) = match existing {
+            Some(index) => (index, false),
+            None => {
+                clear(directory)?;
+                (Index::create_in_dir(directory, schema)?, true)
+            }
+        };
+        index
+            .tokenizers()
+            .register(JIEBA_TOKENIZER, JiebaTokenizer::new(Arc::clone(&analyzer)));
+        index.tokenizers().register(NGRAM_TOKENIZER, NgramTokenizer);
+        let writer = index.writer(WRITER_HEAP_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let message_index = MessageIndex {
+            _index: index,
+            writer: Mutex::new(writer),
+            reader,
+            fields,
+            analyzer,
+            dirty: AtomicBool::new(false),
+        };
+        let indexed = message_index.reader.searcher().num_docs();
+        if rebuild || indexed != stored_messages {
+            tracing::info!(indexed, stored_messages, "rebuilding the message index");
+            message_index.rebuild(all_messages()?)?;
+        }
+        std::fs::write(
+            directory.join(VERSION_FILE),
+            MESSAGE_SCHEMA_VERSION.to_string(),
+        )
+        .map_err(|error| Error::io(directory, error))?;
+        Ok(message_index)
+    }
+
+    fn rebuild(&self, messages: Vec<(String, Message)>) -> Result<()> {
+        {
+            let mut writer = self.writer.lock().expect("message writer poisoned");
+            writer.delete_all_documents()?;
+            for (conversation, message) in &messages {
+                writer.add_document(self.document(conversation, message))?;
+            }
+            writer.commit()?;
+        }
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn document(&self, conversation: &str, message: &Message) -> TantivyDocument {
+        let mut document = TantivyDocument::default();
+        document.add_text(self.fields.conversation, conversation);
+        document.add_u64(self.fields.seq, message.seq);
+        document.add_text(self.fields.body, &message.body);
+        document.add_text(self.fields.body_ngram, &message.body);
+        document
+    }
+
+    /// Adds a stored message; searchable after the next [`MessageIndex::commit`].
+    pub fn add(&self, conversation: &str, message: &Message) -> Result<()> {
+        let document = self.document(conversation, message);
+        self.writer
+            .lock()
+            .expect("message writer poisoned")
+            .add_document(document)?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Commits added messages, if any, and makes them searchable.
+    pub fn commit(&self) -> Result<()> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.writer
+            .lock()
+            .expect("message writer poisoned")
+            .commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Messages matching `text`, best first: any jieba word or CJK character/bigram of it.
+    pub fn search(&self, text: &str, limit: usize) -> Result<Vec<MessageHit>> {
+        self.commit()?;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for word in self.analyzer.query_words(text).into_iter().take(32) {
+            let term = Term::from_field_text(self.fields.body, &word);
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+            ));
+        }
+        for gram in query_ngrams(text).into_iter().take(32) {
+            if gram.chars().count() < 2 {
+                // Single characters match nearly every message of a long history.
+                continue;
+            }
+            let term = Term::from_field_text(self.fields.body_ngram, &gram);
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+            ));
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let query = BooleanQuery::new(clauses);
+        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let conversation = document
+                .get_first(self.fields.conversation)
+                .and_then(|value| value.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let seq = document
+                .get_first(self.fields.seq)
+                .and_then(|value| value.as_u64())
+                .unwrap_or_default();
+            hits.push(MessageHit {
+                conversation,
+                seq,
+                score,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// Documents in the index, for checks.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Empties a message-index folder before a rebuild.
+fn clear(directory: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(directory).map_err(|error| Error::io(directory, error))? {
+        let path = entry.map_err(|error| Error::io(directory, error))?.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|error| Error::io(&path, error))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SenderKind;
+
+    fn message(seq: u64, body: &str) -> Message {
+        Message {
+            seq,
+            kind: SenderKind::Visitor,
+            agent: None,
+            sender_name: "访客".into(),
+            body: body.into(),
+            attachments: Vec::new(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            client_key: None,
+        }
+    }
+
+    #[test]
+    fn messages_are_found_by_words_and_the_index_rebuilds_when_it_lags() {
+        let folder = tempfile::tempdir().unwrap();
+        let analyzer = Arc::new(Analyzer::new());
+        let stored = vec![
+            ("c_1".to_string(), message(1, "我想申请退款")),
+            ("c_2".to_string(), message(1, "发票抬头写错了")),
+        ];
+        let index = MessageIndex::open(folder.path(), Arc::clone(&analyzer), 2, || {
+            Ok(stored.clone())
+        })
+        .unwrap();
+        assert_eq!(index.len(), 2);
+        let hits = index.search("退款进度", 10).unwrap();
+        assert_eq!(hits[0].conversation, "c_1");
+        index.add("c_3", &message(1, "退款还没到账")).unwrap();
+        assert_eq!(index.search("到账", 10).unwrap()[0].conversation, "c_3");
+        assert!(index.search("！！", 10).unwrap().is_empty());
+        drop(index);
+        // The store holds one more message than the index: rebuilt from the store.
+        let mut more = stored.clone();
+        more.push(("c_3".to_string(), message(1, "退款还没到账")));
+        more.push(("c_4".to_string(), message(1, "物流一直没有更新")));
+        let reopened = MessageIndex::open(folder.path(), analyzer, 4, || Ok(more)).unwrap();
+        assert_eq!(reopened.len(), 4);
+        assert_eq!(reopened.search("物流", 10).unwrap()[0].conversation, "c_4");
+    }
+}
