@@ -1096,7 +1096,7 @@ async fn history_filters_searches_messages_and_exports_transcripts() {
     );
     assert_eq!(
         list(&format!("?q={}", crate::common::encode("物流"))).await,
-        [other.clone()]
+        [other]
     );
     assert_eq!(
         list(&format!("?q={}", crate::common::encode("财务审核"))).await,
