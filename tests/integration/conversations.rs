@@ -1241,3 +1241,67 @@ async fn a_returning_visitor_goes_to_the_agent_who_served_them_last() {
         served
     );
 }
+
+#[tokio::test]
+async fn agents_learn_when_the_visitor_leaves_and_a_queued_visitor_who_never_returns_abandons() {
+    let mut desk = served().await;
+    drop(desk.visitor);
+    desk.desk_socket.expect("visitor_left").await;
+    assert_eq!(
+        format!(
+            "{:?}",
+            desk.app
+                .state
+                .conversations
+                .conversation(&desk.id)
+                .unwrap()
+                .state
+        ),
+        "Active",
+        "an active conversation waits for the visitor's return"
+    );
+
+    // Queued, gone, not back within a minute: abandoned.
+    desk.app
+        .json_as(
+            Some(&desk.agent),
+            Method::PUT,
+            "/api/v1/me/presence",
+            json!({"status": "busy"}),
+        )
+        .await;
+    let (token, id, _) = start(&desk.app, Some(desk.group), "排队中离开").await;
+    let mut visitor = Ws::visitor(desk.address, &token, 0).await;
+    visitor.expect("hello").await;
+    drop(visitor);
+    // The server notices the close asynchronously.
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        desk.app.clock.advance(SignedDuration::from_secs(1));
+        desk.app.state.conversations.tick().await.unwrap();
+        if format!(
+            "{:?}",
+            desk.app
+                .state
+                .conversations
+                .conversation(&id)
+                .unwrap()
+                .state
+        ) != "Queued"
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        format!(
+            "{:?}",
+            desk.app
+                .state
+                .conversations
+                .conversation(&id)
+                .unwrap()
+                .state
+        ),
+        "Abandoned"
+    );
+}

@@ -26,6 +26,9 @@ use crate::services::conversations::{
 
 /// Largest frame accepted from a client: a message of 5,000 characters is at most 20 kB of UTF-8.
 const MAX_FRAME_BYTES: usize = 64 << 10;
+/// Per-socket read buffer. tungstenite's default (128 KiB) would dominate the memory of an open
+/// conversation; frames here are small.
+const READ_BUFFER_BYTES: usize = 4 << 10;
 
 /// Routes `/ws/visitor` and `/ws/agent`.
 pub fn router() -> Router<AppState> {
@@ -65,8 +68,11 @@ async fn visitor_socket(
     let upgrade = upgrade.map_err(not_a_socket)?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let (connection, outbox) = state.conversations.hub().connect_visitor(&conversation);
+            state.conversations.visitor_connected(&conversation);
             for event in &snapshot {
                 state.conversations.hub().to_connection(&connection, event);
             }
@@ -79,7 +85,11 @@ async fn visitor_socket(
                 }
             })
             .await;
-            state.conversations.hub().disconnect(&connection);
+            if state.conversations.hub().disconnect(&connection) {
+                if let Err(error) = state.conversations.visitor_disconnected(&conversation) {
+                    tracing::warn!(%error, "noting a visitor leaving failed");
+                }
+            }
         }))
 }
 
@@ -96,6 +106,8 @@ async fn agent_socket(
     let upgrade = upgrade.map_err(not_a_socket)?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let (connection, outbox) = state.conversations.hub().connect_agent(agent);
             state

@@ -156,6 +156,11 @@ pub enum DeskEvent {
         /// The whole history.
         messages: Vec<Message>,
     },
+    /// The visitor closed their last page of the conversation (it stays open: they may come back).
+    VisitorLeft {
+        /// The conversation.
+        conversation: String,
+    },
     /// The conversation ended.
     Ended {
         /// The conversation.

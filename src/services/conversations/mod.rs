@@ -42,6 +42,8 @@ pub use hub::{Connection, Hub, Outbox};
 const MESSAGE_INDEX_FOLDER: &str = "message-index";
 /// Waits remembered for the estimate shown to queued visitors.
 const RECENT_WAITS: usize = 50;
+/// A queued visitor gone this long without coming back has abandoned the conversation.
+const ABANDON_AFTER: SignedDuration = SignedDuration::from_secs(60);
 /// Estimated wait when nothing was measured yet, in seconds.
 const DEFAULT_WAIT_SECS: u64 = 60;
 
@@ -160,6 +162,9 @@ struct Desk {
     last_agent: HashMap<String, AccountId>,
     /// Recent waits from queue to agent, seconds.
     recent_waits: VecDeque<u64>,
+    /// When each conversation's visitor closed their last page; a queued one is abandoned after
+    /// [`ABANDON_AFTER`].
+    visitor_gone: HashMap<String, Timestamp>,
 }
 
 /// Events to send once the writes that caused them are durable.
@@ -976,6 +981,32 @@ impl ConversationService {
         Ok(events)
     }
 
+    /// The visitor opened a page of the conversation.
+    pub fn visitor_connected(&self, conversation_id: &str) {
+        self.lock().visitor_gone.remove(conversation_id);
+    }
+
+    /// The visitor closed their last page: agents are told; a queued conversation is abandoned if they
+    /// do not come back within a minute.
+    pub fn visitor_disconnected(&self, conversation_id: &str) -> Result<()> {
+        let conversation = {
+            let mut desk = self.lock();
+            let Some(conversation) = desk.open.get(conversation_id).cloned() else {
+                return Ok(());
+            };
+            desk.visitor_gone
+                .insert(conversation_id.to_string(), self.now());
+            conversation
+        };
+        self.hub.to_agents(
+            &participants(&conversation),
+            &DeskEvent::VisitorLeft {
+                conversation: conversation_id.to_string(),
+            },
+        );
+        Ok(())
+    }
+
     // ----- presence and timers -----
 
     /// Reacts to a presence change: an agent going offline gives their conversations back to the front
@@ -1059,6 +1090,21 @@ impl ConversationService {
                         &mut outgoing,
                     )?;
                 }
+            }
+            let abandoned: Vec<String> = desk
+                .visitor_gone
+                .iter()
+                .filter(|(id, gone)| {
+                    now.duration_since(**gone) > ABANDON_AFTER
+                        && desk.open.get(*id).is_some_and(|conversation| {
+                            conversation.state == ConversationState::Queued
+                        })
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in abandoned {
+                desk.visitor_gone.remove(&id);
+                self.end_locked(&mut desk, &id, "visitor", &mut outgoing)?;
             }
             let mut long_waits = Vec::new();
             for entry in desk.queue.iter_mut() {
@@ -1412,6 +1458,7 @@ impl ConversationService {
             self.remove_from_queue(desk, conversation_id, outgoing)?;
         }
         desk.open.remove(conversation_id);
+        desk.visitor_gone.remove(conversation_id);
         self.store.put_conversation(&conversation)?;
         let text = match ended_by {
             "visitor" => "访客已结束会话。",
