@@ -182,7 +182,7 @@ pub struct Conversation {
     pub idle_reminded: bool,
     /// End time.
     pub ended_at: Option<Timestamp>,
-    /// Who ended it: `visitor`, `agent`, `idle` or `system`.
+    /// Who ended it: `visitor`, `agent` or `idle`.
     pub ended_by: Option<String>,
     /// The agent's summary.
     pub wrap_up: Option<WrapUp>,

@@ -44,6 +44,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    let max_upload_bytes = state.conversations.config().max_upload_bytes;
     Router::new()
         .merge(routes::health::router())
         .merge(routes::kb::router())
@@ -52,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(routes::accounts::router())
         .merge(routes::visitors::router())
-        .merge(routes::conversations::router())
+        .merge(routes::conversations::router(max_upload_bytes))
         .merge(routes::ws::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -355,7 +355,7 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
     colleague_socket.expect("agent_hello").await;
 
     desk.desk_socket
-        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": colleague_id, "note": "客户要开专票"}))
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": colleague_id, "note": "客户要开专票", "reason": "专票由财务专员办理"}))
         .await;
     let offer = colleague_socket.expect("transfer_offered").await;
     assert_eq!(offer["note"], "客户要开专票");
@@ -367,7 +367,10 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
         .await;
     let text = notice["message"]["body"].as_str().unwrap();
     assert!(
-        text.contains("xiaoli") && text.contains("客户要开专票") && text.contains("预计等待"),
+        text.contains("xiaoli")
+            && text.contains("专票由财务专员办理")
+            && text.contains("预计等待")
+            && !text.contains("客户要开专票"),
         "{text}"
     );
 
@@ -599,7 +602,7 @@ async fn ending_asks_for_a_rating_and_leaves_a_wrap_up_pending() {
 
 #[tokio::test]
 async fn with_nobody_online_the_visitor_leaves_a_message_that_waits_in_the_workbench() {
-    let (app, _address, admin, group) = desk("auto").await;
+    let (app, address, admin, group) = desk("auto").await;
     let (_, agent_session) = agent(&app, &admin, "xiaowang", group).await;
     app.json_as(
         Some(&agent_session),
@@ -617,6 +620,14 @@ async fn with_nobody_online_the_visitor_leaves_a_message_that_waits_in_the_workb
         .get_as(Some(&agent_session), "/api/v1/conversations/pending")
         .await;
     assert_eq!(pending["offline_messages"][0]["id"], id.as_str());
+    // The visitor may add to the message.
+    let token = started["token"].as_str().unwrap().to_string();
+    let mut visitor = Ws::visitor(address, &token, 0).await;
+    visitor.expect("hello").await;
+    visitor
+        .send(json!({"type": "send", "client_key": "more", "body": "订单号 123"}))
+        .await;
+    visitor.expect("ack").await;
 
     // Outside working hours the same happens, with the group's own notice.
     app.json_as(
@@ -903,6 +914,11 @@ async fn uploads_are_checked_stored_by_hash_and_served_only_to_participants() {
     assert_eq!(exe.body["code"], "invalid_upload");
     let dots = upload("..", png.clone(), token.clone()).await;
     assert_eq!(dots.body["code"], "invalid_upload");
+    // Above the server's general 4 MiB body limit, within the 10 MiB upload limit.
+    let mut large = png.clone();
+    large.resize(5 << 20, 0);
+    let accepted = upload("scan.png", large, token.clone()).await;
+    assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
     let mut big = png.clone();
     big.resize((10 << 20) + 1, 0);
     let too_big = upload("big.png", big, token.clone()).await;

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,8 +22,9 @@ use crate::services::conversations::{
     DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
 };
 
-/// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing.
-pub fn router() -> Router<AppState> {
+/// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
+/// may be as large as `max_upload_bytes`, above the server-wide body limit.
+pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/v1/visitor/conversations", post(start))
         .route("/api/v1/conversations", get(history))
@@ -31,7 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/transcript", get(transcript))
         .route("/api/v1/conversations/problem-types", get(problem_types))
         .route("/api/v1/conversations/{id}/messages", get(messages))
-        .route("/api/v1/conversations/{id}/files", post(upload))
+        .route(
+            "/api/v1/conversations/{id}/files",
+            // One byte over the limit still reaches the handler, which answers `upload_too_large`.
+            post(upload).layer(DefaultBodyLimit::max(max_upload_bytes + 1)),
+        )
         .route("/api/v1/conversations/{id}/files/{hash}", get(download))
         .route(
             "/api/v1/admin/groups/{id}/routing",

@@ -341,8 +341,12 @@ enum AgentCommand {
         to_group: Option<u64>,
         #[serde(default)]
         to_agent: Option<u64>,
+        /// For the receiving colleague only.
         #[serde(default)]
         note: String,
+        /// Shown to the visitor in the transfer notice.
+        #[serde(default)]
+        reason: String,
     },
     AnswerTransfer {
         conversation: String,
@@ -496,6 +500,7 @@ async fn agent_command_inner(
             to_group,
             to_agent,
             note,
+            reason,
         } => {
             let target = match (to_group, to_agent) {
                 (Some(group), None) => TransferTarget::Group(GroupId(group)),
@@ -512,7 +517,7 @@ async fn agent_command_inner(
                 Needs::Serve,
             )?;
             conversations
-                .transfer(me, &conversation, target, &note)
+                .transfer(me, &conversation, target, &note, &reason)
                 .await?;
         }
         AgentCommand::AnswerTransfer {

@@ -474,7 +474,14 @@ impl ConversationService {
         let mut outgoing = Outgoing::default();
         let message = {
             let mut desk = self.lock();
-            let conversation = self.conversation_in(&desk, conversation_id)?;
+            // Offline messages are not on the desk; their visitor may still add to them.
+            let conversation = match desk.open.get(conversation_id) {
+                Some(open) => open.clone(),
+                None => self
+                    .store
+                    .conversation(conversation_id)?
+                    .ok_or_else(|| Error::ConversationNotFound(conversation_id.to_string()))?,
+            };
             let writable = match party {
                 Party::Visitor => matches!(
                     conversation.state,
@@ -673,11 +680,13 @@ impl ConversationService {
         conversation_id: &str,
         target: TransferTarget,
         note: &str,
+        reason: &str,
     ) -> Result<Conversation> {
         let note = note.trim();
-        if note.chars().count() > 500 {
+        let reason = reason.trim();
+        if note.chars().count() > 500 || reason.chars().count() > 200 {
             return Err(Error::InvalidInput(
-                "a transfer note is at most 500 characters".into(),
+                "a transfer note is at most 500 characters, a reason at most 200".into(),
             ));
         }
         let mut outgoing = Outgoing::default();
@@ -726,10 +735,11 @@ impl ConversationService {
                 .insert(conversation.id.clone(), conversation.clone());
             self.store.put_conversation(&conversation)?;
             let wait = self.estimated_wait(&desk, 1);
-            let reason = if note.is_empty() {
+            // The note is for the receiver only; the visitor sees the reason.
+            let reason = if reason.is_empty() {
                 String::new()
             } else {
-                format!("（{note}）")
+                format!("（{reason}）")
             };
             self.system_message(
                 &conversation,
