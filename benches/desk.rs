@@ -100,13 +100,27 @@ fn start_server() -> Server {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/PID/status` line in KiB (`VmRSS:`, `RssAnon:`, `RssFile:`).
+fn status_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|line| line.starts_with("VmRSS:"))
+        .find(|line| line.starts_with(key))
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|value| value.parse().ok())
         .unwrap_or(0)
+}
+
+fn memory_line(pid: u32) -> String {
+    format!(
+        "RSS {} KiB (anonymous {} KiB, file-backed {} KiB)",
+        status_kib(pid, "VmRSS:"),
+        status_kib(pid, "RssAnon:"),
+        status_kib(pid, "RssFile:")
+    )
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns status, `Set-Cookie` value and JSON body.
@@ -288,7 +302,10 @@ async fn run(visitors: usize, agents: usize, rate: usize, seconds: usize) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(pid);
-    println!("server RSS with {agents} agents signed in, no conversation: {idle_rss} KiB");
+    println!(
+        "server with {agents} agents signed in, no conversation: {}",
+        memory_line(pid)
+    );
 
     // Conversations: each visitor starts one and opens its socket.
     let opening = Instant::now();
@@ -352,6 +369,7 @@ async fn run(visitors: usize, agents: usize, rate: usize, seconds: usize) {
         conversation.1 = agent_of.get(&conversation.0).copied().unwrap_or(0);
     }
     let busy_rss = rss_kib(pid);
+    println!("server with conversations open: {}", memory_line(pid));
     println!("active conversations with an agent: {served} of {visitors}");
     println!(
         "server RSS with {visitors} open conversations and sockets: {busy_rss} KiB; {:.1} KiB per conversation",
@@ -427,5 +445,5 @@ async fn run(visitors: usize, agents: usize, rate: usize, seconds: usize) {
             "NOT MET"
         }
     );
-    println!("final server RSS: {} KiB", rss_kib(pid));
+    println!("final server memory: {}", memory_line(pid));
 }

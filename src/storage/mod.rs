@@ -14,6 +14,9 @@ mod conversations;
 
 pub use conversations::{ConversationStore, NewMessage, SledConversationStore};
 
+/// sled's page cache. Its default (1 GiB) let the server's memory grow with every message written;
+/// the hot records (open conversations, sessions) are few and small.
+const CACHE_BYTES: u64 = 32 << 20;
 /// Folder under the data folder that holds the sled files.
 const DB_FOLDER: &str = "db";
 
@@ -60,12 +63,16 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         let path = data_dir.join(DB_FOLDER);
         std::fs::create_dir_all(&path).map_err(|error| Error::io(&path, error))?;
-        let db = sled::Config::new().path(&path).open().map_err(|error| {
-            Error::Storage(format!(
-                "cannot open the database in {} (is another kefu process using it?): {error}",
-                path.display()
-            ))
-        })?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|error| {
+                Error::Storage(format!(
+                    "cannot open the database in {} (is another kefu process using it?): {error}",
+                    path.display()
+                ))
+            })?;
         Store::with_db(db)
     }
 

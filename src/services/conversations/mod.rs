@@ -195,7 +195,7 @@ pub struct ConversationService {
     hub: Hub,
     flusher: FlushBatcher,
     files: files::Files,
-    history: MessageIndex,
+    history: Arc<MessageIndex>,
     desk: Mutex<Desk>,
 }
 
@@ -236,12 +236,12 @@ impl ConversationService {
         desk.queue.sort_by_key(|entry| entry.since);
         let flusher = FlushBatcher::start(&store);
         let files = files::Files::new(data_dir, accounts.store().files.clone());
-        let history = MessageIndex::open(
+        let history = Arc::new(MessageIndex::open(
             &data_dir.join(MESSAGE_INDEX_FOLDER),
             analyzer,
             store.message_count()?,
             || store.all_messages(),
-        )?;
+        )?);
         Ok(ConversationService {
             history,
             files,
@@ -1137,7 +1137,10 @@ impl ConversationService {
             }
             self.route(&mut desk, &mut outgoing)?;
         }
-        self.history.commit()?;
+        let history = Arc::clone(&self.history);
+        tokio::task::spawn_blocking(move || history.commit_if_due())
+            .await
+            .map_err(|error| Error::Internal(format!("message index commit failed: {error}")))??;
         self.deliver(outgoing).await
     }
 
