@@ -190,15 +190,16 @@ pub struct Conversation {
     pub rating: Option<Rating>,
 }
 
-/// Where a queue entry stands (kept apart from the conversation, like Rocket.Chat's inquiries).
+/// Where a queue entry stands (kept apart from the conversation, like Rocket.Chat's inquiries). Entries
+/// of served conversations stay in the store as `taken`: their wait is what statistics measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueStatus {
     /// Waiting for an agent.
     Waiting,
-    /// Offered to an agent who has not answered yet.
+    /// Routed to an agent who has not answered yet; back to `waiting` if they do not in time.
     Offered,
-    /// An agent has it.
+    /// An agent accepted it or answered.
     Taken,
 }
 
@@ -219,6 +220,12 @@ pub struct QueueEntry {
     /// The visitor was told the wait is long and may leave a message.
     #[serde(default)]
     pub leave_offered: bool,
+    /// The agent it was offered to (automatic routing) or who took it.
+    #[serde(default)]
+    pub agent: Option<AccountId>,
+    /// When it left the waiting state.
+    #[serde(default)]
+    pub assigned_at: Option<Timestamp>,
 }
 
 /// How a skill group's queue is served.

@@ -31,6 +31,8 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     fn remove_queue_entry(&self, conversation: &str) -> Result<()>;
     /// Every queue entry.
     fn queue_entries(&self) -> Result<Vec<QueueEntry>>;
+    /// A conversation's queue entry.
+    fn queue_entry(&self, conversation: &str) -> Result<Option<QueueEntry>>;
     /// Appends a message with the next sequence number. When a message with the same `client_key` is
     /// already stored, returns that one and `false` instead (a resend after a reconnect).
     fn append_message(&self, conversation: &str, message: NewMessage) -> Result<(Message, bool)>;
@@ -106,6 +108,10 @@ impl ConversationStore for SledConversationStore {
 
     fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
         storage::scan_json(&self.store.queue)
+    }
+
+    fn queue_entry(&self, conversation: &str) -> Result<Option<QueueEntry>> {
+        storage::get_json(&self.store.queue, conversation)
     }
 
     fn append_message(&self, conversation: &str, new: NewMessage) -> Result<(Message, bool)> {

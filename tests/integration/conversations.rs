@@ -1321,3 +1321,65 @@ async fn agents_learn_when_the_visitor_leaves_and_a_queued_visitor_who_never_ret
         "Abandoned"
     );
 }
+
+fn queue_estimate(app: &TestApp, id: &str) -> u64 {
+    let events = app.state.conversations.visitor_snapshot(id, 0).unwrap();
+    let events = serde_json::to_value(&events).unwrap();
+    let queue = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "queue")
+        .unwrap_or_else(|| panic!("no queue event in {events}"))
+        .clone();
+    queue["estimated_wait_secs"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn queue_entries_go_from_offered_to_taken_and_waits_are_estimated_from_handling_times() {
+    let mut desk = served().await;
+    let stored = |app: &TestApp, id: &str| {
+        let entries: Vec<kefu::domain::QueueEntry> =
+            kefu::storage::ConversationStore::queue_entries(
+                &kefu::storage::SledConversationStore::new(app.state.accounts.store().clone()),
+            )
+            .unwrap();
+        entries
+            .into_iter()
+            .find(|entry| entry.conversation == id)
+            .unwrap()
+    };
+    let entry = stored(&desk.app, &desk.id);
+    assert_eq!(format!("{:?}", entry.status), "Offered");
+    assert_eq!(entry.agent.unwrap().0, desk.agent_id);
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "hi", "body": "您好"}))
+        .await;
+    desk.desk_socket.expect("ack").await;
+    assert_eq!(format!("{:?}", stored(&desk.app, &desk.id).status), "Taken");
+
+    // One slot: the next visitor waits; no handling time measured yet, so 180 s per slot.
+    desk.app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{}", desk.agent_id),
+            json!({"max_concurrent": 1}),
+        )
+        .await;
+    let (_, second, started) = start(&desk.app, Some(desk.group), "第二位访客").await;
+    assert_eq!(started["conversation"]["state"], "queued");
+    assert_eq!(queue_estimate(&desk.app, &second), 180);
+    // The first conversation took 100 s: the next estimate uses it.
+    desk.app.clock.advance(SignedDuration::from_secs(100));
+    desk.desk_socket
+        .send(json!({"type": "end", "conversation": desk.id}))
+        .await;
+    desk.desk_socket
+        .expect_where("assigned", |frame| {
+            frame["conversation"]["id"] == second.as_str()
+        })
+        .await;
+    let (_, third, _) = start(&desk.app, Some(desk.group), "第三位访客").await;
+    assert_eq!(queue_estimate(&desk.app, &third), 100);
+}

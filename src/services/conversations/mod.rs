@@ -40,12 +40,12 @@ pub use hub::{Connection, Hub, Outbox};
 
 /// Folder of the message index under the data folder (derived; rebuilt from the store when needed).
 const MESSAGE_INDEX_FOLDER: &str = "message-index";
-/// Waits remembered for the estimate shown to queued visitors.
-const RECENT_WAITS: usize = 50;
+/// Handling times remembered for the estimate shown to queued visitors.
+const RECENT_HANDLING: usize = 50;
+/// Assumed handling time before any conversation ended, in seconds.
+const DEFAULT_HANDLING_SECS: u64 = 180;
 /// A queued visitor gone this long without coming back has abandoned the conversation.
 const ABANDON_AFTER: SignedDuration = SignedDuration::from_secs(60);
-/// Estimated wait when nothing was measured yet, in seconds.
-const DEFAULT_WAIT_SECS: u64 = 60;
 
 /// Who sends a message or command.
 #[derive(Debug, Clone)]
@@ -160,8 +160,8 @@ struct Desk {
     last_assigned: HashMap<AccountId, Timestamp>,
     /// Last serving agent by visitor id and by the shop's user id (历史坐席优先).
     last_agent: HashMap<String, AccountId>,
-    /// Recent waits from queue to agent, seconds.
-    recent_waits: VecDeque<u64>,
+    /// Recent handling times (assignment to end), seconds, for the wait estimate.
+    recent_handling: VecDeque<u64>,
     /// When each conversation's visitor closed their last page; a queued one is abandoned after
     /// [`ABANDON_AFTER`].
     visitor_gone: HashMap<String, Timestamp>,
@@ -232,7 +232,11 @@ impl ConversationService {
                 desk.open.insert(conversation.id.clone(), conversation);
             }
         }
-        desk.queue = store.queue_entries()?;
+        desk.queue = store
+            .queue_entries()?
+            .into_iter()
+            .filter(|entry| entry.status == QueueStatus::Waiting)
+            .collect();
         desk.queue.sort_by_key(|entry| entry.since);
         let flusher = FlushBatcher::start(&store);
         let files = files::Files::new(data_dir, accounts.store().files.clone());
@@ -437,6 +441,8 @@ impl ConversationService {
                     since: now,
                     declined_by: Default::default(),
                     leave_offered: false,
+                    agent: None,
+                    assigned_at: None,
                 };
                 self.store.put_queue_entry(&entry)?;
                 desk.queue.push(entry);
@@ -534,6 +540,12 @@ impl ConversationService {
                         {
                             open.answered_at = Some(now);
                             changed = true;
+                            if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
+                                if entry.status == QueueStatus::Offered {
+                                    entry.status = QueueStatus::Taken;
+                                    self.store.put_queue_entry(&entry)?;
+                                }
+                            }
                         }
                         Party::Agent(_) => {}
                     }
@@ -583,7 +595,7 @@ impl ConversationService {
                 return Err(Error::ConversationClosed(conversation_id.to_string()));
             }
             conversation.state = ConversationState::OfflineMessage;
-            self.remove_from_queue(&mut desk, conversation_id, &mut outgoing)?;
+            self.leave_queue(&mut desk, conversation_id, None, &mut outgoing)?;
             desk.open.remove(conversation_id);
             self.store.put_conversation(&conversation)?;
             self.system_message(
@@ -666,7 +678,7 @@ impl ConversationService {
             if routing::active_count(&desk, agent) >= account.max_concurrent as usize {
                 return Err(Error::AgentAtCapacity);
             }
-            self.assign(&mut desk, conversation_id, agent, &mut outgoing)?;
+            self.assign(&mut desk, conversation_id, agent, false, &mut outgoing)?;
         }
         self.deliver(outgoing).await?;
         self.conversation(conversation_id)
@@ -734,7 +746,10 @@ impl ConversationService {
             desk.open
                 .insert(conversation.id.clone(), conversation.clone());
             self.store.put_conversation(&conversation)?;
-            let wait = self.estimated_wait(&desk, 1);
+            // The receiver answers or the offer lapses within the transfer timeout.
+            let wait = self
+                .estimated_wait(&desk, to_group.or(conversation.group), 1)
+                .min(self.config.transfer_timeout_secs);
             // The note is for the receiver only; the visitor sees the reason.
             let reason = if reason.is_empty() {
                 String::new()
@@ -796,7 +811,7 @@ impl ConversationService {
                         reason: "transferred".into(),
                     },
                 );
-                self.assign(&mut desk, conversation_id, receiver, &mut outgoing)?;
+                self.assign(&mut desk, conversation_id, receiver, false, &mut outgoing)?;
             } else {
                 self.cancel_transfer(&mut desk, &mut conversation, "declined", &mut outgoing)?;
             }
@@ -870,6 +885,8 @@ impl ConversationService {
         {
             let mut desk = self.lock();
             self.end_locked(&mut desk, conversation_id, ended_by, &mut outgoing)?;
+            // A slot is free: waiting conversations may move.
+            self.route(&mut desk, &mut outgoing)?;
         }
         self.deliver(outgoing).await?;
         self.conversation(conversation_id)
@@ -1298,28 +1315,25 @@ impl ConversationService {
         outgoing.agents(participants(conversation), event);
     }
 
+    /// Gives the conversation to `agent`: `offered` by automatic routing (taken once they answer), or
+    /// taken outright (accepted by hand, transferred).
     fn assign(
         &self,
         desk: &mut Desk,
         conversation_id: &str,
         agent: AccountId,
+        offered: bool,
         outgoing: &mut Outgoing,
     ) -> Result<()> {
         let now = self.now();
         let account = self.accounts.account(agent)?;
         let mut conversation = self.conversation_in(desk, conversation_id)?;
-        if let Some(entry) = desk
-            .queue
-            .iter()
-            .find(|entry| entry.conversation == conversation_id)
-        {
-            let waited = now.duration_since(entry.since).as_secs().max(0) as u64;
-            desk.recent_waits.push_back(waited);
-            if desk.recent_waits.len() > RECENT_WAITS {
-                desk.recent_waits.pop_front();
-            }
-        }
-        self.remove_from_queue(desk, conversation_id, outgoing)?;
+        let status = if offered {
+            QueueStatus::Offered
+        } else {
+            QueueStatus::Taken
+        };
+        self.leave_queue(desk, conversation_id, Some((status, agent)), outgoing)?;
         conversation.state = ConversationState::Active;
         conversation.agent = Some(agent);
         conversation.invited.remove(&agent);
@@ -1406,6 +1420,8 @@ impl ConversationService {
             since: conversation.created,
             declined_by: declined.into_iter().collect(),
             leave_offered: false,
+            agent: None,
+            assigned_at: None,
         };
         self.store.put_queue_entry(&entry)?;
         desk.queue.push(entry);
@@ -1464,11 +1480,19 @@ impl ConversationService {
         } else {
             ConversationState::Ended
         };
-        conversation.ended_at = Some(self.now());
+        let now = self.now();
+        conversation.ended_at = Some(now);
         conversation.ended_by = Some(ended_by.to_string());
+        if let Some(assigned_at) = conversation.assigned_at {
+            desk.recent_handling
+                .push_back(now.duration_since(assigned_at).as_secs().max(0) as u64);
+            if desk.recent_handling.len() > RECENT_HANDLING {
+                desk.recent_handling.pop_front();
+            }
+        }
         conversation.pending_transfer = None;
         if was_queued {
-            self.remove_from_queue(desk, conversation_id, outgoing)?;
+            self.leave_queue(desk, conversation_id, None, outgoing)?;
         }
         desk.open.remove(conversation_id);
         desk.visitor_gone.remove(conversation_id);
@@ -1503,10 +1527,13 @@ impl ConversationService {
         Ok(())
     }
 
-    fn remove_from_queue(
+    /// Takes the conversation off the waiting list. With a status the entry is kept (offered or taken by
+    /// that agent), without one it is deleted (abandoned, left as a message).
+    fn leave_queue(
         &self,
         desk: &mut Desk,
         conversation_id: &str,
+        now_with: Option<(QueueStatus, AccountId)>,
         outgoing: &mut Outgoing,
     ) -> Result<()> {
         let Some(position) = desk
@@ -1516,8 +1543,16 @@ impl ConversationService {
         else {
             return Ok(());
         };
-        let entry = desk.queue.remove(position);
-        self.store.remove_queue_entry(conversation_id)?;
+        let mut entry = desk.queue.remove(position);
+        match now_with {
+            Some((status, agent)) => {
+                entry.status = status;
+                entry.agent = Some(agent);
+                entry.assigned_at = Some(self.now());
+                self.store.put_queue_entry(&entry)?;
+            }
+            None => self.store.remove_queue_entry(conversation_id)?,
+        }
         outgoing.agents(
             self.eligible_agents(entry.group, None)?,
             DeskEvent::QueueRemoved {
@@ -1559,7 +1594,7 @@ impl ConversationService {
                 }
             };
             if let Some(agent) = choice {
-                self.assign(desk, &entry.conversation, agent, outgoing)?;
+                self.assign(desk, &entry.conversation, agent, true, outgoing)?;
             }
         }
         Ok(())
@@ -1598,21 +1633,35 @@ impl ConversationService {
 
     fn queue_event(&self, desk: &Desk, conversation_id: &str) -> DeskEvent {
         let position = routing::position(desk, conversation_id);
+        let group = desk
+            .queue
+            .iter()
+            .find(|entry| entry.conversation == conversation_id)
+            .and_then(|entry| entry.group);
         DeskEvent::Queue {
             conversation: conversation_id.to_string(),
             position,
-            estimated_wait_secs: self.estimated_wait(desk, position),
+            estimated_wait_secs: self.estimated_wait(desk, group, position),
         }
     }
 
-    /// Average recent wait, scaled by the position.
-    fn estimated_wait(&self, desk: &Desk, position: usize) -> u64 {
-        let average = if desk.recent_waits.is_empty() {
-            DEFAULT_WAIT_SECS
+    /// A slot frees about every (average handling time / open slots) seconds; the visitor at
+    /// `position` waits for that many. Slots are the maximums of the online agents of the group.
+    fn estimated_wait(&self, desk: &Desk, group: Option<GroupId>, position: usize) -> u64 {
+        let average = if desk.recent_handling.is_empty() {
+            DEFAULT_HANDLING_SECS
         } else {
-            desk.recent_waits.iter().sum::<u64>() / desk.recent_waits.len() as u64
+            desk.recent_handling.iter().sum::<u64>() / desk.recent_handling.len() as u64
         };
-        average.max(10) * position.max(1) as u64
+        let slots: u64 = self
+            .accounts
+            .online_agents()
+            .unwrap_or_default()
+            .iter()
+            .filter(|account| routing::may_take(account, group))
+            .map(|account| u64::from(account.max_concurrent))
+            .sum();
+        (average * position.max(1) as u64 / slots.max(1)).max(10)
     }
 
     fn visitor_view(&self, conversation: &Conversation) -> VisitorView {
