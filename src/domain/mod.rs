@@ -3,6 +3,7 @@
 pub mod account;
 pub mod article;
 pub mod conversation;
+pub mod quick_reply;
 
 pub use account::{
     Account, AccountId, AccountView, AuditEntry, AuditKind, Avatar, GroupId, Presence,
@@ -14,3 +15,4 @@ pub use conversation::{
     QueueEntry, QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours,
     WrapUp, MAX_MESSAGE_CHARS,
 };
+pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};

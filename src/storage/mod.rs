@@ -54,6 +54,12 @@ pub struct Store {
     pub group_routing: sled::Tree,
     /// Conversation id, 0, content hash → attachment metadata.
     pub files: sled::Tree,
+    /// Quick-reply id → `QuickReply`.
+    pub quick_replies: sled::Tree,
+    /// Quick-reply id → image bytes.
+    pub reply_images: sled::Tree,
+    /// Agent id, reply id → times the agent sent it.
+    pub reply_usage: sled::Tree,
 }
 
 impl Store {
@@ -94,6 +100,9 @@ impl Store {
             message_keys: tree("message_keys")?,
             group_routing: tree("group_routing")?,
             files: tree("files")?,
+            quick_replies: tree("quick_replies")?,
+            reply_images: tree("reply_images")?,
+            reply_usage: tree("reply_usage")?,
             db,
         })
     }
