@@ -12,7 +12,8 @@ use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::{
-    watch_knowledge_base, AccountService, Clock, ConversationService, KnowledgeService, SystemClock,
+    watch_knowledge_base, AccountService, Clock, ConversationService, KnowledgeService,
+    QuickReplyService, SystemClock,
 };
 use crate::storage::{SledConversationStore, Store};
 
@@ -56,6 +57,7 @@ pub async fn build_state_with(
     knowledge
         .index()
         .start_commit_batching(Duration::from_millis(config.search.commit_delay_ms));
+    let clock_for_replies = Arc::clone(&clock);
     let accounts = Arc::new(open_accounts(config, Arc::clone(&clock), captcha).await?);
     let conversation_store = Arc::new(SledConversationStore::new(accounts.store().clone()));
     let conversations = ConversationService::open(
@@ -69,10 +71,21 @@ pub async fn build_state_with(
     .context("opening conversations")?;
     let conversations = Arc::new(conversations);
     follow_presence(&accounts, &conversations);
+    let seed_author = accounts
+        .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
+        .map_or(crate::domain::AccountId(1), |admin| admin.id);
+    let quick_replies = QuickReplyService::open(
+        accounts.store().clone(),
+        knowledge.index().analyzer(),
+        Arc::clone(&clock_for_replies),
+        seed_author,
+    )
+    .context("opening quick replies")?;
     Ok(AppState {
         knowledge: Arc::new(knowledge),
         accounts,
         conversations,
+        quick_replies: Arc::new(quick_replies),
         trust_forwarded_for: config.server.trust_forwarded_for,
     })
 }

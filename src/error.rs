@@ -87,6 +87,12 @@ pub enum ErrorCode {
     UploadTooLarge,
     /// An upload's name, type or content is not accepted.
     InvalidUpload,
+    /// No quick reply has that id.
+    QuickReplyNotFound,
+    /// Another quick reply of the same scope has that shortcut.
+    ShortcutTaken,
+    /// An import file is unreadable as a whole (encoding, header, not an array).
+    InvalidImport,
     /// Something went wrong on our side.
     Internal,
 }
@@ -133,6 +139,9 @@ impl ErrorCode {
             ErrorCode::MessageTooLong => "message_too_long",
             ErrorCode::UploadTooLarge => "upload_too_large",
             ErrorCode::InvalidUpload => "invalid_upload",
+            ErrorCode::QuickReplyNotFound => "quick_reply_not_found",
+            ErrorCode::ShortcutTaken => "shortcut_taken",
+            ErrorCode::InvalidImport => "invalid_import",
             ErrorCode::Internal => "internal",
         }
     }
@@ -277,6 +286,15 @@ pub enum Error {
     /// An upload is refused.
     #[error("{0}")]
     InvalidUpload(String),
+    /// No quick reply with that id.
+    #[error("quick reply {0} not found")]
+    QuickReplyNotFound(u64),
+    /// A shortcut is in use in the scope.
+    #[error("shortcut `{0}` is already used in this scope")]
+    ShortcutTaken(String),
+    /// An import file cannot be read at all.
+    #[error("{0}")]
+    InvalidImport(String),
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -341,6 +359,9 @@ impl Error {
             Error::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             Error::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
             Error::InvalidUpload(_) => ErrorCode::InvalidUpload,
+            Error::QuickReplyNotFound(_) => ErrorCode::QuickReplyNotFound,
+            Error::ShortcutTaken(_) => ErrorCode::ShortcutTaken,
+            Error::InvalidImport(_) => ErrorCode::InvalidImport,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

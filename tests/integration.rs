@@ -13,6 +13,8 @@ mod conversations;
 mod http_articles;
 #[path = "integration/http_search.rs"]
 mod http_search;
+#[path = "integration/quick_replies.rs"]
+mod quick_replies;
 #[path = "integration/sync.rs"]
 mod sync;
 #[path = "integration/watch.rs"]

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum_extra::extract::CookieJar;
 
-use crate::domain::{Account, AccountId, GroupId, Role};
+use crate::domain::{Account, AccountId, GroupId, ReplyScope, Role};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::services::accounts::{Caller, VisitorGrant};
@@ -50,6 +50,12 @@ pub enum Permission {
         /// The conversation's group.
         group: Option<GroupId>,
     },
+    /// Create, change or delete quick replies of this scope: supervisors for the team, a group's
+    /// supervisors for the group, the owner for personal replies.
+    ManageReplies(ReplyScope),
+    /// See and use quick replies of this scope: the desk for team replies, members for a group's, the
+    /// owner for personal ones.
+    ReadReplies(ReplyScope),
     /// Read the whole conversation and write internal notes: as above, plus invited colleagues.
     AssistConversation {
         /// The serving agent.
@@ -78,6 +84,16 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
         Permission::UseAgentDesk => {
             account.has_role(Role::Agent) || account.has_role(Role::Supervisor)
         }
+        Permission::ManageReplies(scope) => match scope {
+            ReplyScope::Team => account.has_role(Role::Supervisor),
+            ReplyScope::Group { group } => supervises(account, Some(group)),
+            ReplyScope::Personal { owner } => owner == account.id,
+        },
+        Permission::ReadReplies(scope) => match scope {
+            ReplyScope::Team => account.has_role(Role::Agent) || account.has_role(Role::Supervisor),
+            ReplyScope::Group { group } => account.groups.contains(&group),
+            ReplyScope::Personal { owner } => owner == account.id,
+        },
         Permission::ServeConversation { agent, group } => {
             agent == Some(account.id) || supervises(account, group)
         }
@@ -98,6 +114,22 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
     }
 }
 
+/// The quick-reply scopes `account` may see: the team's, their groups', their own.
+pub fn readable_reply_scopes(account: &Account) -> Vec<ReplyScope> {
+    let mut scopes = vec![ReplyScope::Team];
+    scopes.extend(
+        account
+            .groups
+            .iter()
+            .map(|group| ReplyScope::Group { group: *group }),
+    );
+    scopes.push(ReplyScope::Personal { owner: account.id });
+    scopes
+        .into_iter()
+        .filter(|scope| authorize(account, Permission::ReadReplies(*scope)).is_ok())
+        .collect()
+}
+
 fn supervises(account: &Account, group: Option<GroupId>) -> bool {
     account.has_role(Role::Supervisor) && group.is_some_and(|group| account.groups.contains(&group))
 }
@@ -110,6 +142,8 @@ fn describe(permission: Permission) -> &'static str {
         Permission::ReadAudit => "read the audit log",
         Permission::SuperviseGroup(_) => "supervise this group",
         Permission::UseAgentDesk => "use the agent desk",
+        Permission::ManageReplies(_) => "manage these quick replies",
+        Permission::ReadReplies(_) => "see these quick replies",
         Permission::ServeConversation { .. } => "act in this conversation",
         Permission::AssistConversation { .. } => "see this conversation",
     }

@@ -4,7 +4,9 @@ pub mod accounts;
 pub mod captcha;
 pub mod clock;
 pub mod conversations;
+pub mod images;
 pub mod knowledge;
+pub mod quick_replies;
 pub mod secrets;
 mod watch;
 
@@ -14,4 +16,5 @@ pub use conversations::ConversationService;
 pub use knowledge::{
     rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
 };
+pub use quick_replies::QuickReplyService;
 pub use watch::watch_knowledge_base;

@@ -60,6 +60,8 @@ pub struct Store {
     pub reply_images: sled::Tree,
     /// Agent id, reply id → times the agent sent it.
     pub reply_usage: sled::Tree,
+    /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
+    pub meta: sled::Tree,
 }
 
 impl Store {
@@ -103,6 +105,7 @@ impl Store {
             quick_replies: tree("quick_replies")?,
             reply_images: tree("reply_images")?,
             reply_usage: tree("reply_usage")?,
+            meta: tree("meta")?,
             db,
         })
     }

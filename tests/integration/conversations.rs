@@ -1383,3 +1383,72 @@ async fn queue_entries_go_from_offered_to_taken_and_waits_are_estimated_from_han
     let (_, third, _) = start(&desk.app, Some(desk.group), "第三位访客").await;
     assert_eq!(queue_estimate(&desk.app, &third), 100);
 }
+
+#[tokio::test]
+async fn quick_replies_sent_in_a_conversation_fill_variables_and_count_usage() {
+    let mut desk = served().await;
+    let search = |query: &str| {
+        let app = &desk.app;
+        let session = desk.agent.clone();
+        let uri = format!(
+            "/api/v1/quick-replies/search?q={}",
+            crate::common::encode(query)
+        );
+        async move {
+            let (status, body) = app.get_as(Some(&session), &uri).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["hits"].as_array().unwrap().clone()
+        }
+    };
+    let welcome = search("/kchyy").await[0].clone();
+    assert!(welcome["content"].as_str().unwrap().contains("{访客昵称}"));
+    desk.desk_socket
+        .send(json!({
+            "type": "send", "conversation": desk.id, "client_key": "qr1",
+            "body": welcome["content"], "quick_replies": [welcome["id"]],
+        }))
+        .await;
+    desk.desk_socket.expect("ack").await;
+    let received = desk
+        .visitor
+        .expect_where("message", |frame| frame["message"]["kind"] == "agent")
+        .await;
+    let text = received["message"]["body"].as_str().unwrap();
+    assert!(
+        text.contains("王女士") && text.contains("xiaowang"),
+        "{text}"
+    );
+    assert!(!text.contains('{'), "{text}");
+
+    // Used replies rise above equally good matches.
+    let title_hits: Vec<Value> = search("退款")
+        .await
+        .into_iter()
+        .filter(|hit| hit["matched"] == "title")
+        .collect();
+    assert!(title_hits.len() >= 2, "{title_hits:?}");
+    let last = title_hits.last().unwrap().clone();
+    assert_eq!(last["usage"], 0);
+    desk.desk_socket
+        .send(json!({
+            "type": "send", "conversation": desk.id, "client_key": "qr2",
+            "body": last["content"], "quick_replies": [last["id"]],
+        }))
+        .await;
+    desk.desk_socket.expect("ack").await;
+    let again: Vec<Value> = search("退款")
+        .await
+        .into_iter()
+        .filter(|hit| hit["matched"] == "title")
+        .collect();
+    assert_eq!(again[0]["id"], last["id"]);
+    assert_eq!(again[0]["usage"], 1);
+    // A reply the agent may not see cannot be "used".
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "qr3", "body": "x", "quick_replies": [987654]}))
+        .await;
+    assert_eq!(
+        desk.desk_socket.expect("error").await["code"],
+        "quick_reply_not_found"
+    );
+}

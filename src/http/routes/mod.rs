@@ -7,5 +7,6 @@ pub mod conversations;
 pub mod health;
 pub mod kb;
 pub mod me;
+pub mod quick_replies;
 pub mod visitors;
 pub mod ws;

@@ -23,6 +23,7 @@ use crate::services::accounts::Caller;
 use crate::services::conversations::{
     Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
 };
+use crate::services::quick_replies::fill_variables;
 
 /// Largest frame accepted from a client: a message of 5,000 characters is at most 20 kB of UTF-8.
 const MAX_FRAME_BYTES: usize = 64 << 10;
@@ -324,6 +325,9 @@ enum AgentCommand {
         body: String,
         #[serde(default)]
         attachments: Vec<String>,
+        /// Quick replies inserted into `body`: their variables are filled and their use counted.
+        #[serde(default)]
+        quick_replies: Vec<u64>,
     },
     Note {
         conversation: String,
@@ -433,13 +437,28 @@ async fn agent_command_inner(
             client_key,
             body,
             attachments,
+            quick_replies,
         } => {
-            check(
-                caller,
-                &conversations.conversation(&conversation)?,
-                Needs::Serve,
-            )?;
+            let current = conversations.conversation(&conversation)?;
+            check(caller, &current, Needs::Serve)?;
             let files = conversations.attachments_for(&conversation, &attachments)?;
+            let body = if quick_replies.is_empty() {
+                body
+            } else {
+                for id in &quick_replies {
+                    let reply = state.quick_replies.get(*id)?;
+                    if authorize(&caller.account, Permission::ReadReplies(reply.scope)).is_err() {
+                        return Err(Error::QuickReplyNotFound(*id));
+                    }
+                }
+                let visitor = current.identity.name.as_deref().unwrap_or("访客");
+                fill_variables(
+                    &body,
+                    visitor,
+                    &caller.account.display_name,
+                    conversations.now(),
+                )
+            };
             let message = conversations
                 .send(
                     &party,
@@ -450,6 +469,9 @@ async fn agent_command_inner(
                     false,
                 )
                 .await?;
+            if !quick_replies.is_empty() {
+                state.quick_replies.record_use(me, &quick_replies)?;
+            }
             let ack = DeskEvent::Ack {
                 conversation,
                 client_key,

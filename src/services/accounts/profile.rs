@@ -25,8 +25,6 @@ const TOTP_ISSUER: &str = "kefu";
 const TOTP_STEP_SECONDS: u64 = 30;
 /// Recovery codes handed out at enrolment.
 const RECOVERY_CODES: usize = 10;
-/// Widest and tallest avatar accepted, in pixels.
-const MAX_AVATAR_SIDE: usize = 4096;
 
 /// Changes to personal settings; absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -143,33 +141,8 @@ impl AccountService {
 
     /// Stores an avatar after checking that it is a PNG, JPEG, GIF or WebP image of sane size.
     pub fn set_avatar(&self, id: AccountId, bytes: &[u8]) -> Result<AccountView> {
-        if bytes.len() > self.config.max_avatar_bytes {
-            return Err(Error::AvatarTooLarge {
-                max_bytes: self.config.max_avatar_bytes,
-            });
-        }
-        let content_type = match imagesize::image_type(bytes) {
-            Ok(imagesize::ImageType::Png) => "image/png",
-            Ok(imagesize::ImageType::Jpeg) => "image/jpeg",
-            Ok(imagesize::ImageType::Gif) => "image/gif",
-            Ok(imagesize::ImageType::Webp) => "image/webp",
-            _ => {
-                return Err(Error::InvalidAvatar(
-                    "an avatar must be a PNG, JPEG, GIF or WebP image".into(),
-                ))
-            }
-        };
-        let size = imagesize::blob_size(bytes)
-            .map_err(|_| Error::InvalidAvatar("the image is truncated or corrupt".into()))?;
-        if size.width == 0
-            || size.height == 0
-            || size.width > MAX_AVATAR_SIDE
-            || size.height > MAX_AVATAR_SIDE
-        {
-            return Err(Error::InvalidAvatar(format!(
-                "an avatar is at most {MAX_AVATAR_SIDE}×{MAX_AVATAR_SIDE} pixels"
-            )));
-        }
+        let content_type =
+            crate::services::images::check_image(bytes, self.config.max_avatar_bytes)?;
         self.store.avatars.insert(id_key(id.0), bytes)?;
         let now = self.now();
         let account = self.modify_account(id, |account| {

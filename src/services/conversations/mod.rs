@@ -269,7 +269,8 @@ impl ConversationService {
         &self.config
     }
 
-    fn now(&self) -> Timestamp {
+    /// The desk's clock.
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 

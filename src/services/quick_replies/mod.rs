@@ -1,0 +1,492 @@
+//! Quick replies (快捷回复): storage, the in-memory search index, usage counts, variables, CSV and JSON
+//! import and export, and the starter set seeded at first start.
+//!
+//! Who may read or change which reply is decided in `http::access`; this service is told the scopes a
+//! caller may see and checks nothing about roles itself.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, GroupId, QuickReply, ReplyScope, MAX_REPLY_CHARS};
+use crate::error::{Error, Result};
+use crate::search::{Analyzer, ReplyIndex, ReplyMatch};
+use crate::services::clock::Clock;
+use crate::storage::{self, id_key, Store};
+
+mod csv_io;
+
+pub use csv_io::{export_csv, export_json, ImportReport, ReplyRecord, RowError};
+
+/// The starter set, seeded once into an empty desk.
+const STARTER_CSV: &str = include_str!("starter.csv");
+/// Key in the meta tree recording that the starter set was seeded (deleting them all must not bring
+/// them back).
+const SEEDED_KEY: &str = "quick_replies_seeded";
+/// Time zone of `{当前时间}`.
+const DISPLAY_TIME_ZONE: &str = "Asia/Shanghai";
+
+/// A reply as written by a caller; `personal` replies belong to the caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyInput {
+    /// `team`, `group` (with `group`) or `personal`.
+    pub scope: ScopeInput,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub content: String,
+    /// Category path.
+    #[serde(default)]
+    pub category: String,
+    /// Shortcut code, `/` and 1-20 of `a-z 0-9 _ -`.
+    #[serde(default)]
+    pub shortcut: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The scope as a caller names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScopeInput {
+    /// Everyone.
+    Team,
+    /// A skill group.
+    Group {
+        /// The group.
+        group: GroupId,
+    },
+    /// The caller's own.
+    Personal,
+}
+
+impl ScopeInput {
+    /// The stored scope for `caller`.
+    pub fn resolve(self, caller: AccountId) -> ReplyScope {
+        match self {
+            ScopeInput::Team => ReplyScope::Team,
+            ScopeInput::Group { group } => ReplyScope::Group { group },
+            ScopeInput::Personal => ReplyScope::Personal { owner: caller },
+        }
+    }
+}
+
+/// A reply with what the caller needs around it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyView {
+    /// The reply.
+    #[serde(flatten)]
+    pub reply: QuickReply,
+    /// Times the caller sent it.
+    pub usage: u64,
+    /// Where its image is served, when it has one.
+    pub image_url: Option<String>,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplySearchHit {
+    /// The reply.
+    #[serde(flatten)]
+    pub view: ReplyView,
+    /// How it matched.
+    pub matched: ReplyMatch,
+    /// Within-kind relevance.
+    pub score: f32,
+}
+
+/// The quick-reply service.
+pub struct QuickReplyService {
+    store: Store,
+    index: ReplyIndex,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for QuickReplyService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("QuickReplyService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuickReplyService {
+    /// Loads every reply into the index; at first start seeds the starter set as team replies of
+    /// `seed_author`.
+    pub fn open(
+        store: Store,
+        analyzer: Arc<Analyzer>,
+        clock: Arc<dyn Clock>,
+        seed_author: AccountId,
+    ) -> Result<QuickReplyService> {
+        let service = QuickReplyService {
+            index: ReplyIndex::new(analyzer)?,
+            store,
+            clock,
+        };
+        if service.store.meta.get(SEEDED_KEY)?.is_none() {
+            let report = service.import_csv(STARTER_CSV.as_bytes(), seed_author, &|_| Ok(()))?;
+            if !report.errors.is_empty() {
+                return Err(Error::Internal(format!(
+                    "the starter quick replies have errors: {:?}",
+                    report.errors
+                )));
+            }
+            service.store.meta.insert(SEEDED_KEY, &b"1"[..])?;
+            service.store.flush()?;
+        }
+        let all: Vec<QuickReply> = storage::scan_json(&service.store.quick_replies)?;
+        service.index.upsert(&all)?;
+        Ok(service)
+    }
+
+    /// One reply.
+    pub fn get(&self, id: u64) -> Result<QuickReply> {
+        storage::get_json(&self.store.quick_replies, id_key(id))?
+            .ok_or(Error::QuickReplyNotFound(id))
+    }
+
+    /// Replies in `scopes`, by category then title, with `agent`'s usage.
+    pub fn list(
+        &self,
+        scopes: &[ReplyScope],
+        category: Option<&str>,
+        agent: AccountId,
+    ) -> Result<Vec<ReplyView>> {
+        let mut replies: Vec<QuickReply> =
+            storage::scan_json::<QuickReply>(&self.store.quick_replies)?
+                .into_iter()
+                .filter(|reply| scopes.contains(&reply.scope))
+                .filter(|reply| {
+                    category.is_none_or(|wanted| {
+                        reply.category == wanted
+                            || reply.category.starts_with(&format!("{wanted}/"))
+                    })
+                })
+                .collect();
+        replies.sort_by(|left, right| {
+            (&left.category, &left.title, left.id).cmp(&(&right.category, &right.title, right.id))
+        });
+        replies
+            .into_iter()
+            .map(|reply| self.view(reply, agent))
+            .collect()
+    }
+
+    /// The reply with `agent`'s usage.
+    pub fn view(&self, reply: QuickReply, agent: AccountId) -> Result<ReplyView> {
+        let usage = self.usage(agent, reply.id)?;
+        let image_url = reply.image.as_ref().map(|_| {
+            format!(
+                "/api/v1/quick-replies/{}/image?v={}",
+                reply.id,
+                reply.updated.as_millisecond()
+            )
+        });
+        Ok(ReplyView {
+            reply,
+            usage,
+            image_url,
+        })
+    }
+
+    /// Creates a reply.
+    pub fn create(&self, author: AccountId, input: ReplyInput) -> Result<QuickReply> {
+        let scope = input.scope.resolve(author);
+        let reply = self.validated(None, scope, author, input)?;
+        self.save(&reply)?;
+        Ok(reply)
+    }
+
+    /// Replaces a reply's fields (and possibly its scope).
+    pub fn update(&self, id: u64, editor: AccountId, input: ReplyInput) -> Result<QuickReply> {
+        let existing = self.get(id)?;
+        let scope = match input.scope {
+            // Editing someone's personal reply keeps its owner (only the owner gets here anyway).
+            ScopeInput::Personal => match existing.scope {
+                ReplyScope::Personal { owner } => ReplyScope::Personal { owner },
+                _ => ReplyScope::Personal { owner: editor },
+            },
+            other => other.resolve(editor),
+        };
+        let mut reply = self.validated(Some(id), scope, existing.created_by, input)?;
+        reply.image = existing.image;
+        self.save(&reply)?;
+        Ok(reply)
+    }
+
+    /// Deletes a reply and its image.
+    pub fn delete(&self, id: u64) -> Result<()> {
+        self.get(id)?;
+        self.store.quick_replies.remove(id_key(id))?;
+        self.store.reply_images.remove(id_key(id))?;
+        self.store.flush()?;
+        self.index.remove(id)
+    }
+
+    fn save(&self, reply: &QuickReply) -> Result<()> {
+        storage::put_json(&self.store.quick_replies, id_key(reply.id), reply)?;
+        self.store.flush()?;
+        self.index.upsert(std::slice::from_ref(reply))
+    }
+
+    fn validated(
+        &self,
+        id: Option<u64>,
+        scope: ReplyScope,
+        author: AccountId,
+        input: ReplyInput,
+    ) -> Result<QuickReply> {
+        let title = input.title.trim().to_string();
+        if title.is_empty() || title.chars().count() > 50 {
+            return Err(Error::InvalidInput("a title is 1-50 characters".into()));
+        }
+        let content = input.content.trim().to_string();
+        if content.is_empty() || content.chars().count() > MAX_REPLY_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "content is 1-{MAX_REPLY_CHARS} characters"
+            )));
+        }
+        let category = input
+            .category
+            .split('/')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        if category.chars().count() > 50 {
+            return Err(Error::InvalidInput(
+                "a category is at most 50 characters".into(),
+            ));
+        }
+        let tags: Vec<String> = input
+            .tags
+            .iter()
+            .map(|tag| tag.trim().to_string())
+            .filter(|tag| !tag.is_empty())
+            .collect();
+        if tags.len() > 10 || tags.iter().any(|tag| tag.chars().count() > 20) {
+            return Err(Error::InvalidInput(
+                "at most 10 tags of at most 20 characters".into(),
+            ));
+        }
+        let shortcut = match input
+            .shortcut
+            .as_deref()
+            .map(str::trim)
+            .filter(|code| !code.is_empty())
+        {
+            Some(code) => {
+                let code = code.to_lowercase();
+                let code = if code.starts_with('/') {
+                    code
+                } else {
+                    format!("/{code}")
+                };
+                let valid = (2..=21).contains(&code.len())
+                    && code[1..].chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    });
+                if !valid {
+                    return Err(Error::InvalidInput(format!(
+                        "shortcut `{code}` must be `/` and 1-20 of a-z, 0-9, `_`, `-`"
+                    )));
+                }
+                let taken = storage::scan_json::<QuickReply>(&self.store.quick_replies)?
+                    .iter()
+                    .any(|other| {
+                        Some(other.id) != id
+                            && other.scope == scope
+                            && other.shortcut.as_deref() == Some(code.as_str())
+                    });
+                if taken {
+                    return Err(Error::ShortcutTaken(code));
+                }
+                Some(code)
+            }
+            None => None,
+        };
+        Ok(QuickReply {
+            id: match id {
+                Some(id) => id,
+                None => self.store.next_id()?,
+            },
+            scope,
+            title,
+            content,
+            category,
+            shortcut,
+            tags,
+            image: None,
+            created_by: author,
+            updated: self.clock.now(),
+        })
+    }
+
+    // ----- search and usage -----
+
+    /// Replies in `scopes` matching `text`: by kind of match, then by `agent`'s usage, then relevance.
+    pub fn search(
+        &self,
+        text: &str,
+        scopes: &[ReplyScope],
+        agent: AccountId,
+        limit: usize,
+    ) -> Result<Vec<ReplySearchHit>> {
+        if text.chars().count() > 200 {
+            return Err(Error::InvalidQuery {
+                reason: "at most 200 characters".into(),
+            });
+        }
+        let keys: Vec<String> = scopes.iter().map(|scope| scope.key()).collect();
+        let mut hits = Vec::new();
+        for hit in self.index.search(text, &keys, limit.max(1) * 3)? {
+            let Ok(reply) = self.get(hit.id) else {
+                continue;
+            };
+            hits.push(ReplySearchHit {
+                view: self.view(reply, agent)?,
+                matched: hit.matched,
+                score: hit.score,
+            });
+        }
+        hits.sort_by(|left, right| {
+            left.matched
+                .cmp(&right.matched)
+                .then(right.view.usage.cmp(&left.view.usage))
+                .then(right.score.total_cmp(&left.score))
+        });
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    /// Times `agent` sent reply `id`.
+    pub fn usage(&self, agent: AccountId, id: u64) -> Result<u64> {
+        Ok(self
+            .store
+            .reply_usage
+            .get(usage_key(agent, id))?
+            .map(|bytes| u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or([0; 8])))
+            .unwrap_or(0))
+    }
+
+    /// Counts one use of each reply by `agent` (a message may combine several).
+    pub fn record_use(&self, agent: AccountId, ids: &[u64]) -> Result<()> {
+        let distinct: HashSet<u64> = ids.iter().copied().collect();
+        for id in distinct {
+            self.store
+                .reply_usage
+                .update_and_fetch(usage_key(agent, id), |old| {
+                    let count = old
+                        .map(|bytes| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8])))
+                        .unwrap_or(0);
+                    Some((count + 1).to_be_bytes().to_vec())
+                })?;
+        }
+        Ok(())
+    }
+
+    // ----- images -----
+
+    /// Attaches an image (checked like an avatar) to a reply.
+    pub fn set_image(&self, id: u64, bytes: &[u8], max_bytes: usize) -> Result<QuickReply> {
+        let content_type = crate::services::images::check_image(bytes, max_bytes)?;
+        let mut reply = self.get(id)?;
+        self.store.reply_images.insert(id_key(id), bytes)?;
+        reply.image = Some(content_type.to_string());
+        reply.updated = self.clock.now();
+        self.save(&reply)?;
+        Ok(reply)
+    }
+
+    /// A reply's image.
+    pub fn image(&self, id: u64) -> Result<Option<(String, Vec<u8>)>> {
+        let reply = self.get(id)?;
+        let Some(content_type) = reply.image else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .reply_images
+            .get(id_key(id))?
+            .map(|bytes| (content_type, bytes.to_vec())))
+    }
+
+    /// Every reply in `scopes`, for export.
+    pub fn all_in(&self, scopes: &[ReplyScope]) -> Result<Vec<QuickReply>> {
+        Ok(storage::scan_json::<QuickReply>(&self.store.quick_replies)?
+            .into_iter()
+            .filter(|reply| scopes.contains(&reply.scope))
+            .collect())
+    }
+
+    /// Imports rows, each checked by `may_write` for its scope; bad rows are reported by line and
+    /// skipped, good ones stored.
+    pub fn import_rows(
+        &self,
+        rows: Vec<(usize, ReplyInput)>,
+        author: AccountId,
+        may_write: &dyn Fn(ReplyScope) -> Result<()>,
+    ) -> Result<ImportReport> {
+        let mut report = ImportReport::default();
+        let mut created = Vec::new();
+        for (line, input) in rows {
+            let scope = input.scope.resolve(author);
+            let outcome =
+                may_write(scope).and_then(|()| self.validated(None, scope, author, input));
+            match outcome {
+                Ok(reply) => {
+                    // Stored at once, so a duplicate shortcut later in the same file is caught.
+                    storage::put_json(&self.store.quick_replies, id_key(reply.id), &reply)?;
+                    created.push(reply);
+                }
+                Err(error) => report.errors.push(RowError {
+                    line,
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        self.store.flush()?;
+        self.index.upsert(&created)?;
+        report.imported = created.len();
+        Ok(report)
+    }
+}
+
+fn usage_key(agent: AccountId, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&agent.0.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Fills `{访客昵称}`, `{客服昵称}` and `{当前时间}`.
+pub fn fill_variables(text: &str, visitor_name: &str, agent_name: &str, now: Timestamp) -> String {
+    let time = jiff::tz::TimeZone::get(DISPLAY_TIME_ZONE)
+        .map(|zone| now.to_zoned(zone).strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| now.to_string());
+    text.replace("{访客昵称}", visitor_name)
+        .replace("{客服昵称}", agent_name)
+        .replace("{当前时间}", &time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_filled_in_shanghai_time() {
+        let now: Timestamp = "2026-11-25T08:05:00Z".parse().unwrap();
+        let filled = fill_variables(
+            "您好{访客昵称}，我是{客服昵称}，现在是{当前时间}",
+            "王女士",
+            "小美",
+            now,
+        );
+        assert_eq!(filled, "您好王女士，我是小美，现在是2026-11-25 16:05");
+    }
+}
