@@ -12,8 +12,8 @@ use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::{
-    watch_knowledge_base, AccountService, Clock, ConversationService, KnowledgeService,
-    QuickReplyService, SystemClock,
+    watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
+    KnowledgeService, QuickReplyService, SystemClock,
 };
 use crate::storage::{SledConversationStore, Store};
 
@@ -81,11 +81,20 @@ pub async fn build_state_with(
         seed_author,
     )
     .context("opening quick replies")?;
+    let knowledge = Arc::new(knowledge);
+    let quick_replies = Arc::new(quick_replies);
+    let assist = Arc::new(AssistService::new(
+        Arc::clone(&knowledge),
+        Arc::clone(&quick_replies),
+        Arc::clone(&conversations),
+        accounts.store().clone(),
+    ));
     Ok(AppState {
-        knowledge: Arc::new(knowledge),
+        knowledge,
         accounts,
         conversations,
-        quick_replies: Arc::new(quick_replies),
+        quick_replies,
+        assist,
         trust_forwarded_for: config.server.trust_forwarded_for,
     })
 }

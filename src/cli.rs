@@ -36,8 +36,28 @@ pub enum Command {
     Index(IndexArgs),
     /// Search the index and print ranked articles (one query, or a batch file for evaluation).
     Search(SearchArgs),
+    /// Run questions through the suggestion pipeline (as if a visitor wrote them) and print the
+    /// suggested articles: one question, or a batch file in the `search --batch` format.
+    Suggest(SuggestArgs),
     /// Manage accounts without the web UI (stop `kefu serve` first: the database has one owner).
     User(UserArgs),
+}
+
+/// `kefu suggest` flags.
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// The visitor's message.
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub message: Option<String>,
+    /// Index folder [default: index].
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Maximum articles per message.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Read `qid<TAB>message` lines from FILE and print `qid<TAB>id1,id2,...` per line.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
 }
 
 /// `kefu user` flags.
@@ -168,6 +188,10 @@ impl Cli {
                 ..FlagOverrides::default()
             },
             Command::Search(args) => FlagOverrides {
+                index: args.index.clone(),
+                ..FlagOverrides::default()
+            },
+            Command::Suggest(args) => FlagOverrides {
                 index: args.index.clone(),
                 ..FlagOverrides::default()
             },
@@ -388,4 +412,58 @@ fn read_stdin_line() -> anyhow::Result<String> {
 
 fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "operator".to_string())
+}
+
+/// `kefu suggest`: returns the process exit code.
+pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
+    use crate::services::assist::{suggest_articles, suggestion_query};
+    let index = open_for_search(&config.paths.index)?;
+    let analyzer = index.analyzer();
+    let suggest = |text: &str| -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
+        let query = suggestion_query(&analyzer, &[text]);
+        if query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(suggest_articles(&index, &query, args.limit)?)
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Some(batch) = &args.batch {
+        let file = std::fs::File::open(batch)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", batch.display()))?;
+        for (line_number, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some((query_id, text)) = line.split_once('\t') else {
+                eprintln!(
+                    "{}:{}: expected `qid<TAB>message`",
+                    batch.display(),
+                    line_number + 1
+                );
+                continue;
+            };
+            let ids: Vec<String> = suggest(text)?.into_iter().map(|hit| hit.id).collect();
+            writeln!(out, "{query_id}\t{}", ids.join(","))?;
+        }
+    } else {
+        let suggestions = suggest(args.message.as_deref().unwrap_or_default())?;
+        if suggestions.is_empty() {
+            writeln!(out, "no suggestion")?;
+        }
+        for (rank, suggestion) in suggestions.iter().enumerate() {
+            writeln!(
+                out,
+                "{:>2}. {}  [{}]  {:.2}\n    {}",
+                rank + 1,
+                suggestion.title,
+                suggestion.id,
+                suggestion.score,
+                suggestion.reply
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
 }

@@ -23,6 +23,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Index(args) => cli::run_index(&config, args.strict)?,
         Command::Search(args) => cli::run_search(&config, args)?,
+        Command::Suggest(args) => cli::run_suggest(&config, args)?,
         Command::User(args) => cli::run_user(&config, &args.action)?,
     };
     Ok(exit_code)

@@ -50,6 +50,8 @@ pub enum Permission {
         /// The conversation's group.
         group: Option<GroupId>,
     },
+    /// See team figures: adoption of suggestions, deflection, statistics (supervisors).
+    ViewTeamStatistics,
     /// Create, change or delete quick replies of this scope: supervisors for the team, a group's
     /// supervisors for the group, the owner for personal replies.
     ManageReplies(ReplyScope),
@@ -84,6 +86,7 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
         Permission::UseAgentDesk => {
             account.has_role(Role::Agent) || account.has_role(Role::Supervisor)
         }
+        Permission::ViewTeamStatistics => account.has_role(Role::Supervisor),
         Permission::ManageReplies(scope) => match scope {
             ReplyScope::Team => account.has_role(Role::Supervisor),
             ReplyScope::Group { group } => supervises(account, Some(group)),
@@ -142,6 +145,7 @@ fn describe(permission: Permission) -> &'static str {
         Permission::ReadAudit => "read the audit log",
         Permission::SuperviseGroup(_) => "supervise this group",
         Permission::UseAgentDesk => "use the agent desk",
+        Permission::ViewTeamStatistics => "see team statistics",
         Permission::ManageReplies(_) => "manage these quick replies",
         Permission::ReadReplies(_) => "see these quick replies",
         Permission::ServeConversation { .. } => "act in this conversation",

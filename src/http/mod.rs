@@ -13,7 +13,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
-use crate::services::{AccountService, ConversationService, KnowledgeService, QuickReplyService};
+use crate::services::{
+    AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
+};
 
 /// Largest request body accepted (an article is at most 1 MiB of markdown, JSON-escaped).
 const MAX_BODY_BYTES: usize = 4 << 20;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub conversations: Arc<ConversationService>,
     /// Quick replies.
     pub quick_replies: Arc<QuickReplyService>,
+    /// Suggestions, feedback, deflection.
+    pub assist: Arc<AssistService>,
     /// Client addresses come from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
 }
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::conversations::router(max_upload_bytes))
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
+        .merge(routes::assist::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -532,6 +532,14 @@ impl SearchIndex {
                 snippet,
             });
         }
+        // Equal scores come back in index order, which differs between two builds of the same
+        // knowledge base (parallel indexing); order them by id so results are reproducible.
+        hits.sort_by(|left, right| {
+            right
+                .score
+                .total_cmp(&left.score)
+                .then_with(|| left.id.cmp(&right.id))
+        });
         Ok(hits)
     }
 

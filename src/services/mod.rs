@@ -1,6 +1,7 @@
 //! Use cases over the index and the knowledge-base folder, independent of HTTP.
 
 pub mod accounts;
+pub mod assist;
 pub mod captcha;
 pub mod clock;
 pub mod conversations;
@@ -11,6 +12,7 @@ pub mod secrets;
 mod watch;
 
 pub use accounts::AccountService;
+pub use assist::AssistService;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conversations::ConversationService;
 pub use knowledge::{

@@ -60,6 +60,8 @@ pub struct Store {
     pub reply_images: sled::Tree,
     /// Agent id, reply id → times the agent sent it.
     pub reply_usage: sled::Tree,
+    /// `article:<id>` or `quick_reply:<id>` → suggestion feedback counters.
+    pub assist_feedback: sled::Tree,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
     pub meta: sled::Tree,
 }
@@ -106,6 +108,7 @@ impl Store {
             reply_images: tree("reply_images")?,
             reply_usage: tree("reply_usage")?,
             meta: tree("meta")?,
+            assist_feedback: tree("assist_feedback")?,
             db,
         })
     }

@@ -349,13 +349,13 @@ impl TestApp {
         } = self;
         drop(router);
         for _ in 0..250 {
-            if Arc::strong_count(&state.knowledge) == 1 {
+            if Arc::strong_count(&state.assist) == 1 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(
-            Arc::strong_count(&state.knowledge),
+            Arc::strong_count(&state.assist),
             1,
             "a connection still holds the state"
         );

@@ -49,7 +49,7 @@ fn help_lists_the_subcommands() {
         .unwrap();
     assert!(output.status.success());
     let help = stdout(&output);
-    for command in ["serve", "index", "search"] {
+    for command in ["serve", "index", "search", "suggest", "user"] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(command)),
@@ -172,6 +172,33 @@ fn index_then_search_prints_ranked_titles_json_and_batches() {
         stderr(&output).contains(":6: expected `qid<TAB>query`"),
         "the bad line is reported by number: {}",
         stderr(&output)
+    );
+
+    // `suggest --batch` runs each line through the suggestion pipeline: for a single message it asks
+    // the same question, so it prints the same ids (the eval compares the two paths).
+    let index_dir = dirs.index.to_str().unwrap();
+    let suggested = kefu(
+        &dirs.root,
+        &[
+            "suggest",
+            "--index",
+            index_dir,
+            "--batch",
+            batch.to_str().unwrap(),
+            "--limit",
+            "3",
+        ],
+    );
+    assert!(suggested.status.success(), "{}", stderr(&suggested));
+    assert_eq!(stdout(&suggested), printed);
+    let one = kefu(
+        &dirs.root,
+        &["suggest", "--index", index_dir, "退款多久到账"],
+    );
+    assert!(
+        stdout(&one).contains("[returns/refund]"),
+        "{}",
+        stdout(&one)
     );
 }
 

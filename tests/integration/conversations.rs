@@ -1452,3 +1452,197 @@ async fn quick_replies_sent_in_a_conversation_fill_variables_and_count_usage() {
         "quick_reply_not_found"
     );
 }
+
+#[tokio::test]
+async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
+    let mut desk = served().await;
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "s1", "body": "我申请了退款，多久到账？"}))
+        .await;
+    let event = desk.desk_socket.expect("suggestions").await;
+    assert_eq!(event["conversation"], desk.id.as_str());
+    let suggestions = event["suggestions"].as_array().unwrap();
+    let first_article = suggestions
+        .iter()
+        .find(|suggestion| suggestion["kind"] == "article")
+        .unwrap();
+    assert_eq!(first_article["id"], "returns/refund");
+    assert!(
+        first_article["reply"].as_str().unwrap().contains("退款"),
+        "{first_article}"
+    );
+    assert!(!first_article["matched_terms"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let reply = suggestions
+        .iter()
+        .find(|suggestion| suggestion["kind"] == "quick_reply")
+        .expect("a starter quick reply about refunds");
+    assert!(!reply["reply"].as_str().unwrap().contains("{访客昵称}"));
+
+    // A follow-up without the topic still gets refund answers: earlier messages add their keywords.
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "s2", "body": "那要等几天"}))
+        .await;
+    let event = desk
+        .desk_socket
+        .expect_where("suggestions", |frame| {
+            frame["seq"].as_u64() > event["seq"].as_u64()
+        })
+        .await;
+    assert!(
+        event["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "returns/refund"),
+        "{event}"
+    );
+    // Drafts are never suggested.
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/suggest",
+            json!({"text": "以旧换新活动什么时候上线"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["id"] != "returns/trade-in"));
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/suggest",
+            json!({"conversation_id": desk.id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == "returns/refund"));
+    for bad in [
+        json!({"text": "   "}),
+        json!({"text": "退款", "conversation_id": desk.id}),
+        json!({}),
+    ] {
+        let (status, _) = desk
+            .app
+            .json_as(
+                Some(&desk.agent),
+                Method::POST,
+                "/api/v1/assist/suggest",
+                bad,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let (_, outsider) = desk
+        .app
+        .create_account(&desk.admin, "outsider", &["agent"])
+        .await;
+    let (status, _) = desk
+        .app
+        .json_as(
+            Some(&outsider),
+            Method::POST,
+            "/api/v1/assist/suggest",
+            json!({"conversation_id": desk.id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Feedback, and the adoption figures supervisors see.
+    let (status, counts) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "article", "id": "returns/refund", "action": "edited"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_eq!(counts["edited"], 1);
+    assert!(counts["shown"].as_u64().unwrap() >= 2);
+    let (status, _) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "article", "id": "no/such", "action": "sent"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = desk
+        .app
+        .get_as(Some(&desk.agent), "/api/v1/assist/adoption")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, adoption) = desk
+        .app
+        .get_as(Some(&desk.admin), "/api/v1/assist/adoption")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refund = adoption["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["id"] == "returns/refund")
+        .unwrap()
+        .clone();
+    let rate = refund["adoption_rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 0.5, "{refund}");
+}
+
+#[tokio::test]
+async fn visitors_can_help_themselves_before_queueing_and_outcomes_are_counted() {
+    let (app, _address, admin, _group) = desk("auto").await;
+    let (status, body) = app
+        .get_as(
+            None,
+            &format!(
+                "/api/v1/visitor/suggest?q={}",
+                crate::common::encode("发票在哪里下载")
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let suggestions = body["suggestions"].as_array().unwrap();
+    assert!(suggestions.len() <= 3);
+    assert_eq!(suggestions[0]["id"], "invoices/e-invoice");
+    let (status, _) = app.get_as(None, "/api/v1/visitor/suggest?q=").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for outcome in ["resolved", "resolved", "escalated"] {
+        let (status, _) = app
+            .json_as(
+                None,
+                Method::POST,
+                "/api/v1/visitor/deflection",
+                json!({"outcome": outcome}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _) = app
+        .json_as(
+            None,
+            Method::POST,
+            "/api/v1/visitor/deflection",
+            json!({"outcome": "shown"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, figures) = app.get_as(Some(&admin), "/api/v1/assist/deflection").await;
+    assert_eq!(figures, json!({"shown": 1, "resolved": 2, "escalated": 1}));
+}

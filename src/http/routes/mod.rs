@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod assist;
 pub mod auth;
 pub mod conversations;
 pub mod health;

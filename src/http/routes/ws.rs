@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
-use crate::http::access::{authorize, Authenticated, Permission, VISITOR_TOKEN_PREFIX};
+use crate::http::access::{
+    authorize, readable_reply_scopes, Authenticated, Permission, VISITOR_TOKEN_PREFIX,
+};
 use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
@@ -278,6 +280,7 @@ async fn visitor_command(
                         seq: message.seq,
                     };
                     conversations.hub().to_connection(connection, &ack);
+                    push_suggestions(state, conversation, message.seq);
                     (client_key, Ok(()))
                 }
                 Err(error) => (client_key, Err(error)),
@@ -310,6 +313,46 @@ async fn visitor_command(
     if let Err(error) = outcome {
         reply_error(state, connection, &error, client_key);
     }
+}
+
+/// After a visitor message, the serving agent gets suggestions (辅助回复), computed off the socket's
+/// task so the visitor's acknowledgement never waits for them.
+fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
+    let state = state.clone();
+    let conversation = conversation.to_string();
+    tokio::spawn(async move {
+        let Ok(current) = state.conversations.conversation(&conversation) else {
+            return;
+        };
+        let Some(agent_id) = current.agent else {
+            return;
+        };
+        let Ok(agent) = state.accounts.account(agent_id) else {
+            return;
+        };
+        let scopes = readable_reply_scopes(&agent);
+        let assist = std::sync::Arc::clone(&state.assist);
+        let id = conversation.clone();
+        let computed = tokio::task::spawn_blocking(move || {
+            let suggestions =
+                assist.for_conversation(&id, agent_id, &agent.display_name, &scopes)?;
+            assist.record_shown(&suggestions)?;
+            Ok::<_, Error>(suggestions)
+        })
+        .await;
+        match computed {
+            Ok(Ok(suggestions)) => state.conversations.hub().to_agents(
+                &[agent_id],
+                &DeskEvent::Suggestions {
+                    conversation,
+                    seq,
+                    suggestions,
+                },
+            ),
+            Ok(Err(error)) => tracing::warn!(%error, "suggestions failed"),
+            Err(error) => tracing::warn!(%error, "suggestion task failed"),
+        }
+    });
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,6 +173,15 @@ pub enum DeskEvent {
         /// The conversation.
         conversation: String,
     },
+    /// Suggested replies for the agent, after a visitor message (辅助回复).
+    Suggestions {
+        /// The conversation.
+        conversation: String,
+        /// The seq of the visitor message they answer.
+        seq: u64,
+        /// Articles (best passage) and quick replies, each kind best first.
+        suggestions: Vec<crate::services::assist::Suggestion>,
+    },
     /// A command was refused.
     Error {
         /// Stable error code.

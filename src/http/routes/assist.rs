@@ -1,0 +1,191 @@
+//! Assisted replies: suggestions on request, feedback, adoption figures; visitor self-service.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
+use crate::http::extract::{AppJson, AppQuery};
+use crate::http::AppState;
+use crate::services::assist::{
+    suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
+    FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
+};
+
+/// Routes under `/api/v1/assist` and the visitor self-service routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/assist/suggest", post(suggest))
+        .route("/api/v1/assist/feedback", post(feedback))
+        .route("/api/v1/assist/adoption", get(adoption))
+        .route("/api/v1/assist/deflection", get(deflection))
+        .route("/api/v1/visitor/suggest", get(visitor_suggest))
+        .route("/api/v1/visitor/deflection", post(visitor_deflection))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuggestRequest {
+    #[serde(default)]
+    conversation_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Suggestions {
+    suggestions: Vec<Suggestion>,
+}
+
+/// From a conversation's recent visitor messages, or from a text.
+async fn suggest(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppJson(request): AppJson<SuggestRequest>,
+) -> Result<Json<Suggestions>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let scopes = readable_reply_scopes(&caller.account);
+    let assist = std::sync::Arc::clone(&state.assist);
+    let suggestions = match (request.conversation_id, request.text) {
+        (Some(id), None) => {
+            let conversation = state.conversations.conversation(&id)?;
+            authorize(
+                &caller.account,
+                Permission::AssistConversation {
+                    agent: conversation.agent,
+                    invited: conversation.invited.contains(&caller.account.id),
+                    group: conversation.group,
+                },
+            )?;
+            tokio::task::spawn_blocking(move || {
+                assist.for_conversation(
+                    &id,
+                    caller.account.id,
+                    &caller.account.display_name,
+                    &scopes,
+                )
+            })
+            .await
+        }
+        (None, Some(text)) => {
+            tokio::task::spawn_blocking(move || {
+                assist.for_text(
+                    &text,
+                    caller.account.id,
+                    &caller.account.display_name,
+                    &scopes,
+                )
+            })
+            .await
+        }
+        _ => {
+            return Err(Error::InvalidInput(
+                "give exactly one of conversation_id and text".into(),
+            ))
+        }
+    }
+    .map_err(|error| Error::Internal(format!("suggestion task failed: {error}")))??;
+    Ok(Json(Suggestions { suggestions }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    kind: SuggestionKind,
+    id: String,
+    action: FeedbackAction,
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppJson(request): AppJson<FeedbackRequest>,
+) -> Result<Json<FeedbackCounts>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let counts = state.assist.record_feedback(
+        request.kind,
+        &request.id,
+        request.action,
+        state.conversations.now(),
+    )?;
+    Ok(Json(counts))
+}
+
+#[derive(Debug, Serialize)]
+struct AdoptionList {
+    items: Vec<Adoption>,
+}
+
+async fn adoption(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<AdoptionList>> {
+    authorize(&caller.account, Permission::ViewTeamStatistics)?;
+    Ok(Json(AdoptionList {
+        items: state.assist.adoption()?,
+    }))
+}
+
+async fn deflection(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Deflection>> {
+    authorize(&caller.account, Permission::ViewTeamStatistics)?;
+    Ok(Json(state.assist.deflection()?))
+}
+
+#[derive(Debug, Deserialize)]
+struct VisitorSuggestParams {
+    q: String,
+}
+
+/// Before queueing, the visitor page shows the best published articles for the typed question.
+async fn visitor_suggest(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<VisitorSuggestParams>,
+) -> Result<Json<Suggestions>> {
+    let text = params.q.trim().to_string();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(Error::InvalidQuery {
+            reason: "a question is 1-500 characters".into(),
+        });
+    }
+    let assist = std::sync::Arc::clone(&state.assist);
+    let suggestions = tokio::task::spawn_blocking(move || {
+        let index = assist.knowledge().index();
+        let query = suggestion_query(&index.analyzer(), &[text.as_str()]);
+        let found = suggest_articles(index, &query, SUGGESTED_ARTICLES)?;
+        if !found.is_empty() {
+            assist.record_deflection(DeflectionEvent::Shown)?;
+        }
+        Ok::<_, Error>(found)
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("suggestion task failed: {error}")))??;
+    Ok(Json(Suggestions { suggestions }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeflectionRequest {
+    /// `resolved` (已解决) or `escalated` (仍需人工).
+    outcome: DeflectionEvent,
+}
+
+async fn visitor_deflection(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<DeflectionRequest>,
+) -> Result<(StatusCode, Json<Deflection>)> {
+    if request.outcome == DeflectionEvent::Shown {
+        return Err(Error::InvalidInput(
+            "outcome is `resolved` or `escalated`".into(),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(state.assist.record_deflection(request.outcome)?),
+    ))
+}

@@ -1,0 +1,502 @@
+//! Assisted replies (辅助回复): knowledge-base passages and quick replies suggested from what the
+//! visitor wrote, agents' feedback on them, and visitor self-service (deflection) counts.
+//!
+//! The query is the newest visitor message plus the TF-IDF keywords of the two before it, so a
+//! follow-up like 那要多久 keeps the topic of the question before it while the newest words count most.
+//! For an article the suggested text is the section that best answers (most query words in its heading
+//! and text), not the whole article.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, ReplyScope, SenderKind};
+use crate::error::{Error, Result};
+use crate::search::{Analyzer, SearchIndex, SearchRequest};
+use crate::services::conversations::{ConversationService, Party};
+use crate::services::quick_replies::{fill_variables, QuickReplyService};
+use crate::services::KnowledgeService;
+use crate::storage::{self, Store};
+
+/// Articles suggested at most.
+pub const SUGGESTED_ARTICLES: usize = 3;
+/// Quick replies suggested at most.
+pub const SUGGESTED_REPLIES: usize = 3;
+/// Earlier visitor messages whose keywords join the query.
+const EARLIER_MESSAGES: usize = 2;
+/// Keywords taken from each earlier message.
+const KEYWORDS_PER_MESSAGE: usize = 3;
+/// Longest suggested passage, in characters.
+const MAX_PASSAGE_CHARS: usize = 300;
+/// Adoptions lose half their weight in this time.
+const ADOPTION_HALF_LIFE: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// The ranking boost from adoptions never exceeds this factor, so feedback reorders close calls only.
+const MAX_ADOPTION_BOOST: f64 = 0.3;
+/// Boost per (decayed) adoption.
+const BOOST_PER_ADOPTION: f64 = 0.05;
+
+/// What is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionKind {
+    /// A knowledge-base article (its best passage).
+    Article,
+    /// A quick reply.
+    QuickReply,
+}
+
+/// One suggestion.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    /// Article or quick reply.
+    pub kind: SuggestionKind,
+    /// Article id, or quick-reply id as text.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Ready-to-send text: the best passage of the article, or the quick reply with its variables filled.
+    pub reply: String,
+    /// Relevance, comparable within a kind.
+    pub score: f32,
+    /// Query words found in the title or the passage.
+    pub matched_terms: Vec<String>,
+}
+
+/// What the agent did with a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackAction {
+    /// Sent unchanged.
+    Sent,
+    /// Edited, then sent.
+    Edited,
+    /// Dismissed.
+    Dismissed,
+}
+
+/// Counters of one suggested item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FeedbackCounts {
+    /// Times suggested.
+    pub shown: u64,
+    /// Sent as is.
+    pub sent: u64,
+    /// Edited then sent.
+    pub edited: u64,
+    /// Dismissed.
+    pub dismissed: u64,
+    /// Decayed adoptions (sent + edited), for the ranking boost.
+    pub adoption_weight: f64,
+    /// When `adoption_weight` was last decayed.
+    pub weight_at: Option<Timestamp>,
+}
+
+/// Adoption figures of one item, for supervisors.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adoption {
+    /// Article or quick reply.
+    pub kind: SuggestionKind,
+    /// Its id.
+    pub id: String,
+    /// The counters.
+    #[serde(flatten)]
+    pub counts: FeedbackCounts,
+    /// (sent + edited) / shown.
+    pub adoption_rate: f64,
+}
+
+/// Visitor self-service outcomes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Deflection {
+    /// Visitors shown suggestions before queueing.
+    pub shown: u64,
+    /// "已解决": the visitor's question was answered without an agent.
+    pub resolved: u64,
+    /// "仍需人工": the visitor went on to an agent.
+    pub escalated: u64,
+}
+
+/// The query text for visitor messages given newest first.
+pub fn suggestion_query(analyzer: &Analyzer, newest_first: &[&str]) -> String {
+    let Some((newest, earlier)) = newest_first.split_first() else {
+        return String::new();
+    };
+    let mut query = newest.to_string();
+    for message in earlier.iter().take(EARLIER_MESSAGES) {
+        for keyword in analyzer.keywords(message, KEYWORDS_PER_MESSAGE) {
+            query.push(' ');
+            query.push_str(&keyword);
+        }
+    }
+    query
+}
+
+/// Published articles for `query`, each with its best passage.
+pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Result<Vec<Suggestion>> {
+    let hits = index.search(&SearchRequest {
+        text: query,
+        limit,
+        category: None,
+        include_drafts: false,
+        with_snippets: false,
+    })?;
+    let words: Vec<String> = index.analyzer().query_words(query);
+    let mut suggestions = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let sections = index
+            .get(&hit.id)?
+            .map(|(_, sections)| sections)
+            .unwrap_or_default();
+        let overlap = |text: &str| {
+            let lowered = text.to_lowercase();
+            words
+                .iter()
+                .filter(|word| lowered.contains(word.as_str()))
+                .count()
+        };
+        // Most query words wins; ties go to the earlier section (articles lead with the answer).
+        let best = sections
+            .iter()
+            .enumerate()
+            .max_by_key(|(position, section)| {
+                (
+                    overlap(&format!("{} {}", section.heading, section.text)),
+                    std::cmp::Reverse(*position),
+                )
+            })
+            .map(|(_, section)| section);
+        let passage = match best {
+            Some(section) if !section.answer.trim().is_empty() => section.answer.clone(),
+            Some(section) => section.text.clone(),
+            None => hit.title.clone(),
+        };
+        let passage: String = passage.trim().chars().take(MAX_PASSAGE_CHARS).collect();
+        let haystack = format!("{} {}", hit.title, passage).to_lowercase();
+        let matched_terms = words
+            .iter()
+            .filter(|word| haystack.contains(word.as_str()))
+            .cloned()
+            .collect();
+        suggestions.push(Suggestion {
+            kind: SuggestionKind::Article,
+            id: hit.id,
+            title: hit.title,
+            reply: passage,
+            score: hit.score,
+            matched_terms,
+        });
+    }
+    Ok(suggestions)
+}
+
+/// Suggestions, feedback and deflection.
+pub struct AssistService {
+    knowledge: Arc<KnowledgeService>,
+    replies: Arc<QuickReplyService>,
+    conversations: Arc<ConversationService>,
+    store: Store,
+}
+
+impl std::fmt::Debug for AssistService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AssistService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssistService {
+    /// The service over the knowledge base, quick replies and conversations.
+    pub fn new(
+        knowledge: Arc<KnowledgeService>,
+        replies: Arc<QuickReplyService>,
+        conversations: Arc<ConversationService>,
+        store: Store,
+    ) -> AssistService {
+        AssistService {
+            knowledge,
+            replies,
+            conversations,
+            store,
+        }
+    }
+
+    /// Suggestions for a conversation's recent visitor messages, for `agent` (who sees quick replies of
+    /// `scopes`); quick replies have their variables filled for this conversation.
+    pub fn for_conversation(
+        &self,
+        conversation_id: &str,
+        agent: AccountId,
+        agent_name: &str,
+        scopes: &[ReplyScope],
+    ) -> Result<Vec<Suggestion>> {
+        let conversation = self.conversations.conversation(conversation_id)?;
+        let messages =
+            self.conversations
+                .messages_after(conversation_id, 0, &Party::Agent(agent))?;
+        let recent: Vec<&str> = messages
+            .iter()
+            .rev()
+            .filter(|message| message.kind == SenderKind::Visitor)
+            .take(EARLIER_MESSAGES + 1)
+            .map(|message| message.body.as_str())
+            .collect();
+        let visitor_name = conversation.identity.name.as_deref().unwrap_or("访客");
+        self.suggest(&recent, agent, agent_name, visitor_name, scopes)
+    }
+
+    /// Suggestions for one text (the agent's search box, or an API call).
+    pub fn for_text(
+        &self,
+        text: &str,
+        agent: AccountId,
+        agent_name: &str,
+        scopes: &[ReplyScope],
+    ) -> Result<Vec<Suggestion>> {
+        self.suggest(&[text], agent, agent_name, "访客", scopes)
+    }
+
+    fn suggest(
+        &self,
+        newest_first: &[&str],
+        agent: AccountId,
+        agent_name: &str,
+        visitor_name: &str,
+        scopes: &[ReplyScope],
+    ) -> Result<Vec<Suggestion>> {
+        let text_length: usize = newest_first.first().map_or(0, |text| text.chars().count());
+        if text_length == 0 || newest_first.iter().all(|text| text.trim().is_empty()) {
+            return Err(Error::InvalidQuery {
+                reason: "nothing to suggest from: the text is empty".into(),
+            });
+        }
+        if text_length > 2000 {
+            return Err(Error::InvalidQuery {
+                reason: "at most 2000 characters".into(),
+            });
+        }
+        let index = self.knowledge.index();
+        let query = suggestion_query(&index.analyzer(), newest_first);
+        let mut articles = suggest_articles(index, &query, SUGGESTED_ARTICLES * 2)?;
+        let now = self.conversations.now();
+        for article in articles.iter_mut() {
+            article.score *= self.boost(SuggestionKind::Article, &article.id, now)? as f32;
+        }
+        articles.sort_by(|left, right| right.score.total_cmp(&left.score));
+        articles.truncate(SUGGESTED_ARTICLES);
+
+        let mut replies = Vec::new();
+        for hit in self
+            .replies
+            .search(&query, scopes, agent, SUGGESTED_REPLIES * 2)?
+        {
+            let id = hit.view.reply.id.to_string();
+            let boost = self.boost(SuggestionKind::QuickReply, &id, now)? as f32;
+            let content = fill_variables(&hit.view.reply.content, visitor_name, agent_name, now);
+            let haystack = format!("{} {}", hit.view.reply.title, content).to_lowercase();
+            let matched_terms = self
+                .knowledge
+                .index()
+                .analyzer()
+                .query_words(&query)
+                .into_iter()
+                .filter(|word| haystack.contains(word.as_str()))
+                .collect();
+            replies.push(Suggestion {
+                kind: SuggestionKind::QuickReply,
+                id,
+                title: hit.view.reply.title,
+                reply: content,
+                score: hit.score * boost,
+                matched_terms,
+            });
+        }
+        replies.sort_by(|left, right| right.score.total_cmp(&left.score));
+        replies.truncate(SUGGESTED_REPLIES);
+        let mut all = articles;
+        all.extend(replies);
+        Ok(all)
+    }
+
+    // ----- feedback -----
+
+    fn counts(&self, kind: SuggestionKind, id: &str) -> Result<FeedbackCounts> {
+        Ok(
+            storage::get_json(&self.store.assist_feedback, feedback_key(kind, id))?
+                .unwrap_or_default(),
+        )
+    }
+
+    fn boost(&self, kind: SuggestionKind, id: &str, now: Timestamp) -> Result<f64> {
+        let counts = self.counts(kind, id)?;
+        let weight = decayed(&counts, now);
+        Ok(1.0 + (BOOST_PER_ADOPTION * weight).min(MAX_ADOPTION_BOOST))
+    }
+
+    /// Counts that `suggestions` were shown.
+    pub fn record_shown(&self, suggestions: &[Suggestion]) -> Result<()> {
+        for suggestion in suggestions {
+            let key = feedback_key(suggestion.kind, &suggestion.id);
+            let mut counts: FeedbackCounts =
+                storage::get_json(&self.store.assist_feedback, &key)?.unwrap_or_default();
+            counts.shown += 1;
+            storage::put_json(&self.store.assist_feedback, &key, &counts)?;
+        }
+        Ok(())
+    }
+
+    /// Records what an agent did with a suggestion.
+    pub fn record_feedback(
+        &self,
+        kind: SuggestionKind,
+        id: &str,
+        action: FeedbackAction,
+        now: Timestamp,
+    ) -> Result<FeedbackCounts> {
+        match kind {
+            SuggestionKind::Article => {
+                if self.knowledge.index().get(id)?.is_none() {
+                    return Err(Error::ArticleNotFound(id.to_string()));
+                }
+            }
+            SuggestionKind::QuickReply => {
+                let reply_id: u64 = id
+                    .parse()
+                    .map_err(|_| Error::InvalidInput(format!("`{id}` is not a quick-reply id")))?;
+                self.replies.get(reply_id)?;
+            }
+        }
+        let key = feedback_key(kind, id);
+        let mut counts: FeedbackCounts =
+            storage::get_json(&self.store.assist_feedback, &key)?.unwrap_or_default();
+        match action {
+            FeedbackAction::Sent => counts.sent += 1,
+            FeedbackAction::Edited => counts.edited += 1,
+            FeedbackAction::Dismissed => counts.dismissed += 1,
+        }
+        if action != FeedbackAction::Dismissed {
+            counts.adoption_weight = decayed(&counts, now) + 1.0;
+            counts.weight_at = Some(now);
+        }
+        storage::put_json(&self.store.assist_feedback, &key, &counts)?;
+        self.store.flush()?;
+        Ok(counts)
+    }
+
+    /// Adoption figures of every suggested item, most shown first.
+    pub fn adoption(&self) -> Result<Vec<Adoption>> {
+        let mut figures = Vec::new();
+        for item in self.store.assist_feedback.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let (kind, id) = match key.split_once(':') {
+                Some(("article", id)) => (SuggestionKind::Article, id.to_string()),
+                Some(("quick_reply", id)) => (SuggestionKind::QuickReply, id.to_string()),
+                _ => continue,
+            };
+            let counts: FeedbackCounts = storage::decode(&value)?;
+            let adopted = (counts.sent + counts.edited) as f64;
+            let adoption_rate = if counts.shown == 0 {
+                0.0
+            } else {
+                adopted / counts.shown as f64
+            };
+            figures.push(Adoption {
+                kind,
+                id,
+                counts,
+                adoption_rate,
+            });
+        }
+        figures.sort_by_key(|figure| std::cmp::Reverse(figure.counts.shown));
+        Ok(figures)
+    }
+
+    // ----- deflection -----
+
+    /// Counts a self-service event: shown, resolved or escalated.
+    pub fn record_deflection(&self, event: DeflectionEvent) -> Result<Deflection> {
+        let mut figures = self.deflection()?;
+        match event {
+            DeflectionEvent::Shown => figures.shown += 1,
+            DeflectionEvent::Resolved => figures.resolved += 1,
+            DeflectionEvent::Escalated => figures.escalated += 1,
+        }
+        storage::put_json(&self.store.meta, DEFLECTION_KEY, &figures)?;
+        self.store.flush()?;
+        Ok(figures)
+    }
+
+    /// Self-service figures so far.
+    pub fn deflection(&self) -> Result<Deflection> {
+        Ok(storage::get_json(&self.store.meta, DEFLECTION_KEY)?.unwrap_or_default())
+    }
+
+    /// The knowledge base, for visitor self-service.
+    pub fn knowledge(&self) -> &KnowledgeService {
+        &self.knowledge
+    }
+}
+
+const DEFLECTION_KEY: &str = "deflection";
+
+/// A visitor self-service event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeflectionEvent {
+    /// Suggestions were shown.
+    Shown,
+    /// "已解决".
+    Resolved,
+    /// "仍需人工".
+    Escalated,
+}
+
+fn feedback_key(kind: SuggestionKind, id: &str) -> String {
+    match kind {
+        SuggestionKind::Article => format!("article:{id}"),
+        SuggestionKind::QuickReply => format!("quick_reply:{id}"),
+    }
+}
+
+fn decayed(counts: &FeedbackCounts, now: Timestamp) -> f64 {
+    let Some(at) = counts.weight_at else {
+        return 0.0;
+    };
+    let elapsed = now.duration_since(at).as_secs_f64().max(0.0);
+    counts.adoption_weight * 0.5f64.powf(elapsed / ADOPTION_HALF_LIFE.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_messages_add_their_keywords_after_the_newest_message() {
+        let analyzer = Analyzer::new();
+        let query = suggestion_query(&analyzer, &["那要多久", "我昨天申请了退款，银行卡支付的"]);
+        assert!(query.starts_with("那要多久 "), "{query}");
+        assert!(query.contains("退款"), "{query}");
+        assert_eq!(suggestion_query(&analyzer, &[]), "");
+    }
+
+    #[test]
+    fn adoption_weight_halves_each_week_and_the_boost_is_bounded() {
+        let now: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+        let counts = FeedbackCounts {
+            adoption_weight: 4.0,
+            weight_at: Some(now),
+            ..FeedbackCounts::default()
+        };
+        let week_later = now + SignedDuration::from_hours(7 * 24);
+        assert!((decayed(&counts, week_later) - 2.0).abs() < 1e-9);
+        let heavy = FeedbackCounts {
+            adoption_weight: 1000.0,
+            weight_at: Some(now),
+            ..FeedbackCounts::default()
+        };
+        let boost = 1.0 + (BOOST_PER_ADOPTION * decayed(&heavy, now)).min(MAX_ADOPTION_BOOST);
+        assert!((boost - 1.3).abs() < 1e-9);
+    }
+}
