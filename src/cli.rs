@@ -58,6 +58,11 @@ pub struct SuggestArgs {
     /// Read `qid<TAB>message` lines from FILE and print `qid<TAB>id1,id2,...` per line.
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
+    /// Before answering, learn from judged questions (`qid<TAB>question<TAB>relevant ids`): each
+    /// relevant article that is suggested counts as adopted, as when an agent sends it. For measuring
+    /// the feedback boost on held-out questions.
+    #[arg(long, value_name = "FILE")]
+    pub feedback: Option<PathBuf>,
 }
 
 /// `kefu user` flags.
@@ -416,16 +421,60 @@ fn whoami() -> String {
 
 /// `kefu suggest`: returns the process exit code.
 pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
+    use crate::services::assist::{adoption_boost, learned_weight, AdoptedFor};
     use crate::services::assist::{suggest_articles, suggestion_query};
     let index = open_for_search(&config.paths.index)?;
     let analyzer = index.analyzer();
-    let suggest = |text: &str| -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
+    // Learned adoptions all happen "now": the half-life plays no part in a batch.
+    let now = jiff::Timestamp::now();
+    let mut adopted: std::collections::HashMap<String, Vec<AdoptedFor>> =
+        std::collections::HashMap::new();
+    let rank = |text: &str,
+                adopted: &std::collections::HashMap<String, Vec<AdoptedFor>>|
+     -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
         let query = suggestion_query(&analyzer, &[text]);
         if query.trim().is_empty() {
             return Ok(Vec::new());
         }
-        Ok(suggest_articles(&index, &query, args.limit)?)
+        let words = analyzer.query_words(&query);
+        let mut suggestions = suggest_articles(&index, &query, args.limit)?;
+        for suggestion in suggestions.iter_mut() {
+            let weight = adopted
+                .get(&suggestion.id)
+                .map_or(0.0, |adoptions| learned_weight(adoptions, &words, now));
+            suggestion.score *= adoption_boost(weight) as f32;
+        }
+        suggestions.sort_by(|left, right| {
+            right
+                .score
+                .total_cmp(&left.score)
+                .then_with(|| left.id.cmp(&right.id))
+        });
+        Ok(suggestions)
     };
+    if let Some(feedback) = &args.feedback {
+        let text = std::fs::read_to_string(feedback)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", feedback.display()))?;
+        for line in text.lines() {
+            let mut fields = line.split('\t');
+            let (Some(_), Some(question), Some(relevant)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let relevant: Vec<&str> = relevant.split(',').map(str::trim).collect();
+            let words = analyzer.query_words(&suggestion_query(&analyzer, &[question]));
+            for suggestion in rank(question, &adopted)? {
+                if relevant.contains(&suggestion.id.as_str()) {
+                    adopted.entry(suggestion.id).or_default().push(AdoptedFor {
+                        words: words.clone(),
+                        at: now,
+                    });
+                }
+            }
+        }
+    }
+    let suggest = |text: &str| rank(text, &adopted);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(batch) = &args.batch {

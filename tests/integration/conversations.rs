@@ -1568,11 +1568,14 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
             Some(&desk.agent),
             Method::POST,
             "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "returns/refund", "action": "edited"}),
+            json!({"kind": "article", "id": "returns/refund", "action": "edited", "conversation_id": desk.id}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{counts}");
     assert_eq!(counts["edited"], 1);
+    // The adoption remembers the question it answered (the recent visitor messages' words).
+    let learned = counts["adoptions"][0]["words"].as_array().unwrap();
+    assert!(learned.iter().any(|word| word == "退款"), "{counts}");
     assert!(counts["shown"].as_u64().unwrap() >= 2);
     let (status, _) = desk
         .app

@@ -97,6 +97,12 @@ struct FeedbackRequest {
     kind: SuggestionKind,
     id: String,
     action: FeedbackAction,
+    /// The conversation the suggestion was made in (its recent visitor messages are the question).
+    #[serde(default)]
+    conversation_id: Option<String>,
+    /// Or the text it was suggested for.
+    #[serde(default)]
+    text: Option<String>,
 }
 
 async fn feedback(
@@ -105,10 +111,25 @@ async fn feedback(
     AppJson(request): AppJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackCounts>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
+    if let Some(id) = &request.conversation_id {
+        let conversation = state.conversations.conversation(id)?;
+        authorize(
+            &caller.account,
+            Permission::AssistConversation {
+                agent: conversation.agent,
+                invited: conversation.invited.contains(&caller.account.id),
+                group: conversation.group,
+            },
+        )?;
+    }
+    let words = state
+        .assist
+        .question_words(request.conversation_id.as_deref(), request.text.as_deref())?;
     let counts = state.assist.record_feedback(
         request.kind,
         &request.id,
         request.action,
+        words,
         state.conversations.now(),
     )?;
     Ok(Json(counts))
