@@ -144,6 +144,28 @@ impl ReplyIndex {
         Ok(())
     }
 
+    /// Whether another reply than `except` in scope `scope_key` has shortcut `code`.
+    pub fn shortcut_taken(&self, scope_key: &str, code: &str, except: Option<u64>) -> bool {
+        self.shortcuts
+            .lock()
+            .expect("shortcut map poisoned")
+            .iter()
+            .any(|(id, (shortcut, scope))| {
+                Some(*id) != except && scope == scope_key && shortcut == code
+            })
+    }
+
+    /// Records a reply's shortcut before the reply is indexed (an import checks duplicates row by row
+    /// and indexes the rows together at the end).
+    pub fn remember_shortcut(&self, reply: &QuickReply) {
+        if let Some(shortcut) = &reply.shortcut {
+            self.shortcuts
+                .lock()
+                .expect("shortcut map poisoned")
+                .insert(reply.id, (shortcut.to_lowercase(), reply.scope.key()));
+        }
+    }
+
     /// Removes a reply.
     pub fn remove(&self, id: u64) -> Result<()> {
         {

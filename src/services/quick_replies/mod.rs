@@ -296,14 +296,7 @@ impl QuickReplyService {
                         "shortcut `{code}` must be `/` and 1-20 of a-z, 0-9, `_`, `-`"
                     )));
                 }
-                let taken = storage::scan_json::<QuickReply>(&self.store.quick_replies)?
-                    .iter()
-                    .any(|other| {
-                        Some(other.id) != id
-                            && other.scope == scope
-                            && other.shortcut.as_deref() == Some(code.as_str())
-                    });
-                if taken {
+                if self.index.shortcut_taken(&scope.key(), &code, id) {
                     return Err(Error::ShortcutTaken(code));
                 }
                 Some(code)
@@ -440,8 +433,9 @@ impl QuickReplyService {
                 may_write(scope).and_then(|()| self.validated(None, scope, author, input));
             match outcome {
                 Ok(reply) => {
-                    // Stored at once, so a duplicate shortcut later in the same file is caught.
                     storage::put_json(&self.store.quick_replies, id_key(reply.id), &reply)?;
+                    // So that a duplicate shortcut later in the same file is caught.
+                    self.index.remember_shortcut(&reply);
                     created.push(reply);
                 }
                 Err(error) => report.errors.push(RowError {
