@@ -1532,6 +1532,7 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
         .any(|s| s["id"] == "returns/refund"));
     for bad in [
         json!({"text": "   "}),
+        json!({"text": "退".repeat(10_000)}),
         json!({"text": "退款", "conversation_id": desk.id}),
         json!({}),
     ] {
