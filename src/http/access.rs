@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum_extra::extract::CookieJar;
 
-use crate::domain::{Account, AccountId, GroupId, ReplyScope, Role};
+use crate::domain::{Account, AccountId, Conversation, GroupId, ReplyScope, Role};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::services::accounts::{Caller, VisitorGrant};
@@ -67,6 +67,25 @@ pub enum Permission {
         /// The conversation's group.
         group: Option<GroupId>,
     },
+}
+
+impl Permission {
+    /// Reading `conversation` and writing internal notes in it, as `caller`.
+    pub fn assist(conversation: &Conversation, caller: AccountId) -> Permission {
+        Permission::AssistConversation {
+            agent: conversation.agent,
+            invited: conversation.invited.contains(&caller),
+            group: conversation.group,
+        }
+    }
+
+    /// Acting in `conversation` towards the visitor.
+    pub fn serve(conversation: &Conversation) -> Permission {
+        Permission::ServeConversation {
+            agent: conversation.agent,
+            group: conversation.group,
+        }
+    }
 }
 
 /// Decides whether `account` may use `permission`: admins everything, editors the knowledge base,

@@ -54,11 +54,7 @@ async fn suggest(
             let conversation = state.conversations.conversation(&id)?;
             authorize(
                 &caller.account,
-                Permission::AssistConversation {
-                    agent: conversation.agent,
-                    invited: conversation.invited.contains(&caller.account.id),
-                    group: conversation.group,
-                },
+                Permission::assist(&conversation, caller.account.id),
             )?;
             tokio::task::spawn_blocking(move || {
                 assist.for_conversation(
@@ -115,11 +111,7 @@ async fn feedback(
         let conversation = state.conversations.conversation(id)?;
         authorize(
             &caller.account,
-            Permission::AssistConversation {
-                agent: conversation.agent,
-                invited: conversation.invited.contains(&caller.account.id),
-                group: conversation.group,
-            },
+            Permission::assist(&conversation, caller.account.id),
         )?;
     }
     let words = state

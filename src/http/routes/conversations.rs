@@ -163,11 +163,7 @@ fn participant(
     let caller = caller.0.as_ref().ok_or(Error::Unauthenticated)?;
     authorize(
         &caller.account,
-        Permission::AssistConversation {
-            agent: conversation.agent,
-            invited: conversation.invited.contains(&caller.account.id),
-            group: conversation.group,
-        },
+        Permission::assist(conversation, caller.account.id),
     )?;
     Ok(Party::Agent(caller.account.id))
 }
@@ -285,11 +281,7 @@ async fn set_group_routing(
 fn may_assist(caller: &Caller, conversation: &Conversation) -> bool {
     authorize(
         &caller.account,
-        Permission::AssistConversation {
-            agent: conversation.agent,
-            invited: conversation.invited.contains(&caller.account.id),
-            group: conversation.group,
-        },
+        Permission::assist(conversation, caller.account.id),
     )
     .is_ok()
 }

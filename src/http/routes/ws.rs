@@ -428,17 +428,9 @@ enum Needs {
 }
 
 fn check(caller: &Caller, conversation: &Conversation, needs: Needs) -> Result<()> {
-    let facts = (conversation.agent, conversation.group);
     let permission = match needs {
-        Needs::Serve => Permission::ServeConversation {
-            agent: facts.0,
-            group: facts.1,
-        },
-        Needs::Assist => Permission::AssistConversation {
-            agent: facts.0,
-            invited: conversation.invited.contains(&caller.account.id),
-            group: facts.1,
-        },
+        Needs::Serve => Permission::serve(conversation),
+        Needs::Assist => Permission::assist(conversation, caller.account.id),
     };
     authorize(&caller.account, permission)
 }
