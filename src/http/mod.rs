@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
@@ -43,7 +44,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&AccountService) -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let accounts = Arc::clone(&state.accounts);
-    tokio::task::spawn_blocking(move || work(&accounts))
+    // The request's span (with its request id) follows the work onto the blocking thread.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| work(&accounts)))
         .await
         .map_err(|error| Error::Internal(format!("background task failed: {error}")))?
 }
@@ -67,8 +70,26 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        // Layers run outside-in from the bottom: the id is set (or kept from the client) first, the
+        // request's span carries it, so every log line of the request names it; the answer echoes it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> Error {

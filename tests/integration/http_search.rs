@@ -450,3 +450,35 @@ async fn every_similar_question_of_the_starter_knowledge_base_finds_its_article(
     // Similar questions are indexed with their article, so each should find it near the top.
     assert_eq!(found_in_top_5, questions_checked);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_readyz_reports_the_loaded_index() {
+    let app = TestApp::new().await;
+    let reply = app
+        .raw(
+            axum::http::Request::builder()
+                .uri("/healthz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let generated = reply.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let reply = app
+        .raw(
+            axum::http::Request::builder()
+                .uri("/api/v1/kb/search?q=x")
+                .header("x-request-id", "trace-me-42")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        reply.headers["x-request-id"], "trace-me-42",
+        "a client's id is kept"
+    );
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["articles"], 5, "four published fixtures and one draft");
+}
