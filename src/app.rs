@@ -95,7 +95,7 @@ pub async fn build_state_with(
         conversations,
         quick_replies,
         assist,
-        trust_forwarded_for: config.server.trust_forwarded_for,
+        trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }
 

@@ -34,9 +34,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
-    /// Take the client address from the first `X-Forwarded-For` entry (only behind a reverse proxy
-    /// that sets it; otherwise clients could pick their own address and dodge the sign-in limit).
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed. From anyone
+    /// else the header is ignored: a client could otherwise pick its own address and dodge the
+    /// sign-in limit.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Folders used by kefu; relative paths are relative to the working directory.
@@ -180,7 +181,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -365,6 +366,37 @@ mod tests {
         let missing = dir.path().join("absent.toml");
         let result = Config::load_from(Some(&missing), &HashMap::new(), &FlagOverrides::default());
         assert!(matches!(result, Err(ConfigError::MissingFile(_))));
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_admin_password_come_from_the_environment() {
+        let env = HashMap::from([
+            (
+                "KEFU_SERVER__TRUSTED_PROXIES".to_string(),
+                r#"["10.0.0.0/8", "192.168.1.5/32"]"#.to_string(),
+            ),
+            (
+                "KEFU_ADMIN_PASSWORD".to_string(),
+                "Start-Here-2026#".to_string(),
+            ),
+        ]);
+        let config = Config::load_from(None, &env, &FlagOverrides::default()).unwrap();
+        let proxies: Vec<String> = config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.5/32"]);
+        assert_eq!(
+            config.accounts.admin_password.as_deref(),
+            Some("Start-Here-2026#")
+        );
+        let bad = HashMap::from([(
+            "KEFU_SERVER__TRUSTED_PROXIES".to_string(),
+            r#"["not a network"]"#.to_string(),
+        )]);
+        assert!(Config::load_from(None, &bad, &FlagOverrides::default()).is_err());
     }
 
     #[test]

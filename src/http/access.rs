@@ -172,8 +172,9 @@ fn describe(permission: Permission) -> &'static str {
     }
 }
 
-/// The client address: the first `X-Forwarded-For` entry when `server.trust_forwarded_for` is on,
-/// else the TCP peer (`ConnectInfo`, absent in in-process tests).
+/// The client address: the TCP peer (`ConnectInfo`, absent in in-process tests), unless the peer is
+/// one of `server.trusted_proxies`; then the rightmost `X-Forwarded-For` entry that is not itself a
+/// trusted proxy (entries further left were written by the client and prove nothing).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -184,25 +185,31 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let forwarded = state
-            .trust_forwarded_for
-            .then(|| forwarded_for(parts))
-            .flatten();
-        Ok(ClientIp(forwarded.or_else(|| peer_ip(parts))))
+        Ok(ClientIp(client_ip(parts, &state.trusted_proxies)))
     }
 }
 
-fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
-    parts
+fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = peer_ip(parts)?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = parts
         .headers
-        .get("x-forwarded-for")?
-        .to_str()
-        .ok()?
-        .split(',')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
 }
 
 fn peer_ip(parts: &Parts) -> Option<IpAddr> {

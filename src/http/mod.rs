@@ -34,8 +34,8 @@ pub struct AppState {
     pub quick_replies: Arc<QuickReplyService>,
     /// Suggestions, feedback, deflection.
     pub assist: Arc<AssistService>,
-    /// Client addresses come from `X-Forwarded-For` (behind a reverse proxy).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Runs account work (argon2 hashing, sled flushes) on the blocking pool.

@@ -966,19 +966,47 @@ async fn sign_in_is_rate_limited_per_address() {
 }
 
 #[tokio::test]
-async fn behind_a_trusted_proxy_the_forwarded_address_is_recorded() {
-    for (trusted, expected) in [(true, "192.0.2.77"), (false, "10.9.9.9")] {
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    // (trusted proxies, TCP peer, X-Forwarded-For, address recorded)
+    let cases = [
+        // The peer is a trusted proxy; so is the proxy before it: the client is left of both.
+        (
+            vec!["10.0.0.0/8"],
+            "10.9.9.9",
+            "192.0.2.77, 10.0.0.1",
+            "192.0.2.77",
+        ),
+        // Only the peer is trusted: the entry it appended (10.0.0.1) is the client as far as we know;
+        // the client-written entry further left proves nothing.
+        (
+            vec!["10.9.9.9/32"],
+            "10.9.9.9",
+            "192.0.2.77, 10.0.0.1",
+            "10.0.0.1",
+        ),
+        // An untrusted peer's header is ignored (a client spoofing its address).
+        (
+            vec!["10.0.0.0/8"],
+            "203.0.113.5",
+            "192.0.2.77",
+            "203.0.113.5",
+        ),
+        // No trusted proxies: the peer.
+        (vec![], "10.9.9.9", "192.0.2.77", "10.9.9.9"),
+    ];
+    for (trusted, peer, forwarded, expected) in cases {
         let app = TestApp::start_configured(TestDirs::with_fixtures(), |config| {
-            config.server.trust_forwarded_for = trusted;
+            config.server.trusted_proxies =
+                trusted.iter().map(|net| net.parse().unwrap()).collect();
         })
         .await;
         let body = json!({"username": "admin", "password": "nope"}).to_string();
-        let peer: IpAddr = "10.9.9.9".parse().unwrap();
+        let peer: IpAddr = peer.parse().unwrap();
         let builder = Request::builder()
             .method(Method::POST)
             .uri("/api/v1/auth/login")
             .header(header::CONTENT_TYPE, "application/json")
-            .header("x-forwarded-for", "192.0.2.77, 10.0.0.1")
+            .header("x-forwarded-for", forwarded)
             .extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
                 peer, 5000,
             )));
@@ -988,7 +1016,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_recorded() {
         let entries = audit(&app, &admin, "?kind=login_failed").await;
         assert!(
             entries.iter().any(|entry| entry["ip"] == expected),
-            "trusted={trusted}: {entries:?}"
+            "{trusted:?} {forwarded}: {entries:?}"
         );
     }
 }
