@@ -254,25 +254,10 @@ pub fn run_search(config: &Config, args: &SearchArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(batch) = &args.batch {
-        let file = std::fs::File::open(batch)
-            .map_err(|error| anyhow::anyhow!("{}: {error}", batch.display()))?;
-        for (line_number, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Some((query_id, text)) = line.split_once('\t') else {
-                eprintln!(
-                    "{}:{}: expected `qid<TAB>query`",
-                    batch.display(),
-                    line_number + 1
-                );
-                continue;
-            };
+        answer_batch(batch, "query", &mut out, |text| {
             let hits = index.search(&request(args, text, false))?;
-            let ids: Vec<&str> = hits.iter().map(|hit| hit.id.as_str()).collect();
-            writeln!(out, "{query_id}\t{}", ids.join(","))?;
-        }
+            Ok(hits.into_iter().map(|hit| hit.id).collect())
+        })?;
         out.flush()?;
         return Ok(0);
     }
@@ -302,6 +287,34 @@ pub fn run_search(config: &Config, args: &SearchArgs) -> anyhow::Result<i32> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Answers a `qid<TAB>text` file with one `qid<TAB>id1,id2,...` line per question, in input order; a
+/// line without a tab is reported by number on stderr and skipped.
+fn answer_batch(
+    batch: &Path,
+    text_name: &str,
+    out: &mut impl Write,
+    mut rank: impl FnMut(&str) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(batch)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", batch.display()))?;
+    for (line_number, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((query_id, text)) = line.split_once('\t') else {
+            eprintln!(
+                "{}:{}: expected `qid<TAB>{text_name}`",
+                batch.display(),
+                line_number + 1
+            );
+            continue;
+        };
+        writeln!(out, "{query_id}\t{}", rank(text)?.join(","))?;
+    }
+    Ok(())
 }
 
 fn request<'a>(args: &'a SearchArgs, text: &'a str, with_snippets: bool) -> SearchRequest<'a> {
@@ -478,24 +491,9 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(batch) = &args.batch {
-        let file = std::fs::File::open(batch)
-            .map_err(|error| anyhow::anyhow!("{}: {error}", batch.display()))?;
-        for (line_number, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Some((query_id, text)) = line.split_once('\t') else {
-                eprintln!(
-                    "{}:{}: expected `qid<TAB>message`",
-                    batch.display(),
-                    line_number + 1
-                );
-                continue;
-            };
-            let ids: Vec<String> = suggest(text)?.into_iter().map(|hit| hit.id).collect();
-            writeln!(out, "{query_id}\t{}", ids.join(","))?;
-        }
+        answer_batch(batch, "message", &mut out, |text| {
+            Ok(suggest(text)?.into_iter().map(|hit| hit.id).collect())
+        })?;
     } else {
         let suggestions = suggest(args.message.as_deref().unwrap_or_default())?;
         if suggestions.is_empty() {

@@ -271,9 +271,9 @@ pub enum AuditKind {
     RolesChanged,
     /// An account was created.
     AccountCreated,
-    /// An account was disabled or enabled again.
+    /// An account was disabled.
     AccountDisabled,
-    /// Enabled again.
+    /// A disabled account was enabled again.
     AccountEnabled,
     /// Two-step verification enabled, disabled or required.
     TwoFactorChanged,

@@ -282,16 +282,8 @@ impl AssistService {
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
         let conversation = self.conversations.conversation(conversation_id)?;
-        let messages =
-            self.conversations
-                .messages_after(conversation_id, 0, &Party::Agent(agent))?;
-        let recent: Vec<&str> = messages
-            .iter()
-            .rev()
-            .filter(|message| message.kind == SenderKind::Visitor)
-            .take(EARLIER_MESSAGES + 1)
-            .map(|message| message.body.as_str())
-            .collect();
+        let recent = self.recent_visitor_messages(conversation_id)?;
+        let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
         let visitor_name = conversation.identity.name.as_deref().unwrap_or("访客");
         self.suggest(&recent, agent, agent_name, visitor_name, scopes)
     }
@@ -346,13 +338,10 @@ impl AssistService {
             let boost = self.boost(SuggestionKind::QuickReply, &id, &words, now)? as f32;
             let content = fill_variables(&hit.view.reply.content, visitor_name, agent_name, now);
             let haystack = format!("{} {}", hit.view.reply.title, content).to_lowercase();
-            let matched_terms = self
-                .knowledge
-                .index()
-                .analyzer()
-                .query_words(&query)
-                .into_iter()
+            let matched_terms = words
+                .iter()
                 .filter(|word| haystack.contains(word.as_str()))
+                .cloned()
                 .collect();
             replies.push(Suggestion {
                 kind: SuggestionKind::QuickReply,
@@ -394,6 +383,19 @@ impl AssistService {
         )))
     }
 
+    /// The conversation's last visitor messages that make up the question, newest first.
+    fn recent_visitor_messages(&self, conversation_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .conversations
+            .messages_after(conversation_id, 0, &Party::Visitor)?
+            .into_iter()
+            .rev()
+            .filter(|message| message.kind == SenderKind::Visitor)
+            .take(EARLIER_MESSAGES + 1)
+            .map(|message| message.body)
+            .collect())
+    }
+
     /// The jieba words of the question suggestions are built from: a conversation's recent visitor
     /// messages, or a text.
     pub fn question_words(
@@ -403,15 +405,7 @@ impl AssistService {
     ) -> Result<Vec<String>> {
         let analyzer = self.knowledge.index().analyzer();
         let recent: Vec<String> = match (conversation_id, text) {
-            (Some(id), _) => self
-                .conversations
-                .messages_after(id, 0, &Party::Visitor)?
-                .into_iter()
-                .rev()
-                .filter(|message| message.kind == SenderKind::Visitor)
-                .take(EARLIER_MESSAGES + 1)
-                .map(|message| message.body)
-                .collect(),
+            (Some(id), _) => self.recent_visitor_messages(id)?,
             (None, Some(text)) => vec![text.to_string()],
             (None, None) => Vec::new(),
         };

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::AccountsConfig;
 use crate::domain::{
@@ -744,13 +744,4 @@ fn validate_max_concurrent(limit: u32) -> Result<u32> {
             "max_concurrent must be between 1 and 100".into(),
         ))
     }
-}
-
-/// Serialisable summary used by the CLI.
-#[derive(Debug, Serialize)]
-pub struct CreatedAccount {
-    /// The account.
-    pub account: AccountView,
-    /// The generated initial password, if any.
-    pub initial_password: Option<String>,
 }

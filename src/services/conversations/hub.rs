@@ -70,15 +70,6 @@ impl Hub {
         }
     }
 
-    /// Whether an agent has a tab open.
-    pub fn agent_connected(&self, agent: AccountId) -> bool {
-        let inner = self.inner.lock().expect("hub lock poisoned");
-        inner
-            .agents
-            .get(&agent)
-            .is_some_and(|senders| !senders.is_empty())
-    }
-
     /// Sends to every tab of each agent.
     pub fn to_agents<'a>(
         &self,
