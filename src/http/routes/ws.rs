@@ -68,32 +68,27 @@ async fn visitor_socket(
     let snapshot = state
         .conversations
         .visitor_snapshot(&conversation, params.last_seq)?;
-    let upgrade = upgrade.map_err(not_a_socket)?;
-    Ok(upgrade
-        .max_message_size(MAX_FRAME_BYTES)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| async move {
-            let (connection, outbox) = state.conversations.hub().connect_visitor(&conversation);
-            state.conversations.visitor_connected(&conversation);
-            for event in &snapshot {
-                state.conversations.hub().to_connection(&connection, event);
+    Ok(sized(upgrade)?.on_upgrade(move |socket| async move {
+        let (connection, outbox) = state.conversations.hub().connect_visitor(&conversation);
+        state.conversations.visitor_connected(&conversation);
+        for event in &snapshot {
+            state.conversations.hub().to_connection(&connection, event);
+        }
+        run(socket, outbox, |text| {
+            let state = state.clone();
+            let conversation = conversation.clone();
+            let connection = connection.clone();
+            async move {
+                visitor_command(&state, &conversation, &connection, &text).await;
             }
-            run(socket, outbox, |text| {
-                let state = state.clone();
-                let conversation = conversation.clone();
-                let connection = connection.clone();
-                async move {
-                    visitor_command(&state, &conversation, &connection, &text).await;
-                }
-            })
-            .await;
-            if state.conversations.hub().disconnect(&connection) {
-                if let Err(error) = state.conversations.visitor_disconnected(&conversation) {
-                    tracing::warn!(%error, "noting a visitor leaving failed");
-                }
+        })
+        .await;
+        if state.conversations.hub().disconnect(&connection) {
+            if let Err(error) = state.conversations.visitor_disconnected(&conversation) {
+                tracing::warn!(%error, "noting a visitor leaving failed");
             }
-        }))
+        }
+    }))
 }
 
 async fn agent_socket(
@@ -106,36 +101,40 @@ async fn agent_socket(
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let agent = caller.account.id;
     let snapshot = state.conversations.agent_snapshot(agent)?;
-    let upgrade = upgrade.map_err(not_a_socket)?;
+    Ok(sized(upgrade)?.on_upgrade(move |socket| async move {
+        let (connection, outbox) = state.conversations.hub().connect_agent(agent);
+        state
+            .conversations
+            .hub()
+            .to_connection(&connection, &snapshot);
+        run(socket, outbox, |text| {
+            let state = state.clone();
+            let caller = caller.clone();
+            let connection = connection.clone();
+            async move {
+                agent_command(&state, &caller, &connection, &text).await;
+            }
+        })
+        .await;
+        state.conversations.hub().disconnect(&connection);
+    }))
+}
+
+/// The upgrade with the desk's frame and buffer sizes. Credentials are checked before this, so a plain
+/// request learns why it was refused first.
+fn sized(
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade> {
+    let upgrade = upgrade.map_err(|rejection| {
+        Error::BadRequest(format!(
+            "expected a WebSocket upgrade: {}",
+            rejection.body_text()
+        ))
+    })?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| async move {
-            let (connection, outbox) = state.conversations.hub().connect_agent(agent);
-            state
-                .conversations
-                .hub()
-                .to_connection(&connection, &snapshot);
-            run(socket, outbox, |text| {
-                let state = state.clone();
-                let caller = caller.clone();
-                let connection = connection.clone();
-                async move {
-                    agent_command(&state, &caller, &connection, &text).await;
-                }
-            })
-            .await;
-            state.conversations.hub().disconnect(&connection);
-        }))
-}
-
-/// Credentials are checked before the upgrade, so a plain request learns why it was refused first.
-fn not_a_socket(rejection: WebSocketUpgradeRejection) -> Error {
-    Error::BadRequest(format!(
-        "expected a WebSocket upgrade: {}",
-        rejection.body_text()
-    ))
+        .write_buffer_size(0))
 }
 
 /// The cookie is SameSite=Strict, but a WebSocket handshake is not subject to CORS: refuse pages of

@@ -280,12 +280,7 @@ impl ConversationService {
 
     /// One conversation, open or not.
     pub fn conversation(&self, id: &str) -> Result<Conversation> {
-        if let Some(open) = self.lock().open.get(id) {
-            return Ok(open.clone());
-        }
-        self.store
-            .conversation(id)?
-            .ok_or_else(|| Error::ConversationNotFound(id.to_string()))
+        self.open_or_stored(&self.lock(), id)
     }
 
     /// Messages after `after`; visitors never get internal notes.
@@ -482,13 +477,7 @@ impl ConversationService {
         let message = {
             let mut desk = self.lock();
             // Offline messages are not on the desk; their visitor may still add to them.
-            let conversation = match desk.open.get(conversation_id) {
-                Some(open) => open.clone(),
-                None => self
-                    .store
-                    .conversation(conversation_id)?
-                    .ok_or_else(|| Error::ConversationNotFound(conversation_id.to_string()))?,
-            };
+            let conversation = self.open_or_stored(&desk, conversation_id)?;
             let writable = match party {
                 Party::Visitor => matches!(
                     conversation.state,
@@ -655,13 +644,7 @@ impl ConversationService {
         let mut outgoing = Outgoing::default();
         {
             let mut desk = self.lock();
-            let conversation = match desk.open.get(conversation_id) {
-                Some(open) => open.clone(),
-                None => self
-                    .store
-                    .conversation(conversation_id)?
-                    .ok_or_else(|| Error::ConversationNotFound(conversation_id.to_string()))?,
-            };
+            let conversation = self.open_or_stored(&desk, conversation_id)?;
             match conversation.state {
                 ConversationState::Queued => {}
                 ConversationState::OfflineMessage => {
@@ -1243,6 +1226,18 @@ impl ConversationService {
 
     // ----- internals (called with the desk locked) -----
 
+    /// The conversation from the desk when open, else from the store, whatever its state.
+    fn open_or_stored(&self, desk: &Desk, id: &str) -> Result<Conversation> {
+        match desk.open.get(id) {
+            Some(open) => Ok(open.clone()),
+            None => self
+                .store
+                .conversation(id)?
+                .ok_or_else(|| Error::ConversationNotFound(id.to_string())),
+        }
+    }
+
+    /// The conversation if it is open; a closed one answers `conversation_closed`.
     fn conversation_in(&self, desk: &Desk, id: &str) -> Result<Conversation> {
         match desk.open.get(id) {
             Some(open) => Ok(open.clone()),
