@@ -1,0 +1,80 @@
+// Shared by every page: the JSON API with the session's CSRF token, and safe text output.
+// Pages never build HTML from user text: use el() / text nodes, or kefu.escape() where markup is needed.
+(function () {
+  "use strict";
+
+  let csrfToken = null;
+
+  /** Error thrown for a non-2xx answer: carries the API's {code, message}. */
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message || code || ("HTTP " + status));
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  /** Calls the API. body: object (sent as JSON), Blob/File (sent raw) or undefined. */
+  async function api(method, path, body, options) {
+    const headers = Object.assign({}, (options && options.headers) || {});
+    if (csrfToken && method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken;
+    let payload;
+    if (body instanceof Blob) {
+      payload = body;
+      if (body.type && !headers["Content-Type"]) headers["Content-Type"] = body.type;
+    } else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers["Content-Type"] = "application/json";
+    }
+    const response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+    const type = response.headers.get("Content-Type") || "";
+    const data = type.includes("application/json") ? await response.json() : await response.text();
+    if (!response.ok) {
+      const code = data && data.code;
+      const message = data && data.message;
+      throw new ApiError(response.status, code, message);
+    }
+    return data;
+  }
+
+  function escape(text) {
+    return String(text == null ? "" : text)
+      .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  }
+
+  /** el("div", {class: "x", onclick: fn}, child, "text", ...) builds DOM without HTML parsing. */
+  function el(tag, attrs) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value == null || value === false) continue;
+      if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+      else if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (let i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+
+  function append(node, child) {
+    if (child == null || child === false) return;
+    if (Array.isArray(child)) child.forEach((c) => append(node, c));
+    else node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+
+  /** WebSocket URL on this origin. */
+  function wsUrl(path) {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+  }
+
+  window.kefu = {
+    api,
+    ApiError,
+    escape,
+    el,
+    wsUrl,
+    setCsrfToken(token) { csrfToken = token; },
+    get csrfToken() { return csrfToken; },
+  };
+})();
