@@ -13,7 +13,7 @@ use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
-    KnowledgeService, QuickReplyService, SystemClock,
+    KnowledgeService, Metrics, QuickReplyService, SystemClock,
 };
 use crate::storage::{SledConversationStore, Store};
 
@@ -57,6 +57,8 @@ pub async fn build_state_with(
     knowledge
         .index()
         .start_commit_batching(Duration::from_millis(config.search.commit_delay_ms));
+    let metrics = Arc::new(Metrics::new());
+    let knowledge = knowledge.with_metrics(Arc::clone(&metrics));
     let clock_for_replies = Arc::clone(&clock);
     let accounts = Arc::new(open_accounts(config, Arc::clone(&clock), captcha).await?);
     let conversation_store = Arc::new(SledConversationStore::new(accounts.store().clone()));
@@ -68,7 +70,8 @@ pub async fn build_state_with(
         &config.paths.data,
         knowledge.index().analyzer(),
     )
-    .context("opening conversations")?;
+    .context("opening conversations")?
+    .with_metrics(Arc::clone(&metrics));
     let conversations = Arc::new(conversations);
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
@@ -83,18 +86,22 @@ pub async fn build_state_with(
     .context("opening quick replies")?;
     let knowledge = Arc::new(knowledge);
     let quick_replies = Arc::new(quick_replies);
-    let assist = Arc::new(AssistService::new(
-        Arc::clone(&knowledge),
-        Arc::clone(&quick_replies),
-        Arc::clone(&conversations),
-        accounts.store().clone(),
-    ));
+    let assist = Arc::new(
+        AssistService::new(
+            Arc::clone(&knowledge),
+            Arc::clone(&quick_replies),
+            Arc::clone(&conversations),
+            accounts.store().clone(),
+        )
+        .with_metrics(Arc::clone(&metrics)),
+    );
     Ok(AppState {
         knowledge,
         accounts,
         conversations,
         quick_replies,
         assist,
+        metrics,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }

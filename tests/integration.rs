@@ -11,6 +11,8 @@ mod cli;
 mod conversations;
 #[path = "integration/http_articles.rs"]
 mod http_articles;
+#[path = "integration/http_metrics.rs"]
+mod http_metrics;
 #[path = "integration/http_search.rs"]
 mod http_search;
 #[path = "integration/quick_replies.rs"]

@@ -15,7 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
 use crate::services::{
-    AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
+    AccountService, AssistService, ConversationService, KnowledgeService, Metrics,
+    QuickReplyService,
 };
 
 /// Largest request body accepted (an article is at most 1 MiB of markdown, JSON-escaped).
@@ -34,6 +35,8 @@ pub struct AppState {
     pub quick_replies: Arc<QuickReplyService>,
     /// Suggestions, feedback, deflection.
     pub assist: Arc<AssistService>,
+    /// Instruments observed by the services, rendered by `GET /metrics`.
+    pub metrics: Arc<Metrics>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     let max_upload_bytes = state.conversations.config().max_upload_bytes;
     Router::new()
         .merge(routes::health::router())
+        .merge(routes::metrics::router())
         .merge(routes::kb::router())
         .merge(routes::auth::router())
         .merge(routes::me::router())

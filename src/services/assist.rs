@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
 use crate::services::quick_replies::{fill_variables, QuickReplyService};
-use crate::services::KnowledgeService;
+use crate::services::{KnowledgeService, Metrics};
 use crate::storage::{self, Store};
 
 /// Articles suggested at most.
@@ -246,6 +246,7 @@ pub struct AssistService {
     replies: Arc<QuickReplyService>,
     conversations: Arc<ConversationService>,
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AssistService {
@@ -269,7 +270,14 @@ impl AssistService {
             replies,
             conversations,
             store,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Suggestions are timed into `metrics` (by default into instruments nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> AssistService {
+        self.metrics = metrics;
+        self
     }
 
     /// Suggestions for a conversation's recent visitor messages, for `agent` (who sees quick replies of
@@ -307,6 +315,7 @@ impl AssistService {
         visitor_name: &str,
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
+        let started = std::time::Instant::now();
         let text_length: usize = newest_first.first().map_or(0, |text| text.chars().count());
         if text_length == 0 || newest_first.iter().all(|text| text.trim().is_empty()) {
             return Err(Error::InvalidQuery {
@@ -356,6 +365,7 @@ impl AssistService {
         replies.truncate(SUGGESTED_REPLIES);
         let mut all = articles;
         all.extend(replies);
+        self.metrics.suggest_done(started.elapsed());
         Ok(all)
     }
 

@@ -19,6 +19,7 @@ use crate::search::{
     Analyzer, IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
     Synonyms, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY, SCHEMA_VERSION,
 };
+use crate::services::Metrics;
 
 /// Largest article file accepted through the API.
 pub const MAX_ARTICLE_BYTES: usize = 1 << 20;
@@ -229,6 +230,7 @@ pub struct KnowledgeService {
     /// Serialises every change to files, index and catalog so concurrent edits and syncs agree.
     catalog: Mutex<Catalog>,
     analyzer_hash: Mutex<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for KnowledgeService {
@@ -269,11 +271,18 @@ impl KnowledgeService {
             config,
             catalog: Mutex::new(Catalog::default()),
             analyzer_hash: Mutex::new(analysis.fingerprint.analyzer_hash.clone()),
+            metrics: Arc::default(),
         };
         let mut report = service.sync_all()?;
         report.errors.extend(analysis.errors.iter().cloned());
         service.record_errors(&analysis.errors);
         Ok((service, report))
+    }
+
+    /// Searches are timed into `metrics` (by default into instruments nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> KnowledgeService {
+        self.metrics = metrics;
+        self
     }
 
     /// The knowledge-base folder.
@@ -534,6 +543,7 @@ impl KnowledgeService {
             include_drafts: query.include_drafts,
             with_snippets: true,
         })?;
+        self.metrics.search_done(started.elapsed());
         Ok(SearchResults {
             hits,
             took_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod conversations;
 pub mod images;
 pub mod knowledge;
+pub mod metrics;
 pub mod quick_replies;
 pub mod secrets;
 mod watch;
@@ -18,5 +19,6 @@ pub use conversations::ConversationService;
 pub use knowledge::{
     rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
 };
+pub use metrics::Metrics;
 pub use quick_replies::QuickReplyService;
 pub use watch::watch_knowledge_base;

@@ -113,6 +113,13 @@ impl Store {
         })
     }
 
+    /// Bytes the database takes on disk (for metrics).
+    ///
+    /// Returns [`Error::Storage`] when the folder cannot be read.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// A fresh id, unique for the life of the database.
     pub fn next_id(&self) -> Result<u64> {
         // sled starts at 0; ids start at 1 so that 0 never names a record.

@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod health;
 pub mod kb;
 pub mod me;
+pub mod metrics;
 pub mod pages;
 pub mod quick_replies;
 pub mod visitors;

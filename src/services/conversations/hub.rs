@@ -70,6 +70,15 @@ impl Hub {
         }
     }
 
+    /// Open connections: (visitor pages, agent tabs).
+    pub fn connection_counts(&self) -> (usize, usize) {
+        let inner = self.inner.lock().expect("hub lock poisoned");
+        (
+            inner.visitors.values().map(Vec::len).sum(),
+            inner.agents.values().map(Vec::len).sum(),
+        )
+    }
+
     /// Sends to every tab of each agent.
     pub fn to_agents<'a>(
         &self,

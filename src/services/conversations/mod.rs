@@ -16,7 +16,7 @@ mod flush;
 mod hub;
 mod routing;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
+use crate::services::metrics::Metrics;
 use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
@@ -197,6 +198,7 @@ pub struct ConversationService {
     files: files::Files,
     history: Arc<MessageIndex>,
     desk: Mutex<Desk>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -256,7 +258,14 @@ impl ConversationService {
             hub: Hub::default(),
             flusher,
             desk: Mutex::new(desk),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Stored messages are counted into `metrics` (by default into instruments nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> ConversationService {
+        self.metrics = metrics;
+        self
     }
 
     /// Open connections.
@@ -267,6 +276,21 @@ impl ConversationService {
     /// The configuration in force.
     pub fn config(&self) -> &ConversationsConfig {
         &self.config
+    }
+
+    /// Open conversations by state, for metrics: (queued ones per wanted group, active ones).
+    pub fn open_counts(&self) -> (BTreeMap<Option<GroupId>, u64>, u64) {
+        let desk = self.lock();
+        let mut queued = BTreeMap::new();
+        let mut active = 0;
+        for conversation in desk.open.values() {
+            match conversation.state {
+                ConversationState::Queued => *queued.entry(conversation.group).or_default() += 1,
+                ConversationState::Active => active += 1,
+                _ => {}
+            }
+        }
+        (queued, active)
     }
 
     /// The desk's clock.
@@ -1269,6 +1293,7 @@ impl ConversationService {
             .append_message(&conversation.id, NewMessage { message })?;
         if new {
             self.history.add(&conversation.id, &message)?;
+            self.metrics.message_stored(message.kind);
         }
         Ok((message, new))
     }
