@@ -13,6 +13,8 @@ mod conversations;
 mod http_articles;
 #[path = "integration/http_metrics.rs"]
 mod http_metrics;
+#[path = "integration/http_openapi.rs"]
+mod http_openapi;
 #[path = "integration/http_search.rs"]
 mod http_search;
 #[path = "integration/quick_replies.rs"]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
 
 /// A file that could not become an article, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ArticleError {
     /// Path relative to the knowledge base, `/`-separated.
     pub file: String,

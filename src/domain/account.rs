@@ -7,17 +7,53 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Stable numeric id of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct AccountId(pub u64);
 
 /// Stable numeric id of a skill group (技能组).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct GroupId(pub u64);
 
 /// What an account may do; an account may hold several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including accounts, groups and the audit log.
@@ -51,7 +87,7 @@ impl Role {
 }
 
 /// An agent's availability, used by routing and statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
     /// Takes new conversations.
@@ -65,7 +101,7 @@ pub enum PresenceStatus {
 }
 
 /// The current presence and when it began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Presence {
     /// The status.
     pub status: PresenceStatus,
@@ -77,7 +113,7 @@ pub struct Presence {
 }
 
 /// Which key sends a message in the chat box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SendKey {
     /// Enter sends, Shift+Enter breaks the line.
     #[default]
@@ -88,7 +124,7 @@ pub enum SendKey {
 }
 
 /// Personal settings (个人设置) an agent edits themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settings {
     /// Sent to the visitor when a conversation starts; empty means none.
     pub greeting: String,
@@ -208,7 +244,7 @@ impl Account {
 }
 
 /// An account without its secrets, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// Id.
     pub id: AccountId,
@@ -239,7 +275,7 @@ pub struct AccountView {
 }
 
 /// A skill group (技能组): conversations are routed to a group's agents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkillGroup {
     /// Id.
     pub id: GroupId,
@@ -252,7 +288,7 @@ pub struct SkillGroup {
 }
 
 /// A security event kept in the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditKind {
     /// Signed in.
@@ -282,7 +318,7 @@ pub enum AuditKind {
 }
 
 /// One audit-log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Sequence number, increasing.
     pub seq: u64,

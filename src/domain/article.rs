@@ -71,7 +71,7 @@ impl fmt::Display for ArticleId {
 }
 
 /// Whether an article may be suggested to agents and visitors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ArticleStatus {
     /// Visible everywhere.
@@ -102,7 +102,7 @@ impl ArticleStatus {
 
 /// One heading of an article with the paragraph that answers it, so a passage can be suggested
 /// instead of a whole article.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Section {
     /// The heading text (the article title for text before the first sub-heading).
     pub heading: String,

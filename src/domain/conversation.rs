@@ -12,7 +12,7 @@ use super::{AccountId, GroupId};
 pub const MAX_MESSAGE_CHARS: usize = 5000;
 
 /// Where a conversation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationState {
     /// Waiting for an agent.
@@ -35,7 +35,7 @@ impl ConversationState {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderKind {
     /// The visitor.
@@ -49,7 +49,7 @@ pub enum SenderKind {
 }
 
 /// A file attached to a message, stored by content hash under the data folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
     /// BLAKE3 hex of the content.
     pub hash: String,
@@ -62,7 +62,7 @@ pub struct Attachment {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     /// Position in the conversation, from 1, without gaps.
     pub seq: u64,
@@ -86,7 +86,7 @@ pub struct Message {
 }
 
 /// What the visitor told us about themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorIdentity {
     /// Nickname (访客昵称).
     #[serde(default)]
@@ -103,7 +103,7 @@ pub struct VisitorIdentity {
 }
 
 /// A transfer waiting for its receiver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingTransfer {
     /// The agent handing over.
     pub from: AccountId,
@@ -118,7 +118,7 @@ pub struct PendingTransfer {
 }
 
 /// The agent's summary (会话小结) of an ended conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WrapUp {
     /// Problem type (问题类型), a path in the category tree such as `售后/退款`.
     pub problem_type: String,
@@ -137,7 +137,7 @@ pub struct WrapUp {
 }
 
 /// The visitor's rating at the end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rating {
     /// 1-5 stars.
     pub stars: u8,
@@ -148,7 +148,7 @@ pub struct Rating {
 }
 
 /// A conversation between a visitor and the desk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversation {
     /// Id, `c_` + random.
     pub id: String,
@@ -229,7 +229,7 @@ pub struct QueueEntry {
 }
 
 /// How a skill group's queue is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingMode {
     /// Assigned to the least-loaded online agent of the group.
@@ -240,7 +240,7 @@ pub enum RoutingMode {
 }
 
 /// Working hours (工作时间) of a group, in its time zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingHours {
     /// IANA time zone, e.g. `Asia/Shanghai`.
@@ -254,7 +254,7 @@ pub struct WorkingHours {
 }
 
 /// Routing settings of a skill group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRouting {
     /// Automatic or manual.

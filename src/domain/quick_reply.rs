@@ -10,7 +10,7 @@ use super::{AccountId, GroupId};
 pub const MAX_REPLY_CHARS: usize = 5000;
 
 /// Who shares a quick reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReplyScope {
     /// Everyone at the desk; managed by supervisors.
@@ -39,7 +39,7 @@ impl ReplyScope {
 }
 
 /// A quick reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuickReply {
     /// Id.
     pub id: u64,

@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::error::{Error, ErrorCode};
 
 /// The JSON error body every route and socket uses.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"code": "invalid_query", "message": "invalid query: query is empty"}))]
 pub struct ErrorBody {
-    /// Stable snake_case code.
+    /// Stable snake_case code (docs/API.md lists them); clients act on it.
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// Human-readable explanation (English; the UI shows its own text per code).
     pub message: String,

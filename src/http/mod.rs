@@ -3,6 +3,7 @@
 pub mod access;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 mod routes;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{Error, Result};
 use crate::services::{
@@ -54,10 +56,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|error| Error::Internal(format!("background task failed: {error}")))?
 }
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
-    let max_upload_bytes = state.conversations.config().max_upload_bytes;
-    Router::new()
+/// Every route but the web pages, each with its OpenAPI description: `routes!` registers a handler
+/// and its `#[utoipa::path]` together, so no API route exists undocumented.
+pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    openapi::base()
+        .merge(openapi::router())
         .merge(routes::health::router())
         .merge(routes::metrics::router())
         .merge(routes::kb::router())
@@ -70,7 +73,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
-        .merge(routes::pages::router())
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let max_upload_bytes = state.conversations.config().max_upload_bytes;
+    let (api, _document) = api_router(max_upload_bytes).split_for_parts();
+    api.merge(routes::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

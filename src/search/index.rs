@@ -97,7 +97,7 @@ pub struct SearchRequest<'a> {
 }
 
 /// One ranked article.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     /// Article id.
     pub id: String,
@@ -123,7 +123,7 @@ pub struct IndexedEntry {
 }
 
 /// Summary of an indexed article, for listings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IndexedArticle {
     /// Article id.
     pub id: String,

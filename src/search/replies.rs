@@ -31,7 +31,9 @@ const MAX_PINYIN_PREFIX: usize = 24;
 const WRITER_HEAP_BYTES: usize = 15 << 20;
 
 /// How a reply matched, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyMatch {
     /// The query is the reply's shortcut.

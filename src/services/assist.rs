@@ -42,7 +42,7 @@ const MAX_ADOPTION_BOOST: f64 = 0.3;
 const BOOST_PER_ADOPTION: f64 = 0.05;
 
 /// What is suggested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuggestionKind {
     /// A knowledge-base article (its best passage).
@@ -52,7 +52,7 @@ pub enum SuggestionKind {
 }
 
 /// One suggestion.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Suggestion {
     /// Article or quick reply.
     pub kind: SuggestionKind,
@@ -69,7 +69,7 @@ pub struct Suggestion {
 }
 
 /// What the agent did with a suggestion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackAction {
     /// Sent unchanged.
@@ -81,7 +81,7 @@ pub enum FeedbackAction {
 }
 
 /// Counters of one suggested item.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FeedbackCounts {
     /// Times suggested.
     pub shown: u64,
@@ -98,7 +98,7 @@ pub struct FeedbackCounts {
 }
 
 /// One adoption: the words of the visitor's question, and when.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AdoptedFor {
     /// jieba words of the question.
     pub words: Vec<String>,
@@ -107,7 +107,7 @@ pub struct AdoptedFor {
 }
 
 /// Adoption figures of one item, for supervisors.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Adoption {
     /// Article or quick reply.
     pub kind: SuggestionKind,
@@ -121,7 +121,7 @@ pub struct Adoption {
 }
 
 /// Visitor self-service outcomes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Deflection {
     /// Visitors shown suggestions before queueing.
     pub shown: u64,
@@ -533,7 +533,7 @@ impl AssistService {
 const DEFLECTION_KEY: &str = "deflection";
 
 /// A visitor self-service event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeflectionEvent {
     /// Suggestions were shown.

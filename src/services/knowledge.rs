@@ -134,7 +134,7 @@ pub struct SearchQuery {
 }
 
 /// Search results with timing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResults {
     /// Ranked hits.
     pub hits: Vec<SearchHit>,
@@ -143,7 +143,7 @@ pub struct SearchResults {
 }
 
 /// One article for the editor: source and rendered form.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArticleView {
     /// Id.
     pub id: String,

@@ -3,9 +3,13 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::domain::{AccountId, SkillGroup};
 use crate::error::{Error, Result};
@@ -14,13 +18,25 @@ use crate::http::extract::AppPath;
 use crate::http::AppState;
 
 /// Routes under `/api/v1/accounts` and `/api/v1/groups`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/accounts/{id}/avatar", get(avatar))
-        .route("/api/v1/groups", get(list_groups))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(avatar))
+        .routes(routes!(list_groups))
 }
 
 /// Public: the visitor's chat page shows the agent's avatar.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{id}/avatar",
+    tag = "accounts",
+    params(("id" = u64, Path, description = "Account id")),
+    security(()),
+    responses(
+        (status = 200, description = "The image, with its own content type", content_type = "image/*"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 404, description = "`not_found` (no avatar) or `account_not_found`", body = ErrorBody),
+    ),
+)]
 async fn avatar(State(state): State<AppState>, AppPath(id): AppPath<u64>) -> Result<Response> {
     let image = state
         .accounts
@@ -37,12 +53,23 @@ async fn avatar(State(state): State<AppState>, AppPath(id): AppPath<u64>) -> Res
         .into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct GroupList {
     groups: Vec<SkillGroup>,
 }
 
 /// Every colleague sees the groups (to pick one when transferring a conversation).
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Every skill group", body = GroupList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn list_groups(
     State(state): State<AppState>,
     Authenticated(_): Authenticated,

@@ -4,9 +4,13 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::domain::{AccountId, AccountView, AuditEntry, GroupId, SkillGroup};
 use crate::error::Result;
@@ -16,38 +20,34 @@ use crate::http::{blocking, AppState};
 use crate::services::accounts::{AccountPatch, AuditQuery, GroupInput, NewAccount};
 
 /// Routes under `/api/v1/admin`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/admin/accounts",
-            get(list_accounts).post(create_account),
-        )
-        .route(
-            "/api/v1/admin/accounts/{id}",
-            get(get_account).patch(update_account),
-        )
-        .route("/api/v1/admin/accounts/{id}/password", post(reset_password))
-        .route(
-            "/api/v1/admin/accounts/{id}/sessions",
-            axum::routing::delete(revoke_sessions),
-        )
-        .route("/api/v1/admin/groups", get(list_groups).post(create_group))
-        .route(
-            "/api/v1/admin/groups/{id}",
-            axum::routing::patch(update_group),
-        )
-        .route(
-            "/api/v1/admin/groups/{id}/members",
-            get(group_members).put(set_group_members),
-        )
-        .route("/api/v1/admin/audit", get(audit_log))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(get_account, update_account))
+        .routes(routes!(reset_password))
+        .routes(routes!(revoke_sessions))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(update_group))
+        .routes(routes!(group_members, set_group_members))
+        .routes(routes!(audit_log))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AccountList {
     accounts: Vec<AccountView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/accounts",
+    tag = "admin",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Every account", body = AccountList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn list_accounts(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -56,7 +56,7 @@ async fn list_accounts(
     Ok(Json(AccountList { accounts }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CreatedAccount {
     account: AccountView,
     /// Present when the admin gave no password: shown once, to hand to the agent.
@@ -64,6 +64,21 @@ struct CreatedAccount {
     initial_password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/accounts",
+    tag = "admin",
+    request_body = NewAccount,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "Created; a generated initial password is shown once", body = CreatedAccount),
+        (status = 400, description = "`weak_password`, `invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+    ),
+)]
 async fn create_account(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -84,6 +99,20 @@ async fn create_account(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/accounts/{id}",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Account id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+    ),
+)]
 async fn get_account(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -92,6 +121,21 @@ async fn get_account(
     Ok(Json(state.accounts.account(AccountId(id))?.view()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/accounts/{id}",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Account id")),
+    request_body = AccountPatch,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The account after the change", body = AccountView),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`account_not_found` or `group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn update_account(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -107,13 +151,13 @@ async fn update_account(
     Ok(Json(account))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordReset {
     password: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PasswordResetResponse {
     /// The generated password when none was given; shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +165,21 @@ struct PasswordResetResponse {
     must_change_password: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/accounts/{id}/password",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Account id")),
+    request_body = PasswordReset,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Reset; the generated password is shown once", body = PasswordResetResponse),
+        (status = 400, description = "`weak_password` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+    ),
+)]
 async fn reset_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -139,11 +198,25 @@ async fn reset_password(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Revoked {
     revoked: usize,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/accounts/{id}/sessions",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Account id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "How many sessions ended", body = Revoked),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+    ),
+)]
 async fn revoke_sessions(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -158,17 +231,42 @@ async fn revoke_sessions(
     Ok(Json(Revoked { revoked }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct GroupList {
     groups: Vec<SkillGroup>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/groups",
+    tag = "admin",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Every skill group", body = GroupList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn list_groups(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<GroupList>> {
     Ok(Json(GroupList {
         groups: state.accounts.list_groups()?,
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/groups",
+    tag = "admin",
+    request_body = GroupInput,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "Created", body = SkillGroup),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 409, description = "`group_name_taken`", body = ErrorBody),
+    ),
+)]
 async fn create_group(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -178,6 +276,22 @@ async fn create_group(
     Ok((StatusCode::CREATED, Json(group)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/groups/{id}",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Group id")),
+    request_body = GroupInput,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The group after the change", body = SkillGroup),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+        (status = 409, description = "`group_name_taken`", body = ErrorBody),
+    ),
+)]
 async fn update_group(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -191,17 +305,31 @@ async fn update_group(
     Ok(Json(group))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Members {
     members: Vec<AccountView>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MembersRequest {
     account_ids: BTreeSet<AccountId>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/groups/{id}/members",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Group id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The group's members", body = Members),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn group_members(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -212,6 +340,21 @@ async fn group_members(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/groups/{id}/members",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Group id")),
+    request_body = MembersRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The members after the change", body = Members),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found` or `account_not_found`", body = ErrorBody),
+    ),
+)]
 async fn set_group_members(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -225,11 +368,24 @@ async fn set_group_members(
     Ok(Json(Members { members }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AuditLog {
     entries: Vec<AuditEntry>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "admin",
+    params(AuditQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Audit entries, newest first", body = AuditLog),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn audit_log(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -2,9 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
@@ -16,17 +20,17 @@ use crate::services::assist::{
 };
 
 /// Routes under `/api/v1/assist` and the visitor self-service routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/assist/suggest", post(suggest))
-        .route("/api/v1/assist/feedback", post(feedback))
-        .route("/api/v1/assist/adoption", get(adoption))
-        .route("/api/v1/assist/deflection", get(deflection))
-        .route("/api/v1/visitor/suggest", get(visitor_suggest))
-        .route("/api/v1/visitor/deflection", post(visitor_deflection))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(suggest))
+        .routes(routes!(feedback))
+        .routes(routes!(adoption))
+        .routes(routes!(deflection))
+        .routes(routes!(visitor_suggest))
+        .routes(routes!(visitor_deflection))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SuggestRequest {
     #[serde(default)]
@@ -35,12 +39,26 @@ struct SuggestRequest {
     text: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Suggestions {
     suggestions: Vec<Suggestion>,
 }
 
 /// From a conversation's recent visitor messages, or from a text.
+#[utoipa::path(
+    post,
+    path = "/api/v1/assist/suggest",
+    tag = "assist",
+    request_body = SuggestRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Up to 3 articles (best passage) and 3 quick replies", body = Suggestions),
+        (status = 400, description = "`invalid_input`, `invalid_query` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+    ),
+)]
 async fn suggest(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -87,7 +105,7 @@ async fn suggest(
     Ok(Json(Suggestions { suggestions }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FeedbackRequest {
     kind: SuggestionKind,
@@ -101,6 +119,20 @@ struct FeedbackRequest {
     text: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/assist/feedback",
+    tag = "assist",
+    request_body = FeedbackRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The item's counters after this feedback", body = FeedbackCounts),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+    ),
+)]
 async fn feedback(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -127,11 +159,22 @@ async fn feedback(
     Ok(Json(counts))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AdoptionList {
     items: Vec<Adoption>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/assist/adoption",
+    tag = "assist",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Adoption figures per suggested item", body = AdoptionList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn adoption(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -142,6 +185,17 @@ async fn adoption(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/assist/deflection",
+    tag = "assist",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Self-service figures", body = Deflection),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn deflection(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -150,12 +204,24 @@ async fn deflection(
     Ok(Json(state.assist.deflection()?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VisitorSuggestParams {
     q: String,
 }
 
 /// Before queueing, the visitor page shows the best published articles for the typed question.
+#[utoipa::path(
+    get,
+    path = "/api/v1/visitor/suggest",
+    tag = "assist",
+    params(VisitorSuggestParams),
+    security(()),
+    responses(
+        (status = 200, description = "Up to 3 published articles for the visitor's question", body = Suggestions),
+        (status = 400, description = "`invalid_query` or `bad_request`", body = ErrorBody),
+    ),
+)]
 async fn visitor_suggest(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<VisitorSuggestParams>,
@@ -181,13 +247,24 @@ async fn visitor_suggest(
     Ok(Json(Suggestions { suggestions }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeflectionRequest {
     /// `resolved` (已解决) or `escalated` (仍需人工).
     outcome: DeflectionEvent,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/visitor/deflection",
+    tag = "assist",
+    request_body = DeflectionRequest,
+    security(()),
+    responses(
+        (status = 201, description = "Counted; the figures after it", body = Deflection),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+    ),
+)]
 async fn visitor_deflection(
     State(state): State<AppState>,
     AppJson(request): AppJson<DeflectionRequest>,

@@ -2,12 +2,16 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::domain::AccountView;
 use crate::error::Result;
@@ -17,20 +21,35 @@ use crate::http::{blocking, AppState};
 use crate::services::accounts::LoginRequest;
 
 /// Routes under `/api/v1/auth`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/captcha", get(captcha))
-        .route("/api/v1/auth/captcha-required", get(captcha_required))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(captcha))
+        .routes(routes!(captcha_required))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LoginResponse {
     csrf_token: String,
     account: AccountView,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in: sets the `kefu_session` cookie; send `csrf_token` as `X-CSRF-Token`", body = LoginResponse),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, `captcha_required`, `captcha_invalid`, `totp_required` or `totp_invalid`", body = ErrorBody),
+        (status = 403, description = "`account_disabled`", body = ErrorBody),
+        (status = 423, description = "`account_locked`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -70,6 +89,17 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out; the cookie is removed"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`", body = ErrorBody),
+    ),
+)]
 async fn logout(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -81,12 +111,21 @@ async fn logout(
     Ok((jar.remove(expired), StatusCode::NO_CONTENT))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CaptchaResponse {
     captcha_id: String,
     image: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/captcha",
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "A new captcha (PNG data URL), answerable once within 5 minutes", body = CaptchaResponse),
+    ),
+)]
 async fn captcha(State(state): State<AppState>) -> Result<Json<CaptchaResponse>> {
     let challenge = blocking(&state, |accounts| Ok(accounts.captcha_challenge())).await?;
     let image = format!(
@@ -99,16 +138,28 @@ async fn captcha(State(state): State<AppState>) -> Result<Json<CaptchaResponse>>
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CaptchaRequiredParams {
     username: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CaptchaRequired {
     required: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/captcha-required",
+    tag = "auth",
+    params(CaptchaRequiredParams),
+    security(()),
+    responses(
+        (status = 200, description = "Whether the next sign-in of this username needs a captcha", body = CaptchaRequired),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+    ),
+)]
 async fn captcha_required(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<CaptchaRequiredParams>,

@@ -6,9 +6,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
+use utoipa_axum::router::UtoipaMethodRouterExt;
 
 use crate::domain::{Attachment, Conversation, GroupId, GroupRouting, Message};
 use crate::error::{Error, Result};
@@ -24,27 +29,21 @@ use crate::services::conversations::{
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
 /// may be as large as `max_upload_bytes`, above the server-wide body limit.
-pub fn router(max_upload_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/visitor/conversations", post(start))
-        .route("/api/v1/conversations", get(history))
-        .route("/api/v1/conversations/pending", get(pending))
-        .route("/api/v1/conversations/{id}/transcript", get(transcript))
-        .route("/api/v1/conversations/problem-types", get(problem_types))
-        .route("/api/v1/conversations/{id}/messages", get(messages))
-        .route(
-            "/api/v1/conversations/{id}/files",
-            // One byte over the limit still reaches the handler, which answers `upload_too_large`.
-            post(upload).layer(DefaultBodyLimit::max(max_upload_bytes + 1)),
-        )
-        .route("/api/v1/conversations/{id}/files/{hash}", get(download))
-        .route(
-            "/api/v1/admin/groups/{id}/routing",
-            get(group_routing).put(set_group_routing),
-        )
+pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(history))
+        .routes(routes!(pending))
+        .routes(routes!(transcript))
+        .routes(routes!(problem_types))
+        .routes(routes!(messages))
+        // One byte over the limit still reaches the handler, which answers `upload_too_large`.
+        .routes(routes!(upload).layer(DefaultBodyLimit::max(max_upload_bytes + 1)))
+        .routes(routes!(download))
+        .routes(routes!(group_routing, set_group_routing))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Started {
     /// Send as `Authorization: Bearer <token>`, or `?token=` on the socket.
     token: String,
@@ -54,6 +53,19 @@ struct Started {
 }
 
 /// A visitor token in `Authorization` is reused (a returning visitor); otherwise one is issued.
+#[utoipa::path(
+    post,
+    path = "/api/v1/visitor/conversations",
+    tag = "conversations",
+    request_body = StartRequest,
+    security((), ("visitor" = [])),
+    responses(
+        (status = 201, description = "Queued, or an offline message (留言) when nobody is at work; a visitor token is issued unless one was sent", body = Started),
+        (status = 400, description = "`invalid_input`, `message_too_long` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "An unknown visitor token", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -88,7 +100,7 @@ async fn start(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Pending {
     /// Ended conversations of mine without a wrap-up.
     wrap_ups: Vec<Conversation>,
@@ -96,6 +108,17 @@ struct Pending {
     offline_messages: Vec<Conversation>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/pending",
+    tag = "conversations",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "My wrap-ups to write and my groups' unanswered offline messages", body = Pending),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn pending(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -108,11 +131,22 @@ async fn pending(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ProblemTypes {
     problem_types: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/problem-types",
+    tag = "conversations",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The problem types of the wrap-up form", body = ProblemTypes),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn problem_types(
     State(state): State<AppState>,
     Authenticated(_): Authenticated,
@@ -122,7 +156,8 @@ async fn problem_types(
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AccessParams {
     /// Visitor token, for `<img src>` and links where no header can be set.
     #[serde(default)]
@@ -168,11 +203,25 @@ fn participant(
     Ok(Party::Agent(caller.account.id))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct MessageList {
     messages: Vec<Message>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}/messages",
+    tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id (`c_…`)"), AccessParams),
+    security((), ("visitor" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Messages after `after` (visitors never get internal notes)", body = MessageList),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Neither a visitor token nor a session", body = ErrorBody),
+        (status = 403, description = "Not a participant", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+    ),
+)]
 async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -189,6 +238,24 @@ async fn messages(
 }
 
 /// The body is the file; `?name=` gives its name (and so the type it must be).
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/files",
+    tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id (`c_…`)"), AccessParams),
+    request_body(content = Vec<u8>, description = "The file; `?name=` gives its name and so the type its content must have", content_type = "application/octet-stream"),
+    security((), ("visitor" = []), ("session" = [])),
+    responses(
+        (status = 201, description = "Stored; send it in a message by its hash", body = Attachment),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Neither a visitor token nor a session", body = ErrorBody),
+        (status = 403, description = "Not a participant", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+        (status = 409, description = "`conversation_closed`", body = ErrorBody),
+        (status = 413, description = "`upload_too_large`", body = ErrorBody),
+        (status = 415, description = "`invalid_upload`", body = ErrorBody),
+    ),
+)]
 async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -213,6 +280,20 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(attachment)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}/files/{hash}",
+    tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id (`c_…`)"), ("hash" = String, Path, description = "The file's BLAKE3 hash"), AccessParams),
+    security((), ("visitor" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The file, with its own content type; images inline, others as attachments", content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Neither a visitor token nor a session", body = ErrorBody),
+        (status = 403, description = "Not a participant", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found` or `not_found`", body = ErrorBody),
+    ),
+)]
 async fn download(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -256,6 +337,20 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/groups/{id}/routing",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Group id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The group's routing mode and working hours", body = GroupRouting),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn group_routing(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -265,6 +360,21 @@ async fn group_routing(
     Ok(Json(state.conversations.group_routing(GroupId(id))?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/groups/{id}/routing",
+    tag = "admin",
+    params(("id" = u64, Path, description = "Group id")),
+    request_body = GroupRouting,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The routing after the change", body = GroupRouting),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn set_group_routing(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -288,6 +398,19 @@ fn may_assist(caller: &Caller, conversation: &Conversation) -> bool {
 
 /// The history (历史记录): agents see the conversations they serve or were invited to, supervisors
 /// those of their groups, admins all.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "conversations",
+    params(HistoryQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of the history, newest first", body = HistoryPage),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn history(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -303,19 +426,34 @@ async fn history(
     Ok(Json(page))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TranscriptParams {
     #[serde(default)]
     format: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Transcript {
     conversation: Conversation,
     messages: Vec<Message>,
 }
 
 /// The whole conversation as JSON, or as CSV (UTF-8 with a BOM so that Excel reads the Chinese).
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}/transcript",
+    tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id (`c_…`)"), TranscriptParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The conversation and its messages (JSON), or CSV with a BOM for `format=csv`", body = Transcript),
+        (status = 400, description = "An unknown `format`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+    ),
+)]
 async fn transcript(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

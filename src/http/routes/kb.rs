@@ -2,40 +2,58 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::articles::ArticleError;
 use crate::domain::ArticleStatus;
 use crate::error::Result;
 use crate::http::access::{CanEditArticles, MaybeSignedIn, Permission};
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::AppState;
 use crate::search::IndexedArticle;
 use crate::services::{ArticleView, SearchQuery, SearchResults};
 
 /// Routes under `/api/v1/kb`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/kb/search", get(search_articles))
-        .route("/api/v1/kb/articles", get(list_articles))
-        .route(
-            "/api/v1/kb/articles/{*id}",
-            get(get_article).put(put_article).delete(delete_article),
-        )
-        .route("/api/v1/kb/errors", get(list_errors))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_articles))
+        .routes(routes!(list_articles))
+        .routes(routes!(get_article, put_article, delete_article))
+        .routes(routes!(list_errors))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchParams {
+    /// The question, up to `search.max_query_chars` characters.
     q: Option<String>,
+    /// Hits wanted (default `search.default_limit`, at most `search.max_limit`).
     limit: Option<usize>,
+    /// Only articles of this category.
     category: Option<String>,
+    /// Include drafts (editors only).
     #[serde(default)]
     drafts: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/kb/search",
+    tag = "kb",
+    params(SearchParams),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Ranked articles with snippets", body = SearchResults),
+        (status = 400, description = "`invalid_query` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`drafts=true` without a session", body = ErrorBody),
+        (status = 403, description = "`drafts=true` without the editor role", body = ErrorBody),
+    ),
+)]
 async fn search_articles(
     State(state): State<AppState>,
     caller: MaybeSignedIn,
@@ -53,18 +71,31 @@ async fn search_articles(
     Ok(Json(state.knowledge.search(&query)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only articles of this category.
     category: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ArticleList {
     articles: Vec<IndexedArticle>,
     total: usize,
 }
 
 /// Drafts are listed for editors only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kb/articles",
+    tag = "kb",
+    params(ListParams),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Indexed articles, sorted by id", body = ArticleList),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+    ),
+)]
 async fn list_articles(
     State(state): State<AppState>,
     caller: MaybeSignedIn,
@@ -81,6 +112,18 @@ async fn list_articles(
 }
 
 /// A draft answers `article_not_found` to anyone but editors, as if it did not exist.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kb/articles/{*id}",
+    tag = "kb",
+    params(("id" = String, Path, description = "Article id; may contain `/`")),
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "The article with its rendered HTML and sections", body = ArticleView),
+        (status = 400, description = "`invalid_article_id`", body = ErrorBody),
+        (status = 404, description = "`article_not_found`", body = ErrorBody),
+    ),
+)]
 async fn get_article(
     State(state): State<AppState>,
     caller: MaybeSignedIn,
@@ -93,12 +136,28 @@ async fn get_article(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PutArticleRequest {
+    /// The whole file: optional front matter, then the markdown body.
     markdown: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/kb/articles/{*id}",
+    tag = "kb",
+    params(("id" = String, Path, description = "Article id; may contain `/`")),
+    request_body = PutArticleRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Replaced; searchable when this returns", body = ArticleView),
+        (status = 201, description = "Created; searchable when this returns", body = ArticleView),
+        (status = 400, description = "`invalid_article`, `invalid_article_id` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "No session", body = ErrorBody),
+        (status = 403, description = "Not an editor", body = ErrorBody),
+    ),
+)]
 async fn put_article(
     _editor: CanEditArticles,
     State(state): State<AppState>,
@@ -114,6 +173,19 @@ async fn put_article(
     Ok((status, Json(view)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/kb/articles/{*id}",
+    tag = "kb",
+    params(("id" = String, Path, description = "Article id; may contain `/`")),
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Deleted (file and index)"),
+        (status = 401, description = "No session", body = ErrorBody),
+        (status = 403, description = "Not an editor", body = ErrorBody),
+        (status = 404, description = "`article_not_found`", body = ErrorBody),
+    ),
+)]
 async fn delete_article(
     _editor: CanEditArticles,
     State(state): State<AppState>,
@@ -123,12 +195,23 @@ async fn delete_article(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ErrorList {
     errors: Vec<ArticleError>,
 }
 
 /// Broken files are an editor's business.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kb/errors",
+    tag = "kb",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Files that could not be indexed, with line and reason", body = ErrorList),
+        (status = 401, description = "No session", body = ErrorBody),
+        (status = 403, description = "Not an editor", body = ErrorBody),
+    ),
+)]
 async fn list_errors(
     State(state): State<AppState>,
     caller: MaybeSignedIn,

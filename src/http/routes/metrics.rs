@@ -4,18 +4,29 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Result;
+use crate::http::error::ErrorBody;
 use crate::http::{blocking, AppState};
 use crate::services::metrics::{DeskGauges, CONTENT_TYPE};
 
 /// `GET /metrics`
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+/// Prometheus metrics (no sign-in: scraped from inside the network).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The metrics in OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 500, description = "The database size could not be read", body = ErrorBody),
+    ),
+)]
 async fn metrics(State(state): State<AppState>) -> Result<Response> {
     let gauges = desk_gauges(&state).await?;
     let body = state.metrics.render(&gauges)?;

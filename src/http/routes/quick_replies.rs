@@ -5,9 +5,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::domain::ReplyScope;
 use crate::error::{Error, Result};
@@ -23,36 +27,44 @@ use crate::services::quick_replies::{
 const MAX_IMAGE_BYTES: usize = 2 << 20;
 
 /// Routes under `/api/v1/quick-replies`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/quick-replies", get(list).post(create))
-        .route("/api/v1/quick-replies/search", get(search))
-        .route("/api/v1/quick-replies/export", get(export))
-        .route("/api/v1/quick-replies/import", axum::routing::post(import))
-        .route(
-            "/api/v1/quick-replies/{id}",
-            get(read).put(update).delete(remove),
-        )
-        .route(
-            "/api/v1/quick-replies/{id}/image",
-            get(image).put(upload_image),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(search))
+        .routes(routes!(export))
+        .routes(routes!(import))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(image, upload_image))
 }
 
 fn desk_user(caller: &Caller) -> Result<()> {
     authorize(&caller.account, Permission::UseAgentDesk)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     category: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ReplyList {
     replies: Vec<ReplyView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies",
+    tag = "quick-replies",
+    params(ListParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The replies I may read", body = ReplyList),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -67,18 +79,32 @@ async fn list(
     Ok(Json(ReplyList { replies }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchParams {
     q: String,
     limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SearchResults {
     hits: Vec<ReplySearchHit>,
 }
 
 /// Shortcut prefix, keywords and pinyin; personal, group and team replies together.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/search",
+    tag = "quick-replies",
+    params(SearchParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Ranked by kind of match, then my usage", body = SearchResults),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn search(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -93,6 +119,20 @@ async fn search(
     Ok(Json(SearchResults { hits }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/quick-replies",
+    tag = "quick-replies",
+    request_body = ReplyInput,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "Created", body = ReplyView),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 409, description = "`shortcut_taken`", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -114,6 +154,20 @@ fn readable(state: &AppState, caller: &Caller, id: u64) -> Result<crate::domain:
     Ok(reply)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    params(("id" = u64, Path, description = "Quick reply id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The reply", body = ReplyView),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),
+    ),
+)]
 async fn read(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -123,6 +177,22 @@ async fn read(
     Ok(Json(state.quick_replies.view(reply, caller.account.id)?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    params(("id" = u64, Path, description = "Quick reply id")),
+    request_body = ReplyInput,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The reply after the change", body = ReplyView),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),
+        (status = 409, description = "`shortcut_taken`", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -142,6 +212,20 @@ async fn update(
     Ok(Json(state.quick_replies.view(reply, caller.account.id)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    params(("id" = u64, Path, description = "Quick reply id")),
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -153,6 +237,20 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/{id}/image",
+    tag = "quick-replies",
+    params(("id" = u64, Path, description = "Quick reply id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The picture, with its own content type", content_type = "image/*"),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found` or `not_found` (no picture)", body = ErrorBody),
+    ),
+)]
 async fn image(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -173,6 +271,22 @@ async fn image(
         .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/quick-replies/{id}/image",
+    tag = "quick-replies",
+    params(("id" = u64, Path, description = "Quick reply id")),
+    request_body(content = Vec<u8>, description = "The picture: PNG, JPEG, GIF or WebP, up to 2 MiB", content_type = "application/octet-stream"),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The reply with its picture", body = ReplyView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),
+        (status = 413, description = "`avatar_too_large`", body = ErrorBody),
+        (status = 415, description = "`invalid_avatar`", body = ErrorBody),
+    ),
+)]
 async fn upload_image(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -188,13 +302,27 @@ async fn upload_image(
     Ok(Json(state.quick_replies.view(reply, caller.account.id)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FormatParams {
     #[serde(default)]
     format: Option<String>,
 }
 
 /// The replies the caller may see, as CSV (UTF-8 with a BOM, for Excel) or JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/export",
+    tag = "quick-replies",
+    params(FormatParams),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The replies I may read: CSV (UTF-8 with BOM, the default) or JSON", content_type = "text/csv"),
+        (status = 400, description = "An unknown `format`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn export(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -224,6 +352,20 @@ async fn export(
 }
 
 /// Imports a CSV or JSON file (the body); rows whose scope the caller may not manage are reported.
+#[utoipa::path(
+    post,
+    path = "/api/v1/quick-replies/import",
+    tag = "quick-replies",
+    params(FormatParams),
+    request_body(content = Vec<u8>, description = "The CSV or JSON file", content_type = "text/csv"),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Rows created, updated and refused, with per-row errors", body = ImportReport),
+        (status = 400, description = "`invalid_import` or an unknown `format`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn import(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

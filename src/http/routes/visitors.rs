@@ -2,9 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::error::Result;
 use crate::http::access::{Visitor, VISITOR_TOKEN_PREFIX};
@@ -12,13 +16,13 @@ use crate::http::{blocking, AppState};
 use crate::services::accounts::VisitorGrant;
 
 /// Routes under `/api/v1/visitors`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/visitors", post(new_visitor))
-        .route("/api/v1/visitors/me", get(whoami))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(new_visitor))
+        .routes(routes!(whoami))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct NewVisitor {
     /// Send as `Authorization: Bearer <token>`.
     token: String,
@@ -26,6 +30,15 @@ struct NewVisitor {
     grant: VisitorGrant,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/visitors",
+    tag = "visitors",
+    security(()),
+    responses(
+        (status = 201, description = "A new visitor and their token", body = NewVisitor),
+    ),
+)]
 async fn new_visitor(State(state): State<AppState>) -> Result<(StatusCode, Json<NewVisitor>)> {
     let (token, grant) = blocking(&state, |accounts| accounts.issue_visitor_token()).await?;
     Ok((
@@ -37,6 +50,16 @@ async fn new_visitor(State(state): State<AppState>) -> Result<(StatusCode, Json<
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/visitors/me",
+    tag = "visitors",
+    security(("visitor" = [])),
+    responses(
+        (status = 200, description = "What the token grants", body = VisitorGrant),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+)]
 async fn whoami(visitor: Visitor) -> Json<VisitorGrant> {
     Json(visitor.grant)
 }

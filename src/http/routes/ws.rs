@@ -9,10 +9,13 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
 
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
@@ -34,13 +37,14 @@ const MAX_FRAME_BYTES: usize = 64 << 10;
 const READ_BUFFER_BYTES: usize = 4 << 10;
 
 /// Routes `/ws/visitor` and `/ws/agent`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws/visitor", get(visitor_socket))
-        .route("/ws/agent", get(agent_socket))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(visitor_socket))
+        .routes(routes!(agent_socket))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VisitorParams {
     token: String,
     #[serde(default)]
@@ -48,6 +52,18 @@ struct VisitorParams {
 }
 
 /// Browsers cannot set headers on a WebSocket, so the visitor token comes in the query string.
+#[utoipa::path(
+    get,
+    path = "/ws/visitor",
+    tag = "ws",
+    params(VisitorParams),
+    security(()),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; frames are described in docs/API.md (WebSockets)"),
+        (status = 400, description = "Not a WebSocket upgrade, or no conversation started yet (`invalid_input`)", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: unknown token", body = ErrorBody),
+    ),
+)]
 async fn visitor_socket(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<VisitorParams>,
@@ -91,6 +107,18 @@ async fn visitor_socket(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ws/agent",
+    tag = "ws",
+    security(("session" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; frames are described in docs/API.md (WebSockets)"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn agent_socket(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

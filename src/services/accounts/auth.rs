@@ -29,7 +29,7 @@ const SESSION_TOKEN_BYTES: usize = 32;
 const TOUCH_INTERVAL: SignedDuration = SignedDuration::from_secs(60);
 
 /// A sign-in request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username, any case.
@@ -72,7 +72,7 @@ struct SessionRecord {
 }
 
 /// A session as its owner sees it in "my sessions".
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     /// Public id, for revoking.
     pub id: String,
@@ -117,7 +117,7 @@ struct LoginFailures {
 }
 
 /// What a visitor token grants: one visitor, and the conversation it opened once there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorGrant {
     /// The visitor.
     pub visitor_id: String,

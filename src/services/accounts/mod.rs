@@ -83,7 +83,7 @@ pub enum Bootstrap {
 }
 
 /// A new account as an admin describes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     /// Sign-in name: 2-32 of `a-z 0-9 . _ -`, case-insensitive.
@@ -103,7 +103,7 @@ pub struct NewAccount {
 }
 
 /// Changes an admin makes to an account; absent fields stay.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     /// New display name.
@@ -121,7 +121,7 @@ pub struct AccountPatch {
 }
 
 /// A skill group as an admin describes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     /// Unique name.
@@ -132,7 +132,7 @@ pub struct GroupInput {
 }
 
 /// Filters of the audit log.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// Only this account.
     pub account: Option<String>,

@@ -27,7 +27,7 @@ const TOTP_STEP_SECONDS: u64 = 30;
 const RECOVERY_CODES: usize = 10;
 
 /// Changes to personal settings; absent fields stay.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// Display name shown to visitors.
@@ -43,7 +43,7 @@ pub struct SettingsPatch {
 }
 
 /// What the enrolment screen shows: the secret as text and as a QR code.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TwoFactorSetup {
     /// Base32 secret, for typing into the app by hand.
     pub secret: String,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::domain::{AccountId, Conversation, ConversationState, Message, SenderKind};
 
 /// A conversation as its visitor sees it: no notes, no invitations, no transfer details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VisitorView {
     /// Id.
     pub id: String,

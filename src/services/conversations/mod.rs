@@ -58,7 +58,7 @@ pub enum Party {
 }
 
 /// What the visitor's page sends to start a conversation.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// `web` by default.
@@ -104,7 +104,7 @@ pub struct WrapUpInput {
 }
 
 /// Filters of the history (历史记录).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Served by this agent.
@@ -130,7 +130,7 @@ pub struct HistoryQuery {
 }
 
 /// One conversation of the history.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     /// The conversation.
     pub conversation: Conversation,
@@ -140,7 +140,7 @@ pub struct HistoryItem {
 }
 
 /// A page of the history.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     /// This page, newest first.
     pub conversations: Vec<HistoryItem>,

@@ -12,7 +12,7 @@ pub const CSV_HEADER: [&str; 6] = ["scope", "title", "content", "category", "sho
 const BOM: &str = "\u{feff}";
 
 /// A row that was not imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// Line of the file (CSV, counting the header as 1) or position in the array (JSON, from 1).
     pub line: usize,
@@ -21,7 +21,7 @@ pub struct RowError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows stored.
     pub imported: usize,

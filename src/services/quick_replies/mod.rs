@@ -29,7 +29,7 @@ const SEEDED_KEY: &str = "quick_replies_seeded";
 const DISPLAY_TIME_ZONE: &str = "Asia/Shanghai";
 
 /// A reply as written by a caller; `personal` replies belong to the caller.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyInput {
     /// `team`, `group` (with `group`) or `personal`.
@@ -50,7 +50,7 @@ pub struct ReplyInput {
 }
 
 /// The scope as a caller names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ScopeInput {
     /// Everyone.
@@ -76,7 +76,7 @@ impl ScopeInput {
 }
 
 /// A reply with what the caller needs around it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplyView {
     /// The reply.
     #[serde(flatten)]
@@ -88,7 +88,7 @@ pub struct ReplyView {
 }
 
 /// A search hit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplySearchHit {
     /// The reply.
     #[serde(flatten)]

@@ -1,0 +1,114 @@
+//! The OpenAPI 3 document of the HTTP API, generated from the handlers' `#[utoipa::path]`
+//! annotations as `OpenApiRouter` collects them (see "How to add a route" in docs/ARCHITECTURE.md),
+//! and the route that serves it.
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ErrorBody;
+use crate::http::AppState;
+
+/// What the generated paths are added to: title, version, security schemes, the error body, tags.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kefu",
+        description = "Customer-service desk: knowledge base, accounts, live chat, quick replies, \
+                       assisted replies. The WebSocket messages and the rules behind each route are \
+                       described in docs/API.md.",
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "kb", description = "Knowledge base"),
+        (name = "auth", description = "Sign-in"),
+        (name = "me", description = "My account"),
+        (name = "accounts", description = "Colleagues"),
+        (name = "admin", description = "Administration (admins)"),
+        (name = "visitors", description = "Visitor identity"),
+        (name = "conversations", description = "Conversations"),
+        (name = "quick-replies", description = "Quick replies (快捷回复)"),
+        (name = "assist", description = "Assisted replies (辅助回复) and visitor self-service"),
+        (name = "ws", description = "WebSockets (messages in docs/API.md)"),
+    )
+)]
+struct ApiDoc;
+
+/// The two ways a caller is known: the staff session cookie and the visitor token.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "kefu_session",
+                "Staff session from POST /api/v1/auth/login. Methods other than GET, HEAD and \
+                 OPTIONS also send the session's CSRF token as `X-CSRF-Token`.",
+            ))),
+        );
+        components.add_security_scheme(
+            "visitor",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "Visitor token `v1.…` from POST /api/v1/visitors or \
+                         POST /api/v1/visitor/conversations",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// An empty router carrying the document's title, security schemes and error body; the route
+/// files add their paths to it.
+pub(crate) fn base() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+}
+
+/// `GET /api/v1/openapi.json`
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_openapi))
+}
+
+/// The document of every route [`crate::http::router`] serves, but the web pages.
+pub fn document() -> Document {
+    let mut document = crate::http::api_router(0).into_openapi();
+    // axum writes a catch-all segment `{*id}`; OpenAPI knows only `{id}`.
+    document.paths.paths = std::mem::take(&mut document.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    document
+}
+
+/// Built once: the document depends only on the code.
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
+    serde_json::to_string(&document()).expect("an OpenAPI document always serialises")
+});
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "The OpenAPI 3 document of the HTTP routes", content_type = "application/json")),
+)]
+async fn get_openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT_JSON.as_str(),
+    )
+        .into_response()
+}

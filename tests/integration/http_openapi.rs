@@ -1,0 +1,110 @@
+//! `GET /api/v1/openapi.json`: an OpenAPI 3 document that describes exactly the routes of
+//! docs/API.md (its `### `METHOD /path`` headings), every one of which the router serves, with one
+//! error schema behind every error response.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+
+use crate::common::TestApp;
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// (method, path) of every route heading in docs/API.md, query strings left out.
+fn documented_routes() -> BTreeSet<(String, String)> {
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/API.md"))
+        .expect("reading docs/API.md");
+    api.lines()
+        .filter_map(|line| line.strip_prefix("### `"))
+        .filter_map(|heading| {
+            let route = heading.split('`').next()?;
+            let (method, target) = route.split_once(' ')?;
+            METHODS.contains(&method.to_lowercase().as_str()).then(|| {
+                let path = target.split('?').next().unwrap_or(target);
+                (method.to_lowercase(), path.to_string())
+            })
+        })
+        .collect()
+}
+
+fn described_routes(document: &Value) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                routes.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_app_serves() {
+    let app = TestApp::start_signed_out(crate::common::TestDirs::with_fixtures()).await;
+    let (status, document) = app.get_as(None, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    let version = document["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3."), "{version}");
+
+    let documented = documented_routes();
+    assert!(documented.len() > 60, "{documented:?}");
+    let described = described_routes(&document);
+    let undescribed: Vec<_> = documented.difference(&described).collect();
+    assert!(
+        undescribed.is_empty(),
+        "in docs/API.md but not in the OpenAPI document: {undescribed:?}"
+    );
+    let undocumented: Vec<_> = described.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in the OpenAPI document but not in docs/API.md: {undocumented:?}"
+    );
+
+    // Each described route is served: the router's fallbacks never answer it.
+    for (method, path) in &described {
+        let uri = path
+            .replace("{id}", "1")
+            .replace("{hash}", "0")
+            .replace(['{', '}'], "");
+        let request = Request::builder()
+            .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let reply = app.raw(request).await;
+        assert_ne!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        let message = reply.body["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.starts_with("no route for"),
+            "{method} {uri}: {message}"
+        );
+    }
+
+    // Every error response carries the one error body.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    for scheme in ["session", "visitor"] {
+        assert!(
+            document["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
+}
