@@ -15,6 +15,7 @@ use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, QuickReplyService, SystemClock,
 };
+use crate::services::stats::StatsService;
 use crate::storage::{SledConversationStore, Store};
 
 /// How often the conversation timers run.
@@ -70,6 +71,11 @@ pub async fn build_state_with(
     )
     .context("opening conversations")?;
     let conversations = Arc::new(conversations);
+    let stats = StatsService::new(
+        accounts.store().stats.clone(),
+        &config.conversations.time_zone,
+    )?;
+    conversations.add_observer(stats.clone());
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
@@ -95,6 +101,7 @@ pub async fn build_state_with(
         conversations,
         quick_replies,
         assist,
+        stats,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }

@@ -137,6 +137,8 @@ pub struct ConversationsConfig {
     pub upload_types: Vec<String>,
     /// Problem types (问题类型) of the wrap-up form, as `parent/child` paths.
     pub problem_types: Vec<String>,
+    /// The team's time zone (IANA name): where statistics' days begin.
+    pub time_zone: String,
 }
 
 impl Default for ConversationsConfig {
@@ -173,6 +175,7 @@ impl Default for ConversationsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            time_zone: "Asia/Shanghai".into(),
         }
     }
 }

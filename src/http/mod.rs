@@ -14,6 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
+use crate::services::stats::StatsService;
 use crate::services::{
     AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
 };
@@ -34,6 +35,8 @@ pub struct AppState {
     pub quick_replies: Arc<QuickReplyService>,
     /// Suggestions, feedback, deflection.
     pub assist: Arc<AssistService>,
+    /// Workbench statistics.
+    pub stats: Arc<StatsService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
+        .merge(routes::stats::router())
         .merge(routes::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

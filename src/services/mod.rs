@@ -9,6 +9,7 @@ pub mod images;
 pub mod knowledge;
 pub mod quick_replies;
 pub mod secrets;
+pub mod stats;
 mod watch;
 
 pub use accounts::AccountService;

@@ -62,6 +62,8 @@ pub struct Store {
     pub reply_usage: sled::Tree,
     /// `article:<id>` or `quick_reply:<id>` → suggestion feedback counters.
     pub assist_feedback: sled::Tree,
+    /// Hour, scope → statistics tally; `pending`, scope → open work counts.
+    pub stats: sled::Tree,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
     pub meta: sled::Tree,
 }
@@ -108,6 +110,7 @@ impl Store {
             reply_images: tree("reply_images")?,
             reply_usage: tree("reply_usage")?,
             meta: tree("meta")?,
+            stats: tree("stats")?,
             assist_feedback: tree("assist_feedback")?,
             db,
         })

@@ -176,7 +176,7 @@
         el("span", { class: "msg-system-text" }, msg.body));
     }
     const mine = kind === "visitor";
-    const bubble = el("div", { class: "bubble" });
+    const bubble = el("div", { class: msg.body ? "bubble" : "bubble bubble-media" });
     if (msg.body) bubble.appendChild(el("div", { class: "bubble-text" }, msg.body));
     for (const att of msg.attachments || []) bubble.appendChild(attachmentNode(att));
     const meta = el("div", { class: "msg-meta" });

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::AppState;
+use crate::services::conversations::DeskFact;
 use crate::services::assist::{
     suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
     FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
@@ -107,12 +108,14 @@ async fn feedback(
     AppJson(request): AppJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackCounts>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
+    let mut group = None;
     if let Some(id) = &request.conversation_id {
         let conversation = state.conversations.conversation(id)?;
         authorize(
             &caller.account,
             Permission::assist(&conversation, caller.account.id),
         )?;
+        group = conversation.group;
     }
     let words = state
         .assist
@@ -124,6 +127,12 @@ async fn feedback(
         words,
         state.conversations.now(),
     )?;
+    if request.action != FeedbackAction::Dismissed {
+        state.conversations.note(&[DeskFact::SuggestionAdopted {
+            agent: caller.account.id,
+            group,
+        }]);
+    }
     Ok(Json(counts))
 }
 

@@ -10,5 +10,6 @@ pub mod kb;
 pub mod me;
 pub mod pages;
 pub mod quick_replies;
+pub mod stats;
 pub mod visitors;
 pub mod ws;

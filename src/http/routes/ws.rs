@@ -23,6 +23,7 @@ use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
+    DeskFact,
     Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
 };
 use crate::services::quick_replies::fill_variables;
@@ -340,14 +341,22 @@ fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
         })
         .await;
         match computed {
-            Ok(Ok(suggestions)) => state.conversations.hub().to_agents(
-                &[agent_id],
-                &DeskEvent::Suggestions {
-                    conversation,
-                    seq,
-                    suggestions,
-                },
-            ),
+            Ok(Ok(suggestions)) => {
+                if !suggestions.is_empty() {
+                    state.conversations.note(&[DeskFact::SuggestionsShown {
+                        agent: agent_id,
+                        group: current.group,
+                    }]);
+                }
+                state.conversations.hub().to_agents(
+                    &[agent_id],
+                    &DeskEvent::Suggestions {
+                        conversation,
+                        seq,
+                        suggestions,
+                    },
+                )
+            }
             Ok(Err(error)) => tracing::warn!(%error, "suggestions failed"),
             Err(error) => tracing::warn!(%error, "suggestion task failed"),
         }
