@@ -275,15 +275,11 @@
     const problem = validate(id);
     const box = $("save-status");
     if (problem) { showStatus("error", problem); return; }
-    if (cur.isNew) {
-      try {
-        await window.kefu.api("GET", articlePath(id));
-        showStatus("error", "文章 ID「" + id + "」已存在，请换一个 ID，或在左侧打开该文章编辑");
-        return;
-      } catch (err) {
-        if (err.code !== "article_not_found") { if (!handleAuthError(err)) showStatus("error", errorText(err)); return; }
-      }
+    if (cur.isNew && state.articles.some((a) => a.id === id)) {
+      showStatus("error", "文章 ID「" + id + "」已存在，请换一个 ID，或在左侧打开该文章编辑");
+      return;
     }
+    box.hidden = true;
     $("save-btn").disabled = true;
     $("save-draft-btn").disabled = true;
     try {
