@@ -11,11 +11,11 @@ use crate::http::{router, AppState};
 use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
+use crate::services::stats::StatsService;
 use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, QuickReplyService, SystemClock,
 };
-use crate::services::stats::StatsService;
 use crate::storage::{SledConversationStore, Store};
 
 /// How often the conversation timers run.

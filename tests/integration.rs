@@ -15,6 +15,8 @@ mod http_articles;
 mod http_search;
 #[path = "integration/quick_replies.rs"]
 mod quick_replies;
+#[path = "integration/stats.rs"]
+mod stats;
 #[path = "integration/sync.rs"]
 mod sync;
 #[path = "integration/watch.rs"]

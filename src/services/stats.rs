@@ -378,16 +378,14 @@ impl StatsService {
     fn hours(&self, range: &Range) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
         let from = hour_of(range.start).to_be_bytes();
         let to = hour_of(range.end).to_be_bytes();
-        self.tree
-            .range(from..to)
-            .filter_map(|entry| match entry {
-                Err(error) => Some(Err(Error::from(error))),
-                Ok((key, value)) => {
-                    let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-                    let scope = Scope::from_key(&key[8..])?;
-                    Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
-                }
-            })
+        self.tree.range(from..to).filter_map(|entry| match entry {
+            Err(error) => Some(Err(Error::from(error))),
+            Ok((key, value)) => {
+                let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+                let scope = Scope::from_key(&key[8..])?;
+                Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
+            }
+        })
     }
 
     fn change(&self, at: Timestamp, scopes: &[Scope], apply: impl Fn(&mut Tally)) -> Result<()> {
@@ -538,7 +536,9 @@ impl StatsService {
                 }
             }
             DeskFact::SuggestionsShown { agent, group } => {
-                self.change(at, &with_agent(*agent, *group), |t| t.suggestions_shown += 1)
+                self.change(at, &with_agent(*agent, *group), |t| {
+                    t.suggestions_shown += 1
+                })
             }
             DeskFact::SuggestionAdopted { agent, group } => {
                 self.change(at, &with_agent(*agent, *group), |t| {

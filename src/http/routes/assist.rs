@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::AppState;
-use crate::services::conversations::DeskFact;
 use crate::services::assist::{
     suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
     FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
 };
+use crate::services::conversations::DeskFact;
 
 /// Routes under `/api/v1/assist` and the visitor self-service routes.
 pub fn router() -> Router<AppState> {

@@ -46,10 +46,7 @@ async fn page(file: &'static str, policy: &'static str) -> Response {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(policy),
         );
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -144,11 +144,7 @@ async fn summary(
     let by = match query.by.as_deref().unwrap_or("agent") {
         "agent" => "agent",
         "group" if team_view => "group",
-        "group" => {
-            return Err(Error::Forbidden(
-                "group figures are for supervisors".into(),
-            ))
-        }
+        "group" => return Err(Error::Forbidden("group figures are for supervisors".into())),
         other => {
             return Err(Error::InvalidInput(format!(
                 "`by` is `agent` or `group`, not `{other}`"

@@ -23,8 +23,7 @@ use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    DeskFact,
-    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
+    Connection, DeskEvent, DeskFact, Outbox, Party, TransferTarget, WrapUpInput,
 };
 use crate::services::quick_replies::fill_variables;
 

@@ -288,7 +288,11 @@ impl ConversationService {
             return;
         }
         let at = self.now();
-        let observers = self.observers.read().expect("observer list poisoned").clone();
+        let observers = self
+            .observers
+            .read()
+            .expect("observer list poisoned")
+            .clone();
         for observer in observers {
             if let Err(error) = observer.observe(at, facts) {
                 tracing::warn!(%error, ?observer, "a desk observer failed");
@@ -1426,11 +1430,12 @@ impl ConversationService {
         conversation.assigned_at = Some(now);
         conversation.answered_at = None;
         conversation.pending_transfer = None;
+        // A message left for later was never waiting in the queue: its first assignment is no wait.
         let queue_wait_secs = match conversation.first_assigned_at {
             Some(_) => None,
             None => {
                 conversation.first_assigned_at = Some(now);
-                Some(seconds_between(conversation.created, now))
+                (!answers_offline_message).then(|| seconds_between(conversation.created, now))
             }
         };
         desk.open
