@@ -23,7 +23,7 @@ fn wrap_up() -> WrapUpInput {
     }
 }
 
-fn row<'a>(summary: &'a Value, id: u64) -> &'a Value {
+fn row(summary: &Value, id: u64) -> &Value {
     summary["rows"]
         .as_array()
         .unwrap()
@@ -72,7 +72,7 @@ async fn summary(app: &TestApp, session: &Session, query: &str) -> Value {
 
 #[tokio::test]
 async fn a_scripted_day_gives_every_figure_and_the_figures_survive_a_restart() {
-    let (mut app, address, admin, group) = desk("manual").await;
+    let (app, address, admin, group) = desk("manual").await;
     let (a, a_session) = agent(&app, &admin, "xiaowang", group).await;
     let (b, _b_session) = agent(&app, &admin, "xiaoli", group).await;
     let desk = &app.state.conversations;
