@@ -87,6 +87,9 @@
     dot.style.display = "none";
     bubble.appendChild(dot);
     bubble.addEventListener("click", () => toggle());
+    // The host page's own rules (button { … !important }) must not restyle the bubble: inline !important wins.
+    important(bubble, { background: accent, color: "#fff", border: "none", padding: "0", margin: "0", width: "58px", height: "58px",
+      "min-width": "58px", "min-height": "58px", "border-radius": "50%", "box-sizing": "border-box" });
     document.body.appendChild(bubble);
 
     panel = document.createElement("div");
@@ -123,6 +126,7 @@
         frame.title = title;
         frame.src = chatUrl();
         frame.allow = "clipboard-write";
+        important(frame, { border: "0", width: "100%", height: "100%", margin: "0", padding: "0", display: "block", background: "#fff" });
         panel.appendChild(frame);
       }
       panel.classList.toggle("kefu-w-open", open);
@@ -134,6 +138,10 @@
     window.kefuWidget = { open: () => toggle(true), close: () => toggle(false), toggle: () => toggle() };
 
     reportPageView();
+  }
+
+  function important(node, props) {
+    for (const [k, v] of Object.entries(props)) node.style.setProperty(k, v, "important");
   }
 
   /**
