@@ -281,7 +281,7 @@
       clearInterval(state.pingTimer);
       if (state.ws === ws) state.ws = null;
       const s = state.conversation && state.conversation.state;
-      if (s === "queued" || s === "active" || (s === "ended" && !state.rated && !state.conversation.rated)) scheduleReconnect();
+      if (s === "queued" || s === "active") scheduleReconnect(); // an ended one reconnects only to rate
     };
     ws.onerror = () => { /* onclose follows */ };
   }
