@@ -185,7 +185,9 @@
     $("enrol-continue").addEventListener("click", go);
     const reason = new URLSearchParams(location.search).get("reason");
     if (reason === "expired") showError("login-error", "登录已过期，请重新登录");
-    // Already signed in (a reload mid-way): continue where the account stands.
+    // Sent back by the workbench with a pending password change or enrolment (or a reload mid-way):
+    // continue where the account stands. A plain visit asks nothing, so it logs no 401.
+    if (!new URLSearchParams(location.search).has("resume")) return;
     try {
       const me = await kefu.api("GET", "/api/v1/me");
       kefu.setCsrfToken(me.csrf_token);

@@ -1139,6 +1139,7 @@
         const c = record(conv);
         c.offer = null;
         c.transferWaiting = false;
+        c.noteMode = false; // an invited colleague who takes it over writes to the visitor again
         c.role = roleOf(c);
         mergeMessages(c, f.messages);
         c.suggestLoaded = false;
@@ -1213,7 +1214,7 @@
         c.conv.ended_by = f.ended_by;
         c.conv.ended_at = new Date().toISOString();
         c.typingUntil = 0;
-        if (f.conversation === currentId) { renderChat(false); renderComposer(c, false); }
+        if (f.conversation === currentId) { renderChat(false); renderComposer(c, false); renderRight(); }
         renderLists();
         if (c.conv.agent === wb.me.id) {
           if (c.endedByMe && f.conversation === currentId) openWrapUp(c.conv.id);

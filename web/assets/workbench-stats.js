@@ -234,12 +234,8 @@
     const body = wb.clear($("visitors-body"));
     const rows = [];
     let fromApi = false;
-    try {
-      const r = await kefu.api("GET", "/api/v1/visitors/online");
-      const list = r.visitors || r.items || [];
-      fromApi = true;
-      for (const v of list) rows.push({ v, api: true });
-    } catch (_) { /* not available: fall back to the desk's own conversations */ }
+    // No online-visitors route is documented in docs/API.md yet (checked before release); when one is,
+    // fill `rows` with {v, api: true} from it and set fromApi.
     if (!fromApi) {
       $("visitors-notice").hidden = false;
       $("visitors-notice").textContent = "在线访客接口（GET /api/v1/visitors/online）尚未提供：下面列出当前正在排队和接待中的访客。";

@@ -37,13 +37,13 @@
       return await kefu.api(method, path, body, options);
     } catch (e) {
       if (e.status === 401 && (e.code === "unauthenticated" || e.code === "session_expired")) toLogin(e.code === "session_expired");
-      else if (e.code === "password_change_required" || e.code === "two_factor_setup_required") toLogin(false);
+      else if (e.code === "password_change_required" || e.code === "two_factor_setup_required") toLogin(false, true);
       throw e;
     }
   };
-  function toLogin(expired) {
+  function toLogin(expired, resume) {
     const next = "/workbench" + location.hash;
-    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : ""));
+    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
   }
   wb.toLogin = toLogin;
 
@@ -297,7 +297,7 @@
       toLogin(e.code === "session_expired");
       return;
     }
-    if (me.must_change_password || (me.two_factor_required && !me.two_factor_enabled)) { toLogin(false); return; }
+    if (me.must_change_password || (me.two_factor_required && !me.two_factor_enabled)) { toLogin(false, true); return; }
     kefu.setCsrfToken(me.csrf_token);
     wb.me = me;
     Object.assign(wb.settings, me.settings || {});
