@@ -251,6 +251,9 @@
     $("chat-title").textContent = wb.visitorName(conv);
     $("chat-state").textContent = wb.STATE_TEXT[conv.state] || conv.state;
     $("chat-state").className = "tag " + (wb.STATE_TAG[conv.state] || "");
+    $("chat-state").dataset.state = conv.state;
+    $("chat-pane").dataset.conversation = conv.id;
+    $("chat-pane").dataset.role = c.role;
     const roleText = { invited: "协助中", offer: "转接待确认", viewing: "监看", waiting: "待接入" }[c.role];
     $("chat-role").hidden = !roleText;
     $("chat-role").textContent = roleText || "";
@@ -340,7 +343,7 @@
     }
     const who = m.kind === "internal" ? "内部备注 · " + m.sender_name : m.sender_name;
     const avatar = m.kind === "visitor" ? el("span", { class: "avatar visitor" }, wb.initial(m.sender_name)) : el("span", { class: "avatar" }, wb.initial(m.sender_name));
-    return el("div", { class: cls, "data-key": key, "data-seq": m.seq, "data-testid": "message-" + m.kind },
+    return el("div", { class: cls, "data-key": key, "data-seq": m.seq, "data-client-key": m.client_key || null, "data-testid": "message-" + m.kind },
       avatar,
       el("div", { class: "bubble-wrap" },
         el("div", { class: "who" }, el("span", null, who), el("span", null, m.at ? wb.fmtTime(m.at) : ""), status),
