@@ -12,6 +12,7 @@ use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::stats::StatsService;
+use crate::services::visitors::VisitorService;
 use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, QuickReplyService, SystemClock,
@@ -76,6 +77,12 @@ pub async fn build_state_with(
         &config.conversations.time_zone,
     )?;
     conversations.add_observer(stats.clone());
+    let visitors = Arc::new(VisitorService::new(
+        Arc::clone(&accounts),
+        Arc::clone(&clock_for_replies),
+        config.visitors.clone(),
+    ));
+    conversations.add_observer(visitors.clone());
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
@@ -102,6 +109,7 @@ pub async fn build_state_with(
         quick_replies,
         assist,
         stats,
+        visitors,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }

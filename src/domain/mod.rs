@@ -4,6 +4,7 @@ pub mod account;
 pub mod article;
 pub mod conversation;
 pub mod quick_reply;
+pub mod visitor;
 
 pub use account::{
     Account, AccountId, AccountView, AuditEntry, AuditKind, Avatar, GroupId, Presence,
@@ -16,3 +17,6 @@ pub use conversation::{
     WrapUp, MAX_MESSAGE_CHARS,
 };
 pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};
+pub use visitor::{
+    Block, ClientInfo, Invitation, Location, PageView, SiteIdentity, VisitorProfile,
+};

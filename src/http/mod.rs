@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{Error, Result};
 use crate::services::stats::StatsService;
+use crate::services::visitors::VisitorService;
 use crate::services::{
     AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
 };
@@ -37,6 +38,8 @@ pub struct AppState {
     pub assist: Arc<AssistService>,
     /// Workbench statistics.
     pub stats: Arc<StatsService>,
+    /// Visitor context, block list, online visitors.
+    pub visitors: Arc<VisitorService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }

@@ -10,6 +10,7 @@ pub mod knowledge;
 pub mod quick_replies;
 pub mod secrets;
 pub mod stats;
+pub mod visitors;
 mod watch;
 
 pub use accounts::AccountService;

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Attachment, Conversation, GroupId, GroupRouting, Message};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, visitor_token, Admin, Authenticated, MaybeSignedIn, Permission, VISITOR_TOKEN_PREFIX,
+    authorize, user_agent, visitor_token, Admin, Authenticated, ClientIp, MaybeSignedIn,
+    Permission, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::{blocking, AppState};
@@ -21,6 +22,7 @@ use crate::services::accounts::Caller;
 use crate::services::conversations::{
     DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
 };
+use crate::services::visitors::{Arrival, Origin};
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
 /// may be as large as `max_upload_bytes`, above the server-wide body limit.
@@ -56,18 +58,39 @@ struct Started {
 /// A visitor token in `Authorization` is reused (a returning visitor); otherwise one is issued.
 async fn start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    AppJson(request): AppJson<StartRequest>,
+    AppJson(mut request): AppJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Started>)> {
-    let token = match visitor_token(&headers) {
-        Some(token) if state.accounts.visitor_grant(&token)?.is_some() => token,
-        Some(_) => return Err(Error::Unauthenticated),
+    let (token, grant) = match visitor_token(&headers) {
+        Some(token) => match state.accounts.visitor_grant(&token)? {
+            Some(grant) => (token, grant),
+            None => return Err(Error::Unauthenticated),
+        },
         None => {
-            blocking(&state, |accounts| accounts.issue_visitor_token())
-                .await?
-                .0
+            state.visitors.check_blocked(None, ip)?;
+            blocking(&state, |accounts| accounts.issue_visitor_token()).await?
         }
     };
+    state
+        .visitors
+        .check_blocked(Some(&grant.visitor_id), ip)?;
+    let arrival = Arrival {
+        channel: request.channel.clone(),
+        ..Arrival::default()
+    };
+    let origin = Origin {
+        ip,
+        user_agent: user_agent(&headers),
+    };
+    let profile = state.visitors.arrive(&grant.visitor_id, arrival, &origin)?;
+    // What the host site vouched for outranks what the page typed in.
+    if let Some(identity) = profile.identity.filter(|identity| identity.verified) {
+        request.identity.external_id = identity.person_key();
+        if identity.name.is_some() {
+            request.identity.name = identity.name;
+        }
+    }
     let conversation = state.conversations.start(&token, request).await?;
     let snapshot = state.conversations.visitor_snapshot(&conversation.id, 0)?;
     let Some(DeskEvent::Hello {

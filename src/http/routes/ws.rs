@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, readable_reply_scopes, Authenticated, Permission, VISITOR_TOKEN_PREFIX,
+    authorize, readable_reply_scopes, Authenticated, ClientIp, Permission, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::AppQuery;
 use crate::http::AppState;
@@ -50,6 +50,7 @@ struct VisitorParams {
 /// Browsers cannot set headers on a WebSocket, so the visitor token comes in the query string.
 async fn visitor_socket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AppQuery(params): AppQuery<VisitorParams>,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
@@ -62,6 +63,9 @@ async fn visitor_socket(
         .accounts
         .visitor_grant(&token)?
         .ok_or(Error::Unauthenticated)?;
+    state
+        .visitors
+        .check_blocked(Some(&grant.visitor_id), ip)?;
     let conversation = grant.conversation.ok_or_else(|| {
         Error::InvalidInput("start a conversation before opening the socket".into())
     })?;

@@ -300,6 +300,12 @@ impl ConversationService {
         }
     }
 
+    /// Routes this visitor's next conversation to `agent` when they can take it, as for a returning
+    /// visitor (a visitor who accepted the agent's invitation).
+    pub fn prefer_agent(&self, visitor_id: &str, agent: AccountId) {
+        self.lock().last_agent.insert(visitor_id.to_string(), agent);
+    }
+
     /// Open connections.
     pub fn hub(&self) -> &Hub {
         &self.hub
