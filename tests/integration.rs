@@ -19,5 +19,7 @@ mod quick_replies;
 mod stats;
 #[path = "integration/sync.rs"]
 mod sync;
+#[path = "integration/visitors.rs"]
+mod visitors;
 #[path = "integration/watch.rs"]
 mod watch;

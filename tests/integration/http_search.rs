@@ -383,10 +383,10 @@ async fn unknown_routes_and_health() {
         )
     );
     assert_eq!(
-        app.get("/").await,
+        app.get("/no-such-page").await,
         (
             StatusCode::NOT_FOUND,
-            error_body("not_found", "no route for /")
+            error_body("not_found", "no route for /no-such-page")
         )
     );
     assert_eq!(

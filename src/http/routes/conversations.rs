@@ -29,6 +29,7 @@ use crate::services::visitors::{Arrival, Origin};
 pub fn router(max_upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/v1/visitor/conversations", post(start))
+        .route("/api/v1/visitor/limits", get(limits))
         .route("/api/v1/conversations", get(history))
         .route("/api/v1/conversations/pending", get(pending))
         .route("/api/v1/conversations/{id}/transcript", get(transcript))
@@ -72,9 +73,7 @@ async fn start(
             blocking(&state, |accounts| accounts.issue_visitor_token()).await?
         }
     };
-    state
-        .visitors
-        .check_blocked(Some(&grant.visitor_id), ip)?;
+    state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
     let arrival = Arrival {
         channel: request.channel.clone(),
         ..Arrival::default()
@@ -109,6 +108,23 @@ async fn start(
             messages,
         }),
     ))
+}
+
+#[derive(Debug, Serialize)]
+struct Limits {
+    max_message_chars: usize,
+    max_upload_bytes: usize,
+    upload_types: Vec<String>,
+}
+
+/// Public: what the chat pages may send, so they can say so before the server refuses.
+async fn limits(State(state): State<AppState>) -> Json<Limits> {
+    let config = state.conversations.config();
+    Json(Limits {
+        max_message_chars: config.max_message_chars,
+        max_upload_bytes: config.max_upload_bytes,
+        upload_types: config.upload_types.clone(),
+    })
 }
 
 #[derive(Debug, Serialize)]

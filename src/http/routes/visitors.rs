@@ -224,7 +224,7 @@ async fn visitor(
             id: conversation.id,
         });
     }
-    conversations.sort_by(|a, b| b.created.cmp(&a.created));
+    conversations.sort_by_key(|past| std::cmp::Reverse(past.created));
     Ok(Json(VisitorDetail {
         online: state.visitors.is_online(&id),
         page_trail: state.visitors.page_trail(&id)?,

@@ -63,9 +63,7 @@ async fn visitor_socket(
         .accounts
         .visitor_grant(&token)?
         .ok_or(Error::Unauthenticated)?;
-    state
-        .visitors
-        .check_blocked(Some(&grant.visitor_id), ip)?;
+    state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
     let conversation = grant.conversation.ok_or_else(|| {
         Error::InvalidInput("start a conversation before opening the socket".into())
     })?;
@@ -204,6 +202,16 @@ fn reply_error(
     error: &Error,
     client_key: Option<String>,
 ) {
+    reply_error_in(state, connection, error, client_key, None);
+}
+
+fn reply_error_in(
+    state: &AppState,
+    connection: &Connection,
+    error: &Error,
+    client_key: Option<String>,
+    conversation: Option<String>,
+) {
     let event = DeskEvent::Error {
         code: error.code().as_str(),
         message: if error.code() == crate::error::ErrorCode::Internal {
@@ -213,6 +221,7 @@ fn reply_error(
             error.to_string()
         },
         client_key,
+        conversation,
     };
     state.conversations.hub().to_connection(connection, &event);
 }
@@ -454,14 +463,39 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
             return reply_error(state, connection, &error, None);
         }
     };
-    let key = match &command {
-        AgentCommand::Send { client_key, .. } | AgentCommand::Note { client_key, .. } => {
-            client_key.clone()
-        }
+    // Any command may carry a `client_key`; the answer (`done` or `error`) echoes it and names the
+    // conversation, so a page can tell which of its requests succeeded.
+    let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let key = envelope
+        .get("client_key")
+        .and_then(|key| key.as_str())
+        .map(str::to_string);
+    let conversation = envelope
+        .get("conversation")
+        .and_then(|id| id.as_str())
+        .map(str::to_string);
+    // Messages are answered by their `ack`; typing, sync and ping need no answer.
+    let answered = match &command {
+        AgentCommand::Accept { .. } => Some("accept"),
+        AgentCommand::Transfer { .. } => Some("transfer"),
+        AgentCommand::AnswerTransfer { .. } => Some("answer_transfer"),
+        AgentCommand::Invite { .. } => Some("invite"),
+        AgentCommand::End { .. } => Some("end"),
+        AgentCommand::WrapUp { .. } => Some("wrap_up"),
         _ => None,
     };
-    if let Err(error) = agent_command_inner(state, caller, connection, command).await {
-        reply_error(state, connection, &error, key);
+    match agent_command_inner(state, caller, connection, command).await {
+        Ok(()) => {
+            if let (Some(command), Some(conversation)) = (answered, conversation) {
+                let done = DeskEvent::Done {
+                    command,
+                    conversation,
+                    client_key: key,
+                };
+                state.conversations.hub().to_connection(connection, &done);
+            }
+        }
+        Err(error) => reply_error_in(state, connection, &error, key, conversation),
     }
 }
 

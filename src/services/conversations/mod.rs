@@ -300,6 +300,20 @@ impl ConversationService {
         }
     }
 
+    /// How many active conversations each agent serves now.
+    pub fn loads(&self) -> HashMap<AccountId, usize> {
+        let desk = self.lock();
+        let mut loads = HashMap::new();
+        for conversation in desk.open.values() {
+            if let (ConversationState::Active, Some(agent)) =
+                (conversation.state, conversation.agent)
+            {
+                *loads.entry(agent).or_insert(0) += 1;
+            }
+        }
+        loads
+    }
+
     /// Routes this visitor's next conversation to `agent` when they can take it, as for a returning
     /// visitor (a visitor who accepted the agent's invitation).
     pub fn prefer_agent(&self, visitor_id: &str, agent: AccountId) {

@@ -99,7 +99,9 @@ impl GeoDb {
     }
 
     fn u32_at(&self, at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(self.bytes.get(at..at + 4)?.try_into().ok()?))
+        Some(u32::from_le_bytes(
+            self.bytes.get(at..at + 4)?.try_into().ok()?,
+        ))
     }
 }
 
@@ -118,9 +120,6 @@ mod tests {
             entry.copy_from_slice(&u32::MAX.to_le_bytes());
         }
         let db = GeoDb::from_bytes(bytes).unwrap();
-        assert_eq!(
-            db.lookup("1.2.3.4".parse().unwrap()),
-            Location::default()
-        );
+        assert_eq!(db.lookup("1.2.3.4".parse().unwrap()), Location::default());
     }
 }

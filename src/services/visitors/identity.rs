@@ -52,7 +52,12 @@ pub fn sign_identity(
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn signed_text(user_id: &str, name: Option<&str>, member_level: Option<&str>, expires: i64) -> String {
+fn signed_text(
+    user_id: &str,
+    name: Option<&str>,
+    member_level: Option<&str>,
+    expires: i64,
+) -> String {
     format!(
         "{user_id}\n{}\n{}\n{expires}",
         name.unwrap_or_default(),
@@ -62,7 +67,11 @@ fn signed_text(user_id: &str, name: Option<&str>, member_level: Option<&str>, ex
 
 /// Checks `claim` at `now`: a verified identity, an unverified one (no signature), or
 /// `identity_invalid`.
-pub fn verify(claim: IdentityClaim, config: &VisitorsConfig, now: Timestamp) -> Result<SiteIdentity> {
+pub fn verify(
+    claim: IdentityClaim,
+    config: &VisitorsConfig,
+    now: Timestamp,
+) -> Result<SiteIdentity> {
     let user_id = claim.user_id.trim();
     if user_id.is_empty() || user_id.chars().count() > 128 {
         return Err(Error::InvalidInput(
@@ -85,9 +94,7 @@ pub fn verify(claim: IdentityClaim, config: &VisitorsConfig, now: Timestamp) -> 
                 .sites
                 .iter()
                 .find(|site| site.id == claim.site)
-                .ok_or_else(|| {
-                    Error::IdentityInvalid(format!("unknown site `{}`", claim.site))
-                })?;
+                .ok_or_else(|| Error::IdentityInvalid(format!("unknown site `{}`", claim.site)))?;
             let expires = claim.expires.ok_or_else(|| {
                 Error::IdentityInvalid("a signed identity needs `expires`".into())
             })?;
@@ -118,9 +125,8 @@ pub fn verify(claim: IdentityClaim, config: &VisitorsConfig, now: Timestamp) -> 
                 .as_bytes(),
             );
             // Constant-time comparison.
-            mac.verify_slice(&given).map_err(|_| {
-                Error::IdentityInvalid("the signature does not match".into())
-            })?;
+            mac.verify_slice(&given)
+                .map_err(|_| Error::IdentityInvalid("the signature does not match".into()))?;
             true
         }
     };
@@ -175,7 +181,11 @@ mod tests {
         let error = verify(forged, &config(), now).unwrap_err();
         assert!(matches!(error, Error::IdentityInvalid(_)), "{error}");
 
-        let expired = verify(claim(Some(good), expires), &config(), now + SignedDuration::from_secs(601));
+        let expired = verify(
+            claim(Some(good), expires),
+            &config(),
+            now + SignedDuration::from_secs(601),
+        );
         assert!(matches!(expired, Err(Error::IdentityInvalid(_))));
 
         let unsigned = verify(claim(None, expires), &config(), now).unwrap();

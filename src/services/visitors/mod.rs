@@ -162,7 +162,8 @@ impl VisitorService {
         config: VisitorsConfig,
     ) -> VisitorService {
         let geo = GeoDb::open(&config.ip_database);
-        let per_minute = NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_minute =
+            NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         VisitorService {
             store: accounts.store().clone(),
             accounts,
@@ -270,6 +271,7 @@ impl VisitorService {
     /// `visitors.page_views_per_minute` per visitor, and the trail keeps the newest
     /// `visitors.max_page_views`.
     pub fn page_view(&self, visitor_id: &str, page: PageInput) -> Result<PageView> {
+        let view = clean_page(page, self.now())?;
         if self
             .page_view_limit
             .check_key(&visitor_id.to_string())
@@ -277,7 +279,6 @@ impl VisitorService {
         {
             return Err(Error::RateLimited);
         }
-        let view = clean_page(page, self.now())?;
         self.profile(visitor_id)?;
         self.append_page_view(visitor_id, view.clone())?;
         Ok(view)
@@ -472,8 +473,7 @@ impl VisitorService {
                 .map(|tag| tag.trim().to_string())
                 .filter(|tag| !tag.is_empty())
                 .collect();
-            if tags.len() > MAX_TAGS || tags.iter().any(|tag| tag.chars().count() > MAX_TAG_CHARS)
-            {
+            if tags.len() > MAX_TAGS || tags.iter().any(|tag| tag.chars().count() > MAX_TAG_CHARS) {
                 return Err(Error::InvalidInput(format!(
                     "at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"
                 )));
@@ -717,8 +717,14 @@ mod tests {
 
     #[test]
     fn ranges_accept_addresses_and_cidrs_and_refuse_the_rest() {
-        assert_eq!(parse_range("203.0.113.7").unwrap().to_string(), "203.0.113.7/32");
-        assert_eq!(parse_range("203.0.113.9/24").unwrap().to_string(), "203.0.113.0/24");
+        assert_eq!(
+            parse_range("203.0.113.7").unwrap().to_string(),
+            "203.0.113.7/32"
+        );
+        assert_eq!(
+            parse_range("203.0.113.9/24").unwrap().to_string(),
+            "203.0.113.0/24"
+        );
         assert!(parse_range("203.0.113.0/33").is_err());
         assert!(parse_range("everyone").is_err());
     }
