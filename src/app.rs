@@ -13,6 +13,7 @@ use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::stats::StatsService;
 use crate::services::visitors::VisitorService;
+use crate::services::webhooks::WebhookService;
 use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, QuickReplyService, SystemClock,
@@ -83,6 +84,11 @@ pub async fn build_state_with(
         config.visitors.clone(),
     ));
     conversations.add_observer(visitors.clone());
+    let webhooks = Arc::new(WebhookService::new(
+        accounts.store().clone(),
+        Arc::clone(&clock_for_replies),
+    ));
+    conversations.add_observer(webhooks.clone());
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
@@ -110,6 +116,7 @@ pub async fn build_state_with(
         assist,
         stats,
         visitors,
+        webhooks,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }
@@ -233,6 +240,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     start_housekeeping(Arc::clone(&state.accounts));
     start_desk_timers(&state);
+    crate::services::webhooks::start_delivery(&state.webhooks);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;

@@ -23,3 +23,5 @@ mod sync;
 mod visitors;
 #[path = "integration/watch.rs"]
 mod watch;
+#[path = "integration/webhooks.rs"]
+mod webhooks;

@@ -5,6 +5,7 @@ pub mod article;
 pub mod conversation;
 pub mod quick_reply;
 pub mod visitor;
+pub mod webhook;
 
 pub use account::{
     Account, AccountId, AccountView, AuditEntry, AuditKind, Avatar, GroupId, Presence,
@@ -20,3 +21,4 @@ pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};
 pub use visitor::{
     Block, ClientInfo, Invitation, Location, PageView, SiteIdentity, VisitorProfile,
 };
+pub use webhook::{Delivery, DeliveryStatus, Webhook, WEBHOOK_EVENTS};

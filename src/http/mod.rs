@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::{Error, Result};
 use crate::services::stats::StatsService;
 use crate::services::visitors::VisitorService;
+use crate::services::webhooks::WebhookService;
 use crate::services::{
     AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
 };
@@ -40,6 +41,8 @@ pub struct AppState {
     pub stats: Arc<StatsService>,
     /// Visitor context, block list, online visitors.
     pub visitors: Arc<VisitorService>,
+    /// Webhooks and their deliveries.
+    pub webhooks: Arc<WebhookService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -73,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
         .merge(routes::stats::router())
+        .merge(routes::webhooks::router())
         .merge(routes::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod stats;
 pub mod visitors;
 mod watch;
+pub mod webhooks;
 
 pub use accounts::AccountService;
 pub use assist::AssistService;

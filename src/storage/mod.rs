@@ -71,6 +71,12 @@ pub struct Store {
     /// `v:<visitor id>` or `p:<site>:<user id>`, 0, conversation id → nothing: a visitor's and a verified
     /// person's conversations.
     pub visitor_conversations: sled::Tree,
+    /// Webhook id → `Webhook`.
+    pub webhooks: sled::Tree,
+    /// Webhook id, delivery id → `Delivery`.
+    pub webhook_deliveries: sled::Tree,
+    /// Webhook id, delivery id → nothing: the deliveries still pending.
+    pub webhook_queue: sled::Tree,
     /// Hour, scope → statistics tally; `pending`, scope → open work counts.
     pub stats: sled::Tree,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
@@ -120,6 +126,9 @@ impl Store {
             reply_usage: tree("reply_usage")?,
             meta: tree("meta")?,
             stats: tree("stats")?,
+            webhooks: tree("webhooks")?,
+            webhook_deliveries: tree("webhook_deliveries")?,
+            webhook_queue: tree("webhook_queue")?,
             visitors: tree("visitors")?,
             page_views: tree("page_views")?,
             blocks: tree("blocks")?,

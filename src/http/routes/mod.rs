@@ -12,4 +12,5 @@ pub mod pages;
 pub mod quick_replies;
 pub mod stats;
 pub mod visitors;
+pub mod webhooks;
 pub mod ws;
