@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use jiff::SignedDuration;
 use serde_json::{json, Value};
 
-use crate::common::TestApp;
 use crate::conversations::{agent, desk, start};
 use kefu::domain::AccountId;
 use kefu::services::conversations::Party;
