@@ -232,6 +232,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         data = %absolute(&config.paths.data),
         "starting kefu"
     );
+    // Listen first: while the index loads (a first build of a large knowledge base takes a while),
+    // `/healthz` answers and everything else, `/readyz` included, answers `503 starting`.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let ready: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+    let front = crate::http::starting_router(Arc::clone(&ready))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, front)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
     let state = build_state(&config).await?;
     let _watcher = if config.search.watch {
         Some(watch_knowledge_base(Arc::clone(&state.knowledge))?)
@@ -241,14 +255,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     start_housekeeping(Arc::clone(&state.accounts));
     start_desk_timers(&state);
     crate::services::webhooks::start_delivery(&state.webhooks);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.server.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let _ = ready.set(router(state));
+    tracing::info!("ready");
+    server.await??;
     tracing::info!("stopped");
     Ok(())
 }

@@ -101,6 +101,8 @@ pub enum ErrorCode {
     VisitorNotFound,
     /// No block-list entry with that id.
     BlockNotFound,
+    /// The server is still loading (building the index); try again shortly.
+    Starting,
     /// Something went wrong on our side.
     Internal,
 }
@@ -154,6 +156,7 @@ impl ErrorCode {
             ErrorCode::IdentityInvalid => "identity_invalid",
             ErrorCode::VisitorNotFound => "visitor_not_found",
             ErrorCode::BlockNotFound => "block_not_found",
+            ErrorCode::Starting => "starting",
             ErrorCode::Internal => "internal",
         }
     }
@@ -319,6 +322,9 @@ pub enum Error {
     /// No block with that id.
     #[error("block {0} not found")]
     BlockNotFound(u64),
+    /// The server is still starting.
+    #[error("kefu is starting (loading the index); try again in a moment")]
+    Starting,
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -390,6 +396,7 @@ impl Error {
             Error::IdentityInvalid(_) => ErrorCode::IdentityInvalid,
             Error::VisitorNotFound(_) => ErrorCode::VisitorNotFound,
             Error::BlockNotFound(_) => ErrorCode::BlockNotFound,
+            Error::Starting => ErrorCode::Starting,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

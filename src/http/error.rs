@@ -55,6 +55,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::VisitorBlocked => StatusCode::FORBIDDEN,
         ErrorCode::IdentityInvalid => StatusCode::UNAUTHORIZED,
         ErrorCode::VisitorNotFound | ErrorCode::BlockNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Starting => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,

@@ -90,6 +90,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The router `kefu serve` listens with from the first moment: until `ready` holds the application it
+/// answers `/healthz` and `503 starting` to everything else; then it hands every request over.
+pub fn starting_router(ready: Arc<std::sync::OnceLock<Router>>) -> Router {
+    Router::new().fallback(move |request: axum::http::Request<axum::body::Body>| {
+        let ready = Arc::clone(&ready);
+        async move {
+            use tower::ServiceExt;
+            match ready.get() {
+                Some(app) => match app.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None if request.uri().path() == "/healthz" => {
+                    axum::response::IntoResponse::into_response(axum::Json(
+                        serde_json::json!({"status": "ok"}),
+                    ))
+                }
+                None => axum::response::IntoResponse::into_response(Error::Starting),
+            }
+        }
+    })
+}
+
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request
         .headers()
