@@ -11,6 +11,9 @@ use crate::http::{router, AppState};
 use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
+use crate::services::stats::StatsService;
+use crate::services::visitors::VisitorService;
+use crate::services::webhooks::WebhookService;
 use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, Metrics, QuickReplyService, SystemClock,
@@ -73,6 +76,22 @@ pub async fn build_state_with(
     .context("opening conversations")?
     .with_metrics(Arc::clone(&metrics));
     let conversations = Arc::new(conversations);
+    let stats = StatsService::new(
+        accounts.store().stats.clone(),
+        &config.conversations.time_zone,
+    )?;
+    conversations.add_observer(stats.clone());
+    let visitors = Arc::new(VisitorService::new(
+        Arc::clone(&accounts),
+        Arc::clone(&clock_for_replies),
+        config.visitors.clone(),
+    ));
+    conversations.add_observer(visitors.clone());
+    let webhooks = Arc::new(WebhookService::new(
+        accounts.store().clone(),
+        Arc::clone(&clock_for_replies),
+    ));
+    conversations.add_observer(webhooks.clone());
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
@@ -102,6 +121,9 @@ pub async fn build_state_with(
         quick_replies,
         assist,
         metrics,
+        stats,
+        visitors,
+        webhooks,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }
@@ -217,6 +239,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         data = %absolute(&config.paths.data),
         "starting kefu"
     );
+    // Listen first: while the index loads (a first build of a large knowledge base takes a while),
+    // `/healthz` answers and everything else, `/readyz` included, answers `503 starting`.
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let ready: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+    let front = crate::http::starting_router(Arc::clone(&ready))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, front)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
     let state = build_state(&config).await?;
     let _watcher = if config.search.watch {
         Some(watch_knowledge_base(Arc::clone(&state.knowledge))?)
@@ -225,14 +261,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     start_housekeeping(Arc::clone(&state.accounts));
     start_desk_timers(&state);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.server.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::services::webhooks::start_delivery(&state.webhooks);
+    let _ = ready.set(router(state));
+    tracing::info!("ready");
+    server.await??;
     tracing::info!("stopped");
     Ok(())
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// The live-chat desk.
     pub conversations: ConversationsConfig,
+    /// Visitor context: location database, signing sites, page-trail limits.
+    pub visitors: VisitorsConfig,
 }
 
 /// HTTP server settings.
@@ -114,6 +116,47 @@ impl Default for AccountsConfig {
     }
 }
 
+/// A host site that signs its users' identities for the widget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The id the widget passes (`data-site`).
+    pub id: String,
+    /// The HMAC-SHA256 key shared with the site's server (never sent to browsers).
+    pub secret: String,
+}
+
+/// Visitor context (访客信息).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisitorsConfig {
+    /// The ip2region xdb file; locations are unknown without it.
+    pub ip_database: PathBuf,
+    /// Sites whose signed identities are verified.
+    pub sites: Vec<SiteConfig>,
+    /// Page views kept per visitor (the oldest go first).
+    pub max_page_views: usize,
+    /// Page views accepted per visitor per minute; more answer `429 rate_limited`.
+    pub page_views_per_minute: u32,
+    /// A visitor without a heartbeat for this long is no longer on the site.
+    pub online_timeout_secs: u64,
+    /// Longest lifetime of a signed identity (its `expires` may not be further ahead).
+    pub identity_max_age_secs: u64,
+}
+
+impl Default for VisitorsConfig {
+    fn default() -> Self {
+        VisitorsConfig {
+            ip_database: PathBuf::from("geo/ip2region.xdb"),
+            sites: Vec::new(),
+            max_page_views: 200,
+            page_views_per_minute: 30,
+            online_timeout_secs: 60,
+            identity_max_age_secs: 86_400,
+        }
+    }
+}
+
 /// The live-chat desk: timers, limits, uploads, the problem-type tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -137,6 +180,8 @@ pub struct ConversationsConfig {
     pub upload_types: Vec<String>,
     /// Problem types (问题类型) of the wrap-up form, as `parent/child` paths.
     pub problem_types: Vec<String>,
+    /// The team's time zone (IANA name): where statistics' days begin.
+    pub time_zone: String,
 }
 
 impl Default for ConversationsConfig {
@@ -173,6 +218,7 @@ impl Default for ConversationsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            time_zone: "Asia/Shanghai".into(),
         }
     }
 }

@@ -93,6 +93,16 @@ pub enum ErrorCode {
     ShortcutTaken,
     /// An import file is unreadable as a whole (encoding, header, not an array).
     InvalidImport,
+    /// The visitor or their address is on the block list (黑名单).
+    VisitorBlocked,
+    /// A signed visitor identity does not verify or has expired.
+    IdentityInvalid,
+    /// No visitor with that id.
+    VisitorNotFound,
+    /// No block-list entry with that id.
+    BlockNotFound,
+    /// The server is still loading (building the index); try again shortly.
+    Starting,
     /// Something went wrong on our side.
     Internal,
 }
@@ -142,6 +152,11 @@ impl ErrorCode {
             ErrorCode::QuickReplyNotFound => "quick_reply_not_found",
             ErrorCode::ShortcutTaken => "shortcut_taken",
             ErrorCode::InvalidImport => "invalid_import",
+            ErrorCode::VisitorBlocked => "visitor_blocked",
+            ErrorCode::IdentityInvalid => "identity_invalid",
+            ErrorCode::VisitorNotFound => "visitor_not_found",
+            ErrorCode::BlockNotFound => "block_not_found",
+            ErrorCode::Starting => "starting",
             ErrorCode::Internal => "internal",
         }
     }
@@ -295,6 +310,21 @@ pub enum Error {
     /// An import file cannot be read at all.
     #[error("{0}")]
     InvalidImport(String),
+    /// The visitor may not open conversations (the reason stays with the staff).
+    #[error("this visitor is blocked")]
+    VisitorBlocked,
+    /// A signed identity was refused.
+    #[error("identity refused: {0}")]
+    IdentityInvalid(String),
+    /// No visitor with that id.
+    #[error("visitor `{0}` not found")]
+    VisitorNotFound(String),
+    /// No block with that id.
+    #[error("block {0} not found")]
+    BlockNotFound(u64),
+    /// The server is still starting.
+    #[error("kefu is starting (loading the index); try again in a moment")]
+    Starting,
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -362,6 +392,11 @@ impl Error {
             Error::QuickReplyNotFound(_) => ErrorCode::QuickReplyNotFound,
             Error::ShortcutTaken(_) => ErrorCode::ShortcutTaken,
             Error::InvalidImport(_) => ErrorCode::InvalidImport,
+            Error::VisitorBlocked => ErrorCode::VisitorBlocked,
+            Error::IdentityInvalid(_) => ErrorCode::IdentityInvalid,
+            Error::VisitorNotFound(_) => ErrorCode::VisitorNotFound,
+            Error::BlockNotFound(_) => ErrorCode::BlockNotFound,
+            Error::Starting => ErrorCode::Starting,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

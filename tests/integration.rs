@@ -19,7 +19,13 @@ mod http_openapi;
 mod http_search;
 #[path = "integration/quick_replies.rs"]
 mod quick_replies;
+#[path = "integration/stats.rs"]
+mod stats;
 #[path = "integration/sync.rs"]
 mod sync;
+#[path = "integration/visitors.rs"]
+mod visitors;
 #[path = "integration/watch.rs"]
 mod watch;
+#[path = "integration/webhooks.rs"]
+mod webhooks;

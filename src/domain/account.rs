@@ -315,6 +315,10 @@ pub enum AuditKind {
     TwoFactorChanged,
     /// Sessions were revoked.
     SessionsRevoked,
+    /// A visitor or address range was put on the block list.
+    VisitorBlocked,
+    /// A block was lifted.
+    VisitorUnblocked,
 }
 
 /// One audit-log entry.

@@ -188,6 +188,13 @@ pub struct Conversation {
     pub wrap_up: Option<WrapUp>,
     /// The visitor's rating.
     pub rating: Option<Rating>,
+    /// The first assignment ever; the time from `created` to it is the conversation's queue wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_assigned_at: Option<Timestamp>,
+    /// The visitor's oldest message no agent has answered yet; an agent's reply measures its response
+    /// time from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_reply_since: Option<Timestamp>,
 }
 
 /// Where a queue entry stands (kept apart from the conversation, like Rocket.Chat's inquiries). Entries

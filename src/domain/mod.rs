@@ -4,6 +4,8 @@ pub mod account;
 pub mod article;
 pub mod conversation;
 pub mod quick_reply;
+pub mod visitor;
+pub mod webhook;
 
 pub use account::{
     Account, AccountId, AccountView, AuditEntry, AuditKind, Avatar, GroupId, Presence,
@@ -16,3 +18,7 @@ pub use conversation::{
     WrapUp, MAX_MESSAGE_CHARS,
 };
 pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};
+pub use visitor::{
+    Block, ClientInfo, Invitation, Location, PageView, SiteIdentity, VisitorProfile,
+};
+pub use webhook::{Delivery, DeliveryStatus, Webhook, WEBHOOK_EVENTS};

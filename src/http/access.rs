@@ -52,6 +52,8 @@ pub enum Permission {
     },
     /// See team figures: adoption of suggestions, deflection, statistics (supervisors).
     ViewTeamStatistics,
+    /// Block and unblock visitors and addresses (supervisors).
+    ManageBlocks,
     /// Create, change or delete quick replies of this scope: supervisors for the team, a group's
     /// supervisors for the group, the owner for personal replies.
     ManageReplies(ReplyScope),
@@ -105,7 +107,9 @@ pub fn authorize(account: &Account, permission: Permission) -> Result<(), Error>
         Permission::UseAgentDesk => {
             account.has_role(Role::Agent) || account.has_role(Role::Supervisor)
         }
-        Permission::ViewTeamStatistics => account.has_role(Role::Supervisor),
+        Permission::ViewTeamStatistics | Permission::ManageBlocks => {
+            account.has_role(Role::Supervisor)
+        }
         Permission::ManageReplies(scope) => match scope {
             ReplyScope::Team => account.has_role(Role::Supervisor),
             ReplyScope::Group { group } => supervises(account, Some(group)),
@@ -165,11 +169,20 @@ fn describe(permission: Permission) -> &'static str {
         Permission::SuperviseGroup(_) => "supervise this group",
         Permission::UseAgentDesk => "use the agent desk",
         Permission::ViewTeamStatistics => "see team statistics",
+        Permission::ManageBlocks => "manage the block list",
         Permission::ManageReplies(_) => "manage these quick replies",
         Permission::ReadReplies(_) => "see these quick replies",
         Permission::ServeConversation { .. } => "act in this conversation",
         Permission::AssistConversation { .. } => "see this conversation",
     }
+}
+
+/// The `User-Agent` header, if it is text.
+pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The client address: the TCP peer (`ConnectInfo`, absent in in-process tests), unless the peer is

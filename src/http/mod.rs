@@ -16,6 +16,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{Error, Result};
+use crate::services::stats::StatsService;
+use crate::services::visitors::VisitorService;
+use crate::services::webhooks::WebhookService;
 use crate::services::{
     AccountService, AssistService, ConversationService, KnowledgeService, Metrics,
     QuickReplyService,
@@ -39,6 +42,12 @@ pub struct AppState {
     pub assist: Arc<AssistService>,
     /// Instruments observed by the services, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// Workbench statistics.
+    pub stats: Arc<StatsService>,
+    /// Visitor context, block list, online visitors.
+    pub visitors: Arc<VisitorService>,
+    /// Webhooks and their deliveries.
+    pub webhooks: Arc<WebhookService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -73,6 +82,8 @@ pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
+        .merge(OpenApiRouter::from(routes::stats::router()))
+        .merge(OpenApiRouter::from(routes::webhooks::router()))
 }
 
 /// The whole HTTP application.
@@ -90,6 +101,29 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The router `kefu serve` listens with from the first moment: until `ready` holds the application it
+/// answers `/healthz` and `503 starting` to everything else; then it hands every request over.
+pub fn starting_router(ready: Arc<std::sync::OnceLock<Router>>) -> Router {
+    Router::new().fallback(move |request: axum::http::Request<axum::body::Body>| {
+        let ready = Arc::clone(&ready);
+        async move {
+            use tower::ServiceExt;
+            match ready.get() {
+                Some(app) => match app.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None if request.uri().path() == "/healthz" => {
+                    axum::response::IntoResponse::into_response(axum::Json(
+                        serde_json::json!({"status": "ok"}),
+                    ))
+                }
+                None => axum::response::IntoResponse::into_response(Error::Starting),
+            }
+        }
+    })
 }
 
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {

@@ -10,7 +10,10 @@ pub mod knowledge;
 pub mod metrics;
 pub mod quick_replies;
 pub mod secrets;
+pub mod stats;
+pub mod visitors;
 mod watch;
+pub mod webhooks;
 
 pub use accounts::AccountService;
 pub use assist::AssistService;

@@ -62,6 +62,23 @@ pub struct Store {
     pub reply_usage: sled::Tree,
     /// `article:<id>` or `quick_reply:<id>` → suggestion feedback counters.
     pub assist_feedback: sled::Tree,
+    /// Visitor id → `VisitorProfile`.
+    pub visitors: sled::Tree,
+    /// Visitor id, 0, sequence → `PageView`.
+    pub page_views: sled::Tree,
+    /// Block id → `Block`.
+    pub blocks: sled::Tree,
+    /// `v:<visitor id>` or `p:<site>:<user id>`, 0, conversation id → nothing: a visitor's and a verified
+    /// person's conversations.
+    pub visitor_conversations: sled::Tree,
+    /// Webhook id → `Webhook`.
+    pub webhooks: sled::Tree,
+    /// Webhook id, delivery id → `Delivery`.
+    pub webhook_deliveries: sled::Tree,
+    /// Webhook id, delivery id → nothing: the deliveries still pending.
+    pub webhook_queue: sled::Tree,
+    /// Hour, scope → statistics tally; `pending`, scope → open work counts.
+    pub stats: sled::Tree,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
     pub meta: sled::Tree,
 }
@@ -108,6 +125,14 @@ impl Store {
             reply_images: tree("reply_images")?,
             reply_usage: tree("reply_usage")?,
             meta: tree("meta")?,
+            stats: tree("stats")?,
+            webhooks: tree("webhooks")?,
+            webhook_deliveries: tree("webhook_deliveries")?,
+            webhook_queue: tree("webhook_queue")?,
+            visitors: tree("visitors")?,
+            page_views: tree("page_views")?,
+            blocks: tree("blocks")?,
+            visitor_conversations: tree("visitor_conversations")?,
             assist_feedback: tree("assist_feedback")?,
             db,
         })

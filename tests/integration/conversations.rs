@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::common::{Reply, Session, TestApp, TestDirs, Ws};
 
 /// An app with a real listener, the admin, and the skill group 售后 in `mode`.
-async fn desk(mode: &str) -> (TestApp, std::net::SocketAddr, Session, u64) {
+pub(crate) async fn desk(mode: &str) -> (TestApp, std::net::SocketAddr, Session, u64) {
     let mut app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
     let address = app.listen().await;
     let admin = app.admin().await;
@@ -40,7 +40,12 @@ async fn desk(mode: &str) -> (TestApp, std::net::SocketAddr, Session, u64) {
 }
 
 /// An agent of `group`, signed in (so online); returns (id, session).
-async fn agent(app: &TestApp, admin: &Session, name: &str, group: u64) -> (u64, Session) {
+pub(crate) async fn agent(
+    app: &TestApp,
+    admin: &Session,
+    name: &str,
+    group: u64,
+) -> (u64, Session) {
     let (id, session) = app.create_account(admin, name, &["agent"]).await;
     let (status, body) = app
         .json_as(
@@ -77,7 +82,11 @@ async fn visitor_call(
 }
 
 /// Starts a conversation; returns (token, conversation id, response body).
-async fn start(app: &TestApp, group: Option<u64>, text: &str) -> (String, String, Value) {
+pub(crate) async fn start(
+    app: &TestApp,
+    group: Option<u64>,
+    text: &str,
+) -> (String, String, Value) {
     let body = json!({"message": text, "group": group, "page": "https://shop.example/order/42", "identity": {"name": "王女士"}});
     let reply = visitor_call(
         app,

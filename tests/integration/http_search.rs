@@ -482,3 +482,52 @@ async fn every_answer_carries_a_request_id_and_readyz_reports_the_loaded_index()
     assert_eq!(body["status"], "ready");
     assert_eq!(body["articles"], 5, "four published fixtures and one draft");
 }
+
+#[tokio::test]
+async fn while_starting_only_health_answers_then_everything_does() {
+    use tower::ServiceExt;
+    let app = TestApp::new().await;
+    let ready: std::sync::Arc<std::sync::OnceLock<axum::Router>> = Default::default();
+    let front = kefu::http::starting_router(std::sync::Arc::clone(&ready));
+    let get = |uri: &str| {
+        axum::http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let status = |response: axum::response::Response| response.status();
+    assert_eq!(
+        status(front.clone().oneshot(get("/healthz")).await.unwrap()),
+        StatusCode::OK
+    );
+    let starting = front.clone().oneshot(get("/readyz")).await.unwrap();
+    assert_eq!(starting.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = axum::body::to_bytes(starting.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "starting");
+    assert_eq!(
+        status(
+            front
+                .clone()
+                .oneshot(get("/api/v1/kb/search?q=退款"))
+                .await
+                .unwrap()
+        ),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    ready.set(kefu::http::router(app.state.clone())).unwrap();
+    assert_eq!(
+        status(front.clone().oneshot(get("/readyz")).await.unwrap()),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            front
+                .oneshot(get("/api/v1/kb/search?q=退款"))
+                .await
+                .unwrap()
+        ),
+        StatusCode::OK
+    );
+}

@@ -9,11 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::error::ErrorBody;
-
-use crate::domain::{AccountId, SkillGroup};
+use crate::domain::{AccountId, GroupId, Presence, Role, SkillGroup};
 use crate::error::{Error, Result};
-use crate::http::access::Authenticated;
+use crate::http::access::{authorize, Authenticated, Permission};
+use crate::http::error::ErrorBody;
 use crate::http::extract::AppPath;
 use crate::http::AppState;
 
@@ -22,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(avatar))
         .routes(routes!(list_groups))
+        .routes(routes!(list_agents))
 }
 
 /// Public: the visitor's chat page shows the agent's avatar.
@@ -77,4 +77,64 @@ async fn list_groups(
     Ok(Json(GroupList {
         groups: state.accounts.list_groups()?,
     }))
+}
+
+/// A colleague at the desk, as transfer and invite dialogs and the supervisor view list them.
+#[derive(Debug, Serialize, ToSchema)]
+struct Colleague {
+    id: AccountId,
+    display_name: String,
+    avatar_url: Option<String>,
+    roles: std::collections::BTreeSet<Role>,
+    groups: std::collections::BTreeSet<GroupId>,
+    presence: Presence,
+    /// Conversations they serve now.
+    active: usize,
+    max_concurrent: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ColleagueList {
+    agents: Vec<Colleague>,
+}
+
+/// Agents and supervisors (enabled accounts) with presence and load, for anyone at the desk.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Enabled agents and supervisors with presence and load", body = ColleagueList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not at the desk (`forbidden`)", body = ErrorBody),
+    ),
+)]
+async fn list_agents(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<ColleagueList>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let loads = state.conversations.loads();
+    let agents = state
+        .accounts
+        .list_accounts()?
+        .into_iter()
+        .filter(|account| {
+            !account.disabled
+                && (account.roles.contains(&Role::Agent)
+                    || account.roles.contains(&Role::Supervisor))
+        })
+        .map(|account| Colleague {
+            active: loads.get(&account.id).copied().unwrap_or(0),
+            id: account.id,
+            display_name: account.display_name,
+            avatar_url: account.avatar_url,
+            roles: account.roles,
+            groups: account.groups,
+            presence: account.presence,
+            max_concurrent: account.max_concurrent,
+        })
+        .collect();
+    Ok(Json(ColleagueList { agents }))
 }

@@ -18,6 +18,7 @@ use crate::services::assist::{
     suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
     FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
 };
+use crate::services::conversations::DeskFact;
 
 /// Routes under `/api/v1/assist` and the visitor self-service routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -139,12 +140,14 @@ async fn feedback(
     AppJson(request): AppJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackCounts>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
+    let mut group = None;
     if let Some(id) = &request.conversation_id {
         let conversation = state.conversations.conversation(id)?;
         authorize(
             &caller.account,
             Permission::assist(&conversation, caller.account.id),
         )?;
+        group = conversation.group;
     }
     let words = state
         .assist
@@ -156,6 +159,12 @@ async fn feedback(
         words,
         state.conversations.now(),
     )?;
+    if request.action != FeedbackAction::Dismissed {
+        state.conversations.note(&[DeskFact::SuggestionAdopted {
+            agent: caller.account.id,
+            group,
+        }]);
+    }
     Ok(Json(counts))
 }
 

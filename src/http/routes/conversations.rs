@@ -10,28 +10,30 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::http::error::ErrorBody;
 use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 use crate::domain::{Attachment, Conversation, GroupId, GroupRouting, Message};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, visitor_token, Admin, Authenticated, MaybeSignedIn, Permission, VISITOR_TOKEN_PREFIX,
+    authorize, user_agent, visitor_token, Admin, Authenticated, ClientIp, MaybeSignedIn,
+    Permission, VISITOR_TOKEN_PREFIX,
 };
+use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::{blocking, AppState};
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
     DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
 };
+use crate::services::visitors::{Arrival, Origin};
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
 /// may be as large as `max_upload_bytes`, above the server-wide body limit.
 pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start))
+        .routes(routes!(limits))
         .routes(routes!(history))
         .routes(routes!(pending))
         .routes(routes!(transcript))
@@ -63,23 +65,43 @@ struct Started {
         (status = 201, description = "Queued, or an offline message (留言) when nobody is at work; a visitor token is issued unless one was sent", body = Started),
         (status = 400, description = "`invalid_input`, `message_too_long` or `bad_request`", body = ErrorBody),
         (status = 401, description = "An unknown visitor token", body = ErrorBody),
+        (status = 403, description = "`visitor_blocked`: the visitor or their address is on the block list", body = ErrorBody),
         (status = 404, description = "`group_not_found`", body = ErrorBody),
     ),
 )]
 async fn start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    AppJson(request): AppJson<StartRequest>,
+    AppJson(mut request): AppJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Started>)> {
-    let token = match visitor_token(&headers) {
-        Some(token) if state.accounts.visitor_grant(&token)?.is_some() => token,
-        Some(_) => return Err(Error::Unauthenticated),
+    let (token, grant) = match visitor_token(&headers) {
+        Some(token) => match state.accounts.visitor_grant(&token)? {
+            Some(grant) => (token, grant),
+            None => return Err(Error::Unauthenticated),
+        },
         None => {
-            blocking(&state, |accounts| accounts.issue_visitor_token())
-                .await?
-                .0
+            state.visitors.check_blocked(None, ip)?;
+            blocking(&state, |accounts| accounts.issue_visitor_token()).await?
         }
     };
+    state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
+    let arrival = Arrival {
+        channel: request.channel.clone(),
+        ..Arrival::default()
+    };
+    let origin = Origin {
+        ip,
+        user_agent: user_agent(&headers),
+    };
+    let profile = state.visitors.arrive(&grant.visitor_id, arrival, &origin)?;
+    // What the host site vouched for outranks what the page typed in.
+    if let Some(identity) = profile.identity.filter(|identity| identity.verified) {
+        request.identity.external_id = identity.person_key();
+        if identity.name.is_some() {
+            request.identity.name = identity.name;
+        }
+    }
     let conversation = state.conversations.start(&token, request).await?;
     let snapshot = state.conversations.visitor_snapshot(&conversation.id, 0)?;
     let Some(DeskEvent::Hello {
@@ -98,6 +120,32 @@ async fn start(
             messages,
         }),
     ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Limits {
+    max_message_chars: usize,
+    max_upload_bytes: usize,
+    upload_types: Vec<String>,
+}
+
+/// Public: what the chat pages may send, so they can say so before the server refuses.
+#[utoipa::path(
+    get,
+    path = "/api/v1/visitor/limits",
+    tag = "conversations",
+    security(()),
+    responses(
+        (status = 200, description = "Longest message, largest upload and accepted upload types", body = Limits),
+    ),
+)]
+async fn limits(State(state): State<AppState>) -> Json<Limits> {
+    let config = state.conversations.config();
+    Json(Limits {
+        max_message_chars: config.max_message_chars,
+        max_upload_bytes: config.max_upload_bytes,
+        upload_types: config.upload_types.clone(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::Result;
+use crate::http::error::ErrorBody;
 use crate::http::AppState;
 
 /// `GET /healthz`, `GET /readyz`
@@ -38,7 +39,10 @@ struct Readiness {
     get,
     path = "/readyz",
     tag = "health",
-    responses((status = 200, description = "Ready: the index and the database are open", body = Readiness)),
+    responses(
+        (status = 200, description = "Ready: the index and the database are open", body = Readiness),
+        (status = 503, description = "`starting`: `kefu serve` is still opening the database and the index (every route but `/healthz` answers so meanwhile)", body = ErrorBody),
+    ),
 )]
 async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>> {
     let index = state.knowledge.index();

@@ -11,5 +11,7 @@ pub mod me;
 pub mod metrics;
 pub mod pages;
 pub mod quick_replies;
+pub mod stats;
 pub mod visitors;
+pub mod webhooks;
 pub mod ws;

@@ -20,13 +20,13 @@ use crate::http::error::ErrorBody;
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, readable_reply_scopes, Authenticated, Permission, VISITOR_TOKEN_PREFIX,
+    authorize, readable_reply_scopes, Authenticated, ClientIp, Permission, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
+    Connection, DeskEvent, DeskFact, Outbox, Party, TransferTarget, WrapUpInput,
 };
 use crate::services::quick_replies::fill_variables;
 
@@ -62,10 +62,12 @@ struct VisitorParams {
         (status = 101, description = "Switching to the WebSocket protocol; frames are described in docs/API.md (WebSockets)"),
         (status = 400, description = "Not a WebSocket upgrade, or no conversation started yet (`invalid_input`)", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: unknown token", body = ErrorBody),
+        (status = 403, description = "`visitor_blocked`: the visitor or their address is on the block list", body = ErrorBody),
     ),
 )]
 async fn visitor_socket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AppQuery(params): AppQuery<VisitorParams>,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
@@ -78,6 +80,7 @@ async fn visitor_socket(
         .accounts
         .visitor_grant(&token)?
         .ok_or(Error::Unauthenticated)?;
+    state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
     let conversation = grant.conversation.ok_or_else(|| {
         Error::InvalidInput("start a conversation before opening the socket".into())
     })?;
@@ -228,6 +231,16 @@ fn reply_error(
     error: &Error,
     client_key: Option<String>,
 ) {
+    reply_error_in(state, connection, error, client_key, None);
+}
+
+fn reply_error_in(
+    state: &AppState,
+    connection: &Connection,
+    error: &Error,
+    client_key: Option<String>,
+    conversation: Option<String>,
+) {
     let event = DeskEvent::Error {
         code: error.code().as_str(),
         message: if error.code() == crate::error::ErrorCode::Internal {
@@ -237,6 +250,7 @@ fn reply_error(
             error.to_string()
         },
         client_key,
+        conversation,
     };
     state.conversations.hub().to_connection(connection, &event);
 }
@@ -368,14 +382,22 @@ fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
         })
         .await;
         match computed {
-            Ok(Ok(suggestions)) => state.conversations.hub().to_agents(
-                &[agent_id],
-                &DeskEvent::Suggestions {
-                    conversation,
-                    seq,
-                    suggestions,
-                },
-            ),
+            Ok(Ok(suggestions)) => {
+                if !suggestions.is_empty() {
+                    state.conversations.note(&[DeskFact::SuggestionsShown {
+                        agent: agent_id,
+                        group: current.group,
+                    }]);
+                }
+                state.conversations.hub().to_agents(
+                    &[agent_id],
+                    &DeskEvent::Suggestions {
+                        conversation,
+                        seq,
+                        suggestions,
+                    },
+                )
+            }
             Ok(Err(error)) => tracing::warn!(%error, "suggestions failed"),
             Err(error) => tracing::warn!(%error, "suggestion task failed"),
         }
@@ -470,14 +492,39 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
             return reply_error(state, connection, &error, None);
         }
     };
-    let key = match &command {
-        AgentCommand::Send { client_key, .. } | AgentCommand::Note { client_key, .. } => {
-            client_key.clone()
-        }
+    // Any command may carry a `client_key`; the answer (`done` or `error`) echoes it and names the
+    // conversation, so a page can tell which of its requests succeeded.
+    let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let key = envelope
+        .get("client_key")
+        .and_then(|key| key.as_str())
+        .map(str::to_string);
+    let conversation = envelope
+        .get("conversation")
+        .and_then(|id| id.as_str())
+        .map(str::to_string);
+    // Messages are answered by their `ack`; typing, sync and ping need no answer.
+    let answered = match &command {
+        AgentCommand::Accept { .. } => Some("accept"),
+        AgentCommand::Transfer { .. } => Some("transfer"),
+        AgentCommand::AnswerTransfer { .. } => Some("answer_transfer"),
+        AgentCommand::Invite { .. } => Some("invite"),
+        AgentCommand::End { .. } => Some("end"),
+        AgentCommand::WrapUp { .. } => Some("wrap_up"),
         _ => None,
     };
-    if let Err(error) = agent_command_inner(state, caller, connection, command).await {
-        reply_error(state, connection, &error, key);
+    match agent_command_inner(state, caller, connection, command).await {
+        Ok(()) => {
+            if let (Some(command), Some(conversation)) = (answered, conversation) {
+                let done = DeskEvent::Done {
+                    command,
+                    conversation,
+                    client_key: key,
+                };
+                state.conversations.hub().to_connection(connection, &done);
+            }
+        }
+        Err(error) => reply_error_in(state, connection, &error, key, conversation),
     }
 }
 

@@ -191,5 +191,18 @@ pub enum DeskEvent {
         /// The key of the refused command, when it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
         client_key: Option<String>,
+        /// The conversation the refused command named.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
+    },
+    /// An agent's command (accept, transfer, answer_transfer, invite, end, wrap_up) succeeded.
+    Done {
+        /// The command's `type`.
+        command: &'static str,
+        /// Its conversation.
+        conversation: String,
+        /// The key the command carried, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_key: Option<String>,
     },
 }

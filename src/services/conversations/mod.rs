@@ -11,13 +11,14 @@
 //! released, one flush makes them durable, and only then are events sent and senders acknowledged.
 
 mod events;
+mod facts;
 mod files;
 mod flush;
 mod hub;
 mod routing;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -36,6 +37,7 @@ use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
 pub use events::{DeskEvent, QueueItem, VisitorView};
+pub use facts::{AssignedVia, DeskFact, DeskObserver};
 pub use flush::FlushBatcher;
 pub use hub::{Connection, Hub, Outbox};
 
@@ -175,6 +177,8 @@ struct Outgoing {
     to_visitors: Vec<(String, DeskEvent)>,
     /// The queue changed: queued visitors get their new position.
     queue_changed: bool,
+    /// For the observers (statistics, webhooks).
+    facts: Vec<DeskFact>,
 }
 
 impl Outgoing {
@@ -184,6 +188,10 @@ impl Outgoing {
 
     fn visitor(&mut self, conversation: &str, event: DeskEvent) {
         self.to_visitors.push((conversation.to_string(), event));
+    }
+
+    fn fact(&mut self, fact: DeskFact) {
+        self.facts.push(fact);
     }
 }
 
@@ -199,6 +207,7 @@ pub struct ConversationService {
     history: Arc<MessageIndex>,
     desk: Mutex<Desk>,
     metrics: Arc<Metrics>,
+    observers: RwLock<Vec<Arc<dyn DeskObserver>>>,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -259,6 +268,7 @@ impl ConversationService {
             flusher,
             desk: Mutex::new(desk),
             metrics: Arc::default(),
+            observers: RwLock::default(),
         })
     }
 
@@ -266,6 +276,57 @@ impl ConversationService {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> ConversationService {
         self.metrics = metrics;
         self
+    }
+
+    /// Tells `observer` every fact from now on.
+    pub fn add_observer(&self, observer: Arc<dyn DeskObserver>) {
+        self.observers
+            .write()
+            .expect("observer list poisoned")
+            .push(observer);
+    }
+
+    /// Records facts that happened outside the desk (suggestions shown and adopted); they are made
+    /// durable by the next flush.
+    pub fn note(&self, facts: &[DeskFact]) {
+        self.tell_observers(facts);
+    }
+
+    fn tell_observers(&self, facts: &[DeskFact]) {
+        if facts.is_empty() {
+            return;
+        }
+        let at = self.now();
+        let observers = self
+            .observers
+            .read()
+            .expect("observer list poisoned")
+            .clone();
+        for observer in observers {
+            if let Err(error) = observer.observe(at, facts) {
+                tracing::warn!(%error, ?observer, "a desk observer failed");
+            }
+        }
+    }
+
+    /// How many active conversations each agent serves now.
+    pub fn loads(&self) -> HashMap<AccountId, usize> {
+        let desk = self.lock();
+        let mut loads = HashMap::new();
+        for conversation in desk.open.values() {
+            if let (ConversationState::Active, Some(agent)) =
+                (conversation.state, conversation.agent)
+            {
+                *loads.entry(agent).or_insert(0) += 1;
+            }
+        }
+        loads
+    }
+
+    /// Routes this visitor's next conversation to `agent` when they can take it, as for a returning
+    /// visitor (a visitor who accepted the agent's invitation).
+    pub fn prefer_agent(&self, visitor_id: &str, agent: AccountId) {
+        self.lock().last_agent.insert(visitor_id.to_string(), agent);
     }
 
     /// Open connections.
@@ -444,8 +505,13 @@ impl ConversationService {
             ended_by: None,
             wrap_up: None,
             rating: None,
+            first_assigned_at: None,
+            awaiting_reply_since: Some(now),
         };
         let mut outgoing = Outgoing::default();
+        outgoing.fact(DeskFact::Created {
+            conversation: conversation.clone(),
+        });
         {
             let mut desk = self.lock();
             self.store.put_conversation(&conversation)?;
@@ -476,6 +542,9 @@ impl ConversationService {
                 self.route(&mut desk, &mut outgoing)?;
             } else {
                 self.system_message(&conversation, &routing.off_hours_message, &mut outgoing)?;
+                outgoing.fact(DeskFact::OfflineMessage {
+                    conversation: conversation.clone(),
+                });
             }
         }
         self.accounts
@@ -545,20 +614,36 @@ impl ConversationService {
                         Party::Visitor => {
                             open.last_visitor_activity = now;
                             open.idle_reminded = false;
+                            open.awaiting_reply_since.get_or_insert(now);
                             changed = true;
                         }
-                        Party::Agent(agent)
-                            if !internal
-                                && open.agent == Some(*agent)
-                                && open.answered_at.is_none() =>
-                        {
-                            open.answered_at = Some(now);
-                            changed = true;
-                            if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
-                                if entry.status == QueueStatus::Offered {
-                                    entry.status = QueueStatus::Taken;
-                                    self.store.put_queue_entry(&entry)?;
+                        Party::Agent(agent) if !internal => {
+                            if open.agent == Some(*agent) && open.answered_at.is_none() {
+                                open.answered_at = Some(now);
+                                changed = true;
+                                let mut was_offered = false;
+                                if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
+                                    if entry.status == QueueStatus::Offered {
+                                        was_offered = true;
+                                        entry.status = QueueStatus::Taken;
+                                        self.store.put_queue_entry(&entry)?;
+                                    }
                                 }
+                                let assigned_at = open.assigned_at.unwrap_or(now);
+                                outgoing.fact(DeskFact::Taken {
+                                    conversation: open.clone(),
+                                    agent: *agent,
+                                    first_response_secs: seconds_between(assigned_at, now),
+                                    was_offered,
+                                });
+                            }
+                            if let Some(since) = open.awaiting_reply_since.take() {
+                                changed = true;
+                                outgoing.fact(DeskFact::Replied {
+                                    conversation: open.clone(),
+                                    agent: *agent,
+                                    response_secs: seconds_between(since, now),
+                                });
                             }
                         }
                         Party::Agent(_) => {}
@@ -609,6 +694,9 @@ impl ConversationService {
                 return Err(Error::ConversationClosed(conversation_id.to_string()));
             }
             conversation.state = ConversationState::OfflineMessage;
+            outgoing.fact(DeskFact::OfflineMessage {
+                conversation: conversation.clone(),
+            });
             self.leave_queue(&mut desk, conversation_id, None, &mut outgoing)?;
             desk.open.remove(conversation_id);
             self.store.put_conversation(&conversation)?;
@@ -657,6 +745,7 @@ impl ConversationService {
         };
         conversation.rating = Some(rating.clone());
         self.store.put_conversation(&conversation)?;
+        self.tell_observers(&[DeskFact::Rated { conversation }]);
         self.flusher.durable().await?;
         Ok(rating)
     }
@@ -686,7 +775,13 @@ impl ConversationService {
             if routing::active_count(&desk, agent) >= account.max_concurrent as usize {
                 return Err(Error::AgentAtCapacity);
             }
-            self.assign(&mut desk, conversation_id, agent, false, &mut outgoing)?;
+            self.assign(
+                &mut desk,
+                conversation_id,
+                agent,
+                AssignedVia::Accepted,
+                &mut outgoing,
+            )?;
         }
         self.deliver(outgoing).await?;
         self.conversation(conversation_id)
@@ -807,6 +902,7 @@ impl ConversationService {
                 return Err(Error::Forbidden("this transfer is for someone else".into()));
             }
             if accept {
+                let from_group = conversation.group;
                 if let Some(group) = transfer.to_group {
                     conversation.group = Some(group);
                     desk.open
@@ -819,7 +915,19 @@ impl ConversationService {
                         reason: "transferred".into(),
                     },
                 );
-                self.assign(&mut desk, conversation_id, receiver, false, &mut outgoing)?;
+                self.assign(
+                    &mut desk,
+                    conversation_id,
+                    receiver,
+                    AssignedVia::Transfer,
+                    &mut outgoing,
+                )?;
+                outgoing.fact(DeskFact::Transferred {
+                    conversation: self.conversation_in(&desk, conversation_id)?,
+                    from: transfer.from,
+                    to: receiver,
+                    from_group,
+                });
             } else {
                 self.cancel_transfer(&mut desk, &mut conversation, "declined", &mut outgoing)?;
             }
@@ -935,6 +1043,7 @@ impl ConversationService {
                 "only the serving agent writes the wrap-up".into(),
             ));
         }
+        let first = conversation.wrap_up.is_none();
         conversation.wrap_up = Some(WrapUp {
             problem_type: input.problem_type,
             resolution: input.resolution.trim().to_string(),
@@ -949,6 +1058,10 @@ impl ConversationService {
             at: self.now(),
         });
         self.store.put_conversation(&conversation)?;
+        self.tell_observers(&[DeskFact::WrappedUp {
+            conversation: conversation.clone(),
+            first,
+        }]);
         self.flusher.durable().await?;
         Ok(conversation)
     }
@@ -1343,13 +1456,14 @@ impl ConversationService {
         desk: &mut Desk,
         conversation_id: &str,
         agent: AccountId,
-        offered: bool,
+        via: AssignedVia,
         outgoing: &mut Outgoing,
     ) -> Result<()> {
         let now = self.now();
         let account = self.accounts.account(agent)?;
         let mut conversation = self.conversation_in(desk, conversation_id)?;
-        let status = if offered {
+        let answers_offline_message = conversation.state == ConversationState::OfflineMessage;
+        let status = if via == AssignedVia::Routing {
             QueueStatus::Offered
         } else {
             QueueStatus::Taken
@@ -1361,6 +1475,14 @@ impl ConversationService {
         conversation.assigned_at = Some(now);
         conversation.answered_at = None;
         conversation.pending_transfer = None;
+        // A message left for later was never waiting in the queue: its first assignment is no wait.
+        let queue_wait_secs = match conversation.first_assigned_at {
+            Some(_) => None,
+            None => {
+                conversation.first_assigned_at = Some(now);
+                (!answers_offline_message).then(|| seconds_between(conversation.created, now))
+            }
+        };
         desk.open
             .insert(conversation.id.clone(), conversation.clone());
         desk.last_assigned.insert(agent, now);
@@ -1389,6 +1511,13 @@ impl ConversationService {
             let (greeting, _) = self.append(&conversation, greeting)?;
             self.broadcast_message(&conversation, &greeting, outgoing);
         }
+        outgoing.fact(DeskFact::Assigned {
+            conversation: conversation.clone(),
+            agent,
+            via,
+            queue_wait_secs,
+            answers_offline_message,
+        });
         let messages = self.store.messages_after(conversation_id, 0)?;
         outgoing.agents(
             vec![agent],
@@ -1518,6 +1647,15 @@ impl ConversationService {
         desk.open.remove(conversation_id);
         desk.visitor_gone.remove(conversation_id);
         self.store.put_conversation(&conversation)?;
+        outgoing.fact(if conversation.state == ConversationState::Abandoned {
+            DeskFact::Abandoned {
+                conversation: conversation.clone(),
+            }
+        } else {
+            DeskFact::Ended {
+                conversation: conversation.clone(),
+            }
+        });
         let text = match ended_by {
             "visitor" => "访客已结束会话。",
             "idle" => "由于长时间未回复，会话已自动结束。",
@@ -1615,7 +1753,13 @@ impl ConversationService {
                 }
             };
             if let Some(agent) = choice {
-                self.assign(desk, &entry.conversation, agent, true, outgoing)?;
+                self.assign(
+                    desk,
+                    &entry.conversation,
+                    agent,
+                    AssignedVia::Routing,
+                    outgoing,
+                )?;
             }
         }
         Ok(())
@@ -1701,6 +1845,7 @@ impl ConversationService {
 
     /// Flushes, then sends the events; queued visitors get their new positions.
     async fn deliver(&self, mut outgoing: Outgoing) -> Result<()> {
+        self.tell_observers(&outgoing.facts);
         self.flusher.durable().await?;
         if outgoing.queue_changed {
             let desk = self.lock();
@@ -1717,6 +1862,11 @@ impl ConversationService {
         }
         Ok(())
     }
+}
+
+/// Seconds from `from` to `to`, never negative.
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64().max(0.0)
 }
 
 /// The serving agent and the invited colleagues.

@@ -1,0 +1,257 @@
+//! Workbench statistics (工作台数据): `/api/v1/stats/summary` and `/api/v1/stats/hourly`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use jiff::civil::Date;
+use jiff::ToSpan;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, GroupId, Role};
+use crate::error::{Error, Result};
+use crate::http::access::{authorize, Authenticated, Permission};
+use crate::http::extract::AppQuery;
+use crate::http::AppState;
+use crate::services::stats::{Figures, HourFigures, Range, Scope};
+
+/// Routes under `/api/v1/stats`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/stats/summary", get(summary))
+        .route("/api/v1/stats/hourly", get(hourly))
+}
+
+/// Which days: `day` (`today`, `yesterday` or a date) or `from`/`to` (dates, inclusive); today when
+/// neither is given.
+#[derive(Debug)]
+struct RangeQuery<'a> {
+    day: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    /// `agent` (default) or `group`.
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HourlyQuery {
+    /// `team` (default), `agent` or `group`.
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SummaryRow {
+    id: u64,
+    name: String,
+    figures: Figures,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    from: Date,
+    to: Date,
+    time_zone: String,
+    by: &'static str,
+    /// The whole team; `null` for an agent, who sees only their own row.
+    team: Option<Figures>,
+    rows: Vec<SummaryRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct Hourly {
+    from: Date,
+    to: Date,
+    time_zone: String,
+    scope: Scope,
+    hours: Vec<HourFigures>,
+}
+
+fn parse_date(text: &str) -> Result<Date> {
+    text.parse().map_err(|_| {
+        Error::InvalidInput(format!(
+            "`{text}` is not a date (YYYY-MM-DD, `today` or `yesterday`)"
+        ))
+    })
+}
+
+fn resolve_range(state: &AppState, query: RangeQuery<'_>) -> Result<Range> {
+    let today = state.stats.date_of(state.conversations.now());
+    let (from, to) = match (query.day, query.from, query.to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(Error::InvalidInput(
+                "give either `day` or `from`/`to`, not both".into(),
+            ))
+        }
+        (Some(day), None, None) => {
+            let day = match day {
+                "today" => today,
+                "yesterday" => today
+                    .checked_sub(1.day())
+                    .map_err(|error| Error::InvalidInput(error.to_string()))?,
+                other => parse_date(other)?,
+            };
+            (day, day)
+        }
+        (None, Some(from), to) => {
+            let from = parse_date(from)?;
+            (from, to.map(parse_date).transpose()?.unwrap_or(from))
+        }
+        (None, None, Some(_)) => {
+            return Err(Error::InvalidInput("`to` needs a `from`".into()));
+        }
+        (None, None, None) => (today, today),
+    };
+    state.stats.range(from, to)
+}
+
+/// Supervisors and admins see every agent and group; an agent sees their own figures only.
+async fn summary(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppQuery(query): AppQuery<SummaryQuery>,
+) -> Result<Json<Summary>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let team_view = authorize(&caller.account, Permission::ViewTeamStatistics).is_ok();
+    let range = resolve_range(
+        &state,
+        RangeQuery {
+            day: query.day.as_deref(),
+            from: query.from.as_deref(),
+            to: query.to.as_deref(),
+        },
+    )?;
+    let by = match query.by.as_deref().unwrap_or("agent") {
+        "agent" => "agent",
+        "group" if team_view => "group",
+        "group" => return Err(Error::Forbidden("group figures are for supervisors".into())),
+        other => {
+            return Err(Error::InvalidInput(format!(
+                "`by` is `agent` or `group`, not `{other}`"
+            )))
+        }
+    };
+    let stats = std::sync::Arc::clone(&state.stats);
+    let accounts = std::sync::Arc::clone(&state.accounts);
+    let me = caller.account.id;
+    let (team, rows) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut figures = stats.summary(&range)?;
+        let mut take = |scope: Scope| -> Result<Figures> {
+            match figures.remove(&scope) {
+                Some(found) => Ok(found),
+                None => stats.figures(scope, &range),
+            }
+        };
+        let mut rows = Vec::new();
+        if by == "group" {
+            for group in accounts.list_groups()? {
+                rows.push(SummaryRow {
+                    id: group.id.0,
+                    name: group.name,
+                    figures: take(Scope::Group(group.id))?,
+                });
+            }
+        } else {
+            for account in accounts.list_accounts()? {
+                let listed = if team_view {
+                    account.roles.contains(&Role::Agent)
+                } else {
+                    account.id == me
+                };
+                if listed {
+                    rows.push(SummaryRow {
+                        id: account.id.0,
+                        name: account.display_name,
+                        figures: take(Scope::Agent(account.id))?,
+                    });
+                }
+            }
+        }
+        let team = if team_view {
+            Some(take(Scope::Team)?)
+        } else {
+            None
+        };
+        Ok((team, rows))
+    })
+    .await
+    .map_err(|error| Error::Internal(format!("statistics task failed: {error}")))??;
+    Ok(Json(Summary {
+        from: range.from,
+        to: range.to,
+        time_zone: state.stats.time_zone_name().to_string(),
+        by,
+        team,
+        rows,
+    }))
+}
+
+/// An agent may ask for their own series only.
+async fn hourly(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AppQuery(query): AppQuery<HourlyQuery>,
+) -> Result<Json<Hourly>> {
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    let range = resolve_range(
+        &state,
+        RangeQuery {
+            day: query.day.as_deref(),
+            from: query.from.as_deref(),
+            to: query.to.as_deref(),
+        },
+    )?;
+    let scope = match (query.scope.as_deref().unwrap_or("team"), query.id) {
+        ("team", None) => Scope::Team,
+        ("agent", Some(id)) => Scope::Agent(AccountId(id)),
+        ("group", Some(id)) => {
+            state.accounts.group(GroupId(id))?;
+            Scope::Group(GroupId(id))
+        }
+        ("team", Some(_)) => {
+            return Err(Error::InvalidInput("the team scope takes no `id`".into()))
+        }
+        ("agent" | "group", None) => {
+            return Err(Error::InvalidInput("this scope needs an `id`".into()))
+        }
+        (other, _) => {
+            return Err(Error::InvalidInput(format!(
+                "`scope` is `team`, `agent` or `group`, not `{other}`"
+            )))
+        }
+    };
+    if scope != Scope::Agent(caller.account.id) {
+        authorize(&caller.account, Permission::ViewTeamStatistics)?;
+    }
+    let stats = std::sync::Arc::clone(&state.stats);
+    let hours = tokio::task::spawn_blocking(move || stats.hourly(scope, &range))
+        .await
+        .map_err(|error| Error::Internal(format!("statistics task failed: {error}")))??;
+    Ok(Json(Hourly {
+        from: range.from,
+        to: range.to,
+        time_zone: state.stats.time_zone_name().to_string(),
+        scope,
+        hours,
+    }))
+}

@@ -1,0 +1,166 @@
+//! What happened on the desk, for those who keep score or tell others: statistics and webhooks.
+//!
+//! The desk collects facts while it changes conversations and hands them to its observers just before
+//! the flush that makes those changes durable, so an observer's own writes to the same database are
+//! durable with them: a figure never counts a change that was lost, nor misses one that was
+//! acknowledged.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::domain::{AccountId, Conversation, GroupId};
+use crate::error::Result;
+
+/// How a conversation reached its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignedVia {
+    /// Automatic routing offered it; the agent takes it by answering.
+    Routing,
+    /// The agent accepted it from the queue or the offline messages.
+    Accepted,
+    /// The agent accepted a transfer.
+    Transfer,
+}
+
+/// One thing that happened, with the conversation as it stands after it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DeskFact {
+    /// A visitor started a conversation (queued, or an offline message).
+    Created {
+        /// The conversation.
+        conversation: Conversation,
+    },
+    /// Nobody could take it: the visitor's first message is a message left for later (留言), from the
+    /// start or after waiting in the queue.
+    OfflineMessage {
+        /// The conversation.
+        conversation: Conversation,
+    },
+    /// An agent got the conversation.
+    Assigned {
+        /// The conversation.
+        conversation: Conversation,
+        /// The agent.
+        agent: AccountId,
+        /// How.
+        via: AssignedVia,
+        /// Seconds from the visitor's first message to the first assignment ever; `None` for later
+        /// assignments (a requeue, a transfer), so each conversation's wait counts once.
+        queue_wait_secs: Option<f64>,
+        /// The agent accepted a message left for later (留言).
+        answers_offline_message: bool,
+    },
+    /// An agent's first answer since the assignment: the conversation is taken.
+    Taken {
+        /// The conversation.
+        conversation: Conversation,
+        /// The agent.
+        agent: AccountId,
+        /// Seconds from the assignment to this answer.
+        first_response_secs: f64,
+        /// The assignment was an automatic offer (manual accepts and transfers are taken at once).
+        was_offered: bool,
+    },
+    /// An agent answered the visitor's waiting message(s).
+    Replied {
+        /// The conversation.
+        conversation: Conversation,
+        /// The agent.
+        agent: AccountId,
+        /// Seconds from the visitor's oldest unanswered message to this answer.
+        response_secs: f64,
+    },
+    /// A transfer was accepted.
+    Transferred {
+        /// The conversation (already with its new agent and group).
+        conversation: Conversation,
+        /// The agent who handed it over.
+        from: AccountId,
+        /// The agent who took it.
+        to: AccountId,
+        /// The group before the transfer.
+        from_group: Option<GroupId>,
+    },
+    /// Ended by the visitor, the agent or the idle timer.
+    Ended {
+        /// The conversation.
+        conversation: Conversation,
+    },
+    /// The visitor left while still queued.
+    Abandoned {
+        /// The conversation.
+        conversation: Conversation,
+    },
+    /// The visitor rated it.
+    Rated {
+        /// The conversation.
+        conversation: Conversation,
+    },
+    /// The agent wrote the wrap-up.
+    WrappedUp {
+        /// The conversation.
+        conversation: Conversation,
+        /// No wrap-up was written before (a later one replaces it).
+        first: bool,
+    },
+    /// Suggestions (辅助回复) were pushed to the serving agent.
+    SuggestionsShown {
+        /// The agent.
+        agent: AccountId,
+        /// The conversation's group.
+        group: Option<GroupId>,
+    },
+    /// The agent sent or edited a suggestion.
+    SuggestionAdopted {
+        /// The agent.
+        agent: AccountId,
+        /// The conversation's group.
+        group: Option<GroupId>,
+    },
+}
+
+impl DeskFact {
+    /// The event name, as webhooks and logs call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeskFact::Created { .. } => "created",
+            DeskFact::OfflineMessage { .. } => "offline_message",
+            DeskFact::Assigned { .. } => "assigned",
+            DeskFact::Taken { .. } => "taken",
+            DeskFact::Replied { .. } => "replied",
+            DeskFact::Transferred { .. } => "transferred",
+            DeskFact::Ended { .. } => "ended",
+            DeskFact::Abandoned { .. } => "abandoned",
+            DeskFact::Rated { .. } => "rated",
+            DeskFact::WrappedUp { .. } => "wrapped_up",
+            DeskFact::SuggestionsShown { .. } => "suggestions_shown",
+            DeskFact::SuggestionAdopted { .. } => "suggestion_adopted",
+        }
+    }
+
+    /// The conversation the fact is about, if any.
+    pub fn conversation(&self) -> Option<&Conversation> {
+        match self {
+            DeskFact::Created { conversation }
+            | DeskFact::OfflineMessage { conversation }
+            | DeskFact::Assigned { conversation, .. }
+            | DeskFact::Taken { conversation, .. }
+            | DeskFact::Replied { conversation, .. }
+            | DeskFact::Transferred { conversation, .. }
+            | DeskFact::Ended { conversation }
+            | DeskFact::Abandoned { conversation }
+            | DeskFact::Rated { conversation }
+            | DeskFact::WrappedUp { conversation, .. } => Some(conversation),
+            DeskFact::SuggestionsShown { .. } | DeskFact::SuggestionAdopted { .. } => None,
+        }
+    }
+}
+
+/// Keeps score of, or passes on, what happens on the desk. Called with the desk unlocked, possibly
+/// from several tasks at once; an error is logged and does not undo the change.
+pub trait DeskObserver: Send + Sync + std::fmt::Debug {
+    /// Takes note of `facts`, which happened at `at`.
+    fn observe(&self, at: Timestamp, facts: &[DeskFact]) -> Result<()>;
+}

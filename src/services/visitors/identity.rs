@@ -1,0 +1,200 @@
+//! Identities the host site vouches for, as Intercom and Chatwoot do: the site's server signs the user
+//! with a secret it shares with kefu, the widget passes the signature along, and kefu recomputes it.
+//!
+//! The signed text is `user_id \n name \n member_level \n expires` (absent fields empty, `expires` in
+//! Unix seconds), the signature its HMAC-SHA256 under the site's secret, in lower-case hex. An identity
+//! without a signature is kept but marked unverified; one with a signature that does not match, for an
+//! unknown site, or past its `expires` is refused.
+
+use hmac::{KeyInit, Mac};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::config::VisitorsConfig;
+use crate::domain::SiteIdentity;
+use crate::error::{Error, Result};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// What the widget passes about the signed-in user of the host site.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityClaim {
+    /// The site (`visitors.sites[].id`).
+    pub site: String,
+    /// The site's user id.
+    pub user_id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Member level.
+    #[serde(default)]
+    pub member_level: Option<String>,
+    /// Unix seconds after which the signature is void; required with a signature.
+    #[serde(default)]
+    pub expires: Option<i64>,
+    /// Hex HMAC-SHA256; absent for an unverified claim.
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+/// The signature a site's server computes (also used by tests and the README's example).
+pub fn sign_identity(
+    secret: &str,
+    user_id: &str,
+    name: Option<&str>,
+    member_level: Option<&str>,
+    expires: i64,
+) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(signed_text(user_id, name, member_level, expires).as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn signed_text(
+    user_id: &str,
+    name: Option<&str>,
+    member_level: Option<&str>,
+    expires: i64,
+) -> String {
+    format!(
+        "{user_id}\n{}\n{}\n{expires}",
+        name.unwrap_or_default(),
+        member_level.unwrap_or_default()
+    )
+}
+
+/// Checks `claim` at `now`: a verified identity, an unverified one (no signature), or
+/// `identity_invalid`.
+pub fn verify(
+    claim: IdentityClaim,
+    config: &VisitorsConfig,
+    now: Timestamp,
+) -> Result<SiteIdentity> {
+    let user_id = claim.user_id.trim();
+    if user_id.is_empty() || user_id.chars().count() > 128 {
+        return Err(Error::InvalidInput(
+            "an identity's `user_id` is 1 to 128 characters".into(),
+        ));
+    }
+    let short = |value: &Option<String>, max: usize| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(|value| value.chars().take(max).collect::<String>())
+    };
+    let name = short(&claim.name, 64);
+    let member_level = short(&claim.member_level, 32);
+    let verified = match &claim.signature {
+        None => false,
+        Some(signature) => {
+            let site = config
+                .sites
+                .iter()
+                .find(|site| site.id == claim.site)
+                .ok_or_else(|| Error::IdentityInvalid(format!("unknown site `{}`", claim.site)))?;
+            let expires = claim.expires.ok_or_else(|| {
+                Error::IdentityInvalid("a signed identity needs `expires`".into())
+            })?;
+            let expires_at = Timestamp::from_second(expires)
+                .map_err(|_| Error::IdentityInvalid("`expires` is not a time".into()))?;
+            if expires_at <= now {
+                return Err(Error::IdentityInvalid("the signature has expired".into()));
+            }
+            let longest = SignedDuration::from_secs(config.identity_max_age_secs as i64);
+            if expires_at.duration_since(now) > longest {
+                return Err(Error::IdentityInvalid(format!(
+                    "`expires` is more than {} seconds ahead",
+                    config.identity_max_age_secs
+                )));
+            }
+            let given = hex::decode(signature.trim())
+                .map_err(|_| Error::IdentityInvalid("the signature is not hex".into()))?;
+            // The claim's own fields as sent (before trimming) are what the site signed.
+            let mut mac = HmacSha256::new_from_slice(site.secret.as_bytes())
+                .expect("HMAC takes any key length");
+            mac.update(
+                signed_text(
+                    &claim.user_id,
+                    claim.name.as_deref(),
+                    claim.member_level.as_deref(),
+                    expires,
+                )
+                .as_bytes(),
+            );
+            // Constant-time comparison.
+            mac.verify_slice(&given)
+                .map_err(|_| Error::IdentityInvalid("the signature does not match".into()))?;
+            true
+        }
+    };
+    Ok(SiteIdentity {
+        site: claim.site.trim().to_string(),
+        user_id: user_id.to_string(),
+        name,
+        member_level,
+        verified,
+        at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SiteConfig;
+
+    fn config() -> VisitorsConfig {
+        VisitorsConfig {
+            sites: vec![SiteConfig {
+                id: "shop".into(),
+                secret: "s3cret".into(),
+            }],
+            ..VisitorsConfig::default()
+        }
+    }
+
+    fn claim(signature: Option<String>, expires: i64) -> IdentityClaim {
+        IdentityClaim {
+            site: "shop".into(),
+            user_id: "u10086".into(),
+            name: Some("王女士".into()),
+            member_level: Some("金卡".into()),
+            expires: Some(expires),
+            signature,
+        }
+    }
+
+    #[test]
+    fn good_forged_expired_and_unsigned_identities() {
+        let now: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+        let expires = now.as_second() + 600;
+        let good = sign_identity("s3cret", "u10086", Some("王女士"), Some("金卡"), expires);
+        let verified = verify(claim(Some(good.clone()), expires), &config(), now).unwrap();
+        assert!(verified.verified);
+        assert_eq!(verified.name.as_deref(), Some("王女士"));
+
+        // Another level with the old signature: forged.
+        let mut forged = claim(Some(good.clone()), expires);
+        forged.member_level = Some("钻石".into());
+        let error = verify(forged, &config(), now).unwrap_err();
+        assert!(matches!(error, Error::IdentityInvalid(_)), "{error}");
+
+        let expired = verify(
+            claim(Some(good), expires),
+            &config(),
+            now + SignedDuration::from_secs(601),
+        );
+        assert!(matches!(expired, Err(Error::IdentityInvalid(_))));
+
+        let unsigned = verify(claim(None, expires), &config(), now).unwrap();
+        assert!(!unsigned.verified);
+
+        let wrong_key = sign_identity("other", "u10086", Some("王女士"), Some("金卡"), expires);
+        assert!(verify(claim(Some(wrong_key), expires), &config(), now).is_err());
+        let far = now.as_second() + 7 * 86_400;
+        let too_long = sign_identity("s3cret", "u10086", Some("王女士"), Some("金卡"), far);
+        assert!(verify(claim(Some(too_long), far), &config(), now).is_err());
+    }
+}

@@ -1,0 +1,731 @@
+//! Visitor context (访客信息): profiles with channel, address, location and browser; the page trail;
+//! identities signed by the host site; staff tags and notes; the block list (黑名单); who is on the
+//! site now (访客列表) and proactive invitations.
+//!
+//! - `geo.rs`: the offline IP-location database.
+//! - `identity.rs`: verification of signed identities.
+//!
+//! Profiles, page views and blocks are stored; who is online and pending invitations live in memory,
+//! as they mean nothing after a restart (visitors' heartbeats bring them back within seconds).
+
+mod geo;
+mod identity;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::config::VisitorsConfig;
+use crate::domain::{
+    AccountId, AuditKind, Block, ClientInfo, Invitation, PageView, VisitorProfile,
+};
+use crate::error::{Error, Result};
+use crate::services::accounts::{AccountService, Actor};
+use crate::services::clock::Clock;
+use crate::services::conversations::{DeskFact, DeskObserver};
+use crate::services::secrets::random_token;
+use crate::storage::{self, get_json, id_key, put_json, Store};
+
+pub use geo::GeoDb;
+pub use identity::{sign_identity, IdentityClaim};
+
+/// Longest page address and title kept.
+const MAX_URL_CHARS: usize = 2000;
+const MAX_TITLE_CHARS: usize = 200;
+/// Limits of the staff's tags and note.
+const MAX_TAGS: usize = 20;
+const MAX_TAG_CHARS: usize = 20;
+const MAX_NOTE_CHARS: usize = 2000;
+/// Channels the widget may name; anything else is `web`'s business to fix, not ours to store.
+const CHANNELS: [&str; 4] = ["web", "app", "wechat", "api"];
+
+/// What a page tells when a visitor arrives or starts a conversation.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// `web` (default), `app`, `wechat` or `api`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The host site's signed (or merely claimed) identity.
+    #[serde(default)]
+    pub identity: Option<IdentityClaim>,
+    /// The page the visitor is on.
+    #[serde(default)]
+    pub page: Option<PageInput>,
+}
+
+/// A page view as the widget reports it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageInput {
+    /// Address.
+    pub url: String,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+}
+
+/// Where the request came from (filled in by the HTTP layer).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Client address.
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// A page of the trail with the time spent on it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PageVisit {
+    /// The view.
+    #[serde(flatten)]
+    pub view: PageView,
+    /// Seconds until the next page (or, for the current page of an online visitor, until now);
+    /// `null` for the last page of a visitor who left.
+    pub secs_on_page: Option<i64>,
+}
+
+/// A visitor on the site now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OnlineVisitor {
+    /// The profile.
+    pub visitor: VisitorProfile,
+    /// The page open now.
+    pub current_page: Option<PageView>,
+    /// Seconds since this visit began.
+    pub secs_on_site: i64,
+    /// An invitation waiting for an answer.
+    pub invited: bool,
+}
+
+/// A new block-list entry.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockInput {
+    /// Block this visitor.
+    #[serde(default)]
+    pub visitor_id: Option<String>,
+    /// Block these addresses (`203.0.113.7/32`, `203.0.113.0/24`, a single address also works).
+    #[serde(default)]
+    pub ip_range: Option<String>,
+    /// Why; required.
+    pub reason: String,
+    /// Until when; absent for good.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+struct OnSite {
+    arrived: Timestamp,
+    last_beat: Timestamp,
+    page: Option<PageView>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    on_site: HashMap<String, OnSite>,
+    invitations: HashMap<String, Invitation>,
+}
+
+/// The visitor context service.
+pub struct VisitorService {
+    store: Store,
+    accounts: Arc<AccountService>,
+    clock: Arc<dyn Clock>,
+    config: VisitorsConfig,
+    geo: Option<GeoDb>,
+    live: Mutex<Live>,
+    page_view_limit: DefaultKeyedRateLimiter<String>,
+}
+
+impl std::fmt::Debug for VisitorService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("VisitorService")
+            .field("config", &self.config)
+            .field("geo", &self.geo.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VisitorService {
+    /// The service over `accounts`' store; reads the location database named in `config`.
+    pub fn new(
+        accounts: Arc<AccountService>,
+        clock: Arc<dyn Clock>,
+        config: VisitorsConfig,
+    ) -> VisitorService {
+        let geo = GeoDb::open(&config.ip_database);
+        let per_minute =
+            NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        VisitorService {
+            store: accounts.store().clone(),
+            accounts,
+            clock,
+            geo,
+            live: Mutex::default(),
+            page_view_limit: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            config,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().expect("visitor state poisoned")
+    }
+
+    /// The approximate location of `ip` (unknown without the database).
+    pub fn locate(&self, ip: IpAddr) -> crate::domain::Location {
+        self.geo
+            .as_ref()
+            .map(|geo| geo.lookup(ip))
+            .unwrap_or_default()
+    }
+
+    /// Creates or refreshes the profile of `visitor_id` with what this request tells. A signed
+    /// identity that does not verify is refused (`identity_invalid`) and nothing is stored.
+    pub fn arrive(
+        &self,
+        visitor_id: &str,
+        arrival: Arrival,
+        origin: &Origin,
+    ) -> Result<VisitorProfile> {
+        let now = self.now();
+        let identity = arrival
+            .identity
+            .map(|claim| identity::verify(claim, &self.config, now))
+            .transpose()?;
+        let channel = match arrival.channel.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(channel) if CHANNELS.contains(&channel) => Some(channel.to_string()),
+            Some(other) => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown channel `{other}`; use one of {}",
+                    CHANNELS.join(", ")
+                )))
+            }
+        };
+        let page = arrival.page.map(|page| clean_page(page, now)).transpose()?;
+        let mut profile = match self.profile(visitor_id) {
+            Ok(profile) => profile,
+            Err(Error::VisitorNotFound(_)) => VisitorProfile {
+                id: visitor_id.to_string(),
+                channel: "web".into(),
+                ip: None,
+                location: Default::default(),
+                user_agent: None,
+                client: ClientInfo::default(),
+                identity: None,
+                tags: BTreeSet::new(),
+                note: String::new(),
+                first_seen: now,
+                last_seen: now,
+            },
+            Err(error) => return Err(error),
+        };
+        if let Some(channel) = channel {
+            profile.channel = channel;
+        }
+        if let Some(ip) = origin.ip {
+            if profile.ip != Some(ip) {
+                profile.location = self.locate(ip);
+                profile.ip = Some(ip);
+            }
+        }
+        if let Some(agent) = &origin.user_agent {
+            if profile.user_agent.as_deref() != Some(agent.as_str()) {
+                profile.client = parse_user_agent(agent);
+                profile.user_agent = Some(agent.chars().take(500).collect());
+            }
+        }
+        // A verified identity is not replaced by a mere claim.
+        match (&profile.identity, identity) {
+            (Some(known), Some(claimed)) if known.verified && !claimed.verified => {}
+            (_, Some(identity)) => profile.identity = Some(identity),
+            (_, None) => {}
+        }
+        profile.last_seen = now;
+        put_json(&self.store.visitors, visitor_id, &profile)?;
+        if let Some(page) = page {
+            self.append_page_view(visitor_id, page)?;
+        }
+        Ok(profile)
+    }
+
+    /// The stored profile.
+    pub fn profile(&self, visitor_id: &str) -> Result<VisitorProfile> {
+        get_json(&self.store.visitors, visitor_id)?
+            .ok_or_else(|| Error::VisitorNotFound(visitor_id.to_string()))
+    }
+
+    /// Records a page view (the widget calls this on every page); at most
+    /// `visitors.page_views_per_minute` per visitor, and the trail keeps the newest
+    /// `visitors.max_page_views`.
+    pub fn page_view(&self, visitor_id: &str, page: PageInput) -> Result<PageView> {
+        let view = clean_page(page, self.now())?;
+        if self
+            .page_view_limit
+            .check_key(&visitor_id.to_string())
+            .is_err()
+        {
+            return Err(Error::RateLimited);
+        }
+        self.profile(visitor_id)?;
+        self.append_page_view(visitor_id, view.clone())?;
+        Ok(view)
+    }
+
+    fn append_page_view(&self, visitor_id: &str, view: PageView) -> Result<()> {
+        let sequence = self.store.next_id()?;
+        put_json(
+            &self.store.page_views,
+            trail_key(visitor_id, sequence),
+            &view,
+        )?;
+        let prefix = trail_prefix(visitor_id);
+        let kept = self.store.page_views.scan_prefix(&prefix).count();
+        if kept > self.config.max_page_views {
+            let excess: Vec<sled::IVec> = self
+                .store
+                .page_views
+                .scan_prefix(&prefix)
+                .keys()
+                .take(kept - self.config.max_page_views)
+                .collect::<std::result::Result<_, _>>()?;
+            for key in excess {
+                self.store.page_views.remove(key)?;
+            }
+        }
+        let mut live = self.live();
+        let now = self.now();
+        let on_site = live
+            .on_site
+            .entry(visitor_id.to_string())
+            .or_insert(OnSite {
+                arrived: now,
+                last_beat: now,
+                page: None,
+            });
+        on_site.last_beat = now;
+        on_site.page = Some(view);
+        Ok(())
+    }
+
+    /// The page trail, oldest first, with the time spent on each page.
+    pub fn page_trail(&self, visitor_id: &str) -> Result<Vec<PageVisit>> {
+        let views: Vec<PageView> = self
+            .store
+            .page_views
+            .scan_prefix(trail_prefix(visitor_id))
+            .values()
+            .map(|value| storage::decode(&value?))
+            .collect::<Result<_>>()?;
+        let online = self.is_online(visitor_id);
+        let now = self.now();
+        let mut visits = Vec::with_capacity(views.len());
+        for (index, view) in views.iter().enumerate() {
+            let until = match views.get(index + 1) {
+                Some(next) => Some(next.at),
+                None if online => Some(now),
+                None => None,
+            };
+            visits.push(PageVisit {
+                secs_on_page: until.map(|until| until.duration_since(view.at).as_secs().max(0)),
+                view: view.clone(),
+            });
+        }
+        Ok(visits)
+    }
+
+    /// The widget's heartbeat: the visitor is on the site (on `page`, if given). Answers a pending
+    /// invitation, once.
+    pub fn heartbeat(&self, visitor_id: &str) -> Result<Option<Invitation>> {
+        self.profile(visitor_id)?;
+        let now = self.now();
+        let mut live = self.live();
+        let timeout = self.online_timeout();
+        let on_site = live
+            .on_site
+            .entry(visitor_id.to_string())
+            .or_insert(OnSite {
+                arrived: now,
+                last_beat: now,
+                page: None,
+            });
+        // Back after being away: a new visit.
+        if now.duration_since(on_site.last_beat) > timeout {
+            on_site.arrived = now;
+        }
+        on_site.last_beat = now;
+        Ok(live.invitations.get(visitor_id).cloned())
+    }
+
+    fn online_timeout(&self) -> SignedDuration {
+        SignedDuration::from_secs(self.config.online_timeout_secs as i64)
+    }
+
+    /// Whether a heartbeat or page view came within `visitors.online_timeout_secs`.
+    pub fn is_online(&self, visitor_id: &str) -> bool {
+        let now = self.now();
+        self.live()
+            .on_site
+            .get(visitor_id)
+            .is_some_and(|on_site| now.duration_since(on_site.last_beat) <= self.online_timeout())
+    }
+
+    /// Visitors on the site now, longest there first.
+    pub fn online(&self) -> Result<Vec<OnlineVisitor>> {
+        let now = self.now();
+        let timeout = self.online_timeout();
+        let present: Vec<(String, OnSite, bool)> = {
+            let mut live = self.live();
+            live.on_site
+                .retain(|_, on_site| now.duration_since(on_site.last_beat) <= timeout);
+            live.on_site
+                .iter()
+                .map(|(id, on_site)| {
+                    (
+                        id.clone(),
+                        on_site.clone(),
+                        live.invitations.contains_key(id),
+                    )
+                })
+                .collect()
+        };
+        let mut visitors = Vec::with_capacity(present.len());
+        for (id, on_site, invited) in present {
+            let Ok(visitor) = self.profile(&id) else {
+                continue;
+            };
+            visitors.push(OnlineVisitor {
+                visitor,
+                current_page: on_site.page,
+                secs_on_site: now.duration_since(on_site.arrived).as_secs().max(0),
+                invited,
+            });
+        }
+        visitors.sort_by_key(|online| std::cmp::Reverse(online.secs_on_site));
+        Ok(visitors)
+    }
+
+    /// An agent invites a visitor on the site to chat; the widget shows it at the next heartbeat.
+    pub fn invite(&self, visitor_id: &str, agent: AccountId, message: &str) -> Result<Invitation> {
+        self.profile(visitor_id)?;
+        if !self.is_online(visitor_id) {
+            return Err(Error::InvalidInput(
+                "this visitor is no longer on the site".into(),
+            ));
+        }
+        let message = message.trim();
+        if message.chars().count() > 200 {
+            return Err(Error::InvalidInput(
+                "an invitation is at most 200 characters".into(),
+            ));
+        }
+        let account = self.accounts.account(agent)?;
+        let invitation = Invitation {
+            id: format!("i_{}", random_token(9)),
+            agent,
+            agent_name: account.display_name.clone(),
+            message: if message.is_empty() {
+                format!("您好，我是客服{}，有什么可以帮您？", account.display_name)
+            } else {
+                message.to_string()
+            },
+            at: self.now(),
+        };
+        self.live()
+            .invitations
+            .insert(visitor_id.to_string(), invitation.clone());
+        Ok(invitation)
+    }
+
+    /// The visitor answers the invitation; an accepted one is returned so the desk can route the
+    /// coming conversation to the inviting agent.
+    pub fn answer_invitation(&self, visitor_id: &str, accept: bool) -> Result<Option<Invitation>> {
+        let invitation = self.live().invitations.remove(visitor_id);
+        match invitation {
+            None => Err(Error::InvalidInput("no invitation is waiting".into())),
+            Some(invitation) => Ok(accept.then_some(invitation)),
+        }
+    }
+
+    /// Replaces the staff's tags and/or note.
+    pub fn annotate(
+        &self,
+        visitor_id: &str,
+        tags: Option<Vec<String>>,
+        note: Option<String>,
+    ) -> Result<VisitorProfile> {
+        let mut profile = self.profile(visitor_id)?;
+        if let Some(tags) = tags {
+            let tags: BTreeSet<String> = tags
+                .into_iter()
+                .map(|tag| tag.trim().to_string())
+                .filter(|tag| !tag.is_empty())
+                .collect();
+            if tags.len() > MAX_TAGS || tags.iter().any(|tag| tag.chars().count() > MAX_TAG_CHARS) {
+                return Err(Error::InvalidInput(format!(
+                    "at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"
+                )));
+            }
+            profile.tags = tags;
+        }
+        if let Some(note) = note {
+            if note.chars().count() > MAX_NOTE_CHARS {
+                return Err(Error::InvalidInput(format!(
+                    "a note is at most {MAX_NOTE_CHARS} characters"
+                )));
+            }
+            profile.note = note.trim().to_string();
+        }
+        put_json(&self.store.visitors, visitor_id, &profile)?;
+        self.store.flush()?;
+        Ok(profile)
+    }
+
+    /// Ids of the conversations of this visitor and, when their identity is verified, of every other
+    /// visitor (device) with the same identity, newest first.
+    pub fn conversation_ids(&self, visitor_id: &str) -> Result<Vec<String>> {
+        let mut keys = vec![format!("v:{visitor_id}")];
+        if let Some(person) = self
+            .profile(visitor_id)
+            .ok()
+            .and_then(|profile| profile.identity)
+            .and_then(|identity| identity.person_key())
+        {
+            keys.push(format!("p:{person}"));
+        }
+        let mut ids = BTreeSet::new();
+        for key in keys {
+            let prefix = [key.as_bytes(), &[0]].concat();
+            for entry in self.store.visitor_conversations.scan_prefix(&prefix).keys() {
+                let entry = entry?;
+                ids.insert(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned());
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    // ----- block list -----
+
+    /// Refuses a blocked visitor or address with `visitor_blocked`.
+    pub fn check_blocked(&self, visitor_id: Option<&str>, ip: Option<IpAddr>) -> Result<()> {
+        let now = self.now();
+        for block in storage::scan_json::<Block>(&self.store.blocks)? {
+            if block.active(now) && block.covers(visitor_id, ip) {
+                return Err(Error::VisitorBlocked);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every block, newest first, expired ones included (they no longer apply).
+    pub fn blocks(&self) -> Result<Vec<Block>> {
+        let mut blocks = storage::scan_json::<Block>(&self.store.blocks)?;
+        blocks.reverse();
+        Ok(blocks)
+    }
+
+    /// Adds a block; audited.
+    pub fn block(&self, input: BlockInput, by: AccountId, actor: &Actor) -> Result<Block> {
+        let reason = input.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(Error::InvalidInput(
+                "a block needs a reason of at most 500 characters".into(),
+            ));
+        }
+        let ip_range = input
+            .ip_range
+            .as_deref()
+            .map(str::trim)
+            .filter(|range| !range.is_empty())
+            .map(parse_range)
+            .transpose()?;
+        let visitor_id = input
+            .visitor_id
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty());
+        if visitor_id.is_none() && ip_range.is_none() {
+            return Err(Error::InvalidInput(
+                "block a `visitor_id`, an `ip_range`, or both".into(),
+            ));
+        }
+        if let Some(id) = &visitor_id {
+            self.profile(id)?;
+        }
+        let now = self.now();
+        if input.expires.is_some_and(|expires| expires <= now) {
+            return Err(Error::InvalidInput("`expires` is in the past".into()));
+        }
+        let block = Block {
+            id: self.store.next_id()?,
+            visitor_id,
+            ip_range,
+            reason,
+            by,
+            created: now,
+            expires: input.expires,
+        };
+        put_json(&self.store.blocks, id_key(block.id), &block)?;
+        self.accounts.audit(
+            AuditKind::VisitorBlocked,
+            actor.username.as_deref().unwrap_or_default(),
+            actor,
+            &describe_block(&block),
+        )?;
+        Ok(block)
+    }
+
+    /// Lifts a block; audited.
+    pub fn unblock(&self, id: u64, actor: &Actor) -> Result<Block> {
+        let block: Block =
+            get_json(&self.store.blocks, id_key(id))?.ok_or(Error::BlockNotFound(id))?;
+        self.store.blocks.remove(id_key(id))?;
+        self.accounts.audit(
+            AuditKind::VisitorUnblocked,
+            actor.username.as_deref().unwrap_or_default(),
+            actor,
+            &describe_block(&block),
+        )?;
+        Ok(block)
+    }
+}
+
+/// Files every new conversation under its visitor and, for a verified identity, its person.
+impl DeskObserver for VisitorService {
+    fn observe(&self, _at: Timestamp, facts: &[DeskFact]) -> Result<()> {
+        for fact in facts {
+            let DeskFact::Created { conversation } = fact else {
+                continue;
+            };
+            let mut keys = vec![format!("v:{}", conversation.visitor_id)];
+            if let Some(person) = self
+                .profile(&conversation.visitor_id)
+                .ok()
+                .and_then(|profile| profile.identity)
+                .and_then(|identity| identity.person_key())
+            {
+                keys.push(format!("p:{person}"));
+            }
+            for key in keys {
+                let entry = [key.as_bytes(), &[0], conversation.id.as_bytes()].concat();
+                self.store.visitor_conversations.insert(entry, &[])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_block(block: &Block) -> String {
+    let mut parts = Vec::new();
+    if let Some(visitor) = &block.visitor_id {
+        parts.push(format!("visitor {visitor}"));
+    }
+    if let Some(range) = &block.ip_range {
+        parts.push(format!("addresses {range}"));
+    }
+    let until = block
+        .expires
+        .map_or_else(|| "for good".to_string(), |at| format!("until {at}"));
+    format!("{} {until}: {}", parts.join(" and "), block.reason)
+}
+
+fn parse_range(text: &str) -> Result<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map(|range| range.trunc())
+        .map_err(|_| Error::InvalidInput(format!("`{text}` is not an address or a CIDR range")))
+}
+
+fn clean_page(page: PageInput, at: Timestamp) -> Result<PageView> {
+    let url = page.url.trim();
+    if url.is_empty() || url.chars().count() > MAX_URL_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "a page `url` is 1 to {MAX_URL_CHARS} characters"
+        )));
+    }
+    Ok(PageView {
+        url: url.to_string(),
+        title: page.title.trim().chars().take(MAX_TITLE_CHARS).collect(),
+        at,
+    })
+}
+
+fn trail_prefix(visitor_id: &str) -> Vec<u8> {
+    [visitor_id.as_bytes(), &[0]].concat()
+}
+
+fn trail_key(visitor_id: &str, sequence: u64) -> Vec<u8> {
+    [&trail_prefix(visitor_id)[..], &id_key(sequence)].concat()
+}
+
+/// Browser, system and device from a user agent (woothee's rules, which know the Chinese browsers
+/// too); WeChat's in-app browser is named, as it matters to a Chinese desk.
+pub fn parse_user_agent(agent: &str) -> ClientInfo {
+    let known = |value: &str| (!value.is_empty() && value != "UNKNOWN").then(|| value.to_string());
+    let parsed = woothee::parser::Parser::new().parse(agent);
+    let mut client = match parsed {
+        Some(result) => ClientInfo {
+            browser: known(result.name),
+            browser_version: known(result.version),
+            os: known(&format!("{} {}", result.os, result.os_version).replace(" UNKNOWN", ""))
+                .filter(|os| os != "UNKNOWN"),
+            device: known(result.category).unwrap_or_else(|| "unknown".into()),
+        },
+        None => ClientInfo {
+            device: "unknown".into(),
+            ..ClientInfo::default()
+        },
+    };
+    if let Some(version) = agent
+        .split("MicroMessenger/")
+        .nth(1)
+        .map(|rest| rest.split([' ', '(']).next().unwrap_or_default())
+    {
+        client.browser = Some("微信".into());
+        client.browser_version = Some(version.to_string()).filter(|v| !v.is_empty());
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_name_browser_system_and_device() {
+        let chrome = parse_user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        assert_eq!(chrome.browser.as_deref(), Some("Chrome"));
+        assert_eq!(chrome.device, "pc");
+        assert!(chrome.os.unwrap().starts_with("Windows"));
+        let wechat = parse_user_agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.44(0x18002c2f) NetType/WIFI Language/zh_CN");
+        assert_eq!(wechat.browser.as_deref(), Some("微信"));
+        assert_eq!(wechat.browser_version.as_deref(), Some("8.0.44"));
+        assert_eq!(wechat.device, "smartphone");
+        assert_eq!(parse_user_agent("").device, "unknown");
+    }
+
+    #[test]
+    fn ranges_accept_addresses_and_cidrs_and_refuse_the_rest() {
+        assert_eq!(
+            parse_range("203.0.113.7").unwrap().to_string(),
+            "203.0.113.7/32"
+        );
+        assert_eq!(
+            parse_range("203.0.113.9/24").unwrap().to_string(),
+            "203.0.113.0/24"
+        );
+        assert!(parse_range("203.0.113.0/33").is_err());
+        assert!(parse_range("everyone").is_err());
+    }
+}

@@ -1,0 +1,411 @@
+//! Webhooks: conversation events POSTed to URLs that admins register, signed, retried with backoff,
+//! and every outcome kept for the admins to see.
+//!
+//! The desk tells this service its facts before the flush that makes them durable (see
+//! `conversations::facts`); each subscribed webhook gets a pending delivery written in the same
+//! database, so an acknowledged event is never lost to a crash. A worker sends what is due.
+//!
+//! Each request carries `X-Kefu-Event`, `X-Kefu-Delivery` (the delivery id: receivers drop repeats),
+//! `X-Kefu-Timestamp` (Unix seconds) and `X-Kefu-Signature: sha256=<hex>`, the HMAC-SHA256 of
+//! `<timestamp>.<body>` under the webhook's secret, as Stripe and GitHub do.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::{AccountId, Delivery, DeliveryStatus, Webhook, WEBHOOK_EVENTS};
+use crate::error::{Error, Result};
+use crate::services::clock::Clock;
+use crate::services::conversations::{DeskFact, DeskObserver};
+use crate::services::secrets::random_token;
+use crate::storage::{self, decode, encode, id_key, Store};
+
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Wait after the n-th failed attempt (then the last one repeats).
+const BACKOFF_SECS: [i64; 7] = [10, 30, 120, 600, 1800, 3600, 10_800];
+/// Longest wait for one receiver.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries listed per webhook.
+const LISTED_DELIVERIES: usize = 100;
+
+/// A new or changed webhook.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Receiver URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Subscribed events; all of them when absent at creation.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// Signing key; generated when absent at creation.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Paused or not.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Registered webhooks and their deliveries.
+pub struct WebhookService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    agent: ureq::Agent,
+    /// One sender at a time, so a slow receiver never gets the same delivery twice at once.
+    sending: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for WebhookService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("WebhookService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookService {
+    /// The service over `store`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> WebhookService {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent("kefu-webhooks")
+            .build()
+            .into();
+        WebhookService {
+            store,
+            clock,
+            agent,
+            sending: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Every webhook, by id.
+    pub fn list(&self) -> Result<Vec<Webhook>> {
+        storage::scan_json(&self.store.webhooks)
+    }
+
+    /// One webhook.
+    pub fn get(&self, id: u64) -> Result<Webhook> {
+        storage::get_json(&self.store.webhooks, id_key(id))?
+            .ok_or_else(|| Error::NotFound(format!("webhook {id} not found")))
+    }
+
+    /// Registers a webhook.
+    pub fn create(&self, input: WebhookInput, by: AccountId) -> Result<Webhook> {
+        let url = validate_url(input.url.as_deref().unwrap_or_default())?;
+        let events = match input.events {
+            Some(events) => validate_events(events)?,
+            None => WEBHOOK_EVENTS
+                .iter()
+                .map(|event| event.to_string())
+                .collect(),
+        };
+        let secret = match input.secret {
+            Some(secret) => validate_secret(secret)?,
+            None => random_token(24),
+        };
+        let webhook = Webhook {
+            id: self.store.next_id()?,
+            url,
+            events,
+            secret,
+            enabled: input.enabled.unwrap_or(true),
+            by,
+            created: self.clock.now(),
+        };
+        storage::put_json(&self.store.webhooks, id_key(webhook.id), &webhook)?;
+        self.store.flush()?;
+        Ok(webhook)
+    }
+
+    /// Changes the given fields.
+    pub fn update(&self, id: u64, input: WebhookInput) -> Result<Webhook> {
+        let mut webhook = self.get(id)?;
+        if let Some(url) = input.url {
+            webhook.url = validate_url(&url)?;
+        }
+        if let Some(events) = input.events {
+            webhook.events = validate_events(events)?;
+        }
+        if let Some(secret) = input.secret {
+            webhook.secret = validate_secret(secret)?;
+        }
+        if let Some(enabled) = input.enabled {
+            webhook.enabled = enabled;
+        }
+        storage::put_json(&self.store.webhooks, id_key(id), &webhook)?;
+        self.store.flush()?;
+        Ok(webhook)
+    }
+
+    /// Removes a webhook and its deliveries.
+    pub fn delete(&self, id: u64) -> Result<Webhook> {
+        let webhook = self.get(id)?;
+        self.store.webhooks.remove(id_key(id))?;
+        for key in self.store.webhook_deliveries.scan_prefix(id_key(id)).keys() {
+            self.store.webhook_deliveries.remove(key?)?;
+        }
+        self.store.flush()?;
+        Ok(webhook)
+    }
+
+    /// The newest deliveries of a webhook, newest first.
+    pub fn deliveries(&self, id: u64) -> Result<Vec<Delivery>> {
+        self.get(id)?;
+        self.store
+            .webhook_deliveries
+            .scan_prefix(id_key(id))
+            .values()
+            .rev()
+            .take(LISTED_DELIVERIES)
+            .map(|value| decode(&value?))
+            .collect()
+    }
+
+    /// Sends a delivery again now (a failed one gets a fresh round of attempts).
+    pub fn redeliver(&self, webhook: u64, delivery: u64) -> Result<Delivery> {
+        let key = delivery_key(webhook, delivery);
+        let mut record: Delivery = storage::get_json(&self.store.webhook_deliveries, &key)?
+            .ok_or_else(|| Error::NotFound(format!("delivery {delivery} not found")))?;
+        record.status = DeliveryStatus::Pending;
+        record.attempts = 0;
+        record.next_attempt = self.clock.now();
+        record.finished = None;
+        storage::put_json(&self.store.webhook_deliveries, &key, &record)?;
+        self.store.webhook_queue.insert(&key, &[])?;
+        self.store.flush()?;
+        Ok(record)
+    }
+
+    /// Sends every pending delivery that is due; `kefu serve` calls it every second, tests after
+    /// moving the clock. Returns how many were attempted.
+    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
+        let _sending = self.sending.lock().await;
+        let now = self.clock.now();
+        // Only pending deliveries are in the queue, so this never reads the history.
+        let mut due = Vec::new();
+        for key in self.store.webhook_queue.iter().keys() {
+            let key = key?;
+            match storage::get_json::<Delivery>(&self.store.webhook_deliveries, &key)? {
+                Some(delivery) if delivery.status == DeliveryStatus::Pending => {
+                    if delivery.next_attempt <= now {
+                        due.push((key.to_vec(), delivery));
+                    }
+                }
+                _ => {
+                    self.store.webhook_queue.remove(&key)?;
+                }
+            }
+        }
+        let attempted = due.len();
+        for (key, delivery) in due {
+            let webhook = match self.get(delivery.webhook) {
+                Ok(webhook) => webhook,
+                Err(_) => continue,
+            };
+            let service = Arc::clone(self);
+            let sent = tokio::task::spawn_blocking(move || service.send(&webhook, &delivery))
+                .await
+                .map_err(|error| Error::Internal(format!("webhook task failed: {error}")))?;
+            storage::put_json(&self.store.webhook_deliveries, &key, &sent)?;
+            if sent.status != DeliveryStatus::Pending {
+                self.store.webhook_queue.remove(&key)?;
+            }
+        }
+        if attempted > 0 {
+            self.store.flush()?;
+        }
+        Ok(attempted)
+    }
+
+    /// One attempt; the delivery as it stands after it.
+    fn send(&self, webhook: &Webhook, delivery: &Delivery) -> Delivery {
+        let mut delivery = delivery.clone();
+        let now = self.clock.now();
+        let timestamp = now.as_second().to_string();
+        let signature = sign(&webhook.secret, &timestamp, &delivery.body);
+        let outcome = self
+            .agent
+            .post(&webhook.url)
+            .header("Content-Type", "application/json")
+            .header("X-Kefu-Event", &delivery.event)
+            .header("X-Kefu-Delivery", delivery.id.to_string())
+            .header("X-Kefu-Timestamp", &timestamp)
+            .header("X-Kefu-Signature", format!("sha256={signature}"))
+            .send(delivery.body.as_bytes());
+        delivery.attempts += 1;
+        let failure = match outcome {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                delivery.last_status = Some(status);
+                (!response.status().is_success()).then(|| format!("the receiver answered {status}"))
+            }
+            Err(error) => {
+                delivery.last_status = None;
+                Some(error.to_string())
+            }
+        };
+        match failure {
+            None => {
+                delivery.status = DeliveryStatus::Succeeded;
+                delivery.last_error = None;
+                delivery.finished = Some(now);
+            }
+            Some(error) => {
+                tracing::warn!(webhook = webhook.id, delivery = delivery.id, attempt = delivery.attempts, %error, "webhook delivery failed");
+                delivery.last_error = Some(error);
+                if delivery.attempts >= MAX_ATTEMPTS {
+                    delivery.status = DeliveryStatus::Failed;
+                    delivery.finished = Some(now);
+                } else {
+                    let wait =
+                        BACKOFF_SECS[(delivery.attempts as usize - 1).min(BACKOFF_SECS.len() - 1)];
+                    delivery.next_attempt = now + SignedDuration::from_secs(wait);
+                }
+            }
+        }
+        delivery
+    }
+
+    fn enqueue(&self, at: Timestamp, event: &str, data: serde_json::Value) -> Result<()> {
+        for webhook in self.list()? {
+            if !webhook.enabled || !webhook.events.contains(event) {
+                continue;
+            }
+            let id = self.store.next_id()?;
+            let mut body = json!({"event": event, "delivery": id, "at": at});
+            if let (Some(body), serde_json::Value::Object(data)) =
+                (body.as_object_mut(), data.clone())
+            {
+                body.extend(data);
+            }
+            let delivery = Delivery {
+                id,
+                webhook: webhook.id,
+                event: event.to_string(),
+                body: String::from_utf8(encode(&body)?)
+                    .map_err(|error| Error::Internal(error.to_string()))?,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt: at,
+                last_status: None,
+                last_error: None,
+                created: at,
+                finished: None,
+            };
+            let key = delivery_key(webhook.id, id);
+            storage::put_json(&self.store.webhook_deliveries, &key, &delivery)?;
+            self.store.webhook_queue.insert(key, &[])?;
+        }
+        Ok(())
+    }
+}
+
+impl DeskObserver for WebhookService {
+    fn observe(&self, at: Timestamp, facts: &[DeskFact]) -> Result<()> {
+        for fact in facts {
+            let data = match fact {
+                DeskFact::Created { conversation }
+                | DeskFact::OfflineMessage { conversation }
+                | DeskFact::Ended { conversation }
+                | DeskFact::Rated { conversation } => json!({ "conversation": conversation }),
+                DeskFact::Assigned {
+                    conversation,
+                    agent,
+                    via,
+                    ..
+                } => json!({"conversation": conversation, "agent": agent, "via": via}),
+                DeskFact::Transferred {
+                    conversation,
+                    from,
+                    to,
+                    ..
+                } => json!({"conversation": conversation, "from": from, "to": to}),
+                _ => continue,
+            };
+            self.enqueue(at, fact.name(), data)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends due deliveries every second for as long as the service lives.
+pub fn start_delivery(service: &Arc<WebhookService>) {
+    let service = Arc::downgrade(service);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticks.tick().await;
+            let Some(service) = service.upgrade() else {
+                return;
+            };
+            if let Err(error) = service.deliver_due().await {
+                tracing::warn!(%error, "webhook deliveries failed");
+            }
+        }
+    });
+}
+
+/// Hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`.
+pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn delivery_key(webhook: u64, delivery: u64) -> Vec<u8> {
+    [id_key(webhook), id_key(delivery)].concat()
+}
+
+fn validate_url(url: &str) -> Result<String> {
+    let url = url.trim();
+    let parsed: axum::http::Uri = url
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("`{url}` is not a URL")))?;
+    let scheme_ok = matches!(parsed.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || parsed.host().is_none() || url.len() > 2000 {
+        return Err(Error::InvalidInput(
+            "a webhook URL is an http:// or https:// address with a host".into(),
+        ));
+    }
+    Ok(url.to_string())
+}
+
+fn validate_events(events: Vec<String>) -> Result<BTreeSet<String>> {
+    let events: BTreeSet<String> = events.into_iter().collect();
+    if events.is_empty() {
+        return Err(Error::InvalidInput(
+            "subscribe to at least one event".into(),
+        ));
+    }
+    if let Some(unknown) = events
+        .iter()
+        .find(|event| !WEBHOOK_EVENTS.contains(&event.as_str()))
+    {
+        return Err(Error::InvalidInput(format!(
+            "unknown event `{unknown}`; events are {}",
+            WEBHOOK_EVENTS.join(", ")
+        )));
+    }
+    Ok(events)
+}
+
+fn validate_secret(secret: String) -> Result<String> {
+    if secret.len() < 16 || secret.len() > 200 {
+        return Err(Error::InvalidInput(
+            "a webhook secret is 16 to 200 bytes".into(),
+        ));
+    }
+    Ok(secret)
+}

@@ -1,0 +1,819 @@
+// Visitor chat page (/chat, also inside the widget's iframe as /chat?embed=1).
+// Flow: self-service suggestions while the first question is typed → POST /api/v1/visitor/conversations →
+// /ws/visitor with last_seq → queue, agent, messages with acks and resends, typing, files, rating.
+// Everything a person typed is shown through text nodes (kefu.el), never parsed as HTML.
+(function () {
+  "use strict";
+
+  const $ = (id) => document.getElementById(id);
+  const el = (...args) => window.kefu.el(...args);
+
+  const ERROR_TEXT = {
+    bad_request: "请求格式有误，请刷新页面后重试",
+    invalid_query: "问题内容过长，请精简后再试（不超过 500 字）",
+    invalid_input: "填写的内容不符合要求，请检查后重试",
+    unauthenticated: "会话已失效，请重新发起咨询",
+    forbidden: "会话已失效，请重新发起咨询",
+    conversation_not_found: "会话不存在，请重新发起咨询",
+    group_not_found: "咨询入口配置有误，请联系网站管理员",
+    conversation_closed: "会话已结束或当前无法进行此操作",
+    message_too_long: "消息过长，请分条发送（每条不超过 5000 字）",
+    upload_too_large: "文件过大，请压缩后重新发送（不超过 4 MB）",
+    invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
+    rate_limited: "操作过于频繁，请稍后再试",
+    internal: "服务器开小差了，请稍后再试",
+  };
+  const errorText = (err) => ERROR_TEXT[err && err.code] || (err && err.status ? "服务器开小差了，请稍后再试" : "网络连接异常，请检查网络后重试");
+
+  const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
+  const UPLOAD_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"];
+  const EMOJI = ["😀", "😁", "😂", "🤣", "😊", "😍", "😘", "😉", "😎", "🤔", "😅", "😭", "😢", "😡", "😱", "😴",
+    "🙄", "😳", "🥰", "🤗", "🙏", "👍", "👎", "👌", "👏", "💪", "🤝", "✌️", "❤️", "💔", "🌹", "🎉",
+    "🔥", "💯", "✅", "❌", "❓", "⏰", "📦", "🚚", "💰", "🧾", "📱", "💻", "☕", "🍉", "🌟", "😌"];
+
+  const params = new URLSearchParams(location.search);
+  const embed = params.get("embed") === "1";
+  const channel = (params.get("channel") || "web").slice(0, 32);
+  const groupParam = params.get("group");
+  const group = groupParam && /^\d+$/.test(groupParam) ? Number(groupParam) : null;
+  const hostPage = params.get("page") || (embed ? "" : (document.referrer || location.href));
+  const storageKey = "kefu.visitor." + channel + "." + (group == null ? "any" : group);
+
+  const state = {
+    token: null,
+    conversation: null, // VisitorView
+    messages: new Map(), // seq -> Message
+    pending: new Map(), // client_key -> {body, attachments, status}
+    lastSeq: 0,
+    ws: null,
+    wsOpen: false,
+    reconnectDelay: 1000,
+    reconnectTimer: null,
+    pingTimer: null,
+    starting: false,
+    suggestTimer: null,
+    suggestShownFor: null,
+    suggestions: [],
+    typingSent: false,
+    typingTimer: null,
+    agentTypingTimer: null,
+    stars: 0,
+    rated: false,
+    surveyed: false,
+    keyCounter: 0,
+    pendingLeaveMessage: null,
+    stopped: false,
+  };
+
+  // ---------- storage ----------
+  function loadStored() {
+    try { return JSON.parse(localStorage.getItem(storageKey) || "null"); } catch (e) { return null; }
+  }
+  function store() {
+    try {
+      localStorage.setItem(storageKey, JSON.stringify({ token: state.token, conversation: state.conversation && state.conversation.id }));
+    } catch (e) { /* private mode: the chat still works for this page */ }
+  }
+  function authHeaders() { return { headers: { Authorization: "Bearer " + state.token } }; }
+
+  // ---------- small UI helpers ----------
+  function show(node, on) { node.hidden = !on; }
+  function composerError(text) {
+    const box = $("composer-error");
+    box.textContent = text || "";
+    show(box, !!text);
+    if (text) { clearTimeout(composerError.t); composerError.t = setTimeout(() => show(box, false), 6000); }
+  }
+  function formatTime(iso) {
+    const d = iso ? new Date(iso) : new Date();
+    if (isNaN(d)) return "";
+    const pad = (n) => String(n).padStart(2, "0");
+    const today = new Date();
+    const hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
+    if (d.toDateString() === today.toDateString()) return hm;
+    return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+  }
+  function formatSize(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(0) + " KB";
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+  }
+  function scrollToBottom() {
+    const main = $("chat-main");
+    requestAnimationFrame(() => { main.scrollTop = main.scrollHeight; });
+  }
+  function newKey() {
+    state.keyCounter += 1;
+    const rand = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : (Date.now().toString(36) + Math.random().toString(36).slice(2));
+    return "v-" + rand;
+  }
+  function notifyParent(message) {
+    if (embed && window.parent !== window) window.parent.postMessage(Object.assign({ kefu: true }, message), "*");
+  }
+  function fileUrl(hash) {
+    return "/api/v1/conversations/" + encodeURIComponent(state.conversation.id) + "/files/" + encodeURIComponent(hash) +
+      "?token=" + encodeURIComponent(state.token);
+  }
+
+  // ---------- header / status ----------
+  function renderHeader() {
+    const conv = state.conversation;
+    const avatar = $("agent-avatar");
+    avatar.textContent = "";
+    const name = conv && conv.agent_name;
+    if (conv && conv.agent_avatar) {
+      avatar.appendChild(el("img", { src: conv.agent_avatar, alt: "" }));
+    } else {
+      avatar.textContent = name ? name.slice(0, 1) : "客";
+    }
+    $("agent-name").textContent = name ? "客服 " + name : "在线客服";
+    const status = $("chat-status");
+    const s = conv ? conv.state : null;
+    status.textContent =
+      s === "active" ? "正在为您服务" :
+      s === "queued" ? "正在为您接入客服…" :
+      s === "offline_message" ? "客服暂时不在线，已为您留言" :
+      s === "ended" || s === "abandoned" ? "会话已结束" :
+      "您好，请问有什么可以帮您？";
+    status.dataset.state = s || "new";
+    show($("end-btn"), s === "queued" || s === "active");
+    show($("queue-status"), s === "queued" && !$("queue-position").textContent ? false : s === "queued");
+    if (s !== "queued") show($("queue-status"), false);
+    const open = !conv || s === "queued" || s === "active";
+    $("message-input").disabled = !open;
+    $("send-btn").disabled = !open;
+    $("upload-btn").disabled = !conv || !open;
+    $("upload-btn").title = conv ? "发送图片或文件" : "发送第一条消息后即可发送图片或文件";
+    show($("composer"), open);
+    show($("offline-notice"), s === "offline_message");
+    show($("ended-notice"), s === "ended" || s === "abandoned");
+    if (s === "ended" || s === "abandoned") renderEnded();
+    show($("open-leave-form"), !conv || s === "queued");
+  }
+
+  function renderEnded() {
+    const conv = state.conversation;
+    const served = conv && conv.state === "ended" && (conv.agent_name || state.surveyed);
+    const canRate = served && !conv.rated && !state.rated;
+    $("ended-title").textContent = conv.state === "abandoned" ? "您已离开排队" : "本次会话已结束";
+    show($("rating-panel"), !!canRate);
+    show($("rating-thanks"), !!(served && (conv.rated || state.rated)));
+    scrollToBottom();
+  }
+
+  function renderQueue(position, waitSecs) {
+    $("queue-position").textContent = position <= 1 ? "马上就到您了" : "您前面还有 " + (position - 1) + " 位访客";
+    const mins = Math.max(1, Math.round((waitSecs || 0) / 60));
+    $("queue-wait").textContent = waitSecs < 60 ? "，预计等待不到 1 分钟" : "，预计等待约 " + mins + " 分钟";
+    show($("queue-status"), state.conversation && state.conversation.state === "queued");
+  }
+
+  // ---------- messages ----------
+  function messageNode(msg, pendingInfo) {
+    const kind = msg.kind;
+    if (kind === "system") {
+      return el("div", { class: "msg msg-system", "data-testid": "msg-system", "data-seq": msg.seq },
+        el("span", { class: "msg-system-text" }, msg.body));
+    }
+    const mine = kind === "visitor";
+    const bubble = el("div", { class: msg.body ? "bubble" : "bubble bubble-media" });
+    if (msg.body) bubble.appendChild(el("div", { class: "bubble-text" }, msg.body));
+    for (const att of msg.attachments || []) bubble.appendChild(attachmentNode(att));
+    const meta = el("div", { class: "msg-meta" });
+    if (!mine) meta.appendChild(el("span", { class: "msg-sender" }, msg.sender_name || "客服"));
+    meta.appendChild(el("span", { class: "msg-time" }, formatTime(msg.at)));
+    if (mine && pendingInfo) {
+      if (pendingInfo.status === "failed") {
+        meta.appendChild(el("span", { class: "msg-failed", "data-testid": "msg-failed" }, "发送失败"));
+        meta.appendChild(el("button", {
+          type: "button", class: "link-btn resend-btn", "data-testid": "msg-resend",
+          onclick: () => resend(msg.client_key),
+        }, "重发"));
+      } else {
+        meta.appendChild(el("span", { class: "msg-sending", "data-testid": "msg-sending" }, "发送中…"));
+      }
+    }
+    const row = el("div", {
+      class: "msg " + (mine ? "msg-visitor" : "msg-agent"),
+      "data-testid": mine ? "msg-visitor" : "msg-agent",
+      "data-seq": msg.seq != null ? msg.seq : null,
+      "data-client-key": msg.client_key || null,
+    });
+    if (!mine) {
+      const av = el("div", { class: "msg-avatar", "aria-hidden": "true" });
+      if (state.conversation && state.conversation.agent_avatar && state.conversation.agent_name === msg.sender_name) {
+        av.appendChild(el("img", { src: state.conversation.agent_avatar, alt: "" }));
+      } else {
+        av.textContent = (msg.sender_name || "客").slice(0, 1);
+      }
+      row.appendChild(av);
+    }
+    row.appendChild(el("div", { class: "msg-content" }, meta, bubble));
+    return row;
+  }
+
+  function attachmentNode(att) {
+    if (/^image\//.test(att.content_type || "")) {
+      const img = el("img", { class: "att-image", src: fileUrl(att.hash), alt: att.name, loading: "lazy", "data-testid": "msg-image" });
+      img.addEventListener("click", () => { $("lightbox-img").src = img.src; show($("lightbox"), true); });
+      img.addEventListener("load", scrollToBottom, { once: true });
+      return img;
+    }
+    return el("a", { class: "att-file", href: fileUrl(att.hash), download: att.name, target: "_blank", rel: "noopener", "data-testid": "msg-file" },
+      el("span", { class: "att-icon", "aria-hidden": "true" }, "📄"),
+      el("span", { class: "att-info" }, el("span", { class: "att-name" }, att.name), el("span", { class: "att-size" }, formatSize(att.size || 0))));
+  }
+
+  function renderMessages() {
+    const box = $("messages");
+    const welcome = $("welcome");
+    box.textContent = "";
+    if (!state.conversation && state.messages.size === 0) box.appendChild(welcome);
+    const list = Array.from(state.messages.values()).sort((a, b) => a.seq - b.seq);
+    const storedKeys = new Set(list.map((m) => m.client_key).filter(Boolean));
+    for (const msg of list) box.appendChild(messageNode(msg));
+    for (const [key, p] of state.pending) {
+      if (storedKeys.has(key)) continue;
+      box.appendChild(messageNode({ kind: "visitor", body: p.body, attachments: p.attachmentViews, at: p.at, client_key: key }, p));
+    }
+    scrollToBottom();
+  }
+
+  function addMessages(list, live) {
+    let newFromAgent = 0;
+    for (const msg of list || []) {
+      if (msg.kind === "internal") continue;
+      if (!state.messages.has(msg.seq) && live && msg.kind !== "visitor") newFromAgent += 1;
+      state.messages.set(msg.seq, msg);
+      if (msg.seq > state.lastSeq) state.lastSeq = msg.seq;
+      if (msg.client_key && state.pending.has(msg.client_key)) state.pending.get(msg.client_key).stored = true;
+    }
+    renderMessages();
+    if (newFromAgent) {
+      notifyParent({ type: "message", count: newFromAgent });
+      show($("typing-indicator"), false);
+    }
+  }
+
+  // ---------- socket ----------
+  function connect() {
+    if (!state.token || !state.conversation || state.stopped) return;
+    clearTimeout(state.reconnectTimer);
+    if (state.ws) { try { state.ws.onclose = null; state.ws.close(); } catch (e) { /* already closed */ } }
+    const url = window.kefu.wsUrl("/ws/visitor?token=" + encodeURIComponent(state.token) + "&last_seq=" + state.lastSeq);
+    let ws;
+    try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
+    state.ws = ws;
+    ws.onopen = () => {
+      state.wsOpen = true;
+      state.reconnectDelay = 1000;
+      show($("conn-status"), false);
+      clearInterval(state.pingTimer);
+      state.pingTimer = setInterval(() => sendFrame({ type: "ping" }), 25000);
+    };
+    ws.onmessage = (event) => {
+      let frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      handleFrame(frame);
+    };
+    ws.onclose = () => {
+      state.wsOpen = false;
+      clearInterval(state.pingTimer);
+      if (state.ws === ws) state.ws = null;
+      const s = state.conversation && state.conversation.state;
+      if (s === "queued" || s === "active") scheduleReconnect(); // an ended one reconnects only to rate
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  function scheduleReconnect() {
+    if (state.stopped) return;
+    const banner = $("conn-status");
+    banner.textContent = "网络连接已断开，正在重新连接…";
+    show(banner, true);
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = setTimeout(async () => {
+      // The conversation may have moved on while we were away (a new one from another tab, say).
+      try {
+        const me = await window.kefu.api("GET", "/api/v1/visitors/me", undefined, authHeaders());
+        if (!me.conversation) { resetConversation(); return; }
+      } catch (err) {
+        if (err.status === 401) { resetConversation(); return; }
+      }
+      connect();
+    }, state.reconnectDelay);
+    state.reconnectDelay = Math.min(state.reconnectDelay * 2, 15000);
+  }
+
+  function sendFrame(frame) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function handleFrame(frame) {
+    switch (frame.type) {
+      case "hello":
+        setConversation(frame.conversation);
+        addMessages(frame.messages, false);
+        flushPending();
+        if (state.pendingLeaveMessage) sendLeaveMessage();
+        break;
+      case "message":
+        addMessages([frame.message], true);
+        break;
+      case "ack": {
+        const p = state.pending.get(frame.client_key);
+        if (p) {
+          state.pending.delete(frame.client_key);
+          if (p.onAck) p.onAck(frame.seq);
+        }
+        if (!state.messages.has(frame.seq)) fetchMissing();
+        renderMessages();
+        break;
+      }
+      case "queue":
+        renderQueue(frame.position, frame.estimated_wait_secs);
+        break;
+      case "queue_timeout": {
+        const banner = $("queue-status");
+        banner.classList.add("queue-timeout");
+        $("queue-wait").textContent = "，当前咨询人数较多，您可以继续等待，也可以留言";
+        show(banner, true);
+        break;
+      }
+      case "state":
+        setConversation(frame.conversation);
+        break;
+      case "typing":
+        if (frame.from === "agent") {
+          show($("typing-indicator"), !!frame.typing);
+          clearTimeout(state.agentTypingTimer);
+          if (frame.typing) state.agentTypingTimer = setTimeout(() => show($("typing-indicator"), false), 8000);
+          scrollToBottom();
+        }
+        break;
+      case "survey":
+        state.surveyed = true;
+        if (state.conversation) renderHeader();
+        notifyParent({ type: "message", count: 1 });
+        break;
+      case "error":
+        handleSocketError(frame);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function handleSocketError(frame) {
+    const p = frame.client_key && state.pending.get(frame.client_key);
+    if (p) {
+      p.status = "failed";
+      if (frame.code === "conversation_closed") fetchMissing();
+      renderMessages();
+    }
+    if (frame.code === "conversation_closed" && state.pendingLeaveMessage) state.pendingLeaveMessage = null;
+    composerError(ERROR_TEXT[frame.code] || "操作失败，请稍后重试");
+  }
+
+  async function fetchMissing() {
+    if (!state.conversation) return;
+    try {
+      const data = await window.kefu.api("GET", "/api/v1/conversations/" + encodeURIComponent(state.conversation.id) +
+        "/messages?after=" + state.lastSeq, undefined, authHeaders());
+      addMessages(data.messages, false);
+    } catch (e) { /* the socket will catch up */ }
+  }
+
+  function setConversation(view) {
+    const before = state.conversation && state.conversation.state;
+    state.conversation = view;
+    store();
+    renderHeader();
+    if (before && before !== view.state && (view.state === "ended" || view.state === "abandoned")) {
+      show($("typing-indicator"), false);
+      stopTyping();
+    }
+    if (view.state !== "queued") $("queue-status").classList.remove("queue-timeout");
+    if (view.state === "ended" || view.state === "abandoned") {
+      notifyParent({ type: "ended" });
+    }
+  }
+
+  // ---------- sending ----------
+  function flushPending() {
+    for (const [key, p] of state.pending) {
+      if (p.stored && state.messages.size) {
+        // Stored but the ack was lost: resending the same key just answers the ack again.
+      }
+      if (p.status !== "failed") sendFrame({ type: "send", client_key: key, body: p.body, attachments: p.attachments });
+    }
+  }
+
+  function queueMessage(body, attachments, attachmentViews, onAck) {
+    const key = newKey();
+    state.pending.set(key, { body, attachments: attachments || [], attachmentViews: attachmentViews || [], at: new Date().toISOString(), status: "sending", onAck });
+    renderMessages();
+    if (!sendFrame({ type: "send", client_key: key, body, attachments: attachments || [] }) && !state.ws) connect();
+    // If no ack arrives within 10 s, show it as failed so the visitor can resend (same key: no duplicate).
+    setTimeout(() => {
+      const p = state.pending.get(key);
+      if (p && p.status === "sending") { p.status = "failed"; renderMessages(); }
+    }, 10000);
+    return key;
+  }
+
+  function resend(key) {
+    const p = state.pending.get(key);
+    if (!p) return;
+    p.status = "sending";
+    renderMessages();
+    if (!sendFrame({ type: "send", client_key: key, body: p.body, attachments: p.attachments })) connect();
+    setTimeout(() => {
+      const q = state.pending.get(key);
+      if (q && q.status === "sending") { q.status = "failed"; renderMessages(); }
+    }, 10000);
+  }
+
+  async function send() {
+    const input = $("message-input");
+    const text = input.value.trim();
+    if (!text) { input.focus(); return; }
+    if (text.length > 5000) { composerError(ERROR_TEXT.message_too_long); return; }
+    if (!state.conversation) {
+      await startConversation(text, null, state.suggestions.length ? "escalated" : null);
+      return;
+    }
+    input.value = "";
+    autoGrow();
+    stopTyping();
+    queueMessage(text);
+  }
+
+  async function startConversation(text, identity, deflection) {
+    if (state.starting) return;
+    state.starting = true;
+    $("send-btn").disabled = true;
+    const body = { message: text, channel };
+    if (group != null) body.group = group;
+    if (hostPage) body.page = hostPage.slice(0, 2000);
+    if (identity) body.identity = identity;
+    try {
+      const options = state.token ? authHeaders() : undefined;
+      let data;
+      try {
+        data = await window.kefu.api("POST", "/api/v1/visitor/conversations", body, options);
+      } catch (err) {
+        if (err.status === 401 && state.token) { // a forgotten token: start afresh
+          state.token = null;
+          data = await window.kefu.api("POST", "/api/v1/visitor/conversations", body);
+        } else throw err;
+      }
+      if (deflection) recordDeflection(deflection);
+      hideSuggestions();
+      state.token = data.token;
+      state.messages.clear();
+      state.lastSeq = 0;
+      state.rated = false;
+      state.surveyed = false;
+      $("message-input").value = "";
+      autoGrow();
+      setConversation(data.conversation);
+      const alreadyOpen = !(data.messages || []).some((m) => m.kind === "visitor" && m.body === text);
+      addMessages(data.messages, false);
+      state.lastSeq = 0; // hello will bring every message of an answered open conversation
+      for (const m of data.messages || []) if (m.seq > state.lastSeq) state.lastSeq = m.seq;
+      if (alreadyOpen && (data.conversation.state === "queued" || data.conversation.state === "active")) {
+        // An open conversation was answered instead: the message goes over the socket.
+        state.lastSeq = 0;
+        state.messages.clear();
+        queueMessage(text);
+      }
+      connect();
+    } catch (err) {
+      composerError(errorText(err));
+    } finally {
+      state.starting = false;
+      renderHeader();
+    }
+  }
+
+  function recordDeflection(outcome) {
+    window.kefu.api("POST", "/api/v1/visitor/deflection", { outcome }).catch(() => {});
+  }
+
+  // ---------- typing ----------
+  function onInput() {
+    autoGrow();
+    const text = $("message-input").value;
+    if (!state.conversation) { scheduleSuggest(text); return; }
+    if (text.trim() && !state.typingSent) {
+      if (sendFrame({ type: "typing", typing: true })) state.typingSent = true;
+    }
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(stopTyping, 3000);
+    if (!text.trim()) stopTyping();
+  }
+  function stopTyping() {
+    clearTimeout(state.typingTimer);
+    if (state.typingSent) { sendFrame({ type: "typing", typing: false }); state.typingSent = false; }
+  }
+  function autoGrow() {
+    const input = $("message-input");
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+  }
+
+  // ---------- self-service suggestions ----------
+  function scheduleSuggest(text) {
+    clearTimeout(state.suggestTimer);
+    const q = text.trim();
+    if (q.length < 2) { hideSuggestions(); return; }
+    state.suggestTimer = setTimeout(() => fetchSuggestions(q.slice(0, 500)), 350);
+  }
+  async function fetchSuggestions(q) {
+    if (state.conversation || q === state.suggestShownFor) return;
+    try {
+      const data = await window.kefu.api("GET", "/api/v1/visitor/suggest?q=" + encodeURIComponent(q));
+      if (state.conversation || $("message-input").value.trim().slice(0, 500) !== q) return;
+      state.suggestShownFor = q;
+      state.suggestions = data.suggestions || [];
+      renderSuggestions();
+    } catch (e) { hideSuggestions(); }
+  }
+  function renderSuggestions() {
+    const list = $("suggest-list");
+    list.textContent = "";
+    if (!state.suggestions.length) { show($("suggest-panel"), false); return; }
+    state.suggestions.forEach((s, i) => {
+      const reply = el("div", { class: "suggest-reply" }, s.reply);
+      const item = el("details", { class: "suggest-item", "data-testid": "suggest-item", open: i === 0 ? true : null },
+        el("summary", { class: "suggest-title", "data-testid": "suggest-title" }, s.title),
+        reply);
+      list.appendChild(item);
+    });
+    show($("suggest-panel"), true);
+  }
+  function hideSuggestions() {
+    state.suggestions = [];
+    state.suggestShownFor = null;
+    show($("suggest-panel"), false);
+  }
+  function onResolved() {
+    recordDeflection("resolved");
+    hideSuggestions();
+    $("message-input").value = "";
+    autoGrow();
+    const box = $("messages");
+    box.textContent = "";
+    box.appendChild(el("div", { class: "welcome", "data-testid": "resolved-notice", id: "resolved-notice" },
+      el("div", { class: "welcome-icon", "aria-hidden": "true" }, "🎉"),
+      el("div", { class: "welcome-title" }, "很高兴帮您解决了问题"),
+      el("div", { class: "welcome-text" }, "如还有其他疑问，请直接在下方输入，随时为您服务。")));
+  }
+  function onEscalate() {
+    const text = $("message-input").value.trim();
+    if (!text) { $("message-input").focus(); return; }
+    startConversation(text, null, "escalated");
+  }
+
+  // ---------- files ----------
+  async function uploadFile(file) {
+    if (!state.conversation) { composerError("请先发送您的问题，再发送图片或文件"); return; }
+    const ext = (file.name.split(".").pop() || "").toLowerCase();
+    if (!file.name.includes(".") || !UPLOAD_TYPES.includes(ext)) { composerError("不支持该文件类型，支持 jpg、png、gif、webp、pdf、docx、xlsx、txt、zip"); return; }
+    if (file.size > MAX_UPLOAD_BYTES) { composerError("文件过大，单个文件不超过 4 MB，请压缩后重新发送"); return; }
+    if (file.size === 0) { composerError("文件是空的，请重新选择"); return; }
+    const hint = $("upload-hint");
+    const hintText = hint.textContent;
+    hint.textContent = "正在上传 " + file.name + "…";
+    try {
+      const att = await window.kefu.api("POST", "/api/v1/conversations/" + encodeURIComponent(state.conversation.id) +
+        "/files?name=" + encodeURIComponent(file.name), file, authHeaders());
+      queueMessage("", [att.hash], [att]);
+    } catch (err) {
+      composerError(errorText(err));
+    } finally {
+      hint.textContent = hintText;
+      $("file-input").value = "";
+    }
+  }
+
+  // ---------- emoji ----------
+  function buildEmojiPanel() {
+    const panel = $("emoji-panel");
+    for (const e of EMOJI) {
+      panel.appendChild(el("button", { type: "button", class: "emoji", "data-testid": "emoji-item", "aria-label": e,
+        onclick: () => insertText(e) }, e));
+    }
+  }
+  function insertText(text) {
+    const input = $("message-input");
+    const start = input.selectionStart != null ? input.selectionStart : input.value.length;
+    const end = input.selectionEnd != null ? input.selectionEnd : input.value.length;
+    input.value = input.value.slice(0, start) + text + input.value.slice(end);
+    input.selectionStart = input.selectionEnd = start + text.length;
+    input.focus();
+    onInput();
+  }
+  function toggleEmoji(force) {
+    const panel = $("emoji-panel");
+    const on = force != null ? force : panel.hidden;
+    show(panel, on);
+    $("emoji-btn").setAttribute("aria-expanded", String(on));
+  }
+
+  // ---------- leave a message (留言) ----------
+  function openLeaveForm() {
+    const queued = state.conversation && state.conversation.state === "queued";
+    $("leave-form-intro").textContent = queued
+      ? "不想继续等待？留下联系方式和补充说明，客服会尽快回复您。"
+      : "请留下您的问题和联系方式，客服会尽快回复您。";
+    if (!$("leave-body").value && !state.conversation) $("leave-body").value = $("message-input").value;
+    show($("leave-error"), false);
+    show($("leave-form-modal"), true);
+    $(queued ? "leave-name" : "leave-body").focus();
+  }
+  function closeLeaveForm() { show($("leave-form-modal"), false); }
+
+  async function submitLeaveForm(event) {
+    event.preventDefault();
+    const name = $("leave-name").value.trim();
+    const phone = $("leave-phone").value.trim();
+    const email = $("leave-email").value.trim();
+    const body = $("leave-body").value.trim();
+    const err = $("leave-error");
+    const queued = state.conversation && state.conversation.state === "queued";
+    if (!queued && !body) { err.textContent = "请填写留言内容"; show(err, true); return; }
+    if (phone && !/^[+\d][\d\s-]{5,19}$/.test(phone)) { err.textContent = "手机号格式不正确"; show(err, true); return; }
+    if (email && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) { err.textContent = "邮箱格式不正确"; show(err, true); return; }
+    if (!phone && !email) { err.textContent = "请至少留下手机号或邮箱，方便客服联系您"; show(err, true); return; }
+    show(err, false);
+    const contact = [name && ("称呼：" + name), phone && ("手机：" + phone), email && ("邮箱：" + email)].filter(Boolean).join("，");
+    closeLeaveForm();
+    if (queued) {
+      // Contact details and the note go in as a message first; once stored, the queue becomes a message left.
+      const text = (body ? body + "\n" : "") + "【联系方式】" + contact;
+      queueMessage(text, [], [], () => sendFrame({ type: "leave_message" }));
+      return;
+    }
+    state.pendingLeaveMessage = true;
+    const identity = {};
+    if (name) identity.name = name;
+    if (phone) identity.phone = phone;
+    if (email) identity.email = email;
+    await startConversation(body + "\n【联系方式】" + contact, identity, null);
+    if (state.conversation && state.conversation.state !== "queued") state.pendingLeaveMessage = null;
+  }
+  function sendLeaveMessage() {
+    if (state.conversation && state.conversation.state === "queued" && sendFrame({ type: "leave_message" })) state.pendingLeaveMessage = null;
+  }
+  function onLeaveButton() {
+    // While queued: the visitor may give contact details; without them the queue becomes a message at once.
+    openLeaveForm();
+  }
+
+  // ---------- end, rating, new chat ----------
+  function confirmEnd() { show($("end-confirm"), true); $("end-confirm-yes").focus(); }
+  function endConversation() {
+    show($("end-confirm"), false);
+    stopTyping();
+    if (!sendFrame({ type: "end" })) composerError("网络连接异常，请稍后再试");
+  }
+  function setStars(n) {
+    state.stars = n;
+    const labels = ["点击星星评分", "非常不满意", "不满意", "一般", "满意", "非常满意"];
+    for (let i = 1; i <= 5; i++) {
+      const star = $("rating-star-" + i);
+      star.classList.toggle("on", i <= n);
+      star.setAttribute("aria-checked", String(i === n));
+    }
+    $("rating-label").textContent = labels[n] || labels[0];
+    $("rating-submit").disabled = n < 1;
+  }
+  function submitRating() {
+    if (state.stars < 1) return;
+    const comment = $("rating-comment").value.trim().slice(0, 500);
+    const frame = { type: "rate", stars: state.stars };
+    if (comment) frame.comment = comment;
+    const done = () => {
+      state.rated = true;
+      if (state.conversation) state.conversation.rated = true;
+      renderEnded();
+      setTimeout(() => { if (state.ws) state.ws.close(); }, 1500);
+    };
+    if (sendFrame(frame)) { done(); return; }
+    // The socket closed after the end: open it again just to rate.
+    connect();
+    const wait = setInterval(() => {
+      if (sendFrame(frame)) { clearInterval(wait); done(); }
+    }, 300);
+    setTimeout(() => clearInterval(wait), 10000);
+  }
+  function resetConversation() {
+    if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+    clearTimeout(state.reconnectTimer);
+    show($("conn-status"), false);
+    state.conversation = null;
+    state.messages.clear();
+    state.pending.clear();
+    state.lastSeq = 0;
+    state.rated = false;
+    state.surveyed = false;
+    setStars(0);
+    $("rating-comment").value = "";
+    store();
+    renderHeader();
+    renderMessages();
+    $("message-input").focus();
+  }
+
+  // ---------- visitor context (page views, proactive invitations) ----------
+  /** Reports the page the visitor is on. Ready for the visitor-context API; a no-op until it is documented. */
+  function reportPageView() {
+    const ctx = window.kefuVisitorContext;
+    if (ctx && typeof ctx.reportPageView === "function" && state.token) ctx.reportPageView(state.token, hostPage, document.title);
+  }
+  /** Shows a proactive chat invitation (邀请对话) from an agent: text and accept/decline. */
+  function showInvitation(text, onAccept) {
+    $("invite-text").textContent = text || "您好，有什么可以帮您的吗？";
+    show($("invite-card"), true);
+    $("invite-accept").onclick = () => { show($("invite-card"), false); if (onAccept) onAccept(); $("message-input").focus(); };
+    $("invite-decline").onclick = () => show($("invite-card"), false);
+    notifyParent({ type: "invitation" });
+  }
+  window.kefuChat = { reportPageView, showInvitation };
+
+  // ---------- start ----------
+  async function init() {
+    document.body.classList.toggle("embed", embed);
+    show($("embed-close"), embed);
+    buildEmojiPanel();
+    setStars(0);
+    const input = $("message-input");
+    input.addEventListener("input", onInput);
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+    });
+    input.addEventListener("blur", stopTyping);
+    $("send-btn").addEventListener("click", send);
+    $("suggest-resolved").addEventListener("click", onResolved);
+    $("suggest-escalate").addEventListener("click", onEscalate);
+    $("emoji-btn").addEventListener("click", (e) => { e.stopPropagation(); toggleEmoji(); });
+    document.addEventListener("click", (e) => { if (!$("emoji-panel").contains(e.target)) toggleEmoji(false); });
+    $("upload-btn").addEventListener("click", () => $("file-input").click());
+    $("file-input").addEventListener("change", () => { const f = $("file-input").files[0]; if (f) uploadFile(f); });
+    input.addEventListener("paste", (e) => {
+      const item = Array.from((e.clipboardData && e.clipboardData.items) || []).find((i) => i.kind === "file");
+      if (item && state.conversation) {
+        const f = item.getAsFile();
+        if (f) { e.preventDefault(); uploadFile(new File([f], f.name && f.name.includes(".") ? f.name : "粘贴的图片.png", { type: f.type })); }
+      }
+    });
+    $("open-leave-form").addEventListener("click", openLeaveForm);
+    $("leave-message-btn").addEventListener("click", onLeaveButton);
+    $("leave-cancel").addEventListener("click", closeLeaveForm);
+    $("leave-form").addEventListener("submit", submitLeaveForm);
+    $("end-btn").addEventListener("click", confirmEnd);
+    $("end-confirm-no").addEventListener("click", () => show($("end-confirm"), false));
+    $("end-confirm-yes").addEventListener("click", endConversation);
+    for (let i = 1; i <= 5; i++) {
+      const star = $("rating-star-" + i);
+      star.addEventListener("click", () => setStars(i));
+      star.addEventListener("mouseenter", () => { for (let j = 1; j <= 5; j++) $("rating-star-" + j).classList.toggle("hover", j <= i); });
+      star.addEventListener("mouseleave", () => { for (let j = 1; j <= 5; j++) $("rating-star-" + j).classList.remove("hover"); });
+    }
+    $("rating-submit").addEventListener("click", submitRating);
+    $("new-chat-btn").addEventListener("click", resetConversation);
+    $("offline-new-chat").addEventListener("click", resetConversation);
+    $("embed-close").addEventListener("click", () => notifyParent({ type: "close" }));
+    $("lightbox").addEventListener("click", () => show($("lightbox"), false));
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { closeLeaveForm(); show($("end-confirm"), false); show($("lightbox"), false); toggleEmoji(false); }
+    });
+    window.addEventListener("online", () => { if (!state.wsOpen && state.conversation) connect(); });
+
+    renderHeader();
+    const saved = loadStored();
+    if (saved && saved.token) {
+      state.token = saved.token;
+      try {
+        const me = await window.kefu.api("GET", "/api/v1/visitors/me", undefined, authHeaders());
+        if (me.conversation) {
+          state.conversation = { id: me.conversation, state: "queued", agent_name: null, agent_avatar: null, rated: false };
+          connect();
+        }
+      } catch (err) {
+        if (err.status === 401) { state.token = null; store(); }
+      }
+    }
+    renderHeader();
+    renderMessages();
+    reportPageView();
+    if (!embed) input.focus();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,1351 @@
+// 会话管理: queue, my conversations, pending work, the conversation, composer (emoji, files, `/` quick-reply
+// picker, internal notes), suggestions, visitor panel, knowledge base, transfer / invite / end / wrap-up.
+(function () {
+  "use strict";
+  const wb = window.wb;
+  const el = kefu.el;
+  const $ = (id) => document.getElementById(id);
+
+  const UPLOAD_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"];
+  const MAX_UPLOAD = 4 * 1024 * 1024; // requests are capped at 4 MiB (conversations.max_upload_bytes is 10 MiB)
+  const MAX_CHARS = 5000;
+  const UNANSWERED_SECS = 120;
+  const EMOJI = ["😀", "😁", "😂", "🤣", "😊", "😇", "🙂", "😉", "😍", "😘", "😋", "😎", "🤔", "😐", "😅", "😓", "😢", "😭", "😡", "😱",
+    "😴", "🤝", "👍", "👎", "👌", "✌️", "👏", "🙏", "💪", "👋", "🌹", "❤️", "💔", "🎉", "🎁", "🔥", "⭐", "✅", "❌", "⚠️",
+    "❓", "❗", "💯", "📦", "🚚", "💰", "🧾", "📱", "💻", "📞", "⏰", "📌", "🔍", "🙇", "🤗", "😳", "😤", "🥰", "🥺", "😬"];
+
+  const convs = new Map();   // id -> conversation record (below)
+  const queue = new Map();   // id -> QueueItem
+  let pending = { wrap_ups: [], offline_messages: [] };
+  let currentId = null;
+  let lastCmd = null;        // the last command sent, to place `error` frames that carry no conversation
+  let acceptingId = null;
+
+  function record(conv) {
+    let c = convs.get(conv.id);
+    if (!c) {
+      c = { conv, messages: [], unread: 0, role: null, typingUntil: 0, suggestions: [], suggestSeq: -1, suggestLoaded: false,
+        sugActive: 0, pending: new Map(), draft: "", noteMode: false, attachments: [], usedReplies: new Set(), adopted: null,
+        offer: null, highlightUntil: 0, visitorLeft: false, transferWaiting: false, lastAt: conv.created, history: null };
+      convs.set(conv.id, c);
+    } else {
+      c.conv = Object.assign({}, c.conv, conv);
+    }
+    c.role = roleOf(c);
+    return c;
+  }
+  function roleOf(c) {
+    const me = wb.me.id;
+    if (c.offer) return "offer";
+    if (c.conv.agent === me) return "serving";
+    if ((c.conv.invited || []).includes(me)) return "invited";
+    if (c.conv.state === "queued" || c.conv.state === "offline_message") return "waiting";
+    return "viewing";
+  }
+  const canServe = (c) => c.role === "serving" || (c.role === "viewing" && (wb.hasRole("admin") || wb.hasRole("supervisor")));
+  const isOpen = (c) => c.conv.state === "active" || c.conv.state === "queued";
+
+  function mergeMessages(c, list) {
+    let added = false;
+    for (const m of list || []) {
+      if (m.agent != null) wb.noteColleague(m.agent, m.sender_name);
+      if (m.client_key) {
+        const local = c.messages.find((x) => x.client_key === m.client_key && x.seq == null);
+        if (local) { Object.assign(local, m, { _pending: false, _status: local._status === "acked" ? "acked" : "stored" }); added = true; continue; }
+      }
+      if (c.messages.some((x) => x.seq === m.seq)) continue;
+      c.messages.push(m);
+      added = true;
+    }
+    c.messages.sort((a, b) => (a.seq == null ? 1e12 : a.seq) - (b.seq == null ? 1e12 : b.seq));
+    const last = c.messages.filter((m) => m.seq != null).pop();
+    if (last) c.lastAt = last.at;
+    return added;
+  }
+  const maxSeq = (c) => c.messages.reduce((a, m) => (m.seq != null && m.seq > a ? m.seq : a), 0);
+  const lastVisitorSeq = (c) => c.messages.reduce((a, m) => (m.kind === "visitor" && m.seq > a ? m.seq : a), 0);
+  const newKey = () => "a-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
+
+  function send(frame) {
+    lastCmd = { type: frame.type, conversation: frame.conversation, at: Date.now() };
+    const ok = wb.send(frame);
+    if (!ok && frame.type !== "send" && frame.type !== "note") wb.toast("连接已断开，正在重连，请稍后再试", "error");
+    return ok;
+  }
+  /** Resolves with the socket error for this command if one comes back within ms, else null. */
+  const errorWaiters = [];
+  function waitError(type, ms) {
+    return new Promise((resolve) => {
+      const w = { type, resolve };
+      errorWaiters.push(w);
+      setTimeout(() => { const i = errorWaiters.indexOf(w); if (i >= 0) { errorWaiters.splice(i, 1); resolve(null); } }, ms || 1200);
+    });
+  }
+
+  // ================= left panel =================
+  function renderLists() {
+    const my = [...convs.values()].filter((c) => ["serving", "invited", "offer", "viewing"].includes(c.role));
+    my.sort((a, b) => {
+      const rank = (c) => (c.role === "offer" ? 0 : isOpen(c) ? 1 : 2);
+      return rank(a) - rank(b) || String(b.lastAt).localeCompare(String(a.lastAt));
+    });
+    const list = wb.clear($("my-list"));
+    if (!my.length) list.append(el("div", { class: "empty" }, "暂无接待中的会话"));
+    for (const c of my) list.append(convItem(c));
+    $("mine-count").textContent = my.length;
+
+    const q = [...queue.values()].sort((a, b) => String(a.conversation.created).localeCompare(String(b.conversation.created)));
+    const ql = wb.clear($("queue-list"));
+    if (!q.length) ql.append(el("div", { class: "empty" }, "当前没有排队的访客"));
+    for (const item of q) ql.append(queueItem(item));
+    $("queue-count").textContent = q.length;
+    $("queue-count").className = q.length ? "badge" : "badge grey";
+    $("queue-total").textContent = q.length;
+
+    const pl = wb.clear($("pending-list"));
+    const pend = [...pending.offline_messages.map((c) => ({ c, kind: "offline" })), ...pending.wrap_ups.filter((c) => !convs.has(c.id) || convs.get(c.id).role !== "serving").map((c) => ({ c, kind: "wrap" }))];
+    if (!pend.length) pl.append(el("div", { class: "empty" }, "没有待处理的留言或小结"));
+    for (const p of pend) pl.append(pendingItem(p.c, p.kind));
+    $("pending-count").textContent = pending.offline_messages.length + pending.wrap_ups.length;
+    $("pending-count").className = pending.offline_messages.length + pending.wrap_ups.length ? "badge blue" : "badge grey";
+
+    const gl = wb.clear($("my-groups"));
+    const mine = wb.me.groups || [];
+    if (!mine.length) gl.append(el("div", { class: "group-item muted" }, "未加入技能组（可接待不限技能组的会话）"));
+    for (const gid of mine) {
+      const n = q.filter((i) => i.conversation.group === gid).length;
+      gl.append(el("div", { class: "group-item", "data-group": gid }, el("span", { class: "dot online" }), el("span", { class: "grow" }, wb.groupName(gid)), n ? el("span", { class: "tag orange" }, "排队 " + n) : el("span", { class: "muted" }, "无排队")));
+    }
+    const serving = [...convs.values()].filter((c) => c.role === "serving" && c.conv.state === "active").length;
+    $("serving-count").textContent = serving;
+    let unread = 0;
+    for (const c of convs.values()) unread += c.unread;
+    wb.setUnread(unread);
+    $("chat-empty-hint").textContent = q.length ? "有 " + q.length + " 位访客正在排队" : "";
+  }
+
+  function lastPreview(c) {
+    const m = [...c.messages].reverse().find((x) => x.kind !== "system") || c.messages[c.messages.length - 1];
+    if (!m) return c.conv.state === "offline_message" ? "留言" : "";
+    const prefix = m.kind === "internal" ? "[备注] " : m.kind === "agent" ? "我：" : "";
+    return prefix + (m.body || (m.attachments && m.attachments.length ? "[文件] " + m.attachments[0].name : ""));
+  }
+
+  function convItem(c) {
+    const conv = c.conv;
+    const meta = [];
+    if (c.role === "offer") meta.push(el("span", { class: "tag orange" }, "转接待确认"));
+    else if (c.role === "invited") meta.push(el("span", { class: "tag blue" }, "协助"));
+    else if (c.role === "viewing") meta.push(el("span", { class: "tag" }, "监看"));
+    if (conv.state !== "active") meta.push(el("span", { class: "tag " + (wb.STATE_TAG[conv.state] || "") }, wb.STATE_TEXT[conv.state] || conv.state));
+    if (conv.state === "ended" && c.role === "serving" && !conv.wrap_up) meta.push(el("span", { class: "tag red" }, "待小结"));
+    if (c.visitorLeft && conv.state === "active") meta.push(el("span", { class: "tag" }, "访客已离开"));
+    if (conv.group != null) meta.push(el("span", { class: "tag" }, wb.groupName(conv.group)));
+    const cls = ["conv-item", currentId === conv.id ? "selected" : "", c.highlightUntil > Date.now() ? "highlight" : "", conv.state === "active" ? "" : "ended"].join(" ");
+    return el("div", { class: cls, id: "conv-" + conv.id, "data-testid": "conv-item", "data-conversation": conv.id, onclick: () => select(conv.id) },
+      el("span", { class: "avatar visitor" }, wb.initial(wb.visitorName(conv))),
+      el("div", { class: "ci-main" },
+        el("div", { class: "ci-top" }, el("span", { class: "ci-name" }, wb.visitorName(conv)),
+          c.unread ? el("span", { class: "badge", "data-testid": "unread-badge" }, c.unread > 99 ? "99+" : c.unread) : null,
+          el("span", { class: "ci-time" }, wb.fmtTime(c.lastAt))),
+        el("div", { class: "ci-preview" }, lastPreview(c)),
+        meta.length ? el("div", { class: "ci-meta" }, meta) : null));
+  }
+
+  function waitClass(secs) { return secs >= 180 ? "ci-time late" : secs >= 60 ? "ci-time warn" : "ci-time"; }
+
+  function queueItem(item) {
+    const conv = item.conversation;
+    const secs = (Date.now() - Date.parse(conv.created)) / 1000;
+    const sel = currentId === conv.id;
+    const c = convs.get(conv.id);
+    const hl = c && c.highlightUntil > Date.now();
+    return el("div", { class: "conv-item" + (sel ? " selected" : "") + (hl ? " highlight" : ""), id: "queue-" + conv.id, "data-testid": "queue-item", "data-conversation": conv.id, onclick: () => selectQueued(item) },
+      el("span", { class: "avatar visitor" }, wb.initial(wb.visitorName(conv))),
+      el("div", { class: "ci-main" },
+        el("div", { class: "ci-top" }, el("span", { class: "ci-name" }, wb.visitorName(conv)),
+          el("span", { class: waitClass(secs), "data-since": conv.created, "data-testid": "queue-wait" }, "等待 " + wb.fmtDuration(secs))),
+        el("div", { class: "ci-preview" }, item.preview || ""),
+        el("div", { class: "ci-meta" }, el("span", { class: "tag" }, "第 " + item.position + " 位"), el("span", { class: "tag" }, wb.groupName(conv.group)),
+          el("span", { class: "spacer" }),
+          el("button", { type: "button", class: "btn sm primary", id: "queue-accept-" + conv.id, "data-testid": "queue-accept", onclick: (ev) => { ev.stopPropagation(); accept(conv.id); } }, "接入"))));
+  }
+
+  function pendingItem(conv, kind) {
+    const isOffline = kind === "offline";
+    return el("div", { class: "conv-item" + (currentId === conv.id ? " selected" : ""), id: "pending-" + conv.id, "data-testid": isOffline ? "offline-item" : "wrapup-item", "data-conversation": conv.id,
+      onclick: () => openStored(conv, isOffline ? "waiting" : "serving") },
+      el("span", { class: "avatar visitor" }, wb.initial(wb.visitorName(conv))),
+      el("div", { class: "ci-main" },
+        el("div", { class: "ci-top" }, el("span", { class: "ci-name" }, wb.visitorName(conv)), el("span", { class: "ci-time" }, wb.fmtTime(conv.created))),
+        el("div", { class: "ci-meta" },
+          isOffline ? el("span", { class: "tag blue" }, "留言") : el("span", { class: "tag red" }, "待小结"),
+          el("span", { class: "tag" }, wb.groupName(conv.group)),
+          el("span", { class: "spacer" }),
+          isOffline
+            ? el("button", { type: "button", class: "btn sm primary", "data-testid": "offline-accept", onclick: (ev) => { ev.stopPropagation(); accept(conv.id); } }, "处理")
+            : el("button", { type: "button", class: "btn sm", "data-testid": "pending-wrapup", onclick: (ev) => { ev.stopPropagation(); openStored(conv, "serving").then(() => openWrapUp(conv.id)); } }, "小结"))));
+  }
+
+  async function loadPending() {
+    try {
+      pending = await wb.api("GET", "/api/v1/conversations/pending");
+      renderLists();
+    } catch (_) { /* shown elsewhere */ }
+  }
+
+  // ================= selecting =================
+  function select(id) {
+    const c = convs.get(id);
+    if (!c) return;
+    if (currentId && convs.has(currentId)) saveDraft(convs.get(currentId));
+    currentId = id;
+    c.unread = 0;
+    closePicker();
+    $("emoji-panel").hidden = true;
+    renderLists();
+    renderChat(true);
+    if (c.role === "serving" && !c.suggestLoaded && isOpen(c)) loadSuggestions(c);
+    renderRight();
+    if (!$("composer-input").disabled) $("composer-input").focus();
+  }
+  wb.selectConversation = select;
+
+  async function selectQueued(item) {
+    const c = record(item.conversation);
+    c.preview = item.preview;
+    if (!c.messages.length) {
+      // Staff who may assist (supervisors of the group, admins) can read it; others see the preview.
+      try { const r = await wb.api("GET", "/api/v1/conversations/" + encodeURIComponent(c.conv.id) + "/messages"); mergeMessages(c, r.messages); } catch (_) { /* preview only */ }
+    }
+    select(c.conv.id);
+  }
+
+  async function openStored(conv, role) {
+    const c = record(conv);
+    if (!c.messages.length) {
+      try {
+        const r = await wb.api("GET", "/api/v1/conversations/" + encodeURIComponent(conv.id) + "/transcript?format=json");
+        record(r.conversation);
+        mergeMessages(c, r.messages);
+      } catch (_) { /* not readable before accepting */ }
+    }
+    c.role = roleOf(c);
+    if (role === "waiting" && c.conv.state === "offline_message") c.role = "waiting";
+    select(conv.id);
+  }
+
+  function saveDraft(c) {
+    c.draft = $("composer-input").value;
+  }
+
+  // ================= centre: the conversation =================
+  function renderChat(switched) {
+    const c = convs.get(currentId);
+    $("chat-empty").hidden = !!c;
+    $("chat-pane").hidden = !c;
+    if (!c) return;
+    const conv = c.conv;
+    const av = $("chat-avatar");
+    av.textContent = wb.initial(wb.visitorName(conv));
+    $("chat-title").textContent = wb.visitorName(conv);
+    $("chat-state").textContent = wb.STATE_TEXT[conv.state] || conv.state;
+    $("chat-state").className = "tag " + (wb.STATE_TAG[conv.state] || "");
+    $("chat-state").dataset.state = conv.state;
+    $("chat-pane").dataset.conversation = conv.id;
+    $("chat-pane").dataset.role = c.role;
+    const roleText = { invited: "协助中", offer: "转接待确认", viewing: "监看", waiting: "待接入" }[c.role];
+    $("chat-role").hidden = !roleText;
+    $("chat-role").textContent = roleText || "";
+    const sub = [wb.CHANNEL_TEXT[conv.channel] || conv.channel, wb.groupName(conv.group), "开始于 " + wb.fmtTime(conv.created)];
+    if (conv.agent != null && conv.agent !== wb.me.id) sub.push("接待：" + wb.agentName(conv.agent));
+    $("chat-sub").textContent = sub.filter(Boolean).join(" · ");
+
+    const waiting = conv.state === "queued" || conv.state === "offline_message";
+    $("btn-accept").hidden = !(waiting && wb.hasRole("agent") && conv.agent == null);
+    $("btn-accept").textContent = conv.state === "offline_message" ? "处理留言" : "接入会话";
+    const serving = c.role === "serving" && conv.state === "active";
+    $("btn-transfer").hidden = !serving;
+    $("btn-transfer").disabled = c.transferWaiting;
+    $("btn-invite").hidden = !(canServe(c) && conv.state === "active");
+    $("btn-end").hidden = !(canServe(c) && isOpen(c) && c.role !== "waiting");
+    resetEndButton();
+    const needsWrap = conv.state === "ended" && conv.agent === wb.me.id;
+    $("btn-wrapup").hidden = !needsWrap;
+    $("btn-wrapup").textContent = conv.wrap_up ? "修改小结" : "填写小结";
+    $("btn-close-conv").hidden = isOpen(c) || c.role === "offer" || (needsWrap && !conv.wrap_up);
+
+    // banners
+    $("transfer-banner").hidden = c.role !== "offer";
+    if (c.offer) $("transfer-banner-text").textContent = c.offer.from_name + " 向你转接此会话" + (c.offer.note ? "，备注：" + c.offer.note : "");
+    let banner = "";
+    let bannerCls = "banner info";
+    if (c.transferWaiting) banner = "已发起转接，等待对方接受…（" + "对方未在 60 秒内响应将自动取消）";
+    else if (conv.state === "ended") { banner = "会话已结束" + ({ visitor: "（访客结束）", agent: "（客服结束）", idle: "（访客长时间未回复，系统自动结束）" }[conv.ended_by] || "") + (needsWrap && !conv.wrap_up ? "，请填写会话小结" : ""); bannerCls = "banner grey"; }
+    else if (conv.state === "abandoned") { banner = "访客在排队时离开了"; bannerCls = "banner grey"; }
+    else if (conv.state === "offline_message") banner = "这是一条访客留言，点击「处理留言」后可回复访客";
+    else if (conv.state === "queued") banner = "访客正在排队：" + (c.preview || "") ;
+    else if (c.role === "invited") banner = "你被邀请协助此会话：可查看消息并写内部备注（访客看不到）";
+    else if (c.visitorLeft) { banner = "访客已关闭页面，会话将在访客长时间无响应后自动结束"; bannerCls = "banner warn"; }
+    else if (serving && !conv.answered_at && conv.assigned_at) banner = "unanswered";
+    $("state-banner").hidden = !banner;
+    $("state-banner").className = bannerCls;
+    if (banner && banner !== "unanswered") $("state-banner-text").textContent = banner;
+    tickUnanswered();
+
+    if (switched) renderMessages(c);
+    renderTyping();
+    renderComposer(c, switched);
+  }
+
+  function tickUnanswered() {
+    const c = convs.get(currentId);
+    if (!c) return;
+    const conv = c.conv;
+    if (c.role === "serving" && conv.state === "active" && !conv.answered_at && conv.assigned_at && !c.transferWaiting && !c.visitorLeft) {
+      const left = Math.ceil(UNANSWERED_SECS - (Date.now() - Date.parse(conv.assigned_at)) / 1000);
+      $("state-banner").hidden = false;
+      $("state-banner").className = left <= 30 ? "banner warn" : "banner info";
+      $("state-banner-text").textContent = left > 0 ? "新会话：请在 " + left + " 秒内回复访客，否则会话将退回队列" : "即将退回队列…";
+    }
+  }
+
+  function dayKey(iso) { const d = new Date(iso); return d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate(); }
+
+  function renderMessages(c) {
+    const box = wb.clear($("messages"));
+    let day = null;
+    if (!c.messages.length && c.preview) box.append(el("div", { class: "msg visitor" }, el("div", { class: "bubble-wrap" }, el("div", { class: "who" }, "访客首条消息"), el("div", { class: "bubble" }, c.preview))));
+    if (!c.messages.length && !c.preview) box.append(el("div", { class: "empty" }, c.conv.state === "offline_message" ? "接入后可查看留言内容" : "暂无消息"));
+    for (const m of c.messages) {
+      const k = m.at ? dayKey(m.at) : day;
+      if (k !== day) { day = k; box.append(el("div", { class: "day-sep" }, new Date(m.at).toLocaleDateString("zh-CN", { month: "long", day: "numeric", weekday: "short" }))); }
+      box.append(renderMessage(m, c.conv.id));
+    }
+    box.scrollTop = box.scrollHeight;
+  }
+
+  /** One message as DOM (also used by the history transcript). */
+  function renderMessage(m, convId, opts) {
+    opts = opts || {};
+    const mine = m.kind === "agent" && m.agent === wb.me.id;
+    const cls = ["msg", m.kind, m.kind === "agent" && !mine ? "other" : "", m._pending ? "pending" : "", opts.matched ? "matched" : ""].join(" ");
+    const key = m.client_key ? "k:" + m.client_key : "s:" + m.seq;
+    if (m.kind === "system") return el("div", { class: cls, "data-key": key, "data-seq": m.seq }, el("div", { class: "bubble" }, m.body));
+    const atts = (m.attachments || []).map((a) => attachmentNode(a, convId));
+    const body = [];
+    if (m.body) body.push(m.body);
+    if (atts.length) body.push(el("div", { class: "att" }, atts));
+    let status = null;
+    if (m._status && (m.kind === "agent" || m.kind === "internal") && m.agent === wb.me.id && !opts.static) {
+      if (m._status === "failed") status = el("span", { class: "status failed" }, "发送失败" + (m._error ? "：" + m._error : ""), " ", el("button", { type: "button", class: "linklike small", "data-testid": "message-retry", onclick: () => retry(convId, m.client_key) }, "重试"));
+      else status = el("span", { class: "status", "data-testid": "message-status" }, m._status === "acked" ? "已送达" : m._status === "stored" ? "已发送" : "发送中…");
+    }
+    const who = m.kind === "internal" ? "内部备注 · " + m.sender_name : m.sender_name;
+    const avatar = m.kind === "visitor" ? el("span", { class: "avatar visitor" }, wb.initial(m.sender_name)) : el("span", { class: "avatar" }, wb.initial(m.sender_name));
+    return el("div", { class: cls, "data-key": key, "data-seq": m.seq, "data-client-key": m.client_key || null, "data-testid": "message-" + m.kind },
+      avatar,
+      el("div", { class: "bubble-wrap" },
+        el("div", { class: "who" }, el("span", null, who), el("span", null, m.at ? wb.fmtTime(m.at) : ""), status),
+        el("div", { class: "bubble" }, body)));
+  }
+  wb.renderMessage = renderMessage;
+
+  function attachmentNode(a, convId) {
+    const url = "/api/v1/conversations/" + encodeURIComponent(convId) + "/files/" + encodeURIComponent(a.hash);
+    if (/^image\//.test(a.content_type)) {
+      return el("img", { src: url, alt: a.name, title: a.name + "（" + wb.fmtSize(a.size) + "）", loading: "lazy", onclick: () => lightbox(url) });
+    }
+    return el("a", { class: "file", href: url, download: a.name },
+      el("span", null, "📄"), el("span", { class: "ellipsis" }, a.name), el("span", { class: "muted" }, wb.fmtSize(a.size)));
+  }
+  function lightbox(url) {
+    const box = el("div", { class: "lightbox", onclick: () => box.remove() }, el("img", { src: url, alt: "" }));
+    document.body.append(box);
+  }
+  wb.lightbox = lightbox;
+
+  function appendOrReplace(c, m) {
+    if (c.conv.id !== currentId) return;
+    const box = $("messages");
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const node = renderMessage(m, c.conv.id);
+    const old = m.client_key ? box.querySelector('[data-key="k:' + CSS.escape(m.client_key) + '"]') : null;
+    if (old) old.replaceWith(node);
+    else {
+      const empty = box.querySelector(".empty");
+      if (empty) empty.remove();
+      box.append(node);
+    }
+    if (nearBottom || m.agent === wb.me.id) box.scrollTop = box.scrollHeight;
+  }
+
+  function renderTyping() {
+    const c = convs.get(currentId);
+    $("typing-indicator").hidden = !(c && c.typingUntil > Date.now() && isOpen(c));
+  }
+
+  // ================= composer =================
+  function renderComposer(c, switched) {
+    const input = $("composer-input");
+    const noteOnly = c.role === "invited" || (c.role === "viewing" && !canServe(c));
+    if (noteOnly) c.noteMode = true;
+    const canWrite = isOpen(c) && (c.role === "serving" || c.role === "invited" || c.role === "viewing") && (c.conv.state === "active" || c.noteMode);
+    input.disabled = !canWrite;
+    $("btn-send").disabled = !canWrite;
+    for (const id of ["btn-emoji", "btn-image", "btn-file", "btn-quick", "note-toggle"]) $(id).disabled = !canWrite;
+    $("note-toggle").disabled = !canWrite || noteOnly;
+    $("composer").classList.toggle("note", c.noteMode);
+    $("note-toggle").classList.toggle("active", c.noteMode);
+    $("note-toggle").setAttribute("aria-pressed", String(c.noteMode));
+    $("btn-image").disabled = $("btn-file").disabled = !canWrite || c.noteMode;
+    if (!canWrite) input.placeholder = c.conv.state === "ended" ? "会话已结束" : c.role === "offer" ? "接受转接后可回复" : c.conv.state === "queued" || c.conv.state === "offline_message" ? "接入后可回复" : "无法发送消息";
+    else input.placeholder = c.noteMode ? "输入内部备注，仅同事可见" : "输入消息，输入 / 唤起快捷回复";
+    const sk = wb.settings.send_key === "Ctrl+Enter" ? "Ctrl+Enter 发送，Enter 换行" : "Enter 发送，Shift+Enter 换行";
+    $("send-hint").textContent = sk + " · 可粘贴截图";
+    $("btn-send").textContent = c.noteMode ? "添加备注" : "发送";
+    if (switched) input.value = c.draft || "";
+    renderChips(c);
+  }
+
+  function setNoteMode(on) {
+    const c = convs.get(currentId);
+    if (!c) return;
+    if (c.role === "invited") on = true;
+    if (on && c.attachments.length) { wb.toast("内部备注不支持附件，请先移除附件", "error"); return; }
+    c.noteMode = on;
+    renderComposer(c, false);
+    $("composer-input").focus();
+  }
+
+  function renderChips(c) {
+    const box = wb.clear($("attach-chips"));
+    box.hidden = !c.attachments.length;
+    c.attachments.forEach((a, i) => {
+      box.append(el("span", { class: "chip" + (a.uploading ? " uploading" : ""), "data-testid": "attachment-chip" },
+        a.preview ? el("img", { src: a.preview, alt: "" }) : null,
+        el("span", { class: "ellipsis" }, a.name + (a.uploading ? "（上传中…）" : "（" + wb.fmtSize(a.size) + "）")),
+        el("button", { type: "button", class: "x", title: "移除", onclick: () => { c.attachments.splice(i, 1); if (a.preview) URL.revokeObjectURL(a.preview); renderChips(c); } }, "×")));
+    });
+  }
+
+  async function addFiles(files) {
+    const c = convs.get(currentId);
+    if (!c || $("composer-input").disabled) return;
+    if (c.noteMode) { wb.toast("内部备注不支持附件", "error"); return; }
+    for (const file of files) {
+      let name = file.name || "";
+      if (!name || !/\.[a-z0-9]+$/i.test(name)) {
+        const ext = { "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp" }[file.type];
+        if (!ext) { wb.toast("不支持该文件类型", "error"); continue; }
+        name = "截图-" + new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14) + "." + ext;
+      }
+      const ext = name.split(".").pop().toLowerCase();
+      if (!UPLOAD_TYPES.includes(ext)) { wb.toast("不支持 ." + ext + " 文件，仅支持 " + UPLOAD_TYPES.join("、"), "error"); continue; }
+      if (file.size > MAX_UPLOAD) { wb.toast("「" + name + "」超过 4 MB，请压缩后重新发送", "error"); continue; }
+      if (!file.size) { wb.toast("「" + name + "」是空文件", "error"); continue; }
+      const a = { name, size: file.size, uploading: true, preview: /^image\//.test(file.type) ? URL.createObjectURL(file) : null };
+      c.attachments.push(a);
+      renderChips(c);
+      try {
+        const r = await wb.upload("POST", "/api/v1/conversations/" + encodeURIComponent(c.conv.id) + "/files?name=" + encodeURIComponent(name), file);
+        Object.assign(a, r, { uploading: false });
+      } catch (e) {
+        wb.toast("「" + name + "」上传失败：" + wb.errorText(e), "error");
+        c.attachments.splice(c.attachments.indexOf(a), 1);
+      }
+      if (c.conv.id === currentId) renderChips(c);
+    }
+  }
+
+  function sendCurrent(textOverride, extra) {
+    const c = convs.get(currentId);
+    if (!c) return;
+    const input = $("composer-input");
+    if (input.disabled) return;
+    const body = (textOverride != null ? textOverride : input.value).trim();
+    if (c.attachments.some((a) => a.uploading)) { wb.toast("文件上传中，请稍候", "info"); return; }
+    const atts = textOverride != null ? [] : c.attachments.slice();
+    if (!body && !atts.length) return;
+    if ([...body].length > MAX_CHARS) { wb.toast("消息过长，请分条发送（每条不超过 5000 字）", "error"); return; }
+    const note = c.noteMode;
+    const key = newKey();
+    const frame = note
+      ? { type: "note", conversation: c.conv.id, client_key: key, body }
+      : { type: "send", conversation: c.conv.id, client_key: key, body, attachments: atts.map((a) => a.hash) };
+    const replies = new Set(extra && extra.quickReplies ? extra.quickReplies : textOverride == null ? c.usedReplies : []);
+    if (!note && replies.size) frame.quick_replies = [...replies].map(Number);
+    const local = { seq: null, kind: note ? "internal" : "agent", agent: wb.me.id, sender_name: wb.me.display_name, body, attachments: atts.map((a) => ({ hash: a.hash, name: a.name, content_type: a.content_type, size: a.size })), at: new Date().toISOString(), client_key: key, _pending: true, _status: "sending" };
+    // body with variables is filled by the server; the echo replaces it
+    c.messages.push(local);
+    c.pending.set(key, frame);
+    lastCmd = { type: frame.type, conversation: c.conv.id, at: Date.now() };
+    wb.send(frame);
+    appendOrReplace(c, local);
+    // suggestion feedback: unchanged = sent, changed = edited
+    if (!note) {
+      const adopted = extra && extra.adopted ? extra.adopted : textOverride == null ? c.adopted : null;
+      if (adopted) feedback(c, adopted, body === adopted.text.trim() ? "sent" : "edited");
+    }
+    if (textOverride == null) {
+      input.value = "";
+      c.attachments.forEach((a) => a.preview && URL.revokeObjectURL(a.preview));
+      c.attachments = [];
+      c.usedReplies.clear();
+      c.adopted = null;
+      c.draft = "";
+      renderChips(c);
+    }
+    stopTyping(c);
+    c.lastAt = local.at;
+    renderLists();
+  }
+
+  function retry(convId, key) {
+    const c = convs.get(convId);
+    const frame = c && c.pending.get(key);
+    if (!frame) return;
+    const m = c.messages.find((x) => x.client_key === key);
+    if (m) { m._status = "sending"; m._error = null; appendOrReplace(c, m); }
+    wb.send(frame);
+  }
+
+  // typing (ours, to the visitor)
+  let typingSentAt = 0, typingTimer = null, typingConv = null;
+  function onTypingInput() {
+    const c = convs.get(currentId);
+    if (!c || c.noteMode || c.role !== "serving" || c.conv.state !== "active") return;
+    const now = Date.now();
+    if (now - typingSentAt > 3000 || typingConv !== c.conv.id) {
+      typingSentAt = now;
+      typingConv = c.conv.id;
+      wb.send({ type: "typing", conversation: c.conv.id, typing: true });
+    }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => stopTyping(c), 2500);
+  }
+  function stopTyping(c) {
+    clearTimeout(typingTimer);
+    if (typingSentAt && typingConv === c.conv.id) {
+      wb.send({ type: "typing", conversation: c.conv.id, typing: false });
+      typingSentAt = 0;
+    }
+  }
+
+  // ================= `/` quick-reply picker =================
+  let picker = { open: false, items: [], active: 0, seq: 0, query: null };
+  let allReplies = null;
+  async function repliesCache() {
+    if (!allReplies) {
+      try { allReplies = (await wb.api("GET", "/api/v1/quick-replies")).replies; } catch (_) { allReplies = []; }
+    }
+    return allReplies;
+  }
+  wb.invalidateReplies = () => { allReplies = null; };
+
+  let pickerTimer = null;
+  function onComposerInput() {
+    const v = $("composer-input").value;
+    const c = convs.get(currentId);
+    if (c && c.adopted && !v.trim()) c.adopted = null;
+    if (c && !v.trim()) c.usedReplies.clear();
+    if (v.startsWith("/") && !v.includes("\n") && v.length <= 40) {
+      clearTimeout(pickerTimer);
+      pickerTimer = setTimeout(() => searchPicker(v), 120);
+    } else if (picker.open) closePicker();
+  }
+  async function searchPicker(q) {
+    const my = ++picker.seq;
+    let items;
+    const term = q.slice(1).trim();
+    try {
+      if (!term) items = (await repliesCache()).slice().sort((a, b) => b.usage - a.usage).slice(0, 12);
+      else items = (await wb.api("GET", "/api/v1/quick-replies/search?limit=12&q=" + encodeURIComponent(q.trim()))).hits;
+    } catch (e) { items = []; }
+    if (my !== picker.seq) return;
+    picker.items = items;
+    picker.active = 0;
+    picker.query = q;
+    picker.open = true;
+    renderPicker();
+  }
+  function renderPicker() {
+    const box = $("qr-picker");
+    box.hidden = !picker.open;
+    $("qr-picker-query").textContent = picker.query && picker.query.length > 1 ? "“" + picker.query + "”" : "常用";
+    const list = wb.clear($("qr-picker-list"));
+    if (!picker.items.length) list.append(el("div", { class: "empty" }, "没有匹配的快捷回复，可用快捷编码、标题、拼音或首字母搜索"));
+    picker.items.forEach((r, i) => {
+      const scope = r.scope.kind === "team" ? "团队" : r.scope.kind === "group" ? wb.groupName(r.scope.group) : "个人";
+      const item = el("div", { class: "qr-item" + (i === picker.active ? " active" : ""), id: "qr-item-" + i, role: "option", "aria-selected": String(i === picker.active), "data-testid": "qr-item", "data-reply-id": r.id,
+        onmousedown: (ev) => { ev.preventDefault(); choosePicker(i); } },
+      el("div", { class: "qr-line" }, el("span", { class: "qr-title" }, r.title), r.shortcut ? el("span", { class: "qr-short" }, r.shortcut) : null,
+        r.image_url ? el("span", { class: "tag" }, "图片") : null, el("span", { class: "spacer" }), el("span", { class: "tag" }, scope), r.category ? el("span", { class: "muted small" }, r.category) : null),
+      el("div", { class: "qr-content" }, r.content));
+      list.append(item);
+    });
+    const act = $("qr-item-" + picker.active);
+    if (act) act.scrollIntoView({ block: "nearest" });
+  }
+  function closePicker() {
+    picker.open = false;
+    picker.seq++;
+    $("qr-picker").hidden = true;
+  }
+  async function choosePicker(i) {
+    const r = picker.items[i];
+    const c = convs.get(currentId);
+    if (!r || !c) return;
+    closePicker();
+    const input = $("composer-input");
+    input.value = r.content;
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    c.usedReplies.add(r.id);
+    if (r.image_url && !c.noteMode) {
+      try {
+        const resp = await fetch(r.image_url, { credentials: "same-origin" });
+        if (!resp.ok) throw new Error("image");
+        const blob = await resp.blob();
+        const ext = { "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp" }[blob.type] || "png";
+        await addFiles([new File([blob], r.title.replace(/[\\/:*?"<>|]/g, "") + "." + ext, { type: blob.type })]);
+      } catch (_) { wb.toast("快捷回复的图片加载失败", "error"); }
+    }
+  }
+
+  function onComposerKey(ev) {
+    if (ev.isComposing || ev.keyCode === 229) return;
+    if (picker.open) {
+      if (ev.key === "ArrowDown") { ev.preventDefault(); picker.active = Math.min(picker.items.length - 1, picker.active + 1); renderPicker(); return; }
+      if (ev.key === "ArrowUp") { ev.preventDefault(); picker.active = Math.max(0, picker.active - 1); renderPicker(); return; }
+      if ((ev.key === "Enter" || ev.key === "Tab") && picker.items.length) { ev.preventDefault(); choosePicker(picker.active); return; }
+      if (ev.key === "Escape") { ev.preventDefault(); closePicker(); return; }
+    }
+    if (ev.key === "Escape") { $("emoji-panel").hidden = true; return; }
+    if (ev.altKey && /^[1-9]$/.test(ev.key)) {
+      const c = convs.get(currentId);
+      const s = c && c.suggestions[Number(ev.key) - 1];
+      if (s) { ev.preventDefault(); insertSuggestion(c, s); }
+      return;
+    }
+    if (ev.key !== "Enter") return;
+    const ctrl = ev.ctrlKey || ev.metaKey;
+    if (wb.settings.send_key === "Ctrl+Enter") {
+      if (ctrl) { ev.preventDefault(); sendCurrent(); }
+    } else if (!ev.shiftKey && !ev.altKey) {
+      ev.preventDefault();
+      sendCurrent();
+    }
+  }
+
+  function insertAtCursor(text) {
+    const input = $("composer-input");
+    const s = input.selectionStart, e = input.selectionEnd;
+    input.value = input.value.slice(0, s) + text + input.value.slice(e);
+    input.setSelectionRange(s + text.length, s + text.length);
+    input.focus();
+  }
+
+  function buildEmoji() {
+    const panel = $("emoji-panel");
+    EMOJI.forEach((e, i) => panel.append(el("button", { type: "button", id: "emoji-" + i, "data-testid": "emoji", title: e, onclick: () => { insertAtCursor(e); panel.hidden = true; } }, e)));
+  }
+
+  // ================= suggestions =================
+  async function loadSuggestions(c) {
+    c.suggestLoaded = true;
+    if (!c.messages.some((m) => m.kind === "visitor" && m.body)) { if (c.conv.id === currentId) renderSuggestions(); return; }
+    try {
+      const r = await wb.api("POST", "/api/v1/assist/suggest", { conversation_id: c.conv.id });
+      if (c.suggestSeq <= lastVisitorSeq(c)) { c.suggestions = r.suggestions; c.suggestSeq = lastVisitorSeq(c); c.sugActive = 0; }
+    } catch (e) {
+      if (e.code !== "invalid_query") wb.toast("获取推荐失败：" + wb.errorText(e), "error");
+    }
+    if (c.conv.id === currentId) renderSuggestions();
+  }
+
+  function feedback(c, s, action) {
+    wb.api("POST", "/api/v1/assist/feedback", { kind: s.kind, id: String(s.id), action, conversation_id: c.conv.id }).catch(() => {});
+  }
+
+  function insertSuggestion(c, s) {
+    const input = $("composer-input");
+    input.value = s.reply;
+    c.adopted = { kind: s.kind, id: s.id, text: s.reply };
+    if (s.kind === "quick_reply") c.usedReplies.add(Number(s.id));
+    if (c.noteMode && c.role === "serving") setNoteMode(false);
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+  function sendSuggestion(c, s) {
+    if (c.role !== "serving" || c.conv.state !== "active") return;
+    const wasNote = c.noteMode;
+    c.noteMode = false;
+    sendCurrent(s.reply, { adopted: { kind: s.kind, id: s.id, text: s.reply }, quickReplies: s.kind === "quick_reply" ? [Number(s.id)] : [] });
+    c.noteMode = wasNote;
+    c.suggestions = c.suggestions.filter((x) => x !== s);
+    renderSuggestions();
+  }
+  function dismissSuggestion(c, s) {
+    feedback(c, s, "dismissed");
+    c.suggestions = c.suggestions.filter((x) => x !== s);
+    c.sugActive = Math.min(c.sugActive, Math.max(0, c.suggestions.length - 1));
+    renderSuggestions();
+  }
+
+  function renderSuggestions() {
+    const c = convs.get(currentId);
+    const box = wb.clear($("suggestions"));
+    const list = c ? c.suggestions : [];
+    $("suggest-count").hidden = !list.length;
+    $("suggest-count").textContent = list.length;
+    if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示推荐回复")); return; }
+    if (!list.length) { box.append(el("div", { class: "empty" }, c.role === "serving" ? "访客发送消息后，这里会推荐知识库答案和快捷回复" : "仅接待客服可见推荐回复")); return; }
+    const canSend = c.role === "serving" && c.conv.state === "active";
+    list.forEach((s, i) => {
+      const card = el("div", { class: "sugg" + (i === c.sugActive ? " active" : ""), id: "suggestion-" + i, "data-testid": "suggestion", "data-kind": s.kind, "data-id": s.id, onclick: () => { c.sugActive = i; markActiveSuggestion(); } },
+        el("div", { class: "s-head" }, el("span", { class: "tag " + (s.kind === "article" ? "blue" : "green") }, s.kind === "article" ? "知识库" : "快捷回复"), el("span", { class: "s-title", title: s.title }, s.title), el("span", { class: "muted small" }, "Alt+" + (i + 1))),
+        el("div", { class: "s-text" }, s.reply),
+        s.matched_terms && s.matched_terms.length ? el("div", { class: "s-terms" }, s.matched_terms.map((t) => el("span", { class: "tag" }, t))) : null,
+        el("div", { class: "s-actions" },
+          el("button", { type: "button", class: "btn sm", id: "suggestion-insert-" + i, "data-testid": "suggestion-insert", disabled: !canSend && c.role !== "invited" ? true : null, onclick: (ev) => { ev.stopPropagation(); insertSuggestion(c, s); } }, "插入"),
+          el("button", { type: "button", class: "btn sm primary", id: "suggestion-send-" + i, "data-testid": "suggestion-send", disabled: !canSend ? true : null, onclick: (ev) => { ev.stopPropagation(); sendSuggestion(c, s); } }, "直接发送"),
+          el("span", { class: "spacer" }),
+          el("button", { type: "button", class: "btn sm ghost", id: "suggestion-dismiss-" + i, "data-testid": "suggestion-dismiss", onclick: (ev) => { ev.stopPropagation(); dismissSuggestion(c, s); } }, "不合适")));
+      box.append(card);
+    });
+  }
+  function markActiveSuggestion() {
+    const c = convs.get(currentId);
+    document.querySelectorAll("#suggestions .sugg").forEach((n, i) => n.classList.toggle("active", c && i === c.sugActive));
+    const a = $("suggestion-" + (c ? c.sugActive : 0));
+    if (a) a.scrollIntoView({ block: "nearest" });
+  }
+  function onSuggestionsKey(ev) {
+    const c = convs.get(currentId);
+    if (!c || !c.suggestions.length) return;
+    const s = c.suggestions[c.sugActive];
+    if (ev.key === "ArrowDown") { ev.preventDefault(); c.sugActive = Math.min(c.suggestions.length - 1, c.sugActive + 1); markActiveSuggestion(); }
+    else if (ev.key === "ArrowUp") { ev.preventDefault(); c.sugActive = Math.max(0, c.sugActive - 1); markActiveSuggestion(); }
+    else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); if (s) sendSuggestion(c, s); }
+    else if (ev.key === "Enter") { ev.preventDefault(); if (s) insertSuggestion(c, s); }
+    else if (ev.key === "Delete" || ev.key === "Backspace") { ev.preventDefault(); if (s) dismissSuggestion(c, s); }
+  }
+
+  // ================= right panel =================
+  let rightTab = "suggest";
+  function showTab(name) {
+    rightTab = name;
+    for (const b of document.querySelectorAll("#right-tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+    for (const t of ["suggest", "visitor", "past", "kb"]) $("pane-" + t).hidden = t !== name;
+    renderRight();
+  }
+  function renderRight() {
+    if (rightTab === "suggest") renderSuggestions();
+    else if (rightTab === "visitor") renderVisitor();
+    else if (rightTab === "past") renderPast();
+  }
+
+  async function renderVisitor() {
+    const box = wb.clear($("visitor-info"));
+    const c = convs.get(currentId);
+    if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示访客信息")); return; }
+    const conv = c.conv;
+    const id = conv.identity || {};
+    const row = (k, v) => (v == null || v === "" ? null : [el("dt", null, k), el("dd", null, v)]);
+    const page = conv.page ? el("a", { href: /^https?:\/\//i.test(conv.page) ? conv.page : "#", target: "_blank", rel: "noopener noreferrer", title: conv.page }, conv.page) : null;
+    box.append(
+      el("div", { class: "info-head" }, el("span", { class: "avatar lg visitor" }, wb.initial(wb.visitorName(conv))),
+        el("div", null, el("div", { class: "name", id: "visitor-name" }, wb.visitorName(conv)), el("div", { class: "small muted mono" }, conv.visitor_id))),
+      el("div", { class: "sub-title" }, "身份信息"),
+      el("dl", { class: "kv", id: "visitor-identity" },
+        row("姓名", id.name || "未提供"), row("手机", id.phone), row("邮箱", id.email), row("用户 ID", id.external_id)),
+      el("div", { class: "sub-title" }, "来源"),
+      el("dl", { class: "kv" },
+        row("渠道", wb.CHANNEL_TEXT[conv.channel] || conv.channel), row("当前页面", page), row("技能组", wb.groupName(conv.group))),
+      el("div", { class: "sub-title" }, "本次会话"),
+      el("dl", { class: "kv" },
+        row("会话 ID", el("span", { class: "mono" }, conv.id)), row("状态", wb.STATE_TEXT[conv.state]), row("开始", wb.fmtDateTime(conv.created)),
+        row("接入", conv.assigned_at ? wb.fmtDateTime(conv.assigned_at) : null), row("首次回复", conv.answered_at ? wb.fmtDateTime(conv.answered_at) : null),
+        row("接待客服", conv.agent != null ? wb.agentName(conv.agent) : null),
+        row("协助同事", (conv.invited || []).length ? conv.invited.map(wb.agentName).join("、") : null),
+        row("访客评价", conv.rating ? "★".repeat(conv.rating.stars) + (conv.rating.comment ? " " + conv.rating.comment : "") : null),
+        row("小结", conv.wrap_up ? conv.wrap_up.problem_type + (conv.wrap_up.resolution ? "：" + conv.wrap_up.resolution : "") : null)));
+  }
+
+  async function renderPast() {
+    const box = wb.clear($("visitor-history"));
+    const c = convs.get(currentId);
+    if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示该访客的历史会话")); return; }
+    box.append(el("div", { class: "empty" }, "加载中…"));
+    const vid = c.conv.visitor_id;
+    try {
+      const r = await wb.api("GET", "/api/v1/conversations?per_page=20&visitor=" + encodeURIComponent(vid));
+      if (convs.get(currentId) !== c) return;
+      wb.clear(box);
+      const items = r.conversations.map((x) => x.conversation).filter((x) => x.id !== c.conv.id);
+      box.append(el("div", { class: "sub-title" }, "该访客共 " + r.total + " 次会话"));
+      if (!items.length) box.append(el("div", { class: "empty" }, "没有更早的会话"));
+      for (const h of items) {
+        box.append(el("div", { class: "hist-item", "data-testid": "visitor-history-item", "data-conversation": h.id, onclick: () => { location.hash = "#history/" + h.id; } },
+          el("div", { class: "row" }, el("b", null, wb.fmtDateTime(h.created)), el("span", { class: "spacer" }), el("span", { class: "tag " + (wb.STATE_TAG[h.state] || "") }, wb.STATE_TEXT[h.state])),
+          el("div", { class: "muted" }, "客服：" + wb.agentName(h.agent) + " · " + wb.groupName(h.group)),
+          h.wrap_up ? el("div", null, "问题：" + h.wrap_up.problem_type + (h.wrap_up.resolution ? " — " + h.wrap_up.resolution : "")) : null,
+          h.rating ? el("div", { class: "muted" }, "评价：" + "★".repeat(h.rating.stars)) : null));
+      }
+    } catch (e) {
+      wb.clear(box).append(el("div", { class: "empty" }, "加载失败：" + wb.errorText(e)));
+    }
+  }
+
+  // knowledge base
+  function snippetNodes(html) {
+    // The API escapes everything except <mark>: split on the tags and decode the entities as text.
+    const out = [];
+    const parts = String(html).split(/(<mark>|<\/mark>)/);
+    let marked = false;
+    const decode = (s) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&#x27;/g, "'").replace(/&amp;/g, "&");
+    for (const p of parts) {
+      if (p === "<mark>") { marked = true; continue; }
+      if (p === "</mark>") { marked = false; continue; }
+      if (!p) continue;
+      out.push(marked ? el("mark", null, decode(p)) : decode(p));
+    }
+    return out;
+  }
+  wb.snippetNodes = snippetNodes;
+  async function kbSearch(ev) {
+    if (ev) ev.preventDefault();
+    const q = $("kb-search-input").value.trim();
+    const box = wb.clear($("kb-results"));
+    $("kb-article").hidden = true;
+    if (!q) return;
+    box.append(el("div", { class: "empty" }, "搜索中…"));
+    try {
+      const r = await wb.api("GET", "/api/v1/kb/search?limit=10&q=" + encodeURIComponent(q));
+      wb.clear(box);
+      if (!r.hits.length) box.append(el("div", { class: "empty" }, "没有找到相关文章"));
+      r.hits.forEach((h, i) => box.append(el("div", { class: "kb-hit", "data-testid": "kb-hit", id: "kb-hit-" + i },
+        el("div", { class: "kb-title", onclick: () => openArticle(h.id) }, h.title),
+        el("div", { class: "kb-snippet" }, snippetNodes(h.snippet)),
+        el("div", { class: "row small" }, el("span", { class: "tag" }, h.category), el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
+    } catch (e) { wb.clear(box).append(el("div", { class: "empty" }, wb.errorText(e))); }
+  }
+  async function openArticle(id) {
+    const box = $("kb-article");
+    try {
+      const a = await wb.api("GET", "/api/v1/kb/articles/" + id.split("/").map(encodeURIComponent).join("/"));
+      wb.clear(box);
+      box.hidden = false;
+      const body = el("div", { class: "kb-article-html" });
+      body.innerHTML = a.html; // sanitised by the server (ammonia)
+      const answers = (a.sections || []).filter((s) => s.answer);
+      box.append(el("div", { class: "row" }, el("button", { type: "button", class: "btn sm", onclick: () => { box.hidden = true; } }, "← 返回结果"), el("span", { class: "spacer" }), el("a", { href: "/editor#" + a.id, class: "small", target: "_blank", rel: "noopener" }, "在知识库中打开")),
+        answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.answer); } }, s.heading || a.title))) : null,
+        body);
+      box.scrollIntoView({ block: "start" });
+    } catch (e) { wb.toast(wb.errorText(e), "error"); }
+  }
+
+  // ================= actions =================
+  async function accept(id) {
+    acceptingId = id;
+    if (!send({ type: "accept", conversation: id })) return;
+    const err = await waitError("accept", 1500);
+    if (err) {
+      acceptingId = null;
+      wb.toast(wb.errorText(err), "error");
+      if (err.code === "conversation_taken" || err.code === "conversation_closed") { queue.delete(id); loadPending(); renderLists(); }
+    }
+  }
+
+  function resetEndButton() {
+    const b = $("btn-end");
+    b.dataset.confirm = "";
+    b.textContent = "结束会话";
+  }
+  function endConversation() {
+    const b = $("btn-end");
+    if (b.dataset.confirm !== "1") {
+      b.dataset.confirm = "1";
+      b.textContent = "确认结束？";
+      setTimeout(() => { if (b.dataset.confirm === "1") resetEndButton(); }, 4000);
+      return;
+    }
+    resetEndButton();
+    const c = convs.get(currentId);
+    if (!c) return;
+    c.endedByMe = true;
+    send({ type: "end", conversation: c.conv.id });
+    waitError("end").then((e) => { if (e) wb.toast(wb.errorText(e), "error"); });
+  }
+
+  function closeConversation() {
+    const c = convs.get(currentId);
+    if (!c) return;
+    convs.delete(currentId);
+    currentId = null;
+    renderLists();
+    renderChat(true);
+    renderRight();
+  }
+
+  // ---- transfer ----
+  let transferKind = "group";
+  function colleagueOptions(select, excludeIds) {
+    wb.clear(select);
+    select.append(el("option", { value: "" }, "请选择同事"));
+    const list = [...wb.colleagues.values()].filter((a) => !excludeIds.includes(a.id) && !a.disabled && (!a.roles || a.roles.includes("agent") || a.roles.includes("supervisor")));
+    list.sort((a, b) => String(a.display_name).localeCompare(String(b.display_name), "zh-CN"));
+    for (const a of list) {
+      const p = a.presence ? "（" + wb.PRESENCE_TEXT[a.presence.status] + "）" : "";
+      select.append(el("option", { value: a.id }, a.display_name + (a.username ? " @" + a.username : "") + p));
+    }
+    return list.length;
+  }
+  function openTransfer() {
+    const c = convs.get(currentId);
+    if (!c) return;
+    const gs = wb.clear($("transfer-group"));
+    for (const g of wb.groups.values()) gs.append(el("option", { value: g.id }, g.name + (g.id === c.conv.group ? "（当前）" : "")));
+    const n = colleagueOptions($("transfer-agent"), [wb.me.id]);
+    $("transfer-agent-hint").textContent = wb.hasRole("admin") ? "" : n ? "列表中为近期协作过的同事。" : "暂无可选同事，可直接输入对方的账号 ID。";
+    $("transfer-agent-id").value = "";
+    $("transfer-note").value = "";
+    $("transfer-reason").value = "";
+    $("transfer-error").textContent = "";
+    setTransferKind(wb.groups.size ? "group" : "agent");
+    wb.openDialog("dlg-transfer");
+  }
+  function setTransferKind(kind) {
+    transferKind = kind;
+    for (const b of document.querySelectorAll("#transfer-kind button")) b.classList.toggle("active", b.dataset.kind === kind);
+    $("transfer-group-field").hidden = kind !== "group";
+    $("transfer-agent-field").hidden = kind !== "agent";
+  }
+  async function submitTransfer() {
+    const c = convs.get(currentId);
+    if (!c) return;
+    const frame = { type: "transfer", conversation: c.conv.id, note: $("transfer-note").value.trim() };
+    if (transferKind === "group") {
+      const g = Number($("transfer-group").value);
+      if (!g) { $("transfer-error").textContent = "请选择技能组"; return; }
+      frame.to_group = g;
+    } else {
+      const a = Number($("transfer-agent-id").value || $("transfer-agent").value);
+      if (!a) { $("transfer-error").textContent = "请选择或输入要转接的同事"; return; }
+      frame.to_agent = a;
+    }
+    const reason = $("transfer-reason").value.trim();
+    if (reason) frame.reason = reason;
+    $("transfer-submit").disabled = true;
+    if (!send(frame)) { $("transfer-submit").disabled = false; $("transfer-error").textContent = "连接已断开，请稍后重试"; return; }
+    const err = await waitError("transfer", 1500);
+    $("transfer-submit").disabled = false;
+    if (err) { $("transfer-error").textContent = wb.errorText(err); return; }
+    $("dlg-transfer").close();
+    c.transferWaiting = true;
+    c.transferTarget = frame.to_group ? wb.groupName(frame.to_group) : wb.agentName(frame.to_agent);
+    wb.toast("已发起转接，等待对方接受", "info");
+    renderChat(false);
+  }
+  function answerTransfer(acceptIt) {
+    const c = convs.get(currentId);
+    if (!c) return;
+    send({ type: "answer_transfer", conversation: c.conv.id, accept: acceptIt });
+    waitError("answer_transfer").then((e) => { if (e) wb.toast(wb.errorText(e), "error"); });
+    if (!acceptIt) {
+      c.offer = null;
+      convs.delete(c.conv.id);
+      currentId = null;
+      renderLists(); renderChat(true); renderRight();
+      wb.toast("已拒绝转接", "info");
+    }
+  }
+
+  // ---- invite ----
+  function openInvite() {
+    const c = convs.get(currentId);
+    if (!c) return;
+    const n = colleagueOptions($("invite-agent"), [wb.me.id, c.conv.agent].concat(c.conv.invited || []));
+    $("invite-agent-hint").textContent = wb.hasRole("admin") ? "" : n ? "列表中为近期协作过的同事。" : "暂无可选同事，可直接输入对方的账号 ID。";
+    $("invite-agent-id").value = "";
+    $("invite-error").textContent = "";
+    wb.openDialog("dlg-invite");
+  }
+  async function submitInvite() {
+    const c = convs.get(currentId);
+    const a = Number($("invite-agent-id").value || $("invite-agent").value);
+    if (!a) { $("invite-error").textContent = "请选择或输入要邀请的同事"; return; }
+    $("invite-submit").disabled = true;
+    send({ type: "invite", conversation: c.conv.id, agent: a });
+    const err = await waitError("invite", 1500);
+    $("invite-submit").disabled = false;
+    if (err) { $("invite-error").textContent = wb.errorText(err); return; }
+    $("dlg-invite").close();
+    c.conv.invited = (c.conv.invited || []).concat([a]);
+    wb.toast("已邀请 " + wb.agentName(a) + " 协助", "success");
+  }
+
+  // ---- wrap-up ----
+  let wrapConv = null, wrapType = null, wrapStars = 0;
+  function openWrapUp(id) {
+    const c = convs.get(id || currentId);
+    if (!c) return;
+    wrapConv = c.conv.id;
+    const w = c.conv.wrap_up;
+    wrapType = w ? w.problem_type : null;
+    wrapStars = w && w.satisfaction ? w.satisfaction : 0;
+    $("wrapup-conv").textContent = "　" + wb.visitorName(c.conv) + " · " + wb.fmtDateTime(c.conv.created);
+    $("wrapup-resolution").value = w ? w.resolution : "";
+    $("wrapup-tags").value = w ? w.tags.join(", ") : "";
+    $("wrapup-error").textContent = "";
+    renderTree();
+    renderStars();
+    wb.openDialog("dlg-wrapup");
+  }
+  function renderTree() {
+    const tree = wb.clear($("wrapup-tree"));
+    const parents = new Map();
+    for (const p of wb.problemTypes) {
+      const i = p.indexOf("/");
+      const parent = i < 0 ? p : p.slice(0, i);
+      if (!parents.has(parent)) parents.set(parent, []);
+      if (i >= 0) parents.get(parent).push(p);
+    }
+    let n = 0;
+    for (const [parent, children] of parents) {
+      if (!children.length) {
+        tree.append(el("div", { class: "node" + (wrapType === parent ? " selected" : ""), id: "wrapup-type-" + n++, "data-testid": "wrapup-type", "data-type": parent, tabindex: "0", onclick: () => { wrapType = parent; renderTree(); } }, parent));
+        continue;
+      }
+      tree.append(el("div", { class: "node parent" }, "▾ " + parent));
+      for (const p of children) {
+        tree.append(el("div", { class: "node child" + (wrapType === p ? " selected" : ""), id: "wrapup-type-" + n++, "data-testid": "wrapup-type", "data-type": p, tabindex: "0", onclick: () => { wrapType = p; renderTree(); } }, p.slice(parent.length + 1)));
+      }
+    }
+    $("wrapup-selected").hidden = !wrapType;
+    $("wrapup-selected").textContent = wrapType || "";
+  }
+  function renderStars() {
+    const box = wb.clear($("wrapup-stars"));
+    for (let i = 1; i <= 5; i++) box.append(el("button", { type: "button", class: i <= wrapStars ? "on" : "", id: "wrapup-star-" + i, title: i + " 星", onclick: () => { wrapStars = wrapStars === i ? 0 : i; renderStars(); } }, "★"));
+  }
+  async function submitWrapUp() {
+    if (!wrapType) { $("wrapup-error").textContent = "请选择问题类型"; return; }
+    const tags = $("wrapup-tags").value.split(/[,，\s]+/).map((t) => t.trim()).filter(Boolean);
+    if (tags.length > 20) { $("wrapup-error").textContent = "标签最多 20 个"; return; }
+    const frame = { type: "wrap_up", conversation: wrapConv, problem_type: wrapType, resolution: $("wrapup-resolution").value.trim(), tags };
+    if (wrapStars) frame.satisfaction = wrapStars;
+    $("wrapup-submit").disabled = true;
+    if (!send(frame)) { $("wrapup-submit").disabled = false; return; }
+    const err = await waitError("wrap_up", 1200);
+    $("wrapup-submit").disabled = false;
+    if (err) { $("wrapup-error").textContent = wb.errorText(err) + (err.code === "invalid_input" && err.message ? "（" + err.message + "）" : ""); return; }
+    $("dlg-wrapup").close();
+    wb.toast("会话小结已保存", "success");
+    const c = convs.get(wrapConv);
+    pending.wrap_ups = pending.wrap_ups.filter((x) => x.id !== wrapConv);
+    if (c) {
+      c.conv.wrap_up = { problem_type: frame.problem_type, resolution: frame.resolution, tags, satisfaction: frame.satisfaction || null, by: wb.me.id, at: new Date().toISOString() };
+      if (!isOpen(c)) { convs.delete(wrapConv); if (currentId === wrapConv) currentId = null; }
+    }
+    renderLists(); renderChat(true); renderRight();
+    setTimeout(loadPending, 500);
+  }
+
+  // ================= socket events =================
+  function onFrame(f) {
+    switch (f.type) {
+      case "agent_hello": {
+        const ids = new Set();
+        for (const conv of f.conversations) {
+          ids.add(conv.id);
+          const c = record(conv);
+          c.offer = c.offer && conv.pending_transfer && conv.pending_transfer.to_agent === wb.me.id ? c.offer : null;
+          c.role = roleOf(c);
+          wb.send({ type: "sync", conversation: conv.id, last_seq: maxSeq(c) });
+          // resend what was not acknowledged, with the same keys
+          for (const frame of c.pending.values()) wb.send(frame);
+        }
+        for (const [id, c] of convs) if (!ids.has(id) && isOpen(c) && (c.role === "serving" || c.role === "invited")) { c.conv.state = c.conv.state === "active" ? "ended" : c.conv.state; }
+        queue.clear();
+        for (const item of f.queue) queue.set(item.conversation.id, item);
+        renderLists();
+        if (currentId) renderChat(false);
+        loadPending();
+        break;
+      }
+      case "history": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        if (mergeMessages(c, f.messages) && f.conversation === currentId) renderMessages(c);
+        if (c.role === "serving" && !c.suggestLoaded && f.conversation === currentId) loadSuggestions(c);
+        renderLists();
+        break;
+      }
+      case "message": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        const m = f.message;
+        const isNew = !c.messages.some((x) => x.seq === m.seq);
+        mergeMessages(c, [m]);
+        if (!isNew) break;
+        if (m.kind === "agent" && m.agent === wb.me.id && !c.conv.answered_at) c.conv.answered_at = m.at;
+        const local = m.client_key ? c.messages.find((x) => x.client_key === m.client_key) : m;
+        appendOrReplace(c, local || m);
+        const fromOthers = m.kind === "visitor" || (m.agent != null && m.agent !== wb.me.id) || (m.kind === "system" && false);
+        if (m.kind === "visitor") c.typingUntil = 0;
+        if (fromOthers) {
+          if (f.conversation !== currentId || document.hidden) c.unread++;
+          if (f.conversation !== currentId || document.hidden) wb.notify("新消息 · " + wb.visitorName(c.conv), m.body || "[文件]", () => select(c.conv.id), "msg-" + c.conv.id);
+        }
+        if (f.conversation === currentId) { renderTyping(); if (c.conv.state === "active" && !c.conv.answered_at) tickUnanswered(); }
+        renderLists();
+        break;
+      }
+      case "ack": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        c.pending.delete(f.client_key);
+        const m = c.messages.find((x) => x.client_key === f.client_key);
+        if (m) { m._status = "acked"; m._pending = false; if (m.seq == null) m.seq = f.seq; appendOrReplace(c, m); }
+        break;
+      }
+      case "queued": {
+        const id = f.item.conversation.id;
+        const isNew = !queue.has(id);
+        queue.set(id, f.item);
+        if (isNew) {
+          const c = convs.get(id);
+          if (c) c.highlightUntil = Date.now() + 4000;
+          highlightQueue.set(id, Date.now() + 4000);
+          wb.notify("新访客排队", wb.visitorName(f.item.conversation) + "：" + (f.item.preview || ""), () => { location.hash = "#chat"; selectQueued(f.item); }, "queue-" + id);
+        }
+        renderLists();
+        break;
+      }
+      case "queue_removed": {
+        queue.delete(f.conversation);
+        const c = convs.get(f.conversation);
+        if (c && c.role === "waiting" && f.conversation !== acceptingId) {
+          convs.delete(f.conversation);
+          if (currentId === f.conversation) { currentId = null; renderChat(true); }
+        }
+        renderLists();
+        break;
+      }
+      case "assigned": {
+        const conv = f.conversation;
+        queue.delete(conv.id);
+        pending.offline_messages = pending.offline_messages.filter((x) => x.id !== conv.id);
+        const c = record(conv);
+        c.offer = null;
+        c.transferWaiting = false;
+        c.noteMode = false; // an invited colleague who takes it over writes to the visitor again
+        c.role = roleOf(c);
+        mergeMessages(c, f.messages);
+        c.suggestLoaded = false;
+        const mine = acceptingId === conv.id || currentId === conv.id;
+        acceptingId = null;
+        if (mine) {
+          select(conv.id);
+        } else {
+          c.highlightUntil = Date.now() + 4000;
+          c.unread = Math.max(c.unread, 1);
+          wb.notify("新会话已分配给你", wb.visitorName(conv) + "：" + lastPreview(c), () => { location.hash = "#chat"; select(conv.id); }, "conv-" + conv.id);
+          loadSuggestions(c);
+        }
+        renderLists();
+        break;
+      }
+      case "unassigned": {
+        const c = convs.get(f.conversation);
+        const name = c ? wb.visitorName(c.conv) : "会话";
+        const text = { offline: "你已离线，" + name + " 的会话已退回队列", unanswered: name + " 的会话超时未回复，已退回队列", transferred: name + " 的会话已成功转接" + (c && c.transferTarget ? "给 " + c.transferTarget : "") }[f.reason] || name + " 的会话已移出";
+        wb.toast(text, f.reason === "transferred" ? "success" : "error", 5000);
+        convs.delete(f.conversation);
+        if (currentId === f.conversation) { currentId = null; renderChat(true); renderRight(); }
+        renderLists();
+        break;
+      }
+      case "typing": {
+        const c = convs.get(f.conversation);
+        if (!c || f.from !== "visitor") break;
+        c.typingUntil = f.typing ? Date.now() + 6000 : 0;
+        if (f.conversation === currentId) renderTyping();
+        break;
+      }
+      case "transfer_offered": {
+        const conv = f.conversation;
+        const c = record(conv);
+        c.offer = { from: f.from, from_name: f.from_name, note: f.note };
+        wb.noteColleague(f.from, f.from_name);
+        c.role = "offer";
+        mergeMessages(c, f.messages);
+        c.highlightUntil = Date.now() + 4000;
+        c.unread = Math.max(c.unread, 1);
+        wb.notify("转接请求 · " + f.from_name, wb.visitorName(conv) + (f.note ? "：" + f.note : ""), () => { location.hash = "#chat"; select(conv.id); }, "transfer-" + conv.id);
+        wb.toast(f.from_name + " 向你转接了一个会话", "info", 5000);
+        renderLists();
+        if (currentId === conv.id) renderChat(true);
+        break;
+      }
+      case "transfer_declined": {
+        const c = convs.get(f.conversation);
+        if (c) { c.transferWaiting = false; if (f.conversation === currentId) renderChat(false); }
+        wb.toast(f.reason === "timeout" ? "对方未在规定时间内接受转接，会话仍由你接待" : "对方拒绝了转接，会话仍由你接待", "error", 5000);
+        break;
+      }
+      case "invited": {
+        const c = record(f.conversation);
+        mergeMessages(c, f.messages);
+        c.role = roleOf(c);
+        c.noteMode = true;
+        c.highlightUntil = Date.now() + 4000;
+        c.unread = Math.max(c.unread, 1);
+        const by = wb.agentName(f.by);
+        wb.notify("协助邀请", by + " 邀请你协助 " + wb.visitorName(c.conv), () => { location.hash = "#chat"; select(c.conv.id); }, "invite-" + c.conv.id);
+        wb.toast(by + " 邀请你协助一个会话", "info", 5000);
+        renderLists();
+        break;
+      }
+      case "ended": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        c.conv.state = "ended";
+        c.conv.ended_by = f.ended_by;
+        c.conv.ended_at = new Date().toISOString();
+        c.typingUntil = 0;
+        if (f.conversation === currentId) { renderChat(false); renderComposer(c, false); renderRight(); }
+        renderLists();
+        if (c.conv.agent === wb.me.id) {
+          if (c.endedByMe && f.conversation === currentId) openWrapUp(c.conv.id);
+          else wb.toast(wb.visitorName(c.conv) + " 的会话已结束" + (f.ended_by === "visitor" ? "（访客结束）" : f.ended_by === "idle" ? "（超时自动结束）" : "") + "，请填写小结", "info", 5000);
+        }
+        if (c.role === "invited" && c.conv.agent !== wb.me.id) { /* stays until closed */ }
+        setTimeout(loadPending, 300);
+        break;
+      }
+      case "visitor_left": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        c.visitorLeft = true;
+        c.typingUntil = 0;
+        if (f.conversation === currentId) renderChat(false);
+        renderLists();
+        break;
+      }
+      case "suggestions": {
+        const c = convs.get(f.conversation);
+        if (!c || f.seq < c.suggestSeq) break;
+        c.suggestions = f.suggestions;
+        c.suggestSeq = f.seq;
+        c.sugActive = 0;
+        c.suggestLoaded = true;
+        if (f.conversation === currentId) renderSuggestions();
+        break;
+      }
+      case "error": {
+        if (f.client_key) {
+          for (const c of convs.values()) {
+            const m = c.messages.find((x) => x.client_key === f.client_key && x.seq == null);
+            if (m) {
+              m._status = "failed";
+              m._error = wb.errorText(f);
+              // a closed conversation will not take it: do not resend it on reconnect
+              if (f.code === "conversation_closed" || f.code === "forbidden") c.pending.delete(f.client_key);
+              appendOrReplace(c, m);
+              wb.toast("消息发送失败：" + wb.errorText(f), "error");
+              return;
+            }
+          }
+        }
+        const w = errorWaiters.shift();
+        if (w) { w.resolve(f); return; }
+        if (f.code === "bad_request" && lastCmd && lastCmd.type === "ping") return;
+        wb.toast(wb.errorText(f), "error");
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  const highlightQueue = new Map();
+
+  // ticking: queue wait times, typing expiry, unanswered countdown
+  function tick() {
+    for (const n of document.querySelectorAll("#queue-list [data-since]")) {
+      const secs = (Date.now() - Date.parse(n.dataset.since)) / 1000;
+      n.textContent = "等待 " + wb.fmtDuration(secs);
+      n.className = waitClass(secs);
+    }
+    for (const [id, until] of highlightQueue) {
+      const n = $("queue-" + id);
+      if (n) n.classList.toggle("highlight", until > Date.now());
+      if (until <= Date.now()) highlightQueue.delete(id);
+    }
+    renderTyping();
+    tickUnanswered();
+  }
+
+  // ================= wiring =================
+  wb.onFrame(onFrame);
+  wb.onReady(() => {
+    buildEmoji();
+    $("upload-limits").textContent = "支持 " + ["jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"].join("/") + "，单个文件 ≤ 4 MB";
+    const input = $("composer-input");
+    input.addEventListener("keydown", onComposerKey);
+    input.addEventListener("input", () => { onComposerInput(); onTypingInput(); });
+    input.addEventListener("blur", () => setTimeout(closePicker, 150));
+    input.addEventListener("paste", (ev) => {
+      const files = [...(ev.clipboardData ? ev.clipboardData.items : [])].filter((i) => i.kind === "file").map((i) => i.getAsFile()).filter(Boolean);
+      if (files.length) { ev.preventDefault(); addFiles(files); }
+    });
+    const composer = $("composer");
+    composer.addEventListener("dragover", (ev) => { ev.preventDefault(); });
+    composer.addEventListener("drop", (ev) => { ev.preventDefault(); if (ev.dataTransfer && ev.dataTransfer.files.length) addFiles([...ev.dataTransfer.files]); });
+    $("btn-send").addEventListener("click", () => sendCurrent());
+    $("btn-emoji").addEventListener("click", (ev) => { ev.stopPropagation(); $("emoji-panel").hidden = !$("emoji-panel").hidden; });
+    document.addEventListener("click", (ev) => { if (!ev.target.closest("#emoji-panel") && !ev.target.closest("#btn-emoji")) $("emoji-panel").hidden = true; });
+    $("btn-image").addEventListener("click", () => $("image-input").click());
+    $("btn-file").addEventListener("click", () => $("file-input").click());
+    $("image-input").addEventListener("change", (ev) => { addFiles([...ev.target.files]); ev.target.value = ""; });
+    $("file-input").addEventListener("change", (ev) => { addFiles([...ev.target.files]); ev.target.value = ""; });
+    $("btn-quick").addEventListener("click", () => { const i = $("composer-input"); if (!i.value.startsWith("/")) i.value = "/" + i.value; i.focus(); searchPicker(i.value); });
+    $("note-toggle").addEventListener("click", () => { const c = convs.get(currentId); if (c) setNoteMode(!c.noteMode); });
+    $("btn-accept").addEventListener("click", () => currentId && accept(currentId));
+    $("btn-end").addEventListener("click", endConversation);
+    $("btn-wrapup").addEventListener("click", () => openWrapUp());
+    $("btn-close-conv").addEventListener("click", closeConversation);
+    $("btn-transfer").addEventListener("click", openTransfer);
+    $("btn-invite").addEventListener("click", openInvite);
+    $("transfer-kind").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) setTransferKind(b.dataset.kind); });
+    $("transfer-submit").addEventListener("click", submitTransfer);
+    $("transfer-accept").addEventListener("click", () => answerTransfer(true));
+    $("transfer-decline").addEventListener("click", () => answerTransfer(false));
+    $("invite-submit").addEventListener("click", submitInvite);
+    $("wrapup-submit").addEventListener("click", submitWrapUp);
+    $("wrapup-tree").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && ev.target.dataset.type) { wrapType = ev.target.dataset.type; renderTree(); } });
+    $("right-tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) showTab(b.dataset.tab); });
+    $("suggestions").addEventListener("keydown", onSuggestionsKey);
+    $("suggest-refresh").addEventListener("click", () => { const c = convs.get(currentId); if (c) { c.suggestSeq = -1; loadSuggestions(c); } });
+    $("kb-search-form").addEventListener("submit", kbSearch);
+    $("pending-refresh").addEventListener("click", loadPending);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && currentId && wb.currentView === "chat") { const c = convs.get(currentId); if (c && c.unread) { c.unread = 0; renderLists(); } }
+    });
+    setInterval(tick, 1000);
+    setInterval(loadPending, 60000);
+    renderLists();
+    renderChat(true);
+    renderRight();
+  });
+  wb.views.chat = {
+    show() {
+      const c = convs.get(currentId);
+      if (c && c.unread) { c.unread = 0; renderLists(); }
+    },
+  };
+  wb.chat = { convs, queue, accept, select, insertAtCursor };
+})();

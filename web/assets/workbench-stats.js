@@ -1,0 +1,283 @@
+// 统计 (GET /api/v1/stats/summary, /api/v1/stats/hourly, /api/v1/assist/adoption, /api/v1/assist/deflection) with
+// hand-written SVG charts; 访客列表 (the visitors of the desk's open and queued conversations, plus an
+// online-visitors API when one is documented).
+(function () {
+  "use strict";
+  const wb = window.wb;
+  const el = kefu.el;
+  const $ = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, ...children) {
+    const n = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v != null) n.setAttribute(k, v);
+    for (const c of children) if (c != null) n.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return n;
+  }
+
+  const fmtSecs = (s) => (s == null ? "—" : wb.fmtDuration(Math.round(s)));
+  const fmtPct = (r) => (r == null ? "—" : (r * 100).toFixed(r >= 0.995 || r === 0 ? 0 : 1) + "%");
+  const fmtNum = (n) => (n == null ? "—" : String(n));
+  const fmtStars = (n) => (n == null ? "—" : n.toFixed(1) + " 分");
+
+  // figure key, label, formatter, whether lower is better
+  const CARDS = [
+    ["received", "接入会话", fmtNum, false],
+    ["accepted", "接待会话", fmtNum, false],
+    ["ended", "已结束", fmtNum, false],
+    ["avg_first_response_secs", "平均首次响应", fmtSecs, true],
+    ["avg_response_secs", "平均响应时长", fmtSecs, true],
+    ["avg_handle_secs", "平均处理时长", fmtSecs, true],
+    ["avg_queue_wait_secs", "平均排队时长", fmtSecs, true],
+    ["satisfaction_avg", "满意度", fmtStars, false],
+    ["satisfaction_response_rate", "评价率", fmtPct, false],
+    ["suggestion_adoption_rate", "推荐采纳率", fmtPct, false],
+    ["transferred_in", "转入 / 转出", null, false],
+    ["pending_wrap_ups", "待小结（当前）", fmtNum, true],
+  ];
+
+  let scope = null; // {kind: 'agent'|'team'|'group', id}
+  const isLead = () => wb.hasRole("supervisor") || wb.hasRole("admin");
+
+  function scopeSelect() {
+    let sel = $("stats-scope");
+    if (sel) return sel;
+    sel = el("select", { id: "stats-scope", title: "统计范围" });
+    sel.append(el("option", { value: "agent:" + wb.me.id }, "我的数据"));
+    if (isLead()) {
+      sel.append(el("option", { value: "team" }, "全团队"));
+      for (const g of wb.groups.values()) sel.append(el("option", { value: "group:" + g.id }, "技能组：" + g.name));
+    }
+    sel.addEventListener("change", load);
+    $("stats-refresh").before(sel);
+    return sel;
+  }
+
+  function pick(summary, sc) {
+    if (!summary) return null;
+    if (sc.kind === "team") return summary.team;
+    const row = summary.rows.find((r) => r.id === sc.id);
+    return row ? row.figures : null;
+  }
+
+  async function summary(day, by) {
+    return wb.api("GET", "/api/v1/stats/summary?day=" + day + (by ? "&by=" + by : ""));
+  }
+  async function hourly(day, sc) {
+    const q = sc.kind === "team" ? "scope=team" : "scope=" + sc.kind + "&id=" + sc.id;
+    return wb.api("GET", "/api/v1/stats/hourly?" + q + "&day=" + day);
+  }
+
+  async function load() {
+    const v = scopeSelect().value;
+    scope = v === "team" ? { kind: "team" } : { kind: v.split(":")[0], id: Number(v.split(":")[1]) };
+    const by = scope.kind === "group" ? "group" : null;
+    $("stats-notice").hidden = true;
+    try {
+      const [t, y, ht, hy] = await Promise.all([summary("today", by), summary("yesterday", by), hourly("today", scope), hourly("yesterday", scope)]);
+      $("stats-meta").textContent = "今日 " + t.from + " · 时区 " + t.time_zone + " · 与昨日对比";
+      renderCards(pick(t, scope), pick(y, scope));
+      renderHourly(ht.hours, hy.hours);
+      if (isLead() && scope.kind === "team") renderRows(t, y);
+      else { const r = $("stats-rows"); if (r) r.remove(); }
+    } catch (e) {
+      $("stats-notice").hidden = false;
+      $("stats-notice").textContent = e.status === 404 ? "统计接口暂不可用（服务器版本较旧），请升级后刷新。" : "加载统计失败：" + wb.errorText(e);
+      renderCards(null, null);
+      renderHourly([], []);
+    }
+    renderAdoption();
+    renderDeflection();
+  }
+
+  function renderCards(today, yest) {
+    const box = wb.clear($("stats-cards"));
+    for (const [key, label, fmt, lowerBetter] of CARDS) {
+      let value, delta = null;
+      if (key === "transferred_in") value = today ? today.transferred_in + " / " + today.transferred_out : "—";
+      else {
+        const a = today ? today[key] : null, b = yest ? yest[key] : null;
+        value = fmt(a);
+        if (a != null && b != null && key !== "pending_wrap_ups") {
+          const diff = a - b;
+          if (diff === 0) delta = el("div", { class: "delta muted" }, "与昨日持平");
+          else {
+            const good = lowerBetter ? diff < 0 : diff > 0;
+            const txt = fmt === fmtPct ? Math.abs(diff * 100).toFixed(1) + " 个百分点" : fmt === fmtSecs ? fmtSecs(Math.abs(diff)) : fmt === fmtStars ? Math.abs(diff).toFixed(1) + " 分" : Math.abs(diff);
+            delta = el("div", { class: "delta " + (good ? "up" : "down") }, (diff > 0 ? "▲ " : "▼ ") + txt + " 较昨日");
+          }
+        } else if (b != null && key !== "pending_wrap_ups") delta = el("div", { class: "delta muted" }, "昨日 " + fmt(b));
+      }
+      box.append(el("div", { class: "card stat", "data-testid": "stat-" + key, id: "stat-" + key },
+        el("div", { class: "label" }, label), el("div", { class: "value" }, value), delta || el("div", { class: "delta muted" }, " ")));
+    }
+  }
+
+  /** Line chart of conversations received per hour: today (blue, area) and yesterday (grey, dashed). */
+  function renderHourly(today, yest) {
+    const box = wb.clear($("chart-hourly"));
+    const W = 720, H = 240, L = 36, R = 12, TOP = 12, B = 28;
+    const series = (hours) => hours.map((h) => (h.figures && h.figures.received) || 0);
+    const a = series(today), b = series(yest);
+    const n = 24;
+    const max = Math.max(4, ...a, ...b);
+    const step = Math.ceil(max / 4);
+    const top = step * 4;
+    const x = (i) => L + (i * (W - L - R)) / (n - 1);
+    const y = (v) => TOP + (H - TOP - B) * (1 - v / top);
+    const chart = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": "每小时会话量", "data-testid": "chart-hourly" });
+    for (let i = 0; i <= 4; i++) {
+      const v = step * i;
+      chart.append(svg("line", { class: i ? "grid" : "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+      chart.append(svg("text", { class: "lbl", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v));
+    }
+    for (let i = 0; i < n; i += 3) chart.append(svg("text", { class: "lbl", x: x(i), y: H - 8, "text-anchor": "middle" }, String(i).padStart(2, "0") + ":00"));
+    const path = (vals) => vals.slice(0, n).map((v, i) => (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    if (b.length) chart.append(svg("path", { class: "yest", d: path(b) }));
+    if (a.length) {
+      // today: only the hours that have begun
+      const idx = today.findIndex((h) => Date.parse(h.hour) > Date.now());
+      const upto = idx === -1 ? a.slice(0, n) : a.slice(0, Math.max(1, idx));
+      const last = upto.length - 1;
+      chart.append(svg("path", { class: "area", d: path(upto) + " L" + x(last).toFixed(1) + " " + y(0) + " L" + x(0) + " " + y(0) + " Z" }));
+      chart.append(svg("path", { class: "today", d: path(upto) }));
+      upto.forEach((v, i) => { if (v) chart.append(svg("circle", { cx: x(i), cy: y(v), r: 3, fill: "#1677ff" }, svg("title", null, String(i).padStart(2, "0") + ":00 今日 " + v + " 个"))); });
+    }
+    box.append(chart);
+    const sum = (s) => s.reduce((p, c) => p + c, 0);
+    box.append(el("div", { class: "small muted" }, "今日累计 " + sum(a) + " 个，昨日全天 " + sum(b) + " 个"));
+  }
+
+  function renderRows(t, y) {
+    let card = $("stats-rows");
+    if (!card) {
+      card = el("div", { class: "card", id: "stats-rows" });
+      $("stats-deflection").closest(".card").before(card);
+    }
+    wb.clear(card);
+    card.append(el("div", { class: "card-head" }, el("h3", null, "客服明细（今日）")));
+    const ymap = new Map(y.rows.map((r) => [r.id, r.figures]));
+    const tbl = el("table", { class: "table", "data-testid": "stats-agent-table" },
+      el("thead", null, el("tr", null, ["客服", "接入", "接待", "结束", "转入/转出", "首次响应", "处理时长", "满意度", "采纳率", "待小结", "昨日接待"].map((h) => el("th", null, h)))));
+    const body = el("tbody");
+    for (const r of t.rows) {
+      const f = r.figures;
+      body.append(el("tr", null, el("td", null, r.name), el("td", null, f.received), el("td", null, f.accepted), el("td", null, f.ended),
+        el("td", null, f.transferred_in + " / " + f.transferred_out), el("td", null, fmtSecs(f.avg_first_response_secs)), el("td", null, fmtSecs(f.avg_handle_secs)),
+        el("td", null, fmtStars(f.satisfaction_avg)), el("td", null, fmtPct(f.suggestion_adoption_rate)), el("td", null, f.pending_wrap_ups),
+        el("td", null, ymap.has(r.id) ? ymap.get(r.id).accepted : "—")));
+    }
+    tbl.append(body);
+    card.append(el("div", { class: "table-wrap" }, tbl));
+  }
+
+  /** Horizontal bars: adoption rate of the most shown suggestions (supervisors), or my rate today vs yesterday. */
+  async function renderAdoption() {
+    const box = wb.clear($("chart-adoption"));
+    let bars = [];
+    if (isLead()) {
+      try {
+        const r = await wb.api("GET", "/api/v1/assist/adoption");
+        bars = r.items.slice(0, 6).map((i) => ({ label: (i.kind === "article" ? "文章 " : "快捷 ") + i.id, value: i.adoption_rate, note: i.shown + " 次展示" }));
+      } catch (_) { bars = []; }
+    }
+    if (!bars.length) {
+      try {
+        const sc = scope || { kind: "agent", id: wb.me.id };
+        const [t, y] = await Promise.all([summary("today"), summary("yesterday")]);
+        const ft = pick(t, sc.kind === "group" ? { kind: "agent", id: wb.me.id } : sc), fy = pick(y, sc.kind === "group" ? { kind: "agent", id: wb.me.id } : sc);
+        bars = [{ label: "今日", value: ft ? ft.suggestion_adoption_rate : null, note: "" }, { label: "昨日", value: fy ? fy.suggestion_adoption_rate : null, note: "", alt: true }];
+      } catch (_) { /* nothing */ }
+    }
+    if (!bars.length) { box.append(el("div", { class: "empty" }, "暂无数据")); return; }
+    const W = 360, rowH = 30, H = bars.length * rowH + 10, L = 110, R = 50;
+    const chart = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "推荐采纳率", "data-testid": "chart-adoption" });
+    chart.style.height = H + "px";
+    bars.forEach((b, i) => {
+      const yy = 6 + i * rowH;
+      const w = (W - L - R) * Math.max(0, Math.min(1, b.value || 0));
+      chart.append(svg("text", { class: "lbl", x: L - 8, y: yy + 15, "text-anchor": "end" }, b.label.length > 14 ? b.label.slice(0, 13) + "…" : b.label));
+      chart.append(svg("rect", { x: L, y: yy + 4, width: W - L - R, height: 14, rx: 3, fill: "#f2f3f5" }));
+      chart.append(svg("rect", { class: "bar" + (b.alt ? " alt" : ""), x: L, y: yy + 4, width: Math.max(0, w), height: 14, rx: 3 }, svg("title", null, b.label + "：" + fmtPct(b.value) + (b.note ? "（" + b.note + "）" : ""))));
+      chart.append(svg("text", { class: "lbl", x: W - R + 6, y: yy + 15 }, fmtPct(b.value)));
+    });
+    box.append(chart);
+    box.append(el("div", { class: "small muted" }, isLead() ? "采纳率 =（直接发送 + 修改后发送）/ 展示次数" : "推荐回复被直接发送或修改后发送的比例"));
+  }
+
+  async function renderDeflection() {
+    const card = $("stats-deflection").closest(".card");
+    if (!isLead()) { card.hidden = true; return; }
+    const box = wb.clear($("stats-deflection"));
+    try {
+      const d = await wb.api("GET", "/api/v1/assist/deflection");
+      const other = Math.max(0, d.shown - d.resolved - d.escalated);
+      const total = Math.max(1, d.shown);
+      const W = 720, H = 28;
+      const chart = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", "data-testid": "chart-deflection" });
+      chart.style.height = "28px";
+      let x0 = 0;
+      for (const [v, color, label] of [[d.resolved, "#00b42a", "已解决"], [d.escalated, "#ff7d00", "仍需人工"], [other, "#c9cdd4", "未反馈"]]) {
+        const w = (W * v) / total;
+        chart.append(svg("rect", { x: x0, y: 0, width: w, height: H, fill: color }, svg("title", null, label + " " + v)));
+        x0 += w;
+      }
+      box.append(el("div", { class: "row", "data-testid": "deflection-figures" },
+        el("span", null, "展示自助答案 ", el("b", null, d.shown), " 次"), el("span", { class: "tag green" }, "已解决 " + d.resolved),
+        el("span", { class: "tag orange" }, "仍需人工 " + d.escalated), el("span", { class: "tag" }, "未反馈 " + other),
+        el("span", { class: "spacer" }), el("span", null, "自助解决率 ", el("b", null, fmtPct(d.shown ? d.resolved / d.shown : null)))), chart);
+    } catch (e) { box.append(el("div", { class: "empty" }, wb.errorText(e))); }
+  }
+
+  // ================= 访客列表 =================
+  async function loadVisitors() {
+    const body = wb.clear($("visitors-body"));
+    const rows = [];
+    let fromApi = false;
+    // No online-visitors route is documented in docs/API.md yet (checked before release); when one is,
+    // fill `rows` with {v, api: true} from it and set fromApi.
+    if (!fromApi) {
+      $("visitors-notice").hidden = false;
+      $("visitors-notice").textContent = "在线访客接口（GET /api/v1/visitors/online）尚未提供：下面列出当前正在排队和接待中的访客。";
+      for (const item of wb.chat.queue.values()) rows.push({ conv: item.conversation, preview: item.preview, queued: true });
+      for (const c of wb.chat.convs.values()) if (c.conv.state === "active" || c.conv.state === "queued") if (!rows.some((r) => r.conv && r.conv.id === c.conv.id)) rows.push({ conv: c.conv, record: c });
+    } else $("visitors-notice").hidden = true;
+    $("visitors-meta").textContent = "共 " + rows.length + " 位";
+    if (!rows.length) body.append(el("tr", null, el("td", { colspan: 6, class: "empty" }, "当前没有访客")));
+    for (const r of rows) {
+      if (r.api) {
+        const v = r.v;
+        const name = (v.identity && v.identity.name) || "访客 " + String(v.visitor_id || v.id || "").slice(-4);
+        body.append(el("tr", { "data-testid": "visitor-row", "data-visitor": v.visitor_id || v.id },
+          el("td", null, name, el("div", { class: "small muted mono" }, v.visitor_id || v.id)), el("td", { class: "ellipsis" }, v.page || "—"),
+          el("td", null, wb.CHANNEL_TEXT[v.channel] || v.channel || "—"), el("td", null, v.conversation ? "会话中" : "浏览中"),
+          el("td", null, wb.fmtTime(v.since || v.created || v.first_seen)),
+          el("td", null, v.conversation ? "—" : el("button", { type: "button", class: "btn sm primary", "data-testid": "visitor-invite", onclick: () => inviteVisitor(v) }, "邀请对话"))));
+        continue;
+      }
+      const c = r.conv;
+      body.append(el("tr", { "data-testid": "visitor-row", "data-visitor": c.visitor_id },
+        el("td", null, wb.visitorName(c), el("div", { class: "small muted mono" }, c.visitor_id)),
+        el("td", null, c.page ? el("a", { href: /^https?:\/\//i.test(c.page) ? c.page : "#", target: "_blank", rel: "noopener noreferrer" }, c.page) : "—"),
+        el("td", null, wb.CHANNEL_TEXT[c.channel] || c.channel),
+        el("td", null, el("span", { class: "tag " + (wb.STATE_TAG[c.state] || "") }, r.queued ? "排队中" : c.agent === wb.me.id ? "我接待中" : wb.STATE_TEXT[c.state])),
+        el("td", null, wb.fmtTime(c.created)),
+        el("td", null, r.queued
+          ? el("button", { type: "button", class: "btn sm primary", onclick: () => { location.hash = "#chat"; wb.chat.accept(c.id); } }, "接入")
+          : el("button", { type: "button", class: "btn sm", onclick: () => { location.hash = "#chat"; wb.chat.select(c.id); } }, "查看会话"))));
+    }
+  }
+  async function inviteVisitor(v) {
+    try {
+      await wb.api("POST", "/api/v1/visitors/" + encodeURIComponent(v.visitor_id || v.id) + "/invite", {});
+      wb.toast("已向访客发送对话邀请", "success");
+    } catch (e) { wb.toast(wb.errorText(e), "error"); }
+  }
+
+  wb.onReady(() => {
+    $("stats-refresh").addEventListener("click", load);
+    $("visitors-refresh").addEventListener("click", loadVisitors);
+  });
+  wb.views.stats = { show() { load(); } };
+  wb.views.visitors = { show() { loadVisitors(); } };
+})();
