@@ -82,8 +82,8 @@ pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
-        .merge(OpenApiRouter::from(routes::stats::router()))
-        .merge(OpenApiRouter::from(routes::webhooks::router()))
+        .merge(routes::stats::router())
+        .merge(routes::webhooks::router())
 }
 
 /// The whole HTTP application.

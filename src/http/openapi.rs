@@ -33,10 +33,12 @@ use crate::http::AppState;
         (name = "me", description = "My account"),
         (name = "accounts", description = "Colleagues"),
         (name = "admin", description = "Administration (admins)"),
-        (name = "visitors", description = "Visitor identity"),
+        (name = "visitors", description = "Visitors: token, widget reports, visitor panel, online list, block list (黑名单)"),
         (name = "conversations", description = "Conversations"),
         (name = "quick-replies", description = "Quick replies (快捷回复)"),
         (name = "assist", description = "Assisted replies (辅助回复) and visitor self-service"),
+        (name = "webhooks", description = "Webhooks for conversation events (admins)"),
+        (name = "statistics", description = "Workbench statistics (工作台数据)"),
         (name = "ws", description = "WebSockets (messages in docs/API.md)"),
     )
 )]

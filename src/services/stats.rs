@@ -26,7 +26,19 @@ const SECONDS_PER_HOUR: i64 = 3600;
 const PENDING_PREFIX: &[u8] = b"pending:";
 
 /// Whose figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(tag = "scope", content = "id", rename_all = "snake_case")]
 pub enum Scope {
     /// Everyone.
@@ -134,7 +146,7 @@ pub struct Pending {
 }
 
 /// The workbench figures of a scope over a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Figures {
     /// Conversations received.
     pub received: u64,
@@ -221,7 +233,7 @@ pub struct Range {
 }
 
 /// One hour of a series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HourFigures {
     /// Start of the hour.
     pub hour: Timestamp,

@@ -1,24 +1,27 @@
 //! Workbench statistics (工作台数据): `/api/v1/stats/summary` and `/api/v1/stats/hourly`.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use jiff::civil::Date;
 use jiff::ToSpan;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{AccountId, GroupId, Role};
 use crate::error::{Error, Result};
 use crate::http::access::{authorize, Authenticated, Permission};
+use crate::http::error::ErrorBody;
 use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::stats::{Figures, HourFigures, Range, Scope};
 
 /// Routes under `/api/v1/stats`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/stats/summary", get(summary))
-        .route("/api/v1/stats/hourly", get(hourly))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(summary))
+        .routes(routes!(hourly))
 }
 
 /// Which days: `day` (`today`, `yesterday` or a date) or `from`/`to` (dates, inclusive); today when
@@ -30,44 +33,53 @@ struct RangeQuery<'a> {
     to: Option<&'a str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SummaryQuery {
     /// `agent` (default) or `group`.
     #[serde(default)]
     by: Option<String>,
+    /// `today`, `yesterday` or `YYYY-MM-DD`; not with `from`/`to`.
     #[serde(default)]
     day: Option<String>,
+    /// First day, `YYYY-MM-DD`.
     #[serde(default)]
     from: Option<String>,
+    /// Last day (included), `YYYY-MM-DD`; `from` when absent.
     #[serde(default)]
     to: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HourlyQuery {
     /// `team` (default), `agent` or `group`.
     #[serde(default)]
     scope: Option<String>,
+    /// The agent's or group's id; none for `team`.
     #[serde(default)]
     id: Option<u64>,
+    /// `today`, `yesterday` or `YYYY-MM-DD`; not with `from`/`to`.
     #[serde(default)]
     day: Option<String>,
+    /// First day, `YYYY-MM-DD`.
     #[serde(default)]
     from: Option<String>,
+    /// Last day (included), `YYYY-MM-DD`; `from` when absent.
     #[serde(default)]
     to: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SummaryRow {
     id: u64,
     name: String,
     figures: Figures,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Summary {
     from: Date,
     to: Date,
@@ -78,7 +90,7 @@ struct Summary {
     rows: Vec<SummaryRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Hourly {
     from: Date,
     to: Date,
@@ -126,6 +138,19 @@ fn resolve_range(state: &AppState, query: RangeQuery<'_>) -> Result<Range> {
 }
 
 /// Supervisors and admins see every agent and group; an agent sees their own figures only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/summary",
+    tag = "statistics",
+    params(SummaryQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A row per agent (or group) and the team's figures (`null` for an agent)", body = Summary),
+        (status = 400, description = "`invalid_input` (range, or `by` other than `agent`/`group`) or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...), not at the desk, or an agent asking `by=group` (`forbidden`)", body = ErrorBody),
+    ),
+)]
 async fn summary(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -206,7 +231,21 @@ async fn summary(
     }))
 }
 
-/// An agent may ask for their own series only.
+/// The figures hour by hour; an agent may ask for their own series only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/hourly",
+    tag = "statistics",
+    params(HourlyQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Every hour of the range, empty hours as zeros", body = Hourly),
+        (status = 400, description = "`invalid_input` (range, scope or id) or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...), not at the desk, or an agent asking for another series (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    ),
+)]
 async fn hourly(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
