@@ -242,7 +242,10 @@ async fn visitor_is_served_by_two_agents_and_rates_the_conversation() {
 
         // 2. Messages both ways.
         let hello = "您好，我是客服小美，很高兴为您服务。请问退货的订单是哪一笔呢？";
+        mei.wait_text("#state-banner-text", "秒内回复访客").await;
         agent_says(&mei, hello).await;
+        // Answered: the "reply within n seconds" countdown is gone.
+        mei.wait("#state-banner[hidden]").await;
         visitor.wait_text("[data-testid=msg-agent]", hello).await;
         let question = "我申请了退款，多久到账？";
         visitor_says(&visitor, question).await;
