@@ -18,27 +18,47 @@
     group_not_found: "咨询入口配置有误，请联系网站管理员",
     conversation_closed: "会话已结束或当前无法进行此操作",
     message_too_long: "消息过长，请分条发送（每条不超过 5000 字）",
-    upload_too_large: "文件过大，请压缩后重新发送（不超过 4 MB）",
+    upload_too_large: "文件过大，请压缩后重新发送",
     invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
     rate_limited: "操作过于频繁，请稍后再试",
+    visitor_blocked: "抱歉，您暂时无法发起咨询",
+    identity_invalid: "身份校验失败，请刷新页面后重试",
     internal: "服务器开小差了，请稍后再试",
   };
   const errorText = (err) => ERROR_TEXT[err && err.code] || (err && err.status ? "服务器开小差了，请稍后再试" : "网络连接异常，请检查网络后重试");
 
-  const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
-  const UPLOAD_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"];
+  // From GET /api/v1/visitor/limits (loaded at start); null until then: the server decides.
+  const limits = { max_message_chars: 5000, max_upload_bytes: null, upload_types: null };
+  const CHANNELS = ["web", "app", "wechat", "api"];
   const EMOJI = ["😀", "😁", "😂", "🤣", "😊", "😍", "😘", "😉", "😎", "🤔", "😅", "😭", "😢", "😡", "😱", "😴",
     "🙄", "😳", "🥰", "🤗", "🙏", "👍", "👎", "👌", "👏", "💪", "🤝", "✌️", "❤️", "💔", "🌹", "🎉",
     "🔥", "💯", "✅", "❌", "❓", "⏰", "📦", "🚚", "💰", "🧾", "📱", "💻", "☕", "🍉", "🌟", "😌"];
 
   const params = new URLSearchParams(location.search);
   const embed = params.get("embed") === "1";
-  const channel = (params.get("channel") || "web").slice(0, 32);
+  const channel = CHANNELS.includes(params.get("channel")) ? params.get("channel") : "web";
   const groupParam = params.get("group");
   const group = groupParam && /^\d+$/.test(groupParam) ? Number(groupParam) : null;
   const hostPage = params.get("page") || (embed ? "" : (document.referrer || location.href));
   const storageKey = "kefu.visitor." + channel + "." + (group == null ? "any" : group);
+  // The host page that embeds us (widget): the only origin whose messages we accept, and the only one we talk to.
+  const hostOrigin = (function () {
+    if (!embed || window.parent === window) return null;
+    try { if (location.ancestorOrigins && location.ancestorOrigins.length) return location.ancestorOrigins[0]; } catch (e) { /* not supported */ }
+    try { return new URL(hostPage).origin; } catch (e) { return null; }
+  })();
 
+  // Visitor context: the widget's host page tells us who the visitor is and which pages they open.
+  const ctx = {
+    identity: null,      // signed (or unsigned) identity from the host page's script tag
+    hostTitle: "",       // the host page's title
+    lastPage: null,      // the last page reported, to skip repeats
+    heartbeatTimer: null,
+    invitationId: null,  // the invitation shown now
+    answeredInvitations: new Set(),
+    blocked: false,
+    tokenPromise: null,
+  };
   const state = {
     token: null,
     conversation: null, // VisitorView
@@ -108,7 +128,9 @@
     return "v-" + rand;
   }
   function notifyParent(message) {
-    if (embed && window.parent !== window) window.parent.postMessage(Object.assign({ kefu: true }, message), "*");
+    if (embed && window.parent !== window && hostOrigin && hostOrigin !== "null") {
+      window.parent.postMessage(Object.assign({ kefu: true }, message), hostOrigin);
+    }
   }
   function fileUrl(hash) {
     return "/api/v1/conversations/" + encodeURIComponent(state.conversation.id) + "/files/" + encodeURIComponent(hash) +
@@ -149,6 +171,12 @@
     show($("ended-notice"), s === "ended" || s === "abandoned");
     if (s === "ended" || s === "abandoned") renderEnded();
     show($("open-leave-form"), !conv || s === "queued");
+    if (ctx.blocked) {
+      for (const id of ["composer", "open-leave-form", "end-btn", "queue-status", "suggest-panel", "invite-card", "offline-notice", "ended-notice"]) show($(id), false);
+      status.textContent = "暂时无法发起咨询";
+      status.dataset.state = "blocked";
+    }
+    show($("blocked-notice"), ctx.blocked);
   }
 
   function renderEnded() {
@@ -440,7 +468,7 @@
     const input = $("message-input");
     const text = input.value.trim();
     if (!text) { input.focus(); return; }
-    if (text.length > 5000) { composerError(ERROR_TEXT.message_too_long); return; }
+    if (Array.from(text).length > limits.max_message_chars) { composerError(ERROR_TEXT.message_too_long); return; }
     if (!state.conversation) {
       await startConversation(text, null, state.suggestions.length ? "escalated" : null);
       return;
@@ -492,7 +520,8 @@
       }
       connect();
     } catch (err) {
-      composerError(errorText(err));
+      if (err.code === "visitor_blocked") showBlocked();
+      else composerError(errorText(err));
     } finally {
       state.starting = false;
       renderHeader();
@@ -582,8 +611,12 @@
   async function uploadFile(file) {
     if (!state.conversation) { composerError("请先发送您的问题，再发送图片或文件"); return; }
     const ext = (file.name.split(".").pop() || "").toLowerCase();
-    if (!file.name.includes(".") || !UPLOAD_TYPES.includes(ext)) { composerError("不支持该文件类型，支持 jpg、png、gif、webp、pdf、docx、xlsx、txt、zip"); return; }
-    if (file.size > MAX_UPLOAD_BYTES) { composerError("文件过大，单个文件不超过 4 MB，请压缩后重新发送"); return; }
+    if (limits.upload_types && (!file.name.includes(".") || !limits.upload_types.includes(ext))) {
+      composerError("不支持该文件类型，支持 " + limits.upload_types.join("、")); return;
+    }
+    if (limits.max_upload_bytes && file.size > limits.max_upload_bytes) {
+      composerError("文件过大，单个文件不超过 " + formatLimit(limits.max_upload_bytes) + "，请压缩后重新发送"); return;
+    }
     if (file.size === 0) { composerError("文件是空的，请重新选择"); return; }
     const hint = $("upload-hint");
     const hintText = hint.textContent;
@@ -729,21 +762,224 @@
     $("message-input").focus();
   }
 
-  // ---------- visitor context (page views, proactive invitations) ----------
-  /** Reports the page the visitor is on. Ready for the visitor-context API; a no-op until it is documented. */
-  function reportPageView() {
-    const ctx = window.kefuVisitorContext;
-    if (ctx && typeof ctx.reportPageView === "function" && state.token) ctx.reportPageView(state.token, hostPage, document.title);
+  // ---------- limits (GET /api/v1/visitor/limits) ----------
+  function formatLimit(bytes) {
+    const mb = bytes / 1024 / 1024;
+    if (mb >= 1) return (Number.isInteger(mb) ? mb : mb.toFixed(1)) + " MB";
+    return Math.max(1, Math.round(bytes / 1024)) + " KB";
   }
+  async function loadLimits() {
+    try {
+      const data = await window.kefu.api("GET", "/api/v1/visitor/limits");
+      if (data.max_message_chars > 0) limits.max_message_chars = data.max_message_chars;
+      if (data.max_upload_bytes > 0) limits.max_upload_bytes = data.max_upload_bytes;
+      if (Array.isArray(data.upload_types) && data.upload_types.length) limits.upload_types = data.upload_types.map((t) => String(t).toLowerCase());
+    } catch (e) { /* keep the generic hint; the server still checks */ }
+    const input = $("message-input");
+    input.maxLength = limits.max_message_chars;
+    ERROR_TEXT.message_too_long = "消息过长，请分条发送（每条不超过 " + limits.max_message_chars + " 字）";
+    if (limits.upload_types) $("file-input").accept = limits.upload_types.map((t) => "." + t).join(",");
+    if (limits.max_upload_bytes) {
+      ERROR_TEXT.upload_too_large = "文件过大，请压缩后重新发送（不超过 " + formatLimit(limits.max_upload_bytes) + "）";
+    }
+    if (limits.upload_types) $("upload-hint").title = "支持的文件类型：" + limits.upload_types.map((t) => t.toUpperCase()).join("、");
+    if (limits.max_upload_bytes) $("upload-hint").textContent = "支持图片和文档，单个文件不超过 " + formatLimit(limits.max_upload_bytes);
+  }
+
+  // ---------- blocked visitor ----------
+  function showBlocked() {
+    ctx.blocked = true;
+    clearInterval(ctx.heartbeatTimer);
+    state.stopped = true;
+    if (state.ws) { try { state.ws.onclose = null; state.ws.close(); } catch (e) { /* closed */ } state.ws = null; }
+    clearTimeout(state.reconnectTimer);
+    show($("conn-status"), false);
+    show($("leave-form-modal"), false);
+    hideSuggestions();
+    const box = $("messages");
+    if (!state.messages.size) box.textContent = "";
+    renderHeader();
+    notifyParent({ type: "invitation-closed" });
+  }
+
+  // ---------- visitor token and context ----------
+  function validIdentity(raw) {
+    if (!raw || typeof raw !== "object") return null;
+    const out = {};
+    for (const k of ["site", "user_id", "name", "member_level", "signature"]) {
+      if (typeof raw[k] === "string" && raw[k].trim()) out[k] = raw[k].trim().slice(0, 200);
+    }
+    if (raw.expires != null && /^\d{1,12}$/.test(String(raw.expires))) out.expires = Number(raw.expires);
+    return out.user_id || out.name ? out : null;
+  }
+  function httpUrl(url) {
+    return typeof url === "string" && /^https?:\/\//i.test(url) ? url.slice(0, 2000) : null;
+  }
+
+  /** The visitor's token: the stored one, or a new one from POST /api/v1/visitors (with channel, page, identity). */
+  function ensureToken() {
+    if (state.token) return Promise.resolve(state.token);
+    if (ctx.tokenPromise) return ctx.tokenPromise;
+    ctx.tokenPromise = (async () => {
+      const body = { channel };
+      const url = httpUrl(hostPage);
+      if (url) body.page = { url, title: (ctx.hostTitle || "").slice(0, 200) };
+      if (ctx.identity) body.identity = ctx.identity;
+      let data;
+      try {
+        data = await window.kefu.api("POST", "/api/v1/visitors", body);
+      } catch (err) {
+        if (err.code === "identity_invalid" && body.identity) {
+          // The host page's signature is wrong or expired: chat on anonymously, and say so once.
+          composerError(ERROR_TEXT.identity_invalid);
+          delete body.identity;
+          data = await window.kefu.api("POST", "/api/v1/visitors", body);
+        } else throw err;
+      }
+      state.token = data.token;
+      if (url) ctx.lastPage = url;
+      store();
+      return state.token;
+    })();
+    ctx.tokenPromise.catch((err) => { if (err.code === "visitor_blocked") showBlocked(); }).finally(() => { ctx.tokenPromise = null; });
+    return ctx.tokenPromise;
+  }
+
+  /** Tells the desk which identity the host site vouches for (after the token was issued). */
+  async function identify() {
+    if (!ctx.identity || !state.token) return;
+    try {
+      await window.kefu.api("POST", "/api/v1/visitor/identify", ctx.identity, authHeaders());
+    } catch (err) {
+      if (err.code === "identity_invalid") composerError(ERROR_TEXT.identity_invalid);
+    }
+  }
+
+  /** Reports a page the visitor opened (the host page, or an SPA navigation forwarded by the widget). */
+  async function reportPageView(url, title) {
+    url = httpUrl(url || hostPage);
+    if (!url || ctx.blocked) return;
+    if (url === ctx.lastPage) return;
+    ctx.lastPage = url;
+    try {
+      await ensureToken();
+      const body = { url };
+      if (title) body.title = String(title).slice(0, 200);
+      await window.kefu.api("POST", "/api/v1/visitor/pageviews", body, authHeaders());
+    } catch (err) {
+      if (err.status === 401) { state.token = null; store(); }
+      // 429 rate_limited: a page-view flood; the next navigation reports again.
+    }
+  }
+
+  async function heartbeat() {
+    if (!state.token || ctx.blocked) return;
+    try {
+      const data = await window.kefu.api("POST", "/api/v1/visitor/heartbeat", undefined, authHeaders());
+      handleInvitation(data.invitation);
+    } catch (err) {
+      if (err.status === 401) { state.token = null; store(); ensureToken().catch(() => {}); }
+      else if (err.code === "visitor_blocked") showBlocked();
+    }
+  }
+  function startHeartbeat() {
+    clearInterval(ctx.heartbeatTimer);
+    heartbeat();
+    ctx.heartbeatTimer = setInterval(heartbeat, 20000);
+  }
+
+  function conversationOpen() {
+    const s = state.conversation && state.conversation.state;
+    return s === "queued" || s === "active";
+  }
+  function handleInvitation(inv) {
+    if (!inv) {
+      if (ctx.invitationId) hideInvitation(); // answered in another tab, or withdrawn
+      return;
+    }
+    if (inv.id === ctx.invitationId || ctx.answeredInvitations.has(inv.id) || conversationOpen() || ctx.blocked) return;
+    ctx.invitationId = inv.id;
+    const text = inv.message || "您好，有什么可以帮您的吗？";
+    showInvitation(text, null, null, inv);
+  }
+  function hideInvitation() {
+    ctx.invitationId = null;
+    show($("invite-card"), false);
+    notifyParent({ type: "invitation-closed" });
+  }
+  async function answerInvitation(accept) {
+    const id = ctx.invitationId;
+    if (id) ctx.answeredInvitations.add(id);
+    hideInvitation();
+    if (!state.token) return;
+    try {
+      await window.kefu.api("POST", "/api/v1/visitor/invitation", { accept }, authHeaders());
+    } catch (err) { /* invalid_input: nothing waiting any more */ }
+  }
+
   /** Shows a proactive chat invitation (邀请对话) from an agent: text and accept/decline. */
-  function showInvitation(text, onAccept) {
-    $("invite-text").textContent = text || "您好，有什么可以帮您的吗？";
+  function showInvitation(text, onAccept, onDecline, inv) {
+    const agent = inv && inv.agent_name;
+    $("invite-text").textContent = (agent ? "客服" + agent + "：" : "") + (text || "您好，有什么可以帮您的吗？");
     show($("invite-card"), true);
-    $("invite-accept").onclick = () => { show($("invite-card"), false); if (onAccept) onAccept(); $("message-input").focus(); };
-    $("invite-decline").onclick = () => show($("invite-card"), false);
-    notifyParent({ type: "invitation" });
+    $("invite-accept").onclick = async () => {
+      if (!onAccept && ctx.invitationId) {
+        await answerInvitation(true);
+        if (agent || text) {
+          // The agent's words greet the visitor where the welcome text was.
+          const welcome = $("welcome");
+          welcome.textContent = "";
+          welcome.appendChild(el("div", { class: "welcome-icon", "aria-hidden": "true" }, "👋"));
+          welcome.appendChild(el("div", { class: "welcome-title" }, agent ? "客服" + agent + "邀请您咨询" : "欢迎咨询在线客服"));
+          welcome.appendChild(el("div", { class: "welcome-text" }, text || ""));
+        }
+        notifyParent({ type: "open" });
+      } else {
+        show($("invite-card"), false);
+        if (onAccept) onAccept();
+      }
+      $("message-input").focus();
+    };
+    $("invite-decline").onclick = () => {
+      if (!onDecline && ctx.invitationId) { answerInvitation(false); return; }
+      show($("invite-card"), false);
+      if (onDecline) onDecline();
+    };
+    notifyParent({ type: "invitation", text: text || "", agent_name: agent || "" });
   }
   window.kefuChat = { reportPageView, showInvitation };
+
+  /** Messages from the host page (the widget): identity, page views, answers to the invitation card. */
+  function onParentMessage(event) {
+    if (!hostOrigin || event.source !== window.parent || event.origin !== hostOrigin) return;
+    const data = event.data;
+    if (!data || data.kefu !== true || typeof data.type !== "string") return;
+    if (data.type === "init") {
+      ctx.identity = validIdentity(data.identity);
+      if (typeof data.title === "string") ctx.hostTitle = data.title.slice(0, 200);
+      if (ctx.onInit) ctx.onInit();
+    } else if (data.type === "pageview") {
+      if (ctx.ready) reportPageView(data.url, data.title);
+      else ctx.queuedPage = { url: data.url, title: data.title };
+    } else if (data.type === "invitation-answer") {
+      if (ctx.invitationId) {
+        if (data.accept === true) $("invite-accept").click();
+        else answerInvitation(false);
+      }
+    } else if (data.type === "opened") {
+      if (!$("message-input").disabled) $("message-input").focus();
+    }
+  }
+  /** Inside the widget: ask the host page for the identity and title, wait for it at most 1.5 s. */
+  function waitForHost() {
+    if (!hostOrigin) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { ctx.onInit = null; clearTimeout(t); resolve(); };
+      const t = setTimeout(done, 1500);
+      ctx.onInit = done;
+      notifyParent({ type: "ready" });
+    });
+  }
 
   // ---------- start ----------
   async function init() {
@@ -794,7 +1030,11 @@
     });
     window.addEventListener("online", () => { if (!state.wsOpen && state.conversation) connect(); });
 
+    window.addEventListener("message", onParentMessage);
+
     renderHeader();
+    loadLimits();
+    await waitForHost();
     const saved = loadStored();
     if (saved && saved.token) {
       state.token = saved.token;
@@ -810,8 +1050,16 @@
     }
     renderHeader();
     renderMessages();
-    reportPageView();
-    if (!embed) input.focus();
+    if (state.token) {
+      identify();
+      reportPageView(hostPage, ctx.hostTitle);
+    } else {
+      try { await ensureToken(); } catch (err) { /* blocked: shown; otherwise the first message retries */ }
+    }
+    ctx.ready = true;
+    if (ctx.queuedPage) { reportPageView(ctx.queuedPage.url, ctx.queuedPage.title); ctx.queuedPage = null; }
+    if (!ctx.blocked) startHeartbeat();
+    if (!embed && !ctx.blocked) input.focus();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

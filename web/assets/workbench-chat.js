@@ -6,9 +6,10 @@
   const el = kefu.el;
   const $ = (id) => document.getElementById(id);
 
-  const UPLOAD_TYPES = ["jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"];
-  const MAX_UPLOAD = 4 * 1024 * 1024; // requests are capped at 4 MiB (conversations.max_upload_bytes is 10 MiB)
-  const MAX_CHARS = 5000;
+  // From GET /api/v1/visitor/limits (loaded at start); until then the server decides.
+  let UPLOAD_TYPES = null;
+  let MAX_UPLOAD = null;
+  let MAX_CHARS = 5000;
   const UNANSWERED_SECS = 120;
   const EMOJI = ["😀", "😁", "😂", "🤣", "😊", "😇", "🙂", "😉", "😍", "😘", "😋", "😎", "🤔", "😐", "😅", "😓", "😢", "😭", "😡", "😱",
     "😴", "🤝", "👍", "👎", "👌", "✌️", "👏", "🙏", "💪", "👋", "🌹", "❤️", "💔", "🎉", "🎁", "🔥", "⭐", "✅", "❌", "⚠️",
@@ -72,14 +73,32 @@
     if (!ok && frame.type !== "send" && frame.type !== "note") wb.toast("连接已断开，正在重连，请稍后再试", "error");
     return ok;
   }
-  /** Resolves with the socket error for this command if one comes back within ms, else null. */
-  const errorWaiters = [];
-  function waitError(type, ms) {
+  /**
+   * Sends a command with a fresh client_key and resolves with null on its `done` frame, or with the `error`
+   * frame that echoes the key; {code: "disconnected"} when the socket is down, {code: "timeout"} after 15 s.
+   */
+  const commandWaiters = new Map(); // client_key -> {resolve, timer}
+  let commandSeq = 0;
+  function command(frame, ms) {
+    commandSeq += 1;
+    const key = "c-" + Date.now().toString(36) + "-" + commandSeq;
+    const full = Object.assign({}, frame, { client_key: key });
     return new Promise((resolve) => {
-      const w = { type, resolve };
-      errorWaiters.push(w);
-      setTimeout(() => { const i = errorWaiters.indexOf(w); if (i >= 0) { errorWaiters.splice(i, 1); resolve(null); } }, ms || 1200);
+      lastCmd = { type: frame.type, conversation: frame.conversation, at: Date.now() };
+      if (!wb.send(full)) { resolve({ code: "disconnected" }); return; }
+      const timer = setTimeout(() => { commandWaiters.delete(key); resolve({ code: "timeout" }); }, ms || 15000);
+      commandWaiters.set(key, { resolve, timer });
     });
+  }
+  const COMMAND_TEXT = { disconnected: "连接已断开，正在重连，请稍后再试", timeout: "服务器未响应，请检查网络后重试" };
+  const cmdErrorText = (e) => wb.errorText(e, COMMAND_TEXT);
+  function settleCommand(f) {
+    const w = f.client_key && commandWaiters.get(f.client_key);
+    if (!w) return false;
+    commandWaiters.delete(f.client_key);
+    clearTimeout(w.timer);
+    w.resolve(f.type === "done" ? null : f);
+    return true;
   }
 
   // ================= left panel =================
@@ -441,8 +460,8 @@
         name = "截图-" + new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14) + "." + ext;
       }
       const ext = name.split(".").pop().toLowerCase();
-      if (!UPLOAD_TYPES.includes(ext)) { wb.toast("不支持 ." + ext + " 文件，仅支持 " + UPLOAD_TYPES.join("、"), "error"); continue; }
-      if (file.size > MAX_UPLOAD) { wb.toast("「" + name + "」超过 4 MB，请压缩后重新发送", "error"); continue; }
+      if (UPLOAD_TYPES && !UPLOAD_TYPES.includes(ext)) { wb.toast("不支持 ." + ext + " 文件，仅支持 " + UPLOAD_TYPES.join("、"), "error"); continue; }
+      if (MAX_UPLOAD && file.size > MAX_UPLOAD) { wb.toast("「" + name + "」超过 " + fmtLimit(MAX_UPLOAD) + "，请压缩后重新发送", "error"); continue; }
       if (!file.size) { wb.toast("「" + name + "」是空文件", "error"); continue; }
       const a = { name, size: file.size, uploading: true, preview: /^image\//.test(file.type) ? URL.createObjectURL(file) : null };
       c.attachments.push(a);
@@ -467,7 +486,7 @@
     if (c.attachments.some((a) => a.uploading)) { wb.toast("文件上传中，请稍候", "info"); return; }
     const atts = textOverride != null ? [] : c.attachments.slice();
     if (!body && !atts.length) return;
-    if ([...body].length > MAX_CHARS) { wb.toast("消息过长，请分条发送（每条不超过 5000 字）", "error"); return; }
+    if ([...body].length > MAX_CHARS) { wb.toast("消息过长，请分条发送（每条不超过 " + MAX_CHARS + " 字）", "error"); return; }
     const note = c.noteMode;
     const key = newKey();
     const frame = note
@@ -746,24 +765,122 @@
     else if (rightTab === "past") renderPast();
   }
 
-  async function renderVisitor() {
-    const box = wb.clear($("visitor-info"));
+  // ---- visitor profile (GET /api/v1/visitors/{id}) ----
+  const profiles = new Map(); // visitor id -> {data, at}
+  async function visitorProfile(vid, force) {
+    const hit = profiles.get(vid);
+    if (hit && !force && Date.now() - hit.at < 15000) return hit.data;
+    const data = await wb.api("GET", "/api/v1/visitors/" + encodeURIComponent(vid));
+    profiles.set(vid, { data, at: Date.now() });
+    return data;
+  }
+  wb.visitorProfile = visitorProfile;
+  wb.DEVICE_TEXT = { pc: "电脑", smartphone: "手机", mobilephone: "功能手机", appliance: "智能设备", crawler: "爬虫", unknown: "未知" };
+  wb.locationText = function (loc) {
+    const l = loc || {};
+    const parts = [l.country, l.province, l.city];
+    if (parts.every((p) => p == null) && l.isp == null) return "未知";
+    return parts.map((p) => p || "未知").join(" / ");
+  };
+  wb.clientText = function (client) {
+    const c = client || {};
+    const browser = c.browser ? c.browser + (c.browser_version ? " " + c.browser_version : "") : "未知浏览器";
+    return [browser, c.os || "未知系统", wb.DEVICE_TEXT[c.device] || c.device || "未知设备"].join(" · ");
+  };
+  /** The identity badge: 已认证 (signed by the host site) or a warning 未认证 flag. */
+  wb.identityBadge = function (identity) {
+    if (!identity) return null;
+    return identity.verified
+      ? el("span", { class: "tag green", "data-testid": "identity-verified", title: "身份由网站签名校验" }, "已认证")
+      : el("span", { class: "tag orange", "data-testid": "identity-unverified", title: "网站未签名，身份可能被冒用，请勿据此透露订单、地址等敏感信息" }, "⚠ 未认证");
+  };
+  const safeHref = (url) => (/^https?:\/\//i.test(url || "") ? url : null);
+  function pageLink(p) {
+    const href = safeHref(p.url);
+    const label = p.title || p.url;
+    return href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", title: p.url }, label) : el("span", { title: p.url }, label);
+  }
+  function pastItem(h, testid) {
+    const head = el("div", { class: "row" }, el("b", null, wb.fmtDateTime(h.created)), el("span", { class: "spacer" }),
+      el("span", { class: "tag " + (wb.STATE_TAG[h.state] || "") }, wb.STATE_TEXT[h.state] || h.state));
+    const body = [
+      el("div", { class: "muted" }, "客服：" + (h.agent_name || (h.agent != null ? wb.agentName(h.agent) : "—"))),
+      el("div", null, "问题类型：" + (h.problem_type || "未填写")),
+      el("div", { class: "muted" }, "评价：" + (h.rating ? "★".repeat(h.rating) + "☆".repeat(Math.max(0, 5 - h.rating)) : "未评价")),
+    ];
+    if (h.can_open) {
+      return el("a", { class: "hist-item", href: "#history/" + h.id, "data-testid": testid, "data-conversation": h.id, "data-can-open": "true", title: "查看会话记录" }, head, body);
+    }
+    return el("div", { class: "hist-item locked", "data-testid": testid, "data-conversation": h.id, "data-can-open": "false" }, head, body,
+      el("div", { class: "muted small", "data-testid": "past-no-access" }, "无权查看"));
+  }
+
+  async function renderVisitor(force) {
+    const box = $("visitor-info");
     const c = convs.get(currentId);
-    if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示访客信息")); return; }
+    if (!c) { wb.clear(box).append(el("div", { class: "empty" }, "选择会话后显示访客信息")); return; }
+    if (box.contains(document.activeElement) && box.dataset.conversation === c.conv.id && !force) return; // editing tags or note
     const conv = c.conv;
-    const id = conv.identity || {};
-    const row = (k, v) => (v == null || v === "" ? null : [el("dt", null, k), el("dd", null, v)]);
-    const page = conv.page ? el("a", { href: /^https?:\/\//i.test(conv.page) ? conv.page : "#", target: "_blank", rel: "noopener noreferrer", title: conv.page }, conv.page) : null;
-    box.append(
-      el("div", { class: "info-head" }, el("span", { class: "avatar lg visitor" }, wb.initial(wb.visitorName(conv))),
-        el("div", null, el("div", { class: "name", id: "visitor-name" }, wb.visitorName(conv)), el("div", { class: "small muted mono" }, conv.visitor_id))),
-      el("div", { class: "sub-title" }, "身份信息"),
+    let profile = null, loadError = null;
+    const cached = profiles.get(conv.visitor_id);
+    if (cached && box.dataset.conversation !== conv.id) renderVisitorInto(box, c, cached.data, null);
+    try { profile = await visitorProfile(conv.visitor_id, force); } catch (e) { loadError = e; }
+    if (convs.get(currentId) !== c || rightTab !== "visitor") return;
+    if (box.contains(document.activeElement) && box.dataset.conversation === conv.id && !force) return;
+    renderVisitorInto(box, c, profile, loadError);
+  }
+
+  function renderVisitorInto(box, c, profile, loadError) {
+    wb.clear(box);
+    box.dataset.conversation = c.conv.id;
+    const conv = c.conv;
+    const v = (profile && profile.visitor) || {};
+    const ident = v.identity || null;
+    const cid = conv.identity || {};
+    const row = (k, val, attrs) => (val == null || val === "" ? null : [el("dt", null, k), el("dd", attrs || null, val)]);
+    const name = (ident && ident.name) || wb.visitorName(conv);
+    box.append(el("div", { class: "info-head" }, el("span", { class: "avatar lg visitor" }, wb.initial(name)),
+      el("div", { class: "grow" },
+        el("div", { class: "row" }, el("span", { class: "name", id: "visitor-name" }, name), wb.identityBadge(ident)),
+        el("div", { class: "small muted mono" }, conv.visitor_id)),
+      profile ? el("span", { class: "tag " + (profile.online ? "green" : ""), id: "visitor-online" }, profile.online ? "在线" : "已离开") : null));
+    if (loadError) box.append(el("div", { class: "notice", id: "visitor-load-error" }, "访客资料加载失败：" + wb.errorText(loadError)));
+
+    box.append(el("div", { class: "sub-title" }, "身份信息"),
       el("dl", { class: "kv", id: "visitor-identity" },
-        row("姓名", id.name || "未提供"), row("手机", id.phone), row("邮箱", id.email), row("用户 ID", id.external_id)),
-      el("div", { class: "sub-title" }, "来源"),
-      el("dl", { class: "kv" },
-        row("渠道", wb.CHANNEL_TEXT[conv.channel] || conv.channel), row("当前页面", page), row("技能组", wb.groupName(conv.group))),
-      el("div", { class: "sub-title" }, "本次会话"),
+        row("姓名", (ident && ident.name) || cid.name || "未提供"),
+        row("认证", ident ? wb.identityBadge(ident) : el("span", { class: "muted" }, "网站未传入身份")),
+        row("用户 ID", ident && ident.user_id ? (ident.site ? ident.site + ":" : "") + ident.user_id : cid.external_id),
+        row("会员等级", ident && ident.member_level ? ident.member_level : null, { id: "visitor-member-level" }),
+        row("手机", cid.phone), row("邮箱", cid.email)));
+    if (ident && !ident.verified) {
+      box.append(el("div", { class: "notice warn small", id: "visitor-unverified-warning" }, "该身份未经网站签名校验，可能被冒用；涉及订单、地址、退款等敏感操作前请先核实身份。"));
+    }
+
+    box.append(el("div", { class: "sub-title" }, "来源与设备"),
+      el("dl", { class: "kv", id: "visitor-client" },
+        row("渠道", wb.CHANNEL_TEXT[v.channel || conv.channel] || v.channel || conv.channel, { id: "visitor-channel" }),
+        row("地区", profile ? wb.locationText(v.location) : null, { id: "visitor-location" }),
+        row("运营商", profile ? ((v.location && v.location.isp) || "未知") : null, { id: "visitor-isp" }),
+        row("IP", v.ip ? el("span", { class: "mono" }, v.ip) : null, { id: "visitor-ip" }),
+        row("设备", profile ? wb.clientText(v.client) : null, { id: "visitor-device", title: v.user_agent || "" }),
+        row("技能组", wb.groupName(conv.group)),
+        row("首次来访", v.first_seen ? wb.fmtDateTime(v.first_seen) : null)));
+
+    const trail = (profile && profile.page_trail) || [];
+    box.append(el("div", { class: "sub-title" }, "浏览轨迹", el("span", { class: "badge grey" }, trail.length)));
+    const ol = el("ol", { class: "trail", id: "visitor-trail" });
+    trail.forEach((p, i) => {
+      const last = i === trail.length - 1;
+      const stay = p.secs_on_page == null ? "已离开" : (last && profile.online ? "当前页面 · 已停留 " : "停留 ") + wb.fmtDuration(p.secs_on_page);
+      ol.append(el("li", { "data-testid": "trail-item", "data-url": p.url },
+        el("div", { class: "ellipsis" }, pageLink(p)),
+        el("div", { class: "small muted" }, wb.fmtTime(p.at) + " · ", el("span", { "data-testid": "trail-stay" }, stay))));
+    });
+    if (!trail.length) ol.append(el("li", { class: "muted" }, conv.page ? conv.page : "暂无浏览记录"));
+    box.append(ol);
+
+    box.append(el("div", { class: "sub-title" }, "本次会话"),
       el("dl", { class: "kv" },
         row("会话 ID", el("span", { class: "mono" }, conv.id)), row("状态", wb.STATE_TEXT[conv.state]), row("开始", wb.fmtDateTime(conv.created)),
         row("接入", conv.assigned_at ? wb.fmtDateTime(conv.assigned_at) : null), row("首次回复", conv.answered_at ? wb.fmtDateTime(conv.answered_at) : null),
@@ -771,6 +888,48 @@
         row("协助同事", (conv.invited || []).length ? conv.invited.map(wb.agentName).join("、") : null),
         row("访客评价", conv.rating ? "★".repeat(conv.rating.stars) + (conv.rating.comment ? " " + conv.rating.comment : "") : null),
         row("小结", conv.wrap_up ? conv.wrap_up.problem_type + (conv.wrap_up.resolution ? "：" + conv.wrap_up.resolution : "") : null)));
+
+    const past = ((profile && profile.conversations) || []).filter((h) => h.id !== conv.id);
+    box.append(el("div", { class: "sub-title" }, "历史会话", el("span", { class: "badge grey" }, past.length)));
+    const pl = el("div", { id: "visitor-past" });
+    if (!past.length) pl.append(el("div", { class: "empty" }, "没有更早的会话"));
+    for (const h of past.slice(0, 10)) pl.append(pastItem(h, "visitor-past-item"));
+    box.append(pl);
+
+    if (profile) {
+      const tags = el("input", { type: "text", id: "visitor-tags", maxlength: "450", placeholder: "如：VIP, 老客户（逗号分隔，最多 20 个）" });
+      tags.value = (v.tags || []).join(", ");
+      const note = el("textarea", { id: "visitor-note", rows: "3", maxlength: "2000", placeholder: "只有同事可见，如：喜欢电话联系" });
+      note.value = v.note || "";
+      const msg = el("span", { class: "ok-text small", id: "visitor-save-msg", role: "status" });
+      const form = el("form", { class: "stack", id: "visitor-edit", onsubmit: (ev) => { ev.preventDefault(); saveVisitor(conv.visitor_id, tags, note, msg); } },
+        el("label", { class: "field" }, el("span", null, "标签"), tags),
+        el("label", { class: "field" }, el("span", null, "备注"), note),
+        el("div", { class: "row" }, el("button", { type: "submit", class: "btn sm primary", id: "visitor-save" }, "保存标签和备注"), msg));
+      box.append(el("div", { class: "sub-title" }, "标签与备注"), form);
+    }
+  }
+
+  async function saveVisitor(vid, tagsInput, noteInput, msg) {
+    const tags = tagsInput.value.split(/[,，、\s]+/).map((t) => t.trim()).filter(Boolean);
+    msg.className = "error-text small";
+    if (tags.length > 20) { msg.textContent = "标签最多 20 个"; return; }
+    if (tags.some((t) => [...t].length > 20)) { msg.textContent = "每个标签不超过 20 个字"; return; }
+    $("visitor-save").disabled = true;
+    try {
+      const v = await wb.api("PATCH", "/api/v1/visitors/" + encodeURIComponent(vid), { tags, note: noteInput.value.trim() });
+      const hit = profiles.get(vid);
+      if (hit) hit.data.visitor = Object.assign({}, hit.data.visitor, v);
+      tagsInput.value = (v.tags || []).join(", ");
+      msg.className = "ok-text small";
+      msg.textContent = "已保存";
+      setTimeout(() => { if (msg.textContent === "已保存") msg.textContent = ""; }, 3000);
+    } catch (e) {
+      msg.textContent = wb.errorText(e);
+    } finally {
+      const b = $("visitor-save");
+      if (b) b.disabled = false;
+    }
   }
 
   async function renderPast() {
@@ -778,21 +937,14 @@
     const c = convs.get(currentId);
     if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示该访客的历史会话")); return; }
     box.append(el("div", { class: "empty" }, "加载中…"));
-    const vid = c.conv.visitor_id;
     try {
-      const r = await wb.api("GET", "/api/v1/conversations?per_page=20&visitor=" + encodeURIComponent(vid));
+      const profile = await visitorProfile(c.conv.visitor_id);
       if (convs.get(currentId) !== c) return;
       wb.clear(box);
-      const items = r.conversations.map((x) => x.conversation).filter((x) => x.id !== c.conv.id);
-      box.append(el("div", { class: "sub-title" }, "该访客共 " + r.total + " 次会话"));
+      const items = (profile.conversations || []).filter((x) => x.id !== c.conv.id);
+      box.append(el("div", { class: "sub-title" }, "该访客共 " + (profile.conversations || []).length + " 次会话（含同一认证身份在其他设备上的会话）"));
       if (!items.length) box.append(el("div", { class: "empty" }, "没有更早的会话"));
-      for (const h of items) {
-        box.append(el("div", { class: "hist-item", "data-testid": "visitor-history-item", "data-conversation": h.id, onclick: () => { location.hash = "#history/" + h.id; } },
-          el("div", { class: "row" }, el("b", null, wb.fmtDateTime(h.created)), el("span", { class: "spacer" }), el("span", { class: "tag " + (wb.STATE_TAG[h.state] || "") }, wb.STATE_TEXT[h.state])),
-          el("div", { class: "muted" }, "客服：" + wb.agentName(h.agent) + " · " + wb.groupName(h.group)),
-          h.wrap_up ? el("div", null, "问题：" + h.wrap_up.problem_type + (h.wrap_up.resolution ? " — " + h.wrap_up.resolution : "")) : null,
-          h.rating ? el("div", { class: "muted" }, "评价：" + "★".repeat(h.rating.stars)) : null));
-      }
+      for (const h of items) box.append(pastItem(h, "visitor-history-item"));
     } catch (e) {
       wb.clear(box).append(el("div", { class: "empty" }, "加载失败：" + wb.errorText(e)));
     }
@@ -850,11 +1002,10 @@
   // ================= actions =================
   async function accept(id) {
     acceptingId = id;
-    if (!send({ type: "accept", conversation: id })) return;
-    const err = await waitError("accept", 1500);
+    const err = await command({ type: "accept", conversation: id });
     if (err) {
       acceptingId = null;
-      wb.toast(wb.errorText(err), "error");
+      wb.toast(cmdErrorText(err), "error");
       if (err.code === "conversation_taken" || err.code === "conversation_closed") { queue.delete(id); loadPending(); renderLists(); }
     }
   }
@@ -876,8 +1027,7 @@
     const c = convs.get(currentId);
     if (!c) return;
     c.endedByMe = true;
-    send({ type: "end", conversation: c.conv.id });
-    waitError("end").then((e) => { if (e) wb.toast(wb.errorText(e), "error"); });
+    command({ type: "end", conversation: c.conv.id }).then((e) => { if (e) { c.endedByMe = false; wb.toast(cmdErrorText(e), "error"); } });
   }
 
   function closeConversation() {
@@ -892,24 +1042,47 @@
 
   // ---- transfer ----
   let transferKind = "group";
-  function colleagueOptions(select, excludeIds) {
+  /** Colleagues at the desk with presence and load (GET /api/v1/agents); also fills wb.colleagues. */
+  async function loadAgents() {
+    const r = await wb.api("GET", "/api/v1/agents");
+    for (const a of r.agents) wb.colleagues.set(a.id, Object.assign({}, wb.colleagues.get(a.id) || {}, a, { partial: false }));
+    return r.agents;
+  }
+  wb.loadAgents = loadAgents;
+  /** Fills a colleague <select>: name, presence and load; offline and full colleagues are listed but disabled. */
+  function colleagueOptions(select, agents, excludeIds, needAgentRole) {
     wb.clear(select);
     select.append(el("option", { value: "" }, "请选择同事"));
-    const list = [...wb.colleagues.values()].filter((a) => !excludeIds.includes(a.id) && !a.disabled && (!a.roles || a.roles.includes("agent") || a.roles.includes("supervisor")));
-    list.sort((a, b) => String(a.display_name).localeCompare(String(b.display_name), "zh-CN"));
+    const order = { online: 0, busy: 1, away: 2, offline: 3 };
+    const list = agents.filter((a) => !excludeIds.includes(a.id) && (!needAgentRole || (a.roles || []).includes("agent")));
+    const status = (a) => (a.presence && a.presence.status) || "offline";
+    const full = (a) => a.max_concurrent != null && a.active >= a.max_concurrent;
+    list.sort((a, b) => order[status(a)] - order[status(b)] || (full(a) - full(b)) || String(a.display_name).localeCompare(String(b.display_name), "zh-CN"));
+    let available = 0;
     for (const a of list) {
-      const p = a.presence ? "（" + wb.PRESENCE_TEXT[a.presence.status] + "）" : "";
-      select.append(el("option", { value: a.id }, a.display_name + (a.username ? " @" + a.username : "") + p));
+      const off = status(a) === "offline";
+      const unavailable = off || full(a);
+      if (!unavailable) available++;
+      const groups = (a.groups || []).map(wb.groupName).join("、");
+      const text = a.display_name + "（" + (wb.PRESENCE_TEXT[status(a)] || status(a)) + " · 接待 " + a.active + "/" + a.max_concurrent +
+        (full(a) && !off ? " · 已满" : "") + "）" + (groups ? " " + groups : "");
+      select.append(el("option", { value: a.id, disabled: unavailable, "data-presence": status(a), "data-active": a.active, "data-max": a.max_concurrent }, text));
     }
-    return list.length;
+    return { total: list.length, available };
+  }
+  function agentsHint(node, n) {
+    node.textContent = !n.total ? "暂无可选同事，可直接输入对方的账号 ID。" : !n.available ? "同事们都已离线或接待已满，请稍后再试或转给技能组。" : "离线或接待已满的同事暂不可选。";
   }
   function openTransfer() {
     const c = convs.get(currentId);
     if (!c) return;
     const gs = wb.clear($("transfer-group"));
     for (const g of wb.groups.values()) gs.append(el("option", { value: g.id }, g.name + (g.id === c.conv.group ? "（当前）" : "")));
-    const n = colleagueOptions($("transfer-agent"), [wb.me.id]);
-    $("transfer-agent-hint").textContent = wb.hasRole("admin") ? "" : n ? "列表中为近期协作过的同事。" : "暂无可选同事，可直接输入对方的账号 ID。";
+    const sel = wb.clear($("transfer-agent"));
+    sel.append(el("option", { value: "" }, "加载中…"));
+    $("transfer-agent-hint").textContent = "";
+    loadAgents().then((agents) => agentsHint($("transfer-agent-hint"), colleagueOptions(sel, agents, [wb.me.id], true)))
+      .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("transfer-agent-hint").textContent = wb.errorText(e); });
     $("transfer-agent-id").value = "";
     $("transfer-note").value = "";
     $("transfer-reason").value = "";
@@ -939,10 +1112,9 @@
     const reason = $("transfer-reason").value.trim();
     if (reason) frame.reason = reason;
     $("transfer-submit").disabled = true;
-    if (!send(frame)) { $("transfer-submit").disabled = false; $("transfer-error").textContent = "连接已断开，请稍后重试"; return; }
-    const err = await waitError("transfer", 1500);
+    const err = await command(frame);
     $("transfer-submit").disabled = false;
-    if (err) { $("transfer-error").textContent = wb.errorText(err); return; }
+    if (err) { $("transfer-error").textContent = cmdErrorText(err); return; }
     $("dlg-transfer").close();
     c.transferWaiting = true;
     c.transferTarget = frame.to_group ? wb.groupName(frame.to_group) : wb.agentName(frame.to_agent);
@@ -952,8 +1124,7 @@
   function answerTransfer(acceptIt) {
     const c = convs.get(currentId);
     if (!c) return;
-    send({ type: "answer_transfer", conversation: c.conv.id, accept: acceptIt });
-    waitError("answer_transfer").then((e) => { if (e) wb.toast(wb.errorText(e), "error"); });
+    command({ type: "answer_transfer", conversation: c.conv.id, accept: acceptIt }).then((e) => { if (e) wb.toast(cmdErrorText(e), "error"); });
     if (!acceptIt) {
       c.offer = null;
       convs.delete(c.conv.id);
@@ -967,8 +1138,11 @@
   function openInvite() {
     const c = convs.get(currentId);
     if (!c) return;
-    const n = colleagueOptions($("invite-agent"), [wb.me.id, c.conv.agent].concat(c.conv.invited || []));
-    $("invite-agent-hint").textContent = wb.hasRole("admin") ? "" : n ? "列表中为近期协作过的同事。" : "暂无可选同事，可直接输入对方的账号 ID。";
+    const sel = wb.clear($("invite-agent"));
+    sel.append(el("option", { value: "" }, "加载中…"));
+    $("invite-agent-hint").textContent = "";
+    loadAgents().then((agents) => agentsHint($("invite-agent-hint"), colleagueOptions(sel, agents, [wb.me.id, c.conv.agent].concat(c.conv.invited || []), false)))
+      .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("invite-agent-hint").textContent = wb.errorText(e); });
     $("invite-agent-id").value = "";
     $("invite-error").textContent = "";
     wb.openDialog("dlg-invite");
@@ -978,10 +1152,9 @@
     const a = Number($("invite-agent-id").value || $("invite-agent").value);
     if (!a) { $("invite-error").textContent = "请选择或输入要邀请的同事"; return; }
     $("invite-submit").disabled = true;
-    send({ type: "invite", conversation: c.conv.id, agent: a });
-    const err = await waitError("invite", 1500);
+    const err = await command({ type: "invite", conversation: c.conv.id, agent: a });
     $("invite-submit").disabled = false;
-    if (err) { $("invite-error").textContent = wb.errorText(err); return; }
+    if (err) { $("invite-error").textContent = cmdErrorText(err); return; }
     $("dlg-invite").close();
     c.conv.invited = (c.conv.invited || []).concat([a]);
     wb.toast("已邀请 " + wb.agentName(a) + " 协助", "success");
@@ -1038,10 +1211,9 @@
     const frame = { type: "wrap_up", conversation: wrapConv, problem_type: wrapType, resolution: $("wrapup-resolution").value.trim(), tags };
     if (wrapStars) frame.satisfaction = wrapStars;
     $("wrapup-submit").disabled = true;
-    if (!send(frame)) { $("wrapup-submit").disabled = false; return; }
-    const err = await waitError("wrap_up", 1200);
+    const err = await command(frame);
     $("wrapup-submit").disabled = false;
-    if (err) { $("wrapup-error").textContent = wb.errorText(err) + (err.code === "invalid_input" && err.message ? "（" + err.message + "）" : ""); return; }
+    if (err) { $("wrapup-error").textContent = cmdErrorText(err) + (err.code === "invalid_input" && err.message ? "（" + err.message + "）" : ""); return; }
     $("dlg-wrapup").close();
     wb.toast("会话小结已保存", "success");
     const c = convs.get(wrapConv);
@@ -1090,8 +1262,9 @@
         const m = f.message;
         const isNew = !c.messages.some((x) => x.seq === m.seq);
         mergeMessages(c, [m]);
+        // Before the isNew check: the own message's ack (which gives the local copy its seq) comes first.
+        if (m.kind === "agent" && m.agent === wb.me.id && !c.conv.answered_at) { c.conv.answered_at = m.at; if (f.conversation === currentId) renderChat(false); }
         if (!isNew) break;
-        if (m.kind === "agent" && m.agent === wb.me.id && !c.conv.answered_at) c.conv.answered_at = m.at;
         const local = m.client_key ? c.messages.find((x) => x.client_key === m.client_key) : m;
         appendOrReplace(c, local || m);
         const fromOthers = m.kind === "visitor" || (m.agent != null && m.agent !== wb.me.id) || (m.kind === "system" && false);
@@ -1246,7 +1419,11 @@
         if (f.conversation === currentId) renderSuggestions();
         break;
       }
+      case "done":
+        settleCommand(f);
+        break;
       case "error": {
+        if (settleCommand(f)) return;
         if (f.client_key) {
           for (const c of convs.values()) {
             const m = c.messages.find((x) => x.client_key === f.client_key && x.seq == null);
@@ -1261,8 +1438,6 @@
             }
           }
         }
-        const w = errorWaiters.shift();
-        if (w) { w.resolve(f); return; }
         if (f.code === "bad_request" && lastCmd && lastCmd.type === "ping") return;
         wb.toast(wb.errorText(f), "error");
         break;
@@ -1289,11 +1464,31 @@
     tickUnanswered();
   }
 
+  function fmtLimit(bytes) {
+    const mb = bytes / 1024 / 1024;
+    return mb >= 1 ? (Number.isInteger(mb) ? mb : mb.toFixed(1)) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+  async function loadLimits() {
+    try {
+      const l = await wb.api("GET", "/api/v1/visitor/limits");
+      if (Array.isArray(l.upload_types) && l.upload_types.length) UPLOAD_TYPES = l.upload_types.map((t) => String(t).toLowerCase());
+      if (l.max_upload_bytes > 0) MAX_UPLOAD = l.max_upload_bytes;
+      if (l.max_message_chars > 0) MAX_CHARS = l.max_message_chars;
+    } catch (_) { /* the server still checks */ }
+    if (UPLOAD_TYPES) $("file-input").accept = UPLOAD_TYPES.map((t) => "." + t).join(",");
+    const parts = [];
+    if (UPLOAD_TYPES) parts.push("支持 " + UPLOAD_TYPES.join("/"));
+    if (MAX_UPLOAD) parts.push("单个文件 ≤ " + fmtLimit(MAX_UPLOAD));
+    $("upload-limits").textContent = parts.join("，");
+    $("composer-input").maxLength = MAX_CHARS;
+  }
+
   // ================= wiring =================
   wb.onFrame(onFrame);
   wb.onReady(() => {
     buildEmoji();
-    $("upload-limits").textContent = "支持 " + ["jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip"].join("/") + "，单个文件 ≤ 4 MB";
+    loadLimits();
+    loadAgents().catch(() => { /* names fall back to 客服 #id */ });
     const input = $("composer-input");
     input.addEventListener("keydown", onComposerKey);
     input.addEventListener("input", () => { onComposerInput(); onTypingInput(); });
