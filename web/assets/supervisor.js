@@ -13,7 +13,10 @@
     session_expired: "登录已过期，请重新登录",
     unauthenticated: "请先登录",
     internal: "服务器开小差了，请稍后再试",
-    invalid_input: "统计范围不正确",
+    invalid_input: "填写的内容不符合要求，请检查后重试",
+    visitor_not_found: "访客不存在",
+    block_not_found: "该黑名单记录不存在或已解除",
+    csrf_failed: "页面已失效，请刷新后重试",
   };
   const PRESENCE = { online: "在线", busy: "忙碌", away: "离开", offline: "离线" };
 
@@ -22,6 +25,9 @@
     isAdmin: false,
     groups: new Map(),
     accounts: null, // admin only: id -> account
+    agents: null, // GET /api/v1/agents: colleagues with presence and load
+    blocks: [],
+    removing: null, // the block entry awaiting confirmation
     queued: [],
     active: [],
     agentRows: [],
@@ -55,6 +61,8 @@
   function agentName(id) {
     if (id == null) return "—";
     if (state.accounts && state.accounts.has(id)) return state.accounts.get(id).display_name;
+    const ag = state.agents && state.agents.find((a) => a.id === id);
+    if (ag) return ag.display_name;
     const row = state.agentRows.find((r) => r.id === id);
     return row ? row.name : "客服 #" + id;
   }
@@ -85,14 +93,18 @@
     try {
       if (Date.now() - state.lastGroupsLoad > 60000) await loadGroups();
       const range = dayRange();
-      const [queued, active, byAgent, byGroup, deflection, accounts] = await Promise.all([
+      const [queued, active, byAgent, byGroup, deflection, accounts, agents, blocks] = await Promise.all([
         listConversations("queued"),
         listConversations("active"),
         api("GET", "/api/v1/stats/summary?by=agent&" + range).catch((e) => ({ error: e })),
         api("GET", "/api/v1/stats/summary?by=group&" + range).catch((e) => ({ error: e })),
         api("GET", "/api/v1/assist/deflection").catch(() => null),
         state.isAdmin ? api("GET", "/api/v1/admin/accounts").catch(() => null) : Promise.resolve(null),
+        api("GET", "/api/v1/agents").catch(() => null),
+        api("GET", "/api/v1/blocks").catch(() => null),
       ]);
+      if (agents) state.agents = agents.agents || [];
+      if (blocks) { state.blocks = blocks.blocks || []; renderBlocks(); }
       state.queued = queued.sort((a, b) => new Date(a.created) - new Date(b.created));
       state.active = active;
       if (accounts) state.accounts = new Map(accounts.accounts.map((a) => [a.id, a]));
@@ -203,7 +215,11 @@
     const load = new Map();
     for (const c of state.active) if (c.agent != null) load.set(c.agent, (load.get(c.agent) || 0) + 1);
     let agents;
-    if (state.accounts) {
+    if (state.agents) {
+      agents = state.agents.map((a) => ({ id: a.id, name: a.display_name, presence: a.presence && a.presence.status, max: a.max_concurrent,
+        groups: a.groups, avatar: a.avatar_url, active: a.active }));
+      $("agents-note").textContent = "状态与接待量实时更新";
+    } else if (state.accounts) {
       agents = Array.from(state.accounts.values())
         .filter((a) => !a.disabled && (a.roles || []).includes("agent"))
         .map((a) => ({ id: a.id, name: a.display_name, presence: a.presence && a.presence.status, max: a.max_concurrent, groups: a.groups, avatar: a.avatar_url }));
@@ -213,10 +229,11 @@
       $("agents-note").textContent = "在线状态仅管理员可见；接待量按进行中的会话统计";
     }
     const order = { online: 0, busy: 1, away: 2, offline: 3 };
-    agents.sort((a, b) => (order[a.presence] != null ? order[a.presence] : 4) - (order[b.presence] != null ? order[b.presence] : 4) || (load.get(b.id) || 0) - (load.get(a.id) || 0));
+    const loadOf = (a) => (a.active != null ? a.active : load.get(a.id) || 0);
+    agents.sort((a, b) => (order[a.presence] != null ? order[a.presence] : 4) - (order[b.presence] != null ? order[b.presence] : 4) || loadOf(b) - loadOf(a));
     const rows = new Map(state.agentRows.map((r) => [r.id, r.figures]));
     for (const a of agents) {
-      const n = load.get(a.id) || 0;
+      const n = a.active != null ? a.active : load.get(a.id) || 0;
       const f = rows.get(a.id) || {};
       const bar = el("div", { class: "sv-load" }, el("div", { class: "sv-load-fill" }));
       if (a.max) {
@@ -233,7 +250,7 @@
         el("td", { "data-testid": "agent-presence" }, a.presence
           ? el("span", { class: "row" }, el("span", { class: "dot " + a.presence }), PRESENCE[a.presence] || a.presence)
           : el("span", { class: "muted" }, "—")),
-        el("td", { "data-testid": "agent-load" }, el("div", { class: "row" }, a.max ? bar : null, el("span", null, n + (a.max ? " / " + a.max : "")))),
+        el("td", { "data-testid": "agent-load" }, el("div", { class: "row", title: a.max ? "当前接待 " + n + " 个，上限 " + a.max + " 个" : "" }, a.max ? bar : null, el("span", null, n + (a.max ? " / " + a.max : "")))),
         el("td", null, f.accepted != null ? String(f.accepted) : "—"),
         el("td", null, secs(f.avg_first_response_secs)),
         el("td", null, stars(f.satisfaction_avg))));
@@ -312,6 +329,107 @@
   }
   function closePeek() { state.peek = null; $("peek-panel").hidden = true; renderActive(); }
 
+  // ---------- 黑名单 ----------
+  function fullClock(iso) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    return isNaN(d) ? "—" : d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  function blockTarget(b) {
+    return [b.visitor_id ? "访客 " + b.visitor_id : null, b.ip_range ? "IP " + b.ip_range : null].filter(Boolean).join(" + ") || "—";
+  }
+  async function loadBlocks() {
+    try {
+      const data = await api("GET", "/api/v1/blocks");
+      state.blocks = data.blocks || [];
+      renderBlocks();
+    } catch (err) {
+      if (isAuthError(err)) toLogin();
+    }
+  }
+  function renderBlocks() {
+    const body = $("blocks-body");
+    const filter = $("blocks-filter").value;
+    body.textContent = "";
+    $("blocks-active-count").textContent = state.blocks.filter((b) => b.active).length + " 条生效";
+    const list = state.blocks.filter((b) => filter === "all" || (filter === "active" ? b.active : !b.active));
+    for (const b of list) {
+      body.appendChild(el("tr", { "data-testid": "block-row", "data-block-id": String(b.id), "data-active": b.active ? "true" : "false" },
+        el("td", { class: "mono small", "data-testid": "block-target" }, blockTarget(b)),
+        el("td", { class: "sv-block-reason" }, b.reason),
+        el("td", null, agentName(b.by)),
+        el("td", { class: "small" }, fullClock(b.created)),
+        el("td", { class: "small" }, b.expires ? fullClock(b.expires) : "永久"),
+        el("td", null, el("span", { class: "tag " + (b.active ? "red" : ""), "data-testid": "block-status" }, b.active ? "生效中" : "已过期")),
+        el("td", null, el("button", { type: "button", class: "btn sm", "data-testid": "block-remove", id: "block-remove-" + b.id,
+          "aria-label": "解除 " + blockTarget(b), onclick: () => askRemove(b) }, b.active ? "解除" : "删除记录"))));
+    }
+    if (!list.length) body.appendChild(el("tr", null, el("td", { colspan: "7", class: "muted sv-empty" }, filter === "expired" ? "没有已过期的记录" : filter === "active" ? "黑名单为空" : "暂无记录")));
+  }
+  async function addBlock(event) {
+    event.preventDefault();
+    const err = $("block-error");
+    const visitor = $("block-visitor").value.trim();
+    const ip = $("block-ip").value.trim();
+    const reason = $("block-reason").value.trim();
+    const expires = $("block-expires").value;
+    err.textContent = "";
+    if (!visitor && !ip) { err.textContent = "请填写访客 ID 或 IP / 网段"; $("block-visitor").focus(); return; }
+    if (ip && !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(ip)) { err.textContent = "IP 或网段格式不正确，例如 198.51.100.7 或 198.51.100.0/24"; $("block-ip").focus(); return; }
+    if (!reason) { err.textContent = "请填写拉黑原因"; $("block-reason").focus(); return; }
+    const body = { reason };
+    if (visitor) body.visitor_id = visitor;
+    if (ip) body.ip_range = ip;
+    if (expires) {
+      const d = new Date(expires);
+      if (isNaN(d) || d <= new Date()) { err.textContent = "到期时间必须晚于现在"; $("block-expires").focus(); return; }
+      body.expires = d.toISOString();
+    }
+    $("block-submit").disabled = true;
+    try {
+      await api("POST", "/api/v1/blocks", body);
+      $("block-form").reset();
+      $("blocks-filter").value = "active";
+      await loadBlocks();
+    } catch (e) {
+      if (isAuthError(e)) { toLogin(); return; }
+      err.textContent = ERROR_TEXT[e.code] || "操作失败，请稍后重试";
+      if (e.code === "invalid_input" && e.message) err.textContent += "（" + e.message + "）";
+    } finally {
+      $("block-submit").disabled = false;
+    }
+  }
+  function askRemove(b) {
+    state.removing = b;
+    $("block-remove-text").textContent = (b.active ? "解除后，" + blockTarget(b) + " 可以重新发起咨询。" : "将删除 " + blockTarget(b) + " 的过期记录。") + "原因：" + b.reason;
+    $("block-remove-confirm").hidden = false;
+    $("block-remove-no").focus();
+  }
+  function closeRemove() {
+    const b = state.removing;
+    state.removing = null;
+    $("block-remove-confirm").hidden = true;
+    const btn = b && $("block-remove-" + b.id);
+    if (btn) btn.focus();
+  }
+  async function confirmRemove() {
+    const b = state.removing;
+    if (!b) return;
+    $("block-remove-yes").disabled = true;
+    try {
+      await api("DELETE", "/api/v1/blocks/" + encodeURIComponent(b.id));
+    } catch (e) {
+      if (isAuthError(e)) { toLogin(); return; }
+      if (e.code !== "block_not_found") { $("block-error").textContent = ERROR_TEXT[e.code] || "操作失败，请稍后重试"; }
+    } finally {
+      $("block-remove-yes").disabled = false;
+    }
+    state.removing = null;
+    $("block-remove-confirm").hidden = true;
+    await loadBlocks();
+    $("blocks-filter").focus();
+  }
+
   // ---------- group statistics ----------
   function renderGroupStats(data) {
     const body = $("group-stats-body");
@@ -366,7 +484,15 @@
     $("refresh-btn").addEventListener("click", poll);
     $("stats-day").addEventListener("change", poll);
     $("peek-close").addEventListener("click", closePeek);
-    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closePeek(); });
+    document.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape") return;
+      if (!$("block-remove-confirm").hidden) closeRemove();
+      else closePeek();
+    });
+    $("block-form").addEventListener("submit", addBlock);
+    $("blocks-filter").addEventListener("change", renderBlocks);
+    $("block-remove-no").addEventListener("click", closeRemove);
+    $("block-remove-yes").addEventListener("click", confirmRemove);
     $("logout-btn").addEventListener("click", async () => {
       try { await api("POST", "/api/v1/auth/logout"); } catch (err) { /* signed out anyway */ }
       location.replace("/login");

@@ -1,6 +1,5 @@
 // 统计 (GET /api/v1/stats/summary, /api/v1/stats/hourly, /api/v1/assist/adoption, /api/v1/assist/deflection) with
-// hand-written SVG charts; 访客列表 (the visitors of the desk's open and queued conversations, plus an
-// online-visitors API when one is documented).
+// hand-written SVG charts; 访客列表 (visitors on the site now: invite to chat, block).
 (function () {
   "use strict";
   const wb = window.wb;
@@ -229,55 +228,141 @@
     } catch (e) { box.append(el("div", { class: "empty" }, wb.errorText(e))); }
   }
 
-  // ================= 访客列表 =================
+  // ================= 访客列表 (GET /api/v1/visitors/online, every 5 s) =================
+  const invitedNow = new Map(); // visitor id -> time we invited (until the list says so)
+  let visitorsTimer = null;
+  let visitorsLoading = false;
+  const canBlock = () => wb.hasRole("supervisor") || wb.hasRole("admin");
   async function loadVisitors() {
-    const body = wb.clear($("visitors-body"));
-    const rows = [];
-    let fromApi = false;
-    // No online-visitors route is documented in docs/API.md yet (checked before release); when one is,
-    // fill `rows` with {v, api: true} from it and set fromApi.
-    if (!fromApi) {
+    if (visitorsLoading) return;
+    visitorsLoading = true;
+    try {
+      const r = await wb.api("GET", "/api/v1/visitors/online");
+      $("visitors-notice").hidden = true;
+      renderVisitors(r.visitors || []);
+    } catch (e) {
       $("visitors-notice").hidden = false;
-      $("visitors-notice").textContent = "在线访客接口（GET /api/v1/visitors/online）尚未提供：下面列出当前正在排队和接待中的访客。";
-      for (const item of wb.chat.queue.values()) rows.push({ conv: item.conversation, preview: item.preview, queued: true });
-      for (const c of wb.chat.convs.values()) if (c.conv.state === "active" || c.conv.state === "queued") if (!rows.some((r) => r.conv && r.conv.id === c.conv.id)) rows.push({ conv: c.conv, record: c });
-    } else $("visitors-notice").hidden = true;
-    $("visitors-meta").textContent = "共 " + rows.length + " 位";
-    if (!rows.length) body.append(el("tr", null, el("td", { colspan: 6, class: "empty" }, "当前没有访客")));
-    for (const r of rows) {
-      if (r.api) {
-        const v = r.v;
-        const name = (v.identity && v.identity.name) || "访客 " + String(v.visitor_id || v.id || "").slice(-4);
-        body.append(el("tr", { "data-testid": "visitor-row", "data-visitor": v.visitor_id || v.id },
-          el("td", null, name, el("div", { class: "small muted mono" }, v.visitor_id || v.id)), el("td", { class: "ellipsis" }, v.page || "—"),
-          el("td", null, wb.CHANNEL_TEXT[v.channel] || v.channel || "—"), el("td", null, v.conversation ? "会话中" : "浏览中"),
-          el("td", null, wb.fmtTime(v.since || v.created || v.first_seen)),
-          el("td", null, v.conversation ? "—" : el("button", { type: "button", class: "btn sm primary", "data-testid": "visitor-invite", onclick: () => inviteVisitor(v) }, "邀请对话"))));
-        continue;
-      }
-      const c = r.conv;
-      body.append(el("tr", { "data-testid": "visitor-row", "data-visitor": c.visitor_id },
-        el("td", null, wb.visitorName(c), el("div", { class: "small muted mono" }, c.visitor_id)),
-        el("td", null, c.page ? el("a", { href: /^https?:\/\//i.test(c.page) ? c.page : "#", target: "_blank", rel: "noopener noreferrer" }, c.page) : "—"),
-        el("td", null, wb.CHANNEL_TEXT[c.channel] || c.channel),
-        el("td", null, el("span", { class: "tag " + (wb.STATE_TAG[c.state] || "") }, r.queued ? "排队中" : c.agent === wb.me.id ? "我接待中" : wb.STATE_TEXT[c.state])),
-        el("td", null, wb.fmtTime(c.created)),
-        el("td", null, r.queued
-          ? el("button", { type: "button", class: "btn sm primary", onclick: () => { location.hash = "#chat"; wb.chat.accept(c.id); } }, "接入")
-          : el("button", { type: "button", class: "btn sm", onclick: () => { location.hash = "#chat"; wb.chat.select(c.id); } }, "查看会话"))));
+      $("visitors-notice").textContent = "访客列表刷新失败：" + wb.errorText(e) + "，稍后自动重试";
+    } finally {
+      visitorsLoading = false;
     }
   }
-  async function inviteVisitor(v) {
+  function deskState(vid) {
+    for (const item of wb.chat.queue.values()) if (item.conversation.visitor_id === vid) return { queued: item.conversation };
+    for (const c of wb.chat.convs.values()) {
+      if (c.conv.visitor_id === vid && (c.conv.state === "active" || c.conv.state === "queued")) return { open: c.conv };
+    }
+    return null;
+  }
+  function renderVisitors(list) {
+    const body = $("visitors-body");
+    // Keep the row that holds the keyboard focus in place: rebuild only when nothing inside is focused.
+    const focusedId = body.contains(document.activeElement) ? document.activeElement.id : null;
+    wb.clear(body);
+    $("visitors-meta").textContent = "在线 " + list.length + " 位 · 每 5 秒刷新 · " + new Date().toLocaleTimeString("zh-CN", { hour12: false });
+    if (!list.length) body.append(el("tr", null, el("td", { colspan: 7, class: "empty" }, "当前没有在线访客")));
+    for (const o of list) {
+      const v = o.visitor || {};
+      const vid = v.id;
+      const ident = v.identity;
+      const name = (ident && ident.name) || "访客 " + String(vid || "").slice(-4);
+      const page = o.current_page;
+      const href = page && /^https?:\/\//i.test(page.url) ? page.url : null;
+      const desk = deskState(vid);
+      if (o.invited) invitedNow.delete(vid);
+      const invited = o.invited || (invitedNow.has(vid) && Date.now() - invitedNow.get(vid) < 30000);
+      const actions = el("div", { class: "row nowrap" });
+      if (desk && desk.queued) {
+        actions.append(el("button", { type: "button", class: "btn sm primary", id: "visitor-accept-" + vid, "data-testid": "visitor-accept", onclick: () => { location.hash = "#chat"; wb.chat.accept(desk.queued.id); } }, "接入"));
+      } else if (desk && desk.open && wb.chat.convs.has(desk.open.id)) {
+        actions.append(el("button", { type: "button", class: "btn sm", id: "visitor-open-" + vid, "data-testid": "visitor-open", onclick: () => { location.hash = "#chat"; wb.chat.select(desk.open.id); } }, "查看会话"));
+      } else if (invited) {
+        actions.append(el("span", { class: "tag blue", "data-testid": "visitor-invited" }, "已邀请"));
+      } else if (!desk) {
+        actions.append(el("button", { type: "button", class: "btn sm primary", id: "visitor-invite-" + vid, "data-testid": "visitor-invite", onclick: (ev) => inviteVisitor(vid, ev.currentTarget) }, "邀请对话"));
+      }
+      if (canBlock()) {
+        actions.append(el("button", { type: "button", class: "btn sm danger ghost", id: "visitor-block-" + vid, "data-testid": "visitor-block", onclick: () => openBlock(v) }, "拉黑"));
+      }
+      body.append(el("tr", { "data-testid": "visitor-row", "data-visitor": vid, "data-invited": invited ? "true" : "false" },
+        el("td", null, el("div", { class: "row" }, el("span", null, name), wb.identityBadge(ident), ident && ident.member_level ? el("span", { class: "tag" }, ident.member_level) : null),
+          el("div", { class: "small muted mono" }, vid)),
+        el("td", { class: "visitor-page" }, page
+          ? [href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", title: page.url, "data-testid": "visitor-page" }, page.title || page.url) : el("span", { "data-testid": "visitor-page", title: page.url }, page.title || page.url),
+            el("div", { class: "small muted ellipsis", title: page.url }, page.url)]
+          : el("span", { class: "muted" }, "—")),
+        el("td", { "data-testid": "visitor-time" }, wb.fmtDuration(o.secs_on_site || 0)),
+        el("td", { "data-testid": "visitor-location" }, wb.locationText(v.location), v.location && v.location.isp ? el("div", { class: "small muted" }, v.location.isp) : null),
+        el("td", { "data-testid": "visitor-device" }, wb.clientText(v.client), el("div", { class: "small muted mono" }, v.ip || "")),
+        el("td", null, el("span", { class: "tag " + (desk ? (desk.queued ? "orange" : "green") : "") }, desk ? (desk.queued ? "排队中" : "会话中") : "浏览中"),
+          el("div", { class: "small muted" }, wb.CHANNEL_TEXT[v.channel] || v.channel || "")),
+        el("td", null, actions)));
+    }
+    if (focusedId && $(focusedId)) $(focusedId).focus();
+  }
+  async function inviteVisitor(vid, button) {
+    if (button) button.disabled = true;
     try {
-      await wb.api("POST", "/api/v1/visitors/" + encodeURIComponent(v.visitor_id || v.id) + "/invite", {});
-      wb.toast("已向访客发送对话邀请", "success");
-    } catch (e) { wb.toast(wb.errorText(e), "error"); }
+      await wb.api("POST", "/api/v1/visitors/" + encodeURIComponent(vid) + "/invite", {});
+      invitedNow.set(vid, Date.now());
+      wb.toast("已邀请访客对话，访客页面将弹出邀请", "success");
+      if (button) button.replaceWith(el("span", { class: "tag blue", "data-testid": "visitor-invited" }, "已邀请"));
+    } catch (e) {
+      if (button) button.disabled = false;
+      wb.toast(wb.errorText(e, { invalid_input: "访客已离开网站或邀请内容不符合要求" }), "error");
+    }
+  }
+
+  // ---- 拉黑 (supervisors, admins) ----
+  let blockTarget = null;
+  function openBlock(v) {
+    blockTarget = v;
+    $("block-visitor-text").textContent = ((v.identity && v.identity.name) || "访客") + " · " + v.id;
+    $("block-ip-text").textContent = v.ip || "—";
+    $("block-with-ip").checked = false;
+    $("block-with-ip").disabled = !v.ip;
+    $("block-reason").value = "";
+    $("block-duration").value = "604800";
+    $("block-error").textContent = "";
+    wb.openDialog("dlg-block");
+    $("block-reason").focus();
+  }
+  async function submitBlock() {
+    const v = blockTarget;
+    if (!v) return;
+    const reason = $("block-reason").value.trim();
+    if (!reason) { $("block-error").textContent = "请填写拉黑原因（访客看不到）"; return; }
+    const body = { visitor_id: v.id, reason };
+    if ($("block-with-ip").checked && v.ip) body.ip_range = v.ip;
+    const secs = Number($("block-duration").value);
+    if (secs) body.expires = new Date(Date.now() + secs * 1000).toISOString();
+    $("block-submit").disabled = true;
+    try {
+      await wb.api("POST", "/api/v1/blocks", body);
+      $("dlg-block").close();
+      wb.toast("已将该访客加入黑名单", "success");
+      loadVisitors();
+    } catch (e) {
+      $("block-error").textContent = wb.errorText(e, { invalid_input: "填写的内容不符合要求（原因不超过 500 字，IP 格式需正确）" });
+    } finally {
+      $("block-submit").disabled = false;
+    }
   }
 
   wb.onReady(() => {
     $("stats-refresh").addEventListener("click", load);
     $("visitors-refresh").addEventListener("click", loadVisitors);
+    $("block-submit").addEventListener("click", submitBlock);
   });
   wb.views.stats = { show() { load(); } };
-  wb.views.visitors = { show() { loadVisitors(); } };
+  wb.views.visitors = {
+    show() {
+      loadVisitors();
+      clearInterval(visitorsTimer);
+      visitorsTimer = setInterval(() => {
+        if (wb.currentView !== "visitors") { clearInterval(visitorsTimer); visitorsTimer = null; return; }
+        if (!document.hidden) loadVisitors();
+      }, 5000);
+    },
+  };
 })();
