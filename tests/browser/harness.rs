@@ -146,11 +146,15 @@ where
         browsers: Mutex::new(Vec::new()),
         console: Mutex::new(Vec::new()),
     });
-    let outcome = AssertUnwindSafe(scenario(harness.clone())).catch_unwind().await;
+    let outcome = AssertUnwindSafe(scenario(harness.clone()))
+        .catch_unwind()
+        .await;
     let outcome = match outcome {
-        Ok(()) => AssertUnwindSafe(harness.assert_clean_console())
-            .catch_unwind()
-            .await,
+        Ok(()) => {
+            AssertUnwindSafe(harness.assert_clean_console())
+                .catch_unwind()
+                .await
+        }
         failed => failed,
     };
     if let Err(panic) = outcome {
@@ -284,7 +288,10 @@ impl Harness {
                 let _ = std::fs::write(folder.join(format!("{}.png", browser.name)), png);
             }
             if let Ok(url) = browser.client.current_url().await {
-                let _ = std::fs::write(folder.join(format!("{}.url.txt", browser.name)), url.as_str());
+                let _ = std::fs::write(
+                    folder.join(format!("{}.url.txt", browser.name)),
+                    url.as_str(),
+                );
             }
         }
         let mut log = String::new();
