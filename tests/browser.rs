@@ -384,6 +384,22 @@ async fn editor_saves_an_article_and_finds_it_in_search() {
     }
     let mut app = TestApp::start(starter_kb()).await;
     clock_to_now(&app);
+    let (status, me) = app.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let editor_id = me["id"]
+        .as_u64()
+        .or(me["account"]["id"].as_u64())
+        .expect("the editor's id");
+    let admin = app.admin().await;
+    let (status, body) = app
+        .json_as(
+            Some(&admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{editor_id}"),
+            json!({"display_name": "林编辑"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let address = app.listen().await;
     let app_ref = &app;
     harness::run("editor_saves_an_article_and_finds_it_in_search", address, |h: Arc<Harness>| async move {
