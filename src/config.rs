@@ -195,7 +195,7 @@ impl Default for ConversationsConfig {
             max_message_chars: 5000,
             max_upload_bytes: 10 << 20,
             upload_types: [
-                "jpg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip",
+                "jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip",
             ]
             .map(String::from)
             .to_vec(),

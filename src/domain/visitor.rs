@@ -32,7 +32,7 @@ pub struct ClientInfo {
     pub browser_version: Option<String>,
     /// Operating system, e.g. Windows 10, iPhone.
     pub os: Option<String>,
-    /// `pc`, `smartphone`, `mobilephone`, `appliance`, `crawler` or `unknown`.
+    /// `pc`, `smartphone`, `mobilephone`, `appliance`, `crawler`, `misc` (HTTP libraries) or `unknown`.
     pub device: String,
 }
 
