@@ -558,6 +558,19 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    let beat = visitor_request(
+        &app,
+        Method::POST,
+        "/api/v1/visitor/heartbeat",
+        Some(&token),
+        "203.0.113.9",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(beat.status, StatusCode::OK);
+    let (_, online) = app.get_as(Some(&agent), "/api/v1/visitors/online").await;
+    assert_eq!(online["visitors"].as_array().unwrap().len(), 1);
     let (status, by_visitor) = app
         .json_as(
             Some(&supervisor),
@@ -567,6 +580,32 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{by_visitor}");
+    // The page learns it at the next heartbeat; the visitor leaves the online list and cannot be invited.
+    let beat = visitor_request(
+        &app,
+        Method::POST,
+        "/api/v1/visitor/heartbeat",
+        Some(&token),
+        "203.0.113.9",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (beat.status, beat.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("visitor_blocked"))
+    );
+    let (_, online) = app.get_as(Some(&agent), "/api/v1/visitors/online").await;
+    assert_eq!(online["visitors"], json!([]));
+    let (status, _) = app
+        .json_as(
+            Some(&agent),
+            Method::POST,
+            &format!("/api/v1/visitors/{visitor}/invite"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let refused = visitor_request(
         &app,
         Method::POST,

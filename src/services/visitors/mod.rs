@@ -261,10 +261,15 @@ impl VisitorService {
         Ok(profile)
     }
 
-    /// The stored profile.
+    /// The stored profile; `last_seen` includes heartbeats and page views, which are not written
+    /// to the database each time.
     pub fn profile(&self, visitor_id: &str) -> Result<VisitorProfile> {
-        get_json(&self.store.visitors, visitor_id)?
-            .ok_or_else(|| Error::VisitorNotFound(visitor_id.to_string()))
+        let mut profile: VisitorProfile = get_json(&self.store.visitors, visitor_id)?
+            .ok_or_else(|| Error::VisitorNotFound(visitor_id.to_string()))?;
+        if let Some(on_site) = self.live().on_site.get(visitor_id) {
+            profile.last_seen = profile.last_seen.max(on_site.last_beat);
+        }
+        Ok(profile)
     }
 
     /// Records a page view (the widget calls this on every page); at most
@@ -272,6 +277,7 @@ impl VisitorService {
     /// `visitors.max_page_views`.
     pub fn page_view(&self, visitor_id: &str, page: PageInput) -> Result<PageView> {
         let view = clean_page(page, self.now())?;
+        self.check_blocked(Some(visitor_id), None)?;
         if self
             .page_view_limit
             .check_key(&visitor_id.to_string())
@@ -350,6 +356,8 @@ impl VisitorService {
     /// invitation, once.
     pub fn heartbeat(&self, visitor_id: &str) -> Result<Option<Invitation>> {
         self.profile(visitor_id)?;
+        // A blocked visitor's page learns it at once, and they leave the online list.
+        self.check_blocked(Some(visitor_id), None)?;
         let now = self.now();
         let mut live = self.live();
         let timeout = self.online_timeout();
@@ -406,6 +414,9 @@ impl VisitorService {
             let Ok(visitor) = self.profile(&id) else {
                 continue;
             };
+            if self.check_blocked(Some(&id), visitor.ip).is_err() {
+                continue;
+            }
             visitors.push(OnlineVisitor {
                 visitor,
                 current_page: on_site.page,
@@ -419,7 +430,8 @@ impl VisitorService {
 
     /// An agent invites a visitor on the site to chat; the widget shows it at the next heartbeat.
     pub fn invite(&self, visitor_id: &str, agent: AccountId, message: &str) -> Result<Invitation> {
-        self.profile(visitor_id)?;
+        let profile = self.profile(visitor_id)?;
+        self.check_blocked(Some(visitor_id), profile.ip)?;
         if !self.is_online(visitor_id) {
             return Err(Error::InvalidInput(
                 "this visitor is no longer on the site".into(),
