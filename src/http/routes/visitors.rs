@@ -150,6 +150,7 @@ async fn identify(
         (status = 201, description = "The page view as recorded", body = PageView),
         (status = 400, description = "`invalid_input` (URL empty or too long) or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no `Bearer v1.` token, or an unknown one", body = ErrorBody),
+        (status = 403, description = "`visitor_blocked`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: more than `visitors.page_views_per_minute`", body = ErrorBody),
     ),
 )]
@@ -177,6 +178,7 @@ struct Beat {
     responses(
         (status = 200, description = "The pending invitation, or `null`", body = Beat),
         (status = 401, description = "`unauthenticated`: no `Bearer v1.` token, or an unknown one", body = ErrorBody),
+        (status = 403, description = "`visitor_blocked`", body = ErrorBody),
     ),
 )]
 async fn heartbeat(State(state): State<AppState>, visitor: Visitor) -> Result<Json<Beat>> {
@@ -391,7 +393,7 @@ struct InviteRequest {
         (status = 201, description = "The invitation", body = Invitation),
         (status = 400, description = "`invalid_input` (the visitor left the site, message too long) or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
-        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not at the desk (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...), not at the desk (`forbidden`), or the visitor is blocked (`visitor_blocked`)", body = ErrorBody),
         (status = 404, description = "`visitor_not_found`", body = ErrorBody),
     ),
 )]
