@@ -280,7 +280,10 @@ fn outline_markdown(markdown: &str) -> Outline {
                 block_depth = block_depth.saturating_sub(1);
                 end_block(&mut outline.body);
                 end_block(&mut current.text);
-                if block_depth == 0 && !current.answer.trim().is_empty() {
+                // A paragraph that ends with a colon introduces what follows (以下情况支持仅退款：
+                // then a list): the answer takes the next block too.
+                let introduces = current.answer.trim_end().ends_with(['：', ':']);
+                if block_depth == 0 && !current.answer.trim().is_empty() && !introduces {
                     answer_done = true;
                 }
                 if !answer_done {
@@ -395,6 +398,16 @@ mod tests {
             ]
         );
         assert!(article.sections[1].text.contains("第二段说明。"));
+    }
+
+    #[test]
+    fn an_answer_that_introduces_a_list_takes_the_list() {
+        let markdown = "# 仅退款\n\n以下情况支持仅退款：\n\n- 未发货\n- 商品丢件\n\n其他情况请申请退货退款。\n";
+        let article = parse_article("returns/refund-only.md", markdown.as_bytes()).unwrap();
+        assert_eq!(
+            article.sections[0].answer,
+            "以下情况支持仅退款：\n未发货\n商品丢件"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ use tantivy::schema::{
 
 use super::tokenizer::{JIEBA_TOKENIZER, NGRAM_TOKENIZER};
 
-/// Bumped whenever the schema or the way text is tokenized changes; an index with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Bumped whenever the schema, the tokenizing or what is stored per article (sections and their answers)
+/// changes; an index with another version is rebuilt.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Handles of every field.
 #[derive(Debug, Clone, Copy)]

@@ -198,20 +198,26 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
             .get(&hit.id)?
             .map(|(_, sections)| sections)
             .unwrap_or_default();
+        // Single characters (我, 了, 吗) are in almost every passage and say nothing about which
+        // one answers; a word in the heading says what the passage is about, so it counts double.
+        let telling: Vec<&String> = words
+            .iter()
+            .filter(|word| word.chars().count() > 1 || word.is_ascii())
+            .collect();
         let overlap = |text: &str| {
             let lowered = text.to_lowercase();
-            words
+            telling
                 .iter()
                 .filter(|word| lowered.contains(word.as_str()))
                 .count()
         };
-        // Most query words wins; ties go to the earlier section (articles lead with the answer).
+        // Most telling words wins; ties go to the earlier section (articles lead with the answer).
         let best = sections
             .iter()
             .enumerate()
             .max_by_key(|(position, section)| {
                 (
-                    overlap(&format!("{} {}", section.heading, section.text)),
+                    2 * overlap(&section.heading) + overlap(&section.text),
                     std::cmp::Reverse(*position),
                 )
             })

@@ -410,3 +410,56 @@ personal,我的导入,\"含逗号,的内容\",其他,/wddr,个人\n";
     assert_eq!(reply.body["imported"], 1, "{}", reply.body);
     assert_eq!(reply.body["errors"][0]["line"], 2);
 }
+
+/// The passage of a suggested article is the section about the question: words in its heading count
+/// double, single characters not at all, and an answer that introduces a list brings the list.
+#[tokio::test]
+async fn suggested_passages_come_from_the_section_that_answers() {
+    let dirs = crate::common::TestDirs::with_fixtures();
+    dirs.write(
+        "returns/arrival.md",
+        "# 退款到账时间\n\n退款按原支付方式退回，支付宝 1–3 个工作日到账。\n\n\
+         ## 能否改为退到余额\n\n可以。申请售后时选择退至账户余额，退款即时到账，我的钱包可提现。\n",
+    );
+    dirs.write(
+        "returns/refund-only.md",
+        "# 仅退款说明\n\n以下情况支持仅退款：\n\n- 商家未发货\n- 快递丢件\n\n其他情况请申请退货退款。\n",
+    );
+    let app = crate::common::TestApp::start(dirs).await;
+    let admin = app.admin().await;
+    let suggest = |text: &'static str| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let (status, body) = app
+                .json_as(
+                    Some(admin),
+                    axum::http::Method::POST,
+                    "/api/v1/assist/suggest",
+                    serde_json::json!({ "text": text }),
+                )
+                .await;
+            assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+            body["suggestions"].as_array().unwrap().clone()
+        }
+    };
+    let reply_of = |suggestions: &[serde_json::Value], id: &str| {
+        suggestions
+            .iter()
+            .find(|suggestion| suggestion["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not suggested: {suggestions:?}"))["reply"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let found = suggest("我申请了退款，多久到账？").await;
+    assert!(
+        reply_of(&found, "returns/arrival").starts_with("退款按原支付方式退回"),
+        "{found:?}"
+    );
+    let found = suggest("哪些情况可以仅退款").await;
+    assert_eq!(
+        reply_of(&found, "returns/refund-only"),
+        "以下情况支持仅退款：\n商家未发货\n快递丢件"
+    );
+}
