@@ -182,6 +182,12 @@ pub fn suggestion_query(analyzer: &Analyzer, newest_first: &[&str]) -> String {
     query
 }
 
+/// Whether a query word tells passages apart: single CJK characters (我, 了, 吗) are in almost every
+/// passage, so they neither choose a passage nor are shown to the agent as a match.
+fn is_telling(word: &str) -> bool {
+    word.chars().count() > 1 || word.is_ascii()
+}
+
 /// Published articles for `query`, each with its best passage.
 pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Result<Vec<Suggestion>> {
     let hits = index.search(&SearchRequest {
@@ -198,12 +204,8 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
             .get(&hit.id)?
             .map(|(_, sections)| sections)
             .unwrap_or_default();
-        // Single characters (我, 了, 吗) are in almost every passage and say nothing about which
-        // one answers; a word in the heading says what the passage is about, so it counts double.
-        let telling: Vec<&String> = words
-            .iter()
-            .filter(|word| word.chars().count() > 1 || word.is_ascii())
-            .collect();
+        // A word in the heading says what the passage is about, so it counts double.
+        let telling: Vec<&String> = words.iter().filter(|word| is_telling(word)).collect();
         let overlap = |text: &str| {
             let lowered = text.to_lowercase();
             telling
@@ -229,10 +231,10 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
         };
         let passage: String = passage.trim().chars().take(MAX_PASSAGE_CHARS).collect();
         let haystack = format!("{} {}", hit.title, passage).to_lowercase();
-        let matched_terms = words
+        let matched_terms = telling
             .iter()
             .filter(|word| haystack.contains(word.as_str()))
-            .cloned()
+            .map(|word| word.to_string())
             .collect();
         suggestions.push(Suggestion {
             kind: SuggestionKind::Article,
@@ -355,7 +357,7 @@ impl AssistService {
             let haystack = format!("{} {}", hit.view.reply.title, content).to_lowercase();
             let matched_terms = words
                 .iter()
-                .filter(|word| haystack.contains(word.as_str()))
+                .filter(|word| is_telling(word) && haystack.contains(word.as_str()))
                 .cloned()
                 .collect();
             replies.push(Suggestion {
