@@ -254,10 +254,9 @@ async fn visitor_is_served_by_two_agents_and_rates_the_conversation() {
         // 3. A suggestion for the question, inserted into the composer with one click.
         let suggestion = mei
             .wait_until(
-                "a suggested refund article",
+                "the refund-arrival article suggested",
                 "const cards = Array.from(document.querySelectorAll('[data-testid=suggestion][data-kind=article]')); \
-                 const best = cards.findIndex(c => c.dataset.id === 'returns/refund-arrival-time'); \
-                 const i = best >= 0 ? best : cards.findIndex(c => (c.dataset.id || '').startsWith('returns/refund')); \
+                 const i = cards.findIndex(c => c.dataset.id === 'returns/refund-arrival-time'); \
                  return i < 0 ? null : { index: i, id: cards[i].dataset.id };",
                 vec![],
             )
@@ -266,7 +265,11 @@ async fn visitor_is_served_by_two_agents_and_rates_the_conversation() {
         assert_eq!(mei.value("#composer-input").await, "");
         mei.click(&format!("#suggestion-insert-{index}")).await;
         let inserted = mei.value("#composer-input").await;
-        assert!(inserted.contains("退款"), "inserted suggestion: {inserted:?}");
+        // The passage that answers "how long": the article's lead, not its other sections.
+        assert!(
+            inserted.starts_with("退款会按原支付方式退回"),
+            "inserted suggestion: {inserted:?}"
+        );
         mei.press("#composer-input", Key::Enter).await;
         let snippet: String = inserted.chars().take(12).collect();
         agent_sent(&mei, &snippet).await;
