@@ -20,6 +20,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A JSON body that may be left out: no body (or only whitespace) is `T::default()`; a body that is
+/// there must be valid JSON (`400 bad_request` otherwise).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&body)
+            .map(OptionalJson)
+            .map_err(|error| Error::BadRequest(format!("invalid JSON body: {error}")))
+    }
+}
+
 /// Query string; malformed parameters answer `400 bad_request` in our error shape.
 pub struct AppQuery<T>(pub T);
 

@@ -1,7 +1,6 @@
 //! Visitors: the token for the chat page, what the widget reports (identity, page views, heartbeat,
 //! invitations), what agents see of a visitor (访客信息, 访客列表), and the block list (黑名单).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -16,7 +15,7 @@ use crate::http::access::{
     authorize, user_agent, Authenticated, ClientIp, Permission, Visitor, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::error::ErrorBody;
-use crate::http::extract::{AppJson, AppPath};
+use crate::http::extract::{AppJson, AppPath, OptionalJson};
 use crate::http::{blocking, AppState};
 use crate::services::accounts::VisitorGrant;
 use crate::services::visitors::{
@@ -66,14 +65,8 @@ async fn new_visitor(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(arrival): OptionalJson<Arrival>,
 ) -> Result<(StatusCode, Json<NewVisitor>)> {
-    let arrival: Arrival = if body.iter().all(u8::is_ascii_whitespace) {
-        Arrival::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| Error::BadRequest(format!("invalid JSON body: {error}")))?
-    };
     state.visitors.check_blocked(None, ip)?;
     let (token, grant) = blocking(&state, |accounts| accounts.issue_visitor_token()).await?;
     let origin = Origin {
@@ -157,8 +150,10 @@ async fn identify(
 async fn page_view(
     State(state): State<AppState>,
     visitor: Visitor,
+    ClientIp(ip): ClientIp,
     AppJson(page): AppJson<PageInput>,
 ) -> Result<(StatusCode, Json<PageView>)> {
+    state.visitors.check_blocked(None, ip)?;
     let view = state.visitors.page_view(&visitor.grant.visitor_id, page)?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -181,7 +176,12 @@ struct Beat {
         (status = 403, description = "`visitor_blocked`", body = ErrorBody),
     ),
 )]
-async fn heartbeat(State(state): State<AppState>, visitor: Visitor) -> Result<Json<Beat>> {
+async fn heartbeat(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    ClientIp(ip): ClientIp,
+) -> Result<Json<Beat>> {
+    state.visitors.check_blocked(None, ip)?;
     let invitation = state.visitors.heartbeat(&visitor.grant.visitor_id)?;
     Ok(Json(Beat { invitation }))
 }
@@ -401,7 +401,7 @@ async fn invite(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     AppPath(id): AppPath<String>,
-    AppJson(request): AppJson<InviteRequest>,
+    OptionalJson(request): OptionalJson<InviteRequest>,
 ) -> Result<(StatusCode, Json<Invitation>)> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let invitation = state
@@ -461,7 +461,7 @@ async fn blocks(
     request_body = BlockInput,
     security(("session" = [])),
     responses(
-        (status = 201, description = "The entry", body = Block),
+        (status = 201, description = "The entry", body = BlockView),
         (status = 400, description = "`invalid_input` (no reason, neither target, a bad range, `expires` in the past) or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not a supervisor or admin (`forbidden`)", body = ErrorBody),
@@ -473,7 +473,7 @@ async fn block(
     Authenticated(caller): Authenticated,
     ClientIp(ip): ClientIp,
     AppJson(input): AppJson<BlockInput>,
-) -> Result<(StatusCode, Json<Block>)> {
+) -> Result<(StatusCode, Json<BlockView>)> {
     authorize(&caller.account, Permission::ManageBlocks)?;
     let actor = caller.actor(ip);
     let by = caller.account.id;
@@ -481,7 +481,8 @@ async fn block(
     let block = tokio::task::spawn_blocking(move || visitors.block(input, by, &actor))
         .await
         .map_err(|error| Error::Internal(format!("block task failed: {error}")))??;
-    Ok((StatusCode::CREATED, Json(block)))
+    let active = block.active(state.conversations.now());
+    Ok((StatusCode::CREATED, Json(BlockView { block, active })))
 }
 
 /// Lifts a block; answers the removed entry.
