@@ -332,6 +332,21 @@ async fn visitor_is_served_by_two_agents_and_rates_the_conversation() {
         jie.wait_text("#messages [data-testid=message-visitor]", "杭州云栖科技有限公司").await;
         agent_says(&jie, "已为您提交重开申请，新的电子发票会在 1-2 个工作日内发送到您的邮箱。").await;
 
+        // What people type is shown as text on both pages, never run or rendered as markup.
+        let markup = "<img src=x onerror=\"window.pwned=1\"><b>邮箱</b>写错了怎么办";
+        visitor_says(&visitor, markup).await;
+        jie.wait_text("#messages [data-testid=message-visitor]", markup).await;
+        for page in [&visitor, &jie] {
+            let injected = page
+                .script(
+                    "return [window.pwned === undefined, \
+                     document.querySelectorAll('#messages img[src=\"x\"], #messages b').length];",
+                    vec![],
+                )
+                .await;
+            assert_eq!(injected, json!([true, 0]), "markup stays text");
+        }
+
         // 6. 阿杰 ends and wraps up; the visitor rates.
         jie.click("#btn-end").await;
         jie.click("#btn-end").await;
