@@ -57,7 +57,8 @@ target/release/kefu serve --kb "$WORK/kb" --index "$WORK/index" --data "$WORK/da
     --listen "127.0.0.1:$PORT" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 
-FIRST_PATH="/healthz"
+# /readyz answers 503 until the index is loaded (/healthz answers at once).
+FIRST_PATH="/readyz"
 for _ in $(seq 1 600); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$PORT$FIRST_PATH" 2>/dev/null; then
         break

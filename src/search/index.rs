@@ -510,7 +510,17 @@ impl SearchIndex {
             let snippet = match &highlighter {
                 Some(highlighter) => {
                     let body = first_str(&document, fields.body).unwrap_or_default();
-                    let tokens = analyzer.word_tokens(body);
+                    let tokens = match highlighter.rough_window(body, SNIPPET_CHARS) {
+                        Some(window) => {
+                            let mut tokens = analyzer.word_tokens(&body[window.clone()]);
+                            for token in &mut tokens {
+                                token.offset_from += window.start;
+                                token.offset_to += window.start;
+                            }
+                            tokens
+                        }
+                        None => analyzer.word_tokens(body),
+                    };
                     highlighter
                         .excerpt_html(body, &tokens, SNIPPET_CHARS)
                         .unwrap_or_else(|| leading_text_html(body))

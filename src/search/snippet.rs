@@ -68,32 +68,8 @@ impl Highlighter {
             return None;
         }
         matches.sort_by_key(|&(start, end, _)| (start, end));
-
-        // Byte offset of every character start, plus the end, so windows are counted in characters.
-        let boundaries: Vec<usize> = text
-            .char_indices()
-            .map(|(offset, _)| offset)
-            .chain(std::iter::once(text.len()))
-            .collect();
-        let window_end_for = |start: usize| {
-            let first_char = boundaries.partition_point(|&offset| offset < start);
-            boundaries[(first_char + max_chars).min(boundaries.len() - 1)]
-        };
-
-        // Each window starts at a match; the best holds the most weight, the earliest on ties.
-        let mut best = (0usize, 0usize, f32::MIN);
-        for &(window_start, _, _) in &matches {
-            let window_end = window_end_for(window_start);
-            let weight: f32 = matches
-                .iter()
-                .filter(|&&(start, end, _)| start >= window_start && end <= window_end)
-                .map(|&(_, _, weight)| weight)
-                .sum();
-            if weight > best.2 {
-                best = (window_start, window_end, weight);
-            }
-        }
-        let (window_start, window_end, _) = best;
+        let boundaries = char_boundaries(text);
+        let (window_start, window_end) = densest_window(&boundaries, &matches, max_chars);
         // Start a little before the first match when the window has room, so the excerpt reads as a sentence.
         let (window_start, window_end) =
             widen_to_the_left(&boundaries, window_start, window_end, max_chars);
@@ -117,6 +93,71 @@ impl Highlighter {
     }
 }
 
+impl Highlighter {
+    /// The part of `text` worth tokenizing for an excerpt of `max_chars` characters: the window with
+    /// the most weight of literal occurrences of the terms, widened by [`ROUGH_MARGIN_CHARS`] (jieba
+    /// may cut differently at the edges) and, on the left, by the excerpt's lead. Tokenizing a whole 2 kB body with jieba
+    /// for each hit was most of a snippet's cost. `None` when no term occurs as written (text that
+    /// normalisation changes, such as traditional characters): then the whole text is tokenized.
+    pub fn rough_window(&self, text: &str, max_chars: usize) -> Option<std::ops::Range<usize>> {
+        let mut matches: Vec<(usize, usize, f32)> = self
+            .weights
+            .iter()
+            .flat_map(|(term, &weight)| {
+                text.match_indices(term.as_str())
+                    .map(move |(start, found)| (start, start + found.len(), weight))
+            })
+            .collect();
+        if matches.is_empty() {
+            return None;
+        }
+        matches.sort_by_key(|&(start, end, _)| (start, end));
+        let boundaries = char_boundaries(text);
+        let (start, end) = densest_window(&boundaries, &matches, max_chars);
+        let start_index = boundaries.partition_point(|&offset| offset < start);
+        let end_index = boundaries.partition_point(|&offset| offset < end);
+        let left = ROUGH_MARGIN_CHARS + LEAD_CHARS;
+        Some(
+            boundaries[start_index.saturating_sub(left)]
+                ..boundaries[(end_index + ROUGH_MARGIN_CHARS).min(boundaries.len() - 1)],
+        )
+    }
+}
+
+/// Byte offset of every character start, plus the end, so windows are counted in characters.
+fn char_boundaries(text: &str) -> Vec<usize> {
+    text.char_indices()
+        .map(|(offset, _)| offset)
+        .chain(std::iter::once(text.len()))
+        .collect()
+}
+
+/// Of the windows of `max_chars` characters starting at a match, the one holding the most weight
+/// (the earliest on ties). `matches` are sorted by start.
+fn densest_window(
+    boundaries: &[usize],
+    matches: &[(usize, usize, f32)],
+    max_chars: usize,
+) -> (usize, usize) {
+    let window_end_for = |start: usize| {
+        let first_char = boundaries.partition_point(|&offset| offset < start);
+        boundaries[(first_char + max_chars).min(boundaries.len() - 1)]
+    };
+    let mut best = (0usize, 0usize, f32::MIN);
+    for &(window_start, _, _) in matches {
+        let window_end = window_end_for(window_start);
+        let weight: f32 = matches
+            .iter()
+            .filter(|&&(start, end, _)| start >= window_start && end <= window_end)
+            .map(|&(_, _, weight)| weight)
+            .sum();
+        if weight > best.2 {
+            best = (window_start, window_end, weight);
+        }
+    }
+    (best.0, best.1)
+}
+
 /// Moves the window's start left while the text after it ends before `max_chars` characters.
 fn widen_to_the_left(
     boundaries: &[usize],
@@ -133,6 +174,9 @@ fn widen_to_the_left(
 
 /// Characters of context kept before the first match when there is room.
 const LEAD_CHARS: usize = 20;
+
+/// Context tokenized beyond a rough window: longer than any dictionary word jieba would cut across it.
+const ROUGH_MARGIN_CHARS: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +238,33 @@ mod tests {
             first.starts_with("<mark>说明</mark>&lt;&#47;b&gt;"),
             "{first}"
         );
+    }
+
+    #[test]
+    fn tokenizing_only_the_rough_window_gives_the_same_excerpt() {
+        let analyzer = Analyzer::new();
+        let filler = "这是一段与问题无关的说明文字，用来把正文撑长。".repeat(20);
+        let text = format!("{filler}退款到账需要多久？退款会按原支付方式退回。{filler}");
+        let highlighter = Highlighter::from_terms(&["退款", "到账"]);
+        let whole = highlighter
+            .excerpt_html(&text, &analyzer.word_tokens(&text), 40)
+            .unwrap();
+        let window = highlighter.rough_window(&text, 40).unwrap();
+        assert!(
+            window.len() < text.len() / 2,
+            "{window:?} of {}",
+            text.len()
+        );
+        let mut tokens = analyzer.word_tokens(&text[window.clone()]);
+        for token in &mut tokens {
+            token.offset_from += window.start;
+            token.offset_to += window.start;
+        }
+        assert_eq!(highlighter.excerpt_html(&text, &tokens, 40).unwrap(), whole);
+        // Traditional characters only match after normalisation: no rough window, tokenize it all.
+        assert!(Highlighter::from_terms(&["退款"])
+            .rough_window("退貨與退錢", 40)
+            .is_none());
     }
 
     #[test]
