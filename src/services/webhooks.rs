@@ -33,6 +33,8 @@ const BACKOFF_SECS: [i64; 7] = [10, 30, 120, 600, 1800, 3600, 10_800];
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries listed per webhook.
 const LISTED_DELIVERIES: usize = 100;
+/// Finished deliveries kept per webhook; older ones are dropped so the history stays bounded.
+pub const KEPT_DELIVERIES: usize = 1000;
 
 /// A new or changed webhook.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -206,6 +208,7 @@ impl WebhookService {
             }
         }
         let attempted = due.len();
+        let mut finished_for = std::collections::BTreeSet::new();
         for (key, delivery) in due {
             let webhook = match self.get(delivery.webhook) {
                 Ok(webhook) => webhook,
@@ -218,12 +221,33 @@ impl WebhookService {
             storage::put_json(&self.store.webhook_deliveries, &key, &sent)?;
             if sent.status != DeliveryStatus::Pending {
                 self.store.webhook_queue.remove(&key)?;
+                finished_for.insert(sent.webhook);
             }
+        }
+        for webhook in finished_for {
+            self.trim(webhook, KEPT_DELIVERIES)?;
         }
         if attempted > 0 {
             self.store.flush()?;
         }
         Ok(attempted)
+    }
+
+    /// Drops the oldest finished deliveries of `webhook` beyond `keep`; pending ones always stay.
+    fn trim(&self, webhook: u64, keep: usize) -> Result<usize> {
+        let mut finished = Vec::new();
+        for entry in self.store.webhook_deliveries.scan_prefix(id_key(webhook)) {
+            let (key, value) = entry?;
+            if decode::<Delivery>(&value)?.status != DeliveryStatus::Pending {
+                finished.push(key);
+            }
+        }
+        // Keys are (webhook, delivery id): oldest first.
+        let excess = finished.len().saturating_sub(keep);
+        for key in finished.into_iter().take(excess) {
+            self.store.webhook_deliveries.remove(key)?;
+        }
+        Ok(excess)
     }
 
     /// One attempt; the delivery as it stands after it.
@@ -408,4 +432,71 @@ fn validate_secret(secret: String) -> Result<String> {
         ));
     }
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::clock::ManualClock;
+
+    #[test]
+    fn only_the_newest_finished_deliveries_are_kept_and_pending_ones_never_go() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(folder.path()).unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-25T08:00:00Z".parse().unwrap()));
+        let service = WebhookService::new(store.clone(), clock.clone());
+        let webhook = service
+            .create(
+                WebhookInput {
+                    url: Some("http://127.0.0.1:9/hook".into()),
+                    ..WebhookInput::default()
+                },
+                AccountId(1),
+            )
+            .unwrap();
+        let now = clock.now();
+        let statuses = [
+            DeliveryStatus::Succeeded,
+            DeliveryStatus::Pending,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Succeeded,
+            DeliveryStatus::Succeeded,
+        ];
+        for (id, status) in (1u64..).zip(statuses) {
+            let delivery = Delivery {
+                id,
+                webhook: webhook.id,
+                event: "ended".into(),
+                body: "{}".into(),
+                status,
+                attempts: 1,
+                next_attempt: now,
+                last_status: Some(200),
+                last_error: None,
+                created: now,
+                finished: None,
+            };
+            storage::put_json(
+                &store.webhook_deliveries,
+                delivery_key(webhook.id, id),
+                &delivery,
+            )
+            .unwrap();
+        }
+        assert_eq!(service.trim(webhook.id, 2).unwrap(), 2);
+        let left: Vec<(u64, DeliveryStatus)> = service
+            .deliveries(webhook.id)
+            .unwrap()
+            .into_iter()
+            .map(|delivery| (delivery.id, delivery.status))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (5, DeliveryStatus::Succeeded),
+                (4, DeliveryStatus::Succeeded),
+                (2, DeliveryStatus::Pending),
+            ]
+        );
+    }
 }
