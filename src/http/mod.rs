@@ -57,10 +57,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&AccountService) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let accounts = Arc::clone(&state.accounts);
+    off_thread(&state.accounts, work).await
+}
+
+/// Runs a service's synchronous work (sled flushes, statistics scans, argon2) on the blocking pool.
+pub(crate) async fn off_thread<S: Send + Sync + 'static, T: Send + 'static>(
+    service: &Arc<S>,
+    work: impl FnOnce(&S) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let service = Arc::clone(service);
     // The request's span (with its request id) follows the work onto the blocking thread.
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| work(&accounts)))
+    tokio::task::spawn_blocking(move || span.in_scope(|| work(&service)))
         .await
         .map_err(|error| Error::Internal(format!("background task failed: {error}")))?
 }

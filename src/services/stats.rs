@@ -185,6 +185,11 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The figures of a scope with nothing counted and no open work.
+    pub fn empty() -> Figures {
+        Figures::from_tally(&Tally::default(), Pending::default())
+    }
+
     fn from_tally(tally: &Tally, pending: Pending) -> Figures {
         let ratio = |part: f64, whole: u64| (whole > 0).then(|| part / whole as f64);
         let mut waits = tally.queue_waits.clone();
@@ -330,18 +335,6 @@ impl StatsService {
                 (scope, Figures::from_tally(&tally, open))
             })
             .collect())
-    }
-
-    /// Figures of `scope` over `range`.
-    pub fn figures(&self, scope: Scope, range: &Range) -> Result<Figures> {
-        let mut total = Tally::default();
-        for entry in self.hours(range) {
-            let (_, of, tally) = entry?;
-            if of == scope {
-                total.add(&tally);
-            }
-        }
-        Ok(Figures::from_tally(&total, self.pending(scope)?))
     }
 
     /// Hour by hour figures of `scope` over `range`, every hour present (empty hours as zeros).

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::access::{authorize, Authenticated, Permission};
 use crate::http::error::ErrorBody;
 use crate::http::extract::AppQuery;
-use crate::http::AppState;
+use crate::http::{off_thread, AppState};
 use crate::services::stats::{Figures, HourFigures, Range, Scope};
 
 /// Routes under `/api/v1/stats`.
@@ -176,24 +176,19 @@ async fn summary(
             )))
         }
     };
-    let stats = std::sync::Arc::clone(&state.stats);
     let accounts = std::sync::Arc::clone(&state.accounts);
     let me = caller.account.id;
-    let (team, rows) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (team, rows) = off_thread(&state.stats, move |stats| {
+        // The summary holds every scope with activity or open work; any other scope is all zeros.
         let mut figures = stats.summary(&range)?;
-        let mut take = |scope: Scope| -> Result<Figures> {
-            match figures.remove(&scope) {
-                Some(found) => Ok(found),
-                None => stats.figures(scope, &range),
-            }
-        };
+        let mut take = |scope: Scope| figures.remove(&scope).unwrap_or_else(Figures::empty);
         let mut rows = Vec::new();
         if by == "group" {
             for group in accounts.list_groups()? {
                 rows.push(SummaryRow {
                     id: group.id.0,
                     name: group.name,
-                    figures: take(Scope::Group(group.id))?,
+                    figures: take(Scope::Group(group.id)),
                 });
             }
         } else {
@@ -207,20 +202,19 @@ async fn summary(
                     rows.push(SummaryRow {
                         id: account.id.0,
                         name: account.display_name,
-                        figures: take(Scope::Agent(account.id))?,
+                        figures: take(Scope::Agent(account.id)),
                     });
                 }
             }
         }
         let team = if team_view {
-            Some(take(Scope::Team)?)
+            Some(take(Scope::Team))
         } else {
             None
         };
         Ok((team, rows))
     })
-    .await
-    .map_err(|error| Error::Internal(format!("statistics task failed: {error}")))??;
+    .await?;
     Ok(Json(Summary {
         from: range.from,
         to: range.to,
@@ -282,10 +276,7 @@ async fn hourly(
     if scope != Scope::Agent(caller.account.id) {
         authorize(&caller.account, Permission::ViewTeamStatistics)?;
     }
-    let stats = std::sync::Arc::clone(&state.stats);
-    let hours = tokio::task::spawn_blocking(move || stats.hourly(scope, &range))
-        .await
-        .map_err(|error| Error::Internal(format!("statistics task failed: {error}")))??;
+    let hours = off_thread(&state.stats, move |stats| stats.hourly(scope, &range)).await?;
     Ok(Json(Hourly {
         from: range.from,
         to: range.to,

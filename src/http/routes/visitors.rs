@@ -10,13 +10,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{Block, Invitation, PageView, VisitorProfile};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::access::{
     authorize, user_agent, Authenticated, ClientIp, Permission, Visitor, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, OptionalJson};
-use crate::http::{blocking, AppState};
+use crate::http::{blocking, off_thread, AppState};
 use crate::services::accounts::VisitorGrant;
 use crate::services::visitors::{
     Arrival, BlockInput, IdentityClaim, OnlineVisitor, Origin, PageInput, PageVisit,
@@ -477,10 +477,10 @@ async fn block(
     authorize(&caller.account, Permission::ManageBlocks)?;
     let actor = caller.actor(ip);
     let by = caller.account.id;
-    let visitors = std::sync::Arc::clone(&state.visitors);
-    let block = tokio::task::spawn_blocking(move || visitors.block(input, by, &actor))
-        .await
-        .map_err(|error| Error::Internal(format!("block task failed: {error}")))??;
+    let block = off_thread(&state.visitors, move |visitors| {
+        visitors.block(input, by, &actor)
+    })
+    .await?;
     let active = block.active(state.conversations.now());
     Ok((StatusCode::CREATED, Json(BlockView { block, active })))
 }
@@ -508,9 +508,9 @@ async fn unblock(
 ) -> Result<Json<Block>> {
     authorize(&caller.account, Permission::ManageBlocks)?;
     let actor = caller.actor(ip);
-    let visitors = std::sync::Arc::clone(&state.visitors);
-    let block = tokio::task::spawn_blocking(move || visitors.unblock(id, &actor))
-        .await
-        .map_err(|error| Error::Internal(format!("unblock task failed: {error}")))??;
+    let block = off_thread(&state.visitors, move |visitors| {
+        visitors.unblock(id, &actor)
+    })
+    .await?;
     Ok(Json(block))
 }

@@ -9,11 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{Delivery, Webhook};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::access::Admin;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath};
-use crate::http::AppState;
+use crate::http::{off_thread, AppState};
 use crate::services::webhooks::WebhookInput;
 
 /// Routes under `/api/v1/admin/webhooks`.
@@ -33,17 +33,6 @@ struct WebhookList {
 #[derive(Debug, Serialize, ToSchema)]
 struct DeliveryList {
     deliveries: Vec<Delivery>,
-}
-
-/// The webhook store is sled: quick, but it flushes, so it runs off the async threads.
-async fn off_thread<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&crate::services::webhooks::WebhookService) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let webhooks = std::sync::Arc::clone(&state.webhooks);
-    tokio::task::spawn_blocking(move || work(&webhooks))
-        .await
-        .map_err(|error| Error::Internal(format!("webhook task failed: {error}")))?
 }
 
 /// Every webhook.
@@ -84,7 +73,7 @@ async fn create(
     AppJson(input): AppJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<Webhook>)> {
     let by = admin.account.id;
-    let webhook = off_thread(&state, move |webhooks| webhooks.create(input, by)).await?;
+    let webhook = off_thread(&state.webhooks, move |webhooks| webhooks.create(input, by)).await?;
     Ok((StatusCode::CREATED, Json(webhook)))
 }
 
@@ -134,7 +123,7 @@ async fn update(
     AppJson(input): AppJson<WebhookInput>,
 ) -> Result<Json<Webhook>> {
     Ok(Json(
-        off_thread(&state, move |webhooks| webhooks.update(id, input)).await?,
+        off_thread(&state.webhooks, move |webhooks| webhooks.update(id, input)).await?,
     ))
 }
 
@@ -159,7 +148,7 @@ async fn remove(
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<Webhook>> {
     Ok(Json(
-        off_thread(&state, move |webhooks| webhooks.delete(id)).await?,
+        off_thread(&state.webhooks, move |webhooks| webhooks.delete(id)).await?,
     ))
 }
 
@@ -212,6 +201,9 @@ async fn redeliver(
     AppPath((id, delivery)): AppPath<(u64, u64)>,
 ) -> Result<Json<Delivery>> {
     Ok(Json(
-        off_thread(&state, move |webhooks| webhooks.redeliver(id, delivery)).await?,
+        off_thread(&state.webhooks, move |webhooks| {
+            webhooks.redeliver(id, delivery)
+        })
+        .await?,
     ))
 }
