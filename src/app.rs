@@ -262,6 +262,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     start_housekeeping(Arc::clone(&state.accounts));
     start_desk_timers(&state);
     crate::services::webhooks::start_delivery(&state.webhooks);
+    let visitors = Arc::clone(&state.visitors);
+    tokio::task::spawn_blocking(move || visitors.load_location_database().is_some());
     let _ = ready.set(router(state));
     tracing::info!("ready");
     server.await??;

@@ -77,15 +77,18 @@ async fn start(
 ) -> Result<(StatusCode, Json<Started>)> {
     let (token, grant) = match visitor_token(&headers) {
         Some(token) => match state.accounts.visitor_grant(&token)? {
-            Some(grant) => (token, grant),
+            Some(grant) => {
+                state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
+                (token, grant)
+            }
             None => return Err(Error::Unauthenticated),
         },
+        // A new visitor can only be blocked by address, and is refused before a token is issued.
         None => {
             state.visitors.check_blocked(None, ip)?;
             blocking(&state, |accounts| accounts.issue_visitor_token()).await?
         }
     };
-    state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
     let arrival = Arrival {
         channel: request.channel.clone(),
         ..Arrival::default()

@@ -153,8 +153,9 @@ async fn page_view(
     ClientIp(ip): ClientIp,
     AppJson(page): AppJson<PageInput>,
 ) -> Result<(StatusCode, Json<PageView>)> {
-    state.visitors.check_blocked(None, ip)?;
-    let view = state.visitors.page_view(&visitor.grant.visitor_id, page)?;
+    let view = state
+        .visitors
+        .page_view(&visitor.grant.visitor_id, ip, page)?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -181,8 +182,7 @@ async fn heartbeat(
     visitor: Visitor,
     ClientIp(ip): ClientIp,
 ) -> Result<Json<Beat>> {
-    state.visitors.check_blocked(None, ip)?;
-    let invitation = state.visitors.heartbeat(&visitor.grant.visitor_id)?;
+    let invitation = state.visitors.heartbeat(&visitor.grant.visitor_id, ip)?;
     Ok(Json(Beat { invitation }))
 }
 

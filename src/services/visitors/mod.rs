@@ -139,7 +139,8 @@ pub struct VisitorService {
     accounts: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     config: VisitorsConfig,
-    geo: Option<GeoDb>,
+    /// Read at the first lookup: 11 MB that a process (or a test) without visitors never needs.
+    geo: std::sync::OnceLock<Option<GeoDb>>,
     live: Mutex<Live>,
     page_view_limit: DefaultKeyedRateLimiter<String>,
 }
@@ -149,7 +150,7 @@ impl std::fmt::Debug for VisitorService {
         formatter
             .debug_struct("VisitorService")
             .field("config", &self.config)
-            .field("geo", &self.geo.is_some())
+            .field("geo_loaded", &self.geo.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -161,14 +162,13 @@ impl VisitorService {
         clock: Arc<dyn Clock>,
         config: VisitorsConfig,
     ) -> VisitorService {
-        let geo = GeoDb::open(&config.ip_database);
         let per_minute =
             NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         VisitorService {
             store: accounts.store().clone(),
             accounts,
             clock,
-            geo,
+            geo: std::sync::OnceLock::new(),
             live: Mutex::default(),
             page_view_limit: RateLimiter::keyed(Quota::per_minute(per_minute)),
             config,
@@ -183,10 +183,17 @@ impl VisitorService {
         self.live.lock().expect("visitor state poisoned")
     }
 
+    /// Reads the location database now rather than on the first visitor's request (`kefu serve` does
+    /// this in the background at start).
+    pub fn load_location_database(&self) -> Option<&GeoDb> {
+        self.geo
+            .get_or_init(|| GeoDb::open(&self.config.ip_database))
+            .as_ref()
+    }
+
     /// The approximate location of `ip` (unknown without the database).
     pub fn locate(&self, ip: IpAddr) -> crate::domain::Location {
-        self.geo
-            .as_ref()
+        self.load_location_database()
             .map(|geo| geo.lookup(ip))
             .unwrap_or_default()
     }
@@ -275,9 +282,14 @@ impl VisitorService {
     /// Records a page view (the widget calls this on every page); at most
     /// `visitors.page_views_per_minute` per visitor, and the trail keeps the newest
     /// `visitors.max_page_views`.
-    pub fn page_view(&self, visitor_id: &str, page: PageInput) -> Result<PageView> {
+    pub fn page_view(
+        &self,
+        visitor_id: &str,
+        ip: Option<IpAddr>,
+        page: PageInput,
+    ) -> Result<PageView> {
         let view = clean_page(page, self.now())?;
-        self.check_blocked(Some(visitor_id), None)?;
+        self.check_blocked(Some(visitor_id), ip)?;
         if self
             .page_view_limit
             .check_key(&visitor_id.to_string())
@@ -352,12 +364,12 @@ impl VisitorService {
         Ok(visits)
     }
 
-    /// The widget's heartbeat: the visitor is on the site (on `page`, if given). Answers a pending
-    /// invitation, once.
-    pub fn heartbeat(&self, visitor_id: &str) -> Result<Option<Invitation>> {
+    /// The widget's heartbeat: the visitor is on the site. Answers a pending invitation until the
+    /// visitor answers it.
+    pub fn heartbeat(&self, visitor_id: &str, ip: Option<IpAddr>) -> Result<Option<Invitation>> {
         self.profile(visitor_id)?;
         // A blocked visitor's page learns it at once, and they leave the online list.
-        self.check_blocked(Some(visitor_id), None)?;
+        self.check_blocked(Some(visitor_id), ip)?;
         let now = self.now();
         let mut live = self.live();
         let timeout = self.online_timeout();
@@ -409,12 +421,13 @@ impl VisitorService {
                 })
                 .collect()
         };
+        let blocks = self.active_blocks()?;
         let mut visitors = Vec::with_capacity(present.len());
         for (id, on_site, invited) in present {
             let Ok(visitor) = self.profile(&id) else {
                 continue;
             };
-            if self.check_blocked(Some(&id), visitor.ip).is_err() {
+            if blocked(&blocks, Some(&id), visitor.ip) {
                 continue;
             }
             visitors.push(OnlineVisitor {
@@ -506,19 +519,10 @@ impl VisitorService {
     }
 
     /// Ids of the conversations of this visitor and, when their identity is verified, of every other
-    /// visitor (device) with the same identity, newest first.
+    /// visitor (device) with the same identity, in no particular order.
     pub fn conversation_ids(&self, visitor_id: &str) -> Result<Vec<String>> {
-        let mut keys = vec![format!("v:{visitor_id}")];
-        if let Some(person) = self
-            .profile(visitor_id)
-            .ok()
-            .and_then(|profile| profile.identity)
-            .and_then(|identity| identity.person_key())
-        {
-            keys.push(format!("p:{person}"));
-        }
         let mut ids = BTreeSet::new();
-        for key in keys {
+        for key in self.filing_keys(visitor_id) {
             let prefix = [key.as_bytes(), &[0]].concat();
             for entry in self.store.visitor_conversations.scan_prefix(&prefix).keys() {
                 let entry = entry?;
@@ -528,17 +532,37 @@ impl VisitorService {
         Ok(ids.into_iter().collect())
     }
 
+    /// Where a visitor's conversations are filed: under the visitor, and under the person when the
+    /// host site verified who they are.
+    fn filing_keys(&self, visitor_id: &str) -> Vec<String> {
+        let mut keys = vec![format!("v:{visitor_id}")];
+        if let Some(person) = self
+            .profile(visitor_id)
+            .ok()
+            .and_then(|profile| profile.identity)
+            .and_then(|identity| identity.person_key())
+        {
+            keys.push(format!("p:{person}"));
+        }
+        keys
+    }
+
     // ----- block list -----
 
     /// Refuses a blocked visitor or address with `visitor_blocked`.
     pub fn check_blocked(&self, visitor_id: Option<&str>, ip: Option<IpAddr>) -> Result<()> {
-        let now = self.now();
-        for block in storage::scan_json::<Block>(&self.store.blocks)? {
-            if block.active(now) && block.covers(visitor_id, ip) {
-                return Err(Error::VisitorBlocked);
-            }
+        if blocked(&self.active_blocks()?, visitor_id, ip) {
+            return Err(Error::VisitorBlocked);
         }
         Ok(())
+    }
+
+    /// The blocks in force now.
+    fn active_blocks(&self) -> Result<Vec<Block>> {
+        let now = self.now();
+        let mut blocks = storage::scan_json::<Block>(&self.store.blocks)?;
+        blocks.retain(|block| block.active(now));
+        Ok(blocks)
     }
 
     /// Every block, newest first, expired ones included (they no longer apply).
@@ -620,22 +644,17 @@ impl DeskObserver for VisitorService {
             let DeskFact::Created { conversation } = fact else {
                 continue;
             };
-            let mut keys = vec![format!("v:{}", conversation.visitor_id)];
-            if let Some(person) = self
-                .profile(&conversation.visitor_id)
-                .ok()
-                .and_then(|profile| profile.identity)
-                .and_then(|identity| identity.person_key())
-            {
-                keys.push(format!("p:{person}"));
-            }
-            for key in keys {
+            for key in self.filing_keys(&conversation.visitor_id) {
                 let entry = [key.as_bytes(), &[0], conversation.id.as_bytes()].concat();
                 self.store.visitor_conversations.insert(entry, &[])?;
             }
         }
         Ok(())
     }
+}
+
+fn blocked(blocks: &[Block], visitor_id: Option<&str>, ip: Option<IpAddr>) -> bool {
+    blocks.iter().any(|block| block.covers(visitor_id, ip))
 }
 
 fn describe_block(block: &Block) -> String {
