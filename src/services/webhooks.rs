@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::services::clock::Clock;
 use crate::services::conversations::{DeskFact, DeskObserver};
 use crate::services::secrets::random_token;
-use crate::storage::{self, decode, encode, id_key, Store};
+use crate::storage::{self, decode, id_key, Store};
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -299,24 +299,27 @@ impl WebhookService {
         delivery
     }
 
-    fn enqueue(&self, at: Timestamp, event: &str, data: serde_json::Value) -> Result<()> {
-        for webhook in self.list()? {
-            if !webhook.enabled || !webhook.events.contains(event) {
+    fn enqueue(
+        &self,
+        webhooks: &[Webhook],
+        at: Timestamp,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        for webhook in webhooks {
+            if !webhook.events.contains(event) {
                 continue;
             }
             let id = self.store.next_id()?;
-            let mut body = json!({"event": event, "delivery": id, "at": at});
-            if let (Some(body), serde_json::Value::Object(data)) =
-                (body.as_object_mut(), data.clone())
-            {
-                body.extend(data);
-            }
+            let mut body = data.as_object().cloned().unwrap_or_default();
+            body.insert("event".into(), json!(event));
+            body.insert("delivery".into(), json!(id));
+            body.insert("at".into(), json!(at));
             let delivery = Delivery {
                 id,
                 webhook: webhook.id,
                 event: event.to_string(),
-                body: String::from_utf8(encode(&body)?)
-                    .map_err(|error| Error::Internal(error.to_string()))?,
+                body: serde_json::Value::Object(body).to_string(),
                 status: DeliveryStatus::Pending,
                 attempts: 0,
                 next_attempt: at,
@@ -335,6 +338,12 @@ impl WebhookService {
 
 impl DeskObserver for WebhookService {
     fn observe(&self, at: Timestamp, facts: &[DeskFact]) -> Result<()> {
+        // Read once per batch; with no webhook in use nothing is serialised at all.
+        let mut webhooks = self.list()?;
+        webhooks.retain(|webhook| webhook.enabled);
+        if webhooks.is_empty() {
+            return Ok(());
+        }
         for fact in facts {
             let data = match fact {
                 DeskFact::Created { conversation }
@@ -355,7 +364,7 @@ impl DeskObserver for WebhookService {
                 } => json!({"conversation": conversation, "from": from, "to": to}),
                 _ => continue,
             };
-            self.enqueue(at, fact.name(), data)?;
+            self.enqueue(&webhooks, at, fact.name(), &data)?;
         }
         Ok(())
     }

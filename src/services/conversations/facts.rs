@@ -139,23 +139,6 @@ impl DeskFact {
             DeskFact::SuggestionAdopted { .. } => "suggestion_adopted",
         }
     }
-
-    /// The conversation the fact is about, if any.
-    pub fn conversation(&self) -> Option<&Conversation> {
-        match self {
-            DeskFact::Created { conversation }
-            | DeskFact::OfflineMessage { conversation }
-            | DeskFact::Assigned { conversation, .. }
-            | DeskFact::Taken { conversation, .. }
-            | DeskFact::Replied { conversation, .. }
-            | DeskFact::Transferred { conversation, .. }
-            | DeskFact::Ended { conversation }
-            | DeskFact::Abandoned { conversation }
-            | DeskFact::Rated { conversation }
-            | DeskFact::WrappedUp { conversation, .. } => Some(conversation),
-            DeskFact::SuggestionsShown { .. } | DeskFact::SuggestionAdopted { .. } => None,
-        }
-    }
 }
 
 /// Keeps score of, or passes on, what happens on the desk. Called with the desk unlocked, possibly
