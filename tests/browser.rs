@@ -57,25 +57,7 @@ async fn desk() -> (TestApp, SocketAddr, Session, u64) {
     clock_to_now(&app);
     let address = app.listen().await;
     let admin = app.admin().await;
-    let (status, group) = app
-        .json_as(
-            Some(&admin),
-            Method::POST,
-            "/api/v1/admin/groups",
-            json!({"name": "售后服务"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{group}");
-    let group_id = group["id"].as_u64().unwrap();
-    let (status, body) = app
-        .json_as(
-            Some(&admin),
-            Method::PUT,
-            &format!("/api/v1/admin/groups/{group_id}/routing"),
-            json!({"mode": "manual"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let group_id = app.skill_group(&admin, "售后服务", "manual").await;
     (app, address, admin, group_id)
 }
 
@@ -97,15 +79,7 @@ async fn agent_account(
         .await;
     assert_eq!(status, StatusCode::CREATED, "creating {username}: {body}");
     let id = body["account"]["id"].as_u64().unwrap();
-    let (status, body) = app
-        .json_as(
-            Some(admin),
-            Method::PATCH,
-            &format!("/api/v1/admin/accounts/{id}"),
-            json!({"groups": [group], "display_name": display_name}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.join_group(admin, id, group, display_name).await;
     id
 }
 

@@ -510,6 +510,43 @@ impl TestApp {
         }
     }
 
+    /// A skill group named `name` with routing `mode` (`auto` or `manual`); its id.
+    pub async fn skill_group(&self, admin: &Session, name: &str, mode: &str) -> u64 {
+        let (status, group) = self
+            .json_as(
+                Some(admin),
+                Method::POST,
+                "/api/v1/admin/groups",
+                serde_json::json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{group}");
+        let id = group["id"].as_u64().unwrap();
+        let (status, body) = self
+            .json_as(
+                Some(admin),
+                Method::PUT,
+                &format!("/api/v1/admin/groups/{id}/routing"),
+                serde_json::json!({ "mode": mode }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        id
+    }
+
+    /// Puts account `id` in `group` under `display_name`.
+    pub async fn join_group(&self, admin: &Session, id: u64, group: u64, display_name: &str) {
+        let (status, body) = self
+            .json_as(
+                Some(admin),
+                Method::PATCH,
+                &format!("/api/v1/admin/accounts/{id}"),
+                serde_json::json!({ "groups": [group], "display_name": display_name }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     /// Creates an account with `roles` (by `admin`), signs it in and does the forced password change;
     /// returns its id and session.
     pub async fn create_account(

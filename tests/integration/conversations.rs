@@ -17,26 +17,8 @@ pub(crate) async fn desk(mode: &str) -> (TestApp, std::net::SocketAddr, Session,
     let mut app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
     let address = app.listen().await;
     let admin = app.admin().await;
-    let (status, group) = app
-        .json_as(
-            Some(&admin),
-            Method::POST,
-            "/api/v1/admin/groups",
-            json!({"name": "售后"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let group_id = group["id"].as_u64().unwrap();
-    let (status, body) = app
-        .json_as(
-            Some(&admin),
-            Method::PUT,
-            &format!("/api/v1/admin/groups/{group_id}/routing"),
-            json!({"mode": mode}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (app, address, admin, group_id)
+    let group = app.skill_group(&admin, "售后", mode).await;
+    (app, address, admin, group)
 }
 
 /// An agent of `group`, signed in (so online); returns (id, session).
@@ -47,15 +29,7 @@ pub(crate) async fn agent(
     group: u64,
 ) -> (u64, Session) {
     let (id, session) = app.create_account(admin, name, &["agent"]).await;
-    let (status, body) = app
-        .json_as(
-            Some(admin),
-            Method::PATCH,
-            &format!("/api/v1/admin/accounts/{id}"),
-            json!({"groups": [group], "display_name": name}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.join_group(admin, id, group, name).await;
     (id, session)
 }
 

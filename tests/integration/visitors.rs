@@ -34,25 +34,7 @@ async fn app() -> (TestApp, Session, u64) {
     })
     .await;
     let admin = app.admin().await;
-    let (status, group) = app
-        .json_as(
-            Some(&admin),
-            Method::POST,
-            "/api/v1/admin/groups",
-            json!({"name": "售后"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let group = group["id"].as_u64().unwrap();
-    let (status, body) = app
-        .json_as(
-            Some(&admin),
-            Method::PUT,
-            &format!("/api/v1/admin/groups/{group}/routing"),
-            json!({"mode": "manual"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let group = app.skill_group(&admin, "售后", "manual").await;
     (app, admin, group)
 }
 
@@ -65,22 +47,13 @@ async fn staff(
     group: u64,
 ) -> (u64, Session) {
     let (id, session) = app.create_account(admin, name, roles).await;
-    let (status, body) = app
-        .json_as(
-            Some(admin),
-            Method::PATCH,
-            &format!("/api/v1/admin/accounts/{id}"),
-            json!({"groups": [group], "display_name": name}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.join_group(admin, id, group, name).await;
     (id, session)
 }
 
-/// A visitor request from `peer` (optionally through the trusted proxy for `forwarded`).
+/// A visitor's POST from `peer` (optionally through the trusted proxy for `forwarded`).
 async fn visitor_request(
     app: &TestApp,
-    method: Method,
     uri: &str,
     token: Option<&str>,
     peer: &str,
@@ -89,7 +62,7 @@ async fn visitor_request(
 ) -> Reply {
     let peer: IpAddr = peer.parse().unwrap();
     let mut builder = Request::builder()
-        .method(method)
+        .method(Method::POST)
         .uri(uri)
         .header(header::USER_AGENT, CHROME_ON_WINDOWS)
         .extension(ConnectInfo(SocketAddr::new(peer, 5000)));
@@ -109,6 +82,16 @@ async fn visitor_request(
     app.raw(request).await
 }
 
+/// A POST from the usual visitor address (203.0.113.9, no proxy).
+async fn post_from_visitor(
+    app: &TestApp,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    visitor_request(app, uri, token, "203.0.113.9", None, body).await
+}
+
 /// A new visitor from `peer`; returns (token, visitor id, answer).
 async fn arrive(
     app: &TestApp,
@@ -116,16 +99,7 @@ async fn arrive(
     forwarded: Option<&str>,
     body: Value,
 ) -> (String, String, Value) {
-    let reply = visitor_request(
-        app,
-        Method::POST,
-        "/api/v1/visitors",
-        None,
-        peer,
-        forwarded,
-        Some(body),
-    )
-    .await;
+    let reply = visitor_request(app, "/api/v1/visitors", None, peer, forwarded, Some(body)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     (
         reply.body["token"].as_str().unwrap().to_string(),
@@ -179,12 +153,9 @@ async fn arrival_records_channel_trusted_address_location_and_browser() {
         json!({"country": null, "province": null, "city": null, "isp": null})
     );
 
-    let reply = visitor_request(
+    let reply = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitors",
-        None,
-        "203.0.113.9",
         None,
         Some(json!({"channel": "fax"})),
     )
@@ -211,12 +182,9 @@ async fn signed_identities_are_verified_forged_and_expired_ones_refused() {
 
     let mut forged = signed(&app, "u10086", 600);
     forged["member_level"] = json!("钻石");
-    let reply = visitor_request(
+    let reply = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitors",
-        None,
-        "203.0.113.9",
         None,
         Some(json!({"identity": forged})),
     )
@@ -232,12 +200,9 @@ async fn signed_identities_are_verified_forged_and_expired_ones_refused() {
 
     let expired = signed(&app, "u10086", 60);
     app.clock.advance(SignedDuration::from_secs(61));
-    let reply = visitor_request(
+    let reply = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitors",
-        None,
-        "203.0.113.9",
         None,
         Some(json!({"identity": expired})),
     )
@@ -247,12 +212,9 @@ async fn signed_identities_are_verified_forged_and_expired_ones_refused() {
 
     let mut unknown_site = signed(&app, "u10086", 600);
     unknown_site["site"] = json!("other");
-    let reply = visitor_request(
+    let reply = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitors",
-        None,
-        "203.0.113.9",
         None,
         Some(json!({"identity": unknown_site})),
     )
@@ -281,7 +243,6 @@ async fn signed_identities_are_verified_forged_and_expired_ones_refused() {
     .await;
     let started = visitor_request(
         &app,
-        Method::POST,
         "/api/v1/visitor/conversations",
         Some(&phone_token),
         "203.0.113.10",
@@ -317,13 +278,10 @@ async fn signed_identities_are_verified_forged_and_expired_ones_refused() {
             assert_eq!(listed[0]["id"], conversation.as_str());
         }
     }
-    let reply = visitor_request(
+    let reply = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/identify",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(signed(&app, "u10010", 600)),
     )
     .await;
@@ -348,13 +306,10 @@ async fn page_trail_is_ordered_timed_and_capped() {
         ("https://shop.example/cart", "购物车", 45),
     ] {
         app.clock.advance(SignedDuration::from_secs(stay));
-        let reply = visitor_request(
+        let reply = post_from_visitor(
             &app,
-            Method::POST,
             "/api/v1/visitor/pageviews",
             Some(&token),
-            "203.0.113.9",
-            None,
             Some(json!({"url": url, "title": title})),
         )
         .await;
@@ -389,25 +344,19 @@ async fn page_trail_is_ordered_timed_and_capped() {
     // 8 reports a minute are accepted (2 so far; the arrival's page is not a report), then
     // `rate_limited`; only the newest 5 views are kept.
     for n in 0..6 {
-        let reply = visitor_request(
+        let reply = post_from_visitor(
             &app,
-            Method::POST,
             "/api/v1/visitor/pageviews",
             Some(&token),
-            "203.0.113.9",
-            None,
             Some(json!({"url": format!("https://shop.example/p/{n}"), "title": format!("页 {n}")})),
         )
         .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{n}: {}", reply.body);
     }
-    let flood = visitor_request(
+    let flood = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/pageviews",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"url": "https://shop.example/flood"})),
     )
     .await;
@@ -426,13 +375,10 @@ async fn page_trail_is_ordered_timed_and_capped() {
         .collect();
     assert_eq!(titles, ["页 1", "页 2", "页 3", "页 4", "页 5"]);
 
-    let empty = visitor_request(
+    let empty = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/pageviews",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"url": " "})),
     )
     .await;
@@ -446,13 +392,10 @@ async fn past_conversations_open_only_for_those_who_may_see_them() {
     let (_, other_agent) = staff(&app, &admin, "xiaoli", &["agent"], group).await;
     let (_, supervisor) = staff(&app, &admin, "zhuguan", &["supervisor"], group).await;
     let (token, visitor, _) = arrive(&app, "203.0.113.9", None, json!({})).await;
-    let started = visitor_request(
+    let started = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/conversations",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"message": "发票开错了", "group": group})),
     )
     .await;
@@ -558,16 +501,7 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    let beat = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitor/heartbeat",
-        Some(&token),
-        "203.0.113.9",
-        None,
-        None,
-    )
-    .await;
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
     assert_eq!(beat.status, StatusCode::OK);
     let (_, online) = app.get_as(Some(&agent), "/api/v1/visitors/online").await;
     assert_eq!(online["visitors"].as_array().unwrap().len(), 1);
@@ -582,16 +516,7 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
     assert_eq!(status, StatusCode::CREATED, "{by_visitor}");
     assert_eq!(by_visitor["active"], true);
     // The page learns it at the next heartbeat; the visitor leaves the online list and cannot be invited.
-    let beat = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitor/heartbeat",
-        Some(&token),
-        "203.0.113.9",
-        None,
-        None,
-    )
-    .await;
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
     assert_eq!(
         (beat.status, beat.body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("visitor_blocked"))
@@ -607,13 +532,10 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let refused = visitor_request(
+    let refused = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/conversations",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"message": "你好", "group": group})),
     )
     .await;
@@ -636,40 +558,15 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{by_range}");
-    let from_range = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitors",
-        None,
-        "198.51.100.23",
-        None,
-        None,
-    )
-    .await;
+    let from_range =
+        visitor_request(&app, "/api/v1/visitors", None, "198.51.100.23", None, None).await;
     assert_eq!(from_range.status, StatusCode::FORBIDDEN);
-    let elsewhere = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitors",
-        None,
-        "198.51.101.23",
-        None,
-        None,
-    )
-    .await;
+    let elsewhere =
+        visitor_request(&app, "/api/v1/visitors", None, "198.51.101.23", None, None).await;
     assert_eq!(elsewhere.status, StatusCode::CREATED);
     // An expired block no longer applies.
     app.clock.advance(SignedDuration::from_secs(3601));
-    let later = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitors",
-        None,
-        "198.51.100.23",
-        None,
-        None,
-    )
-    .await;
+    let later = visitor_request(&app, "/api/v1/visitors", None, "198.51.100.23", None, None).await;
     assert_eq!(later.status, StatusCode::CREATED);
     let (_, list) = app.get_as(Some(&supervisor), "/api/v1/blocks").await;
     let active: Vec<bool> = list["blocks"]
@@ -691,13 +588,10 @@ async fn blocked_visitors_and_ranges_are_refused_politely_and_audited() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let again = visitor_request(
+    let again = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/conversations",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"message": "你好", "group": group})),
     )
     .await;
@@ -755,16 +649,7 @@ async fn online_visitors_can_be_invited_and_the_inviter_gets_the_conversation() 
     )
     .await;
     app.clock.advance(SignedDuration::from_secs(20));
-    let beat = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitor/heartbeat",
-        Some(&token),
-        "203.0.113.9",
-        None,
-        None,
-    )
-    .await;
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
     assert_eq!(beat.body, json!({"invitation": null}));
 
     let (status, online) = app
@@ -787,39 +672,24 @@ async fn online_visitors_can_be_invited_and_the_inviter_gets_the_conversation() 
         )
         .await;
     assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
-    let beat = visitor_request(
-        &app,
-        Method::POST,
-        "/api/v1/visitor/heartbeat",
-        Some(&token),
-        "203.0.113.9",
-        None,
-        None,
-    )
-    .await;
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
     assert_eq!(beat.body["invitation"]["agent_name"], "xiaowang");
     assert!(beat.body["invitation"]["message"]
         .as_str()
         .unwrap()
         .contains("xiaowang"));
-    let answer = visitor_request(
+    let answer = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/invitation",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"accept": true})),
     )
     .await;
     assert_eq!(answer.body, json!({"accepted": true}));
-    let started = visitor_request(
+    let started = post_from_visitor(
         &app,
-        Method::POST,
         "/api/v1/visitor/conversations",
         Some(&token),
-        "203.0.113.9",
-        None,
         Some(json!({"message": "有我的码吗", "group": group})),
     )
     .await;
