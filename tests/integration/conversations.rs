@@ -112,10 +112,16 @@ async fn queued_conversations_are_accepted_by_hand_and_messages_flow_both_ways()
     assert!(queue["estimated_wait_secs"].as_u64().unwrap() > 0);
 
     desk_socket
-        .send(json!({"type": "accept", "conversation": id}))
+        .send(json!({"type": "accept", "conversation": id, "client_key": "k-accept"}))
         .await;
     let assigned = desk_socket.expect("assigned").await;
     assert_eq!(assigned["conversation"]["agent"], agent_id);
+    // The command itself is answered, with its key.
+    let done = desk_socket.expect("done").await;
+    assert_eq!(
+        done,
+        json!({"type": "done", "command": "accept", "conversation": id, "client_key": "k-accept"})
+    );
     assert!(bodies(&assigned["messages"]).contains(&"我的订单还没发货".to_string()));
     visitor
         .expect_where("message", |frame| {
@@ -159,10 +165,13 @@ async fn queued_conversations_are_accepted_by_hand_and_messages_flow_both_ways()
     let mut other_socket = Ws::agent(address, &other).await;
     other_socket.expect("agent_hello").await;
     other_socket
-        .send(json!({"type": "accept", "conversation": id}))
+        .send(json!({"type": "accept", "conversation": id, "client_key": "k-2"}))
         .await;
     let refused = other_socket.expect("error").await;
     assert_eq!(refused["code"], "conversation_taken");
+    // A refusal names the command's conversation and key.
+    assert_eq!(refused["conversation"], id.as_str());
+    assert_eq!(refused["client_key"], "k-2");
 }
 
 #[tokio::test]

@@ -492,17 +492,6 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
             return reply_error(state, connection, &error, None);
         }
     };
-    // Any command may carry a `client_key`; the answer (`done` or `error`) echoes it and names the
-    // conversation, so a page can tell which of its requests succeeded.
-    let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let key = envelope
-        .get("client_key")
-        .and_then(|key| key.as_str())
-        .map(str::to_string);
-    let conversation = envelope
-        .get("conversation")
-        .and_then(|id| id.as_str())
-        .map(str::to_string);
     // Messages are answered by their `ack`; typing, sync and ping need no answer.
     let answered = match &command {
         AgentCommand::Accept { .. } => Some("accept"),
@@ -513,7 +502,22 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
         AgentCommand::WrapUp { .. } => Some("wrap_up"),
         _ => None,
     };
-    match agent_command_inner(state, caller, connection, command).await {
+    let outcome = agent_command_inner(state, caller, connection, command).await;
+    if outcome.is_ok() && answered.is_none() {
+        return;
+    }
+    // Any command may carry a `client_key`; the answer (`done` or `error`) echoes it and names the
+    // conversation, so a page can tell which of its requests succeeded. Read only when answering, so
+    // messages and typing are parsed once.
+    let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let field = |name: &str| {
+        envelope
+            .get(name)
+            .and_then(|value| value.as_str())
+            .map(str::to_string)
+    };
+    let (key, conversation) = (field("client_key"), field("conversation"));
+    match outcome {
         Ok(()) => {
             if let (Some(command), Some(conversation)) = (answered, conversation) {
                 let done = DeskEvent::Done {
