@@ -309,19 +309,16 @@ impl VisitorService {
             trail_key(visitor_id, sequence),
             &view,
         )?;
-        let prefix = trail_prefix(visitor_id);
-        let kept = self.store.page_views.scan_prefix(&prefix).count();
-        if kept > self.config.max_page_views {
-            let excess: Vec<sled::IVec> = self
-                .store
-                .page_views
-                .scan_prefix(&prefix)
-                .keys()
-                .take(kept - self.config.max_page_views)
-                .collect::<std::result::Result<_, _>>()?;
-            for key in excess {
-                self.store.page_views.remove(key)?;
-            }
+        let keys: Vec<sled::IVec> = self
+            .store
+            .page_views
+            .scan_prefix(trail_prefix(visitor_id))
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        // Keys end in an increasing sequence: the oldest views come first.
+        let excess = keys.len().saturating_sub(self.config.max_page_views);
+        for key in keys.into_iter().take(excess) {
+            self.store.page_views.remove(key)?;
         }
         let mut live = self.live();
         let now = self.now();
