@@ -140,14 +140,14 @@ mod tests {
         .is_empty());
         assert_eq!(
             changed_paths(event(EventKind::Modify(ModifyKind::Any))),
-            [path.clone()]
+            std::slice::from_ref(&path)
         );
         assert_eq!(
             changed_paths(event(EventKind::Create(CreateKind::File))),
-            [path.clone()]
+            std::slice::from_ref(&path)
         );
         let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(changed_paths(event(written)), [path.clone()]);
+        assert_eq!(changed_paths(event(written)), std::slice::from_ref(&path));
     }
 
     #[test]
