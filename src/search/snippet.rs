@@ -94,33 +94,25 @@ impl Highlighter {
 }
 
 impl Highlighter {
-    /// The part of `text` worth tokenizing for an excerpt of `max_chars` characters: the window with
-    /// the most weight of literal occurrences of the terms, widened by [`ROUGH_MARGIN_CHARS`] (jieba
-    /// may cut differently at the edges) and, on the left, by the excerpt's lead. Tokenizing a whole 2 kB body with jieba
-    /// for each hit was most of a snippet's cost. `None` when no term occurs as written (text that
-    /// normalisation changes, such as traditional characters): then the whole text is tokenized.
-    pub fn rough_window(&self, text: &str, max_chars: usize) -> Option<std::ops::Range<usize>> {
-        let mut matches: Vec<(usize, usize, f32)> = self
-            .weights
-            .iter()
-            .flat_map(|(term, &weight)| {
+    /// The literal occurrences of the terms in `text`, as tokens for [`Highlighter::excerpt_html`].
+    ///
+    /// The terms are jieba words and sub-words of the query, so where they occur as written they are
+    /// what tokenizing the text would match; finding them by substring search instead of running jieba
+    /// over each hit's body was most of a snippet's cost. Empty when no term occurs as written (text that
+    /// normalisation changes, such as traditional characters or capitals): then tokenize the text.
+    pub fn literal_matches(&self, text: &str) -> Vec<Token> {
+        self.weights
+            .keys()
+            .flat_map(|term| {
                 text.match_indices(term.as_str())
-                    .map(move |(start, found)| (start, start + found.len(), weight))
+                    .map(|(start, found)| Token {
+                        offset_from: start,
+                        offset_to: start + found.len(),
+                        text: term.clone(),
+                        ..Token::default()
+                    })
             })
-            .collect();
-        if matches.is_empty() {
-            return None;
-        }
-        matches.sort_by_key(|&(start, end, _)| (start, end));
-        let boundaries = char_boundaries(text);
-        let (start, end) = densest_window(&boundaries, &matches, max_chars);
-        let start_index = boundaries.partition_point(|&offset| offset < start);
-        let end_index = boundaries.partition_point(|&offset| offset < end);
-        let left = ROUGH_MARGIN_CHARS + LEAD_CHARS;
-        Some(
-            boundaries[start_index.saturating_sub(left)]
-                ..boundaries[(end_index + ROUGH_MARGIN_CHARS).min(boundaries.len() - 1)],
-        )
+            .collect()
     }
 }
 
@@ -174,9 +166,6 @@ fn widen_to_the_left(
 
 /// Characters of context kept before the first match when there is room.
 const LEAD_CHARS: usize = 20;
-
-/// Context tokenized beyond a rough window: longer than any dictionary word jieba would cut across it.
-const ROUGH_MARGIN_CHARS: usize = 16;
 
 #[cfg(test)]
 mod tests {
@@ -241,30 +230,28 @@ mod tests {
     }
 
     #[test]
-    fn tokenizing_only_the_rough_window_gives_the_same_excerpt() {
+    fn literal_matches_give_the_excerpt_tokenizing_gives() {
         let analyzer = Analyzer::new();
         let filler = "这是一段与问题无关的说明文字，用来把正文撑长。".repeat(20);
         let text = format!("{filler}退款到账需要多久？退款会按原支付方式退回。{filler}");
         let highlighter = Highlighter::from_terms(&["退款", "到账"]);
-        let whole = highlighter
+        let tokenized = highlighter
             .excerpt_html(&text, &analyzer.word_tokens(&text), 40)
             .unwrap();
-        let window = highlighter.rough_window(&text, 40).unwrap();
+        let literal = highlighter.literal_matches(&text);
+        assert_eq!(literal.len(), 3);
+        let html = highlighter.excerpt_html(&text, &literal, 40).unwrap();
+        let plain = |html: &str| html.replace("<mark>", "").replace("</mark>", "");
+        assert_eq!(plain(&html), plain(&tokenized));
+        // jieba cuts 退款到账需要 without 到账; the literal search still marks what the visitor typed.
         assert!(
-            window.len() < text.len() / 2,
-            "{window:?} of {}",
-            text.len()
+            html.starts_with("<mark>退款</mark><mark>到账</mark>需要多久？<mark>退款</mark>"),
+            "{html}"
         );
-        let mut tokens = analyzer.word_tokens(&text[window.clone()]);
-        for token in &mut tokens {
-            token.offset_from += window.start;
-            token.offset_to += window.start;
-        }
-        assert_eq!(highlighter.excerpt_html(&text, &tokens, 40).unwrap(), whole);
-        // Traditional characters only match after normalisation: no rough window, tokenize it all.
+        // Traditional characters only match after normalisation: nothing literal, tokenize it all.
         assert!(Highlighter::from_terms(&["退款"])
-            .rough_window("退貨與退錢", 40)
-            .is_none());
+            .literal_matches("退貨與退錢")
+            .is_empty());
     }
 
     #[test]
