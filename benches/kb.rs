@@ -79,6 +79,7 @@ fn main() {
         ),
         "coldstart" => bench_coldstart(number(1, 10_000), number(2, 5)),
         "profile" => bench_profile(number(1, 10_000), number(2, 500)),
+        "density" => bench_density(&args[1..]),
         "generate" => {
             let dir = PathBuf::from(args.get(2).expect("generate N DIR"));
             bench_generate(number(1, 10_000), &dir)
@@ -86,7 +87,8 @@ fn main() {
         _ => {
             eprintln!(
                 "usage: cargo bench --bench kb -- <build N | search N [QUERIES] | tokenize [MB] | \
-                 edits N [SECS] [FAST] [CONC] | coldstart N [RUNS] | profile N [QUERIES] | generate N DIR>"
+                 edits N [SECS] [FAST] [CONC] | coldstart N [RUNS] | profile N [QUERIES] | \
+                 density N [QUERIES] | density INDEX_DIR QUERY_FILE | generate N DIR>"
             );
             std::process::exit(2);
         }
@@ -1645,6 +1647,95 @@ fn bench_profile(n: usize, query_count: usize) {
         us(started.elapsed()) / queries.len() as f64
     );
     println!("load average after: {}", load_average());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario: density (how much of an index a query touches)
+// ---------------------------------------------------------------------------------------------------
+
+/// How many postings a query's term clauses cover and how many articles it matches, relative to the
+/// number of articles: what decides the cost of scoring the union. Either on the generated corpus
+/// (`density N [QUERIES]`) or on any kefu index with one query per line (`density INDEX_DIR FILE`; a
+/// tab-separated line is read as `id<TAB>query[<TAB>...]`), to compare the generated text with real text.
+fn bench_density(args: &[String]) {
+    use kefu::search::AnalyzedQuery;
+    use tantivy::collector::Count;
+
+    let (index_dir, analysis, queries) = match args.first().map(|arg| arg.replace('_', "")) {
+        Some(arg) if arg.parse::<usize>().is_ok() => {
+            let n: usize = arg.parse().expect("a whole number");
+            let count = args
+                .get(1)
+                .map_or(1_000, |raw| raw.parse().expect("a whole number"));
+            let corpus = Corpus::load();
+            let (workspace, metas) = prepared(&corpus, n);
+            let analysis = Analysis::from_index(&workspace.index());
+            let queries = make_queries(&analysis, &metas, count, SEED ^ 0x9f0f);
+            (workspace.index(), analysis, queries)
+        }
+        Some(_) => {
+            let index_dir = PathBuf::from(&args[0]);
+            let file = args.get(1).expect("density INDEX_DIR QUERY_FILE");
+            let text = std::fs::read_to_string(file).expect("read the query file");
+            let queries = text
+                .lines()
+                .filter_map(|line| {
+                    let query = match line.split('\t').collect::<Vec<_>>()[..] {
+                        [_, query, ..] => query,
+                        _ => line,
+                    };
+                    (!query.trim().is_empty()).then(|| query.to_string())
+                })
+                .collect();
+            let analysis = Analysis::from_index(&index_dir);
+            (index_dir, analysis, queries)
+        }
+        None => {
+            eprintln!("usage: density N [QUERIES] | density INDEX_DIR QUERY_FILE");
+            std::process::exit(2);
+        }
+    };
+    let index = tantivy::Index::open_in_dir(&index_dir).expect("open tantivy index");
+    let searcher = index.reader().expect("reader").searcher();
+    let (_, fields) = kefu::search::build_schema();
+    let articles = searcher.num_docs() as f64;
+    let mut postings = Vec::new();
+    let mut matched = Vec::new();
+    let mut clauses = Vec::new();
+    for text in &queries {
+        let analyzed = AnalyzedQuery::new(&analysis.analyzer, &analysis.synonyms, text);
+        if analyzed.is_empty() {
+            continue;
+        }
+        let query = analyzed.to_query(&fields);
+        let mut sum = 0u64;
+        let mut count = 0usize;
+        query.query_terms(&mut |term, _| {
+            sum += searcher.doc_freq(term).expect("doc freq");
+            count += 1;
+        });
+        postings.push(sum as f64 / articles);
+        matched.push(searcher.search(&*query, &Count).expect("count") as f64 / articles);
+        clauses.push(count as f64);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    print_header(&format!("density of {}", index_dir.display()));
+    println!("articles: {articles}; queries: {}", postings.len());
+    println!(
+        "term clauses per query, median:             {:.0}",
+        median(&mut clauses)
+    );
+    println!(
+        "postings per query / articles, median:      {:.1}",
+        median(&mut postings)
+    );
+    println!(
+        "articles matched / articles, median:        {:.2}",
+        median(&mut matched)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
