@@ -98,13 +98,27 @@ impl Highlighter {
     ///
     /// The terms are jieba words and sub-words of the query, so where they occur as written they are
     /// what tokenizing the text would match; finding them by substring search instead of running jieba
-    /// over each hit's body was most of a snippet's cost. Empty when no term occurs as written (text that
-    /// normalisation changes, such as traditional characters or capitals): then tokenize the text.
+    /// over each hit's body was most of a snippet's cost. Latin words match in any case (terms are
+    /// lower-cased, and lower-casing ASCII keeps every byte offset) and only as whole words (pay is not
+    /// marked inside alipay, as the tokenizer would not cut it there). Empty when no term occurs as
+    /// written (text that normalisation changes, such as traditional characters): then tokenize the text.
     pub fn literal_matches(&self, text: &str) -> Vec<Token> {
+        let haystack = text.to_ascii_lowercase();
+        let bytes = haystack.as_bytes();
+        let latin_at = |offset: usize| bytes.get(offset).is_some_and(u8::is_ascii_alphanumeric);
         self.weights
             .keys()
             .flat_map(|term| {
-                text.match_indices(term.as_str())
+                let (first, last) = (term.as_bytes()[0], term.as_bytes()[term.len() - 1]);
+                haystack
+                    .match_indices(term.as_str())
+                    .filter(move |&(start, found)| {
+                        let cut_left =
+                            first.is_ascii_alphanumeric() && start > 0 && latin_at(start - 1);
+                        let cut_right =
+                            last.is_ascii_alphanumeric() && latin_at(start + found.len());
+                        !cut_left && !cut_right
+                    })
                     .map(|(start, found)| Token {
                         offset_from: start,
                         offset_to: start + found.len(),
@@ -248,6 +262,15 @@ mod tests {
             html.starts_with("<mark>退款</mark><mark>到账</mark>需要多久？<mark>退款</mark>"),
             "{html}"
         );
+        let latin = Highlighter::from_terms(&["iphone"]).literal_matches("换新 iPhone 15");
+        assert_eq!(
+            (latin.len(), latin[0].offset_from, latin[0].offset_to),
+            (1, 7, 13)
+        );
+        let words = Highlighter::from_terms(&["pay", "支付"]).literal_matches("用alipay支付，pay");
+        let mut starts: Vec<usize> = words.iter().map(|token| token.offset_from).collect();
+        starts.sort();
+        assert_eq!(starts, [9, 18], "pay inside alipay is not a match");
         // Traditional characters only match after normalisation: nothing literal, tokenize it all.
         assert!(Highlighter::from_terms(&["退款"])
             .literal_matches("退貨與退錢")
