@@ -133,6 +133,26 @@ struct Live {
     invitations: HashMap<String, Invitation>,
 }
 
+impl Live {
+    /// Notes that the visitor is on the site at `now` (a heartbeat or a page view); coming back after
+    /// more than `timeout` away starts a new visit.
+    fn seen(&mut self, visitor_id: &str, now: Timestamp, timeout: SignedDuration) -> &mut OnSite {
+        let on_site = self
+            .on_site
+            .entry(visitor_id.to_string())
+            .or_insert(OnSite {
+                arrived: now,
+                last_beat: now,
+                page: None,
+            });
+        if now.duration_since(on_site.last_beat) > timeout {
+            on_site.arrived = now;
+        }
+        on_site.last_beat = now;
+        on_site
+    }
+}
+
 /// The visitor context service.
 pub struct VisitorService {
     store: Store,
@@ -268,6 +288,16 @@ impl VisitorService {
         Ok(profile)
     }
 
+    /// Refuses an unknown visitor without reading their profile: heartbeats and page views only need
+    /// to know the visitor exists.
+    fn ensure_known(&self, visitor_id: &str) -> Result<()> {
+        if self.store.visitors.contains_key(visitor_id)? {
+            Ok(())
+        } else {
+            Err(Error::VisitorNotFound(visitor_id.to_string()))
+        }
+    }
+
     /// The stored profile; `last_seen` includes heartbeats and page views, which are not written
     /// to the database each time.
     pub fn profile(&self, visitor_id: &str) -> Result<VisitorProfile> {
@@ -297,7 +327,7 @@ impl VisitorService {
         {
             return Err(Error::RateLimited);
         }
-        self.profile(visitor_id)?;
+        self.ensure_known(visitor_id)?;
         self.append_page_view(visitor_id, view.clone())?;
         Ok(view)
     }
@@ -320,18 +350,10 @@ impl VisitorService {
         for key in keys.into_iter().take(excess) {
             self.store.page_views.remove(key)?;
         }
-        let mut live = self.live();
         let now = self.now();
-        let on_site = live
-            .on_site
-            .entry(visitor_id.to_string())
-            .or_insert(OnSite {
-                arrived: now,
-                last_beat: now,
-                page: None,
-            });
-        on_site.last_beat = now;
-        on_site.page = Some(view);
+        self.live()
+            .seen(visitor_id, now, self.online_timeout())
+            .page = Some(view);
         Ok(())
     }
 
@@ -364,25 +386,12 @@ impl VisitorService {
     /// The widget's heartbeat: the visitor is on the site. Answers a pending invitation until the
     /// visitor answers it.
     pub fn heartbeat(&self, visitor_id: &str, ip: Option<IpAddr>) -> Result<Option<Invitation>> {
-        self.profile(visitor_id)?;
+        self.ensure_known(visitor_id)?;
         // A blocked visitor's page learns it at once, and they leave the online list.
         self.check_blocked(Some(visitor_id), ip)?;
         let now = self.now();
         let mut live = self.live();
-        let timeout = self.online_timeout();
-        let on_site = live
-            .on_site
-            .entry(visitor_id.to_string())
-            .or_insert(OnSite {
-                arrived: now,
-                last_beat: now,
-                page: None,
-            });
-        // Back after being away: a new visit.
-        if now.duration_since(on_site.last_beat) > timeout {
-            on_site.arrived = now;
-        }
-        on_site.last_beat = now;
+        live.seen(visitor_id, now, self.online_timeout());
         Ok(live.invitations.get(visitor_id).cloned())
     }
 
@@ -594,7 +603,7 @@ impl VisitorService {
             ));
         }
         if let Some(id) = &visitor_id {
-            self.profile(id)?;
+            self.ensure_known(id)?;
         }
         let now = self.now();
         if input.expires.is_some_and(|expires| expires <= now) {
