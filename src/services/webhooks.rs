@@ -182,9 +182,17 @@ impl WebhookService {
         record.next_attempt = self.clock.now();
         record.finished = None;
         storage::put_json(&self.store.webhook_deliveries, &key, &record)?;
-        self.store.webhook_queue.insert(&key, &[])?;
+        self.queue_attempt(&key, record.next_attempt)?;
         self.store.flush()?;
         Ok(record)
+    }
+
+    /// Puts a pending delivery in the queue, keyed like the delivery, with the time of its next
+    /// attempt as the value so the sender skips it without reading the delivery until then.
+    fn queue_attempt(&self, key: &[u8], next_attempt: Timestamp) -> Result<()> {
+        let millis = next_attempt.as_millisecond().to_be_bytes();
+        self.store.webhook_queue.insert(key, &millis)?;
+        Ok(())
     }
 
     /// Sends every pending delivery that is due; `kefu serve` calls it every second, tests after
@@ -194,8 +202,12 @@ impl WebhookService {
         let now = self.clock.now();
         // Only pending deliveries are in the queue, so this never reads the history.
         let mut due = Vec::new();
-        for key in self.store.webhook_queue.iter().keys() {
-            let key = key?;
+        for entry in self.store.webhook_queue.iter() {
+            let (key, next_attempt) = entry?;
+            // A delivery waiting for a retry (up to hours) is not read every second.
+            if queued_attempt(&next_attempt).is_some_and(|next_attempt| next_attempt > now) {
+                continue;
+            }
             match storage::get_json::<Delivery>(&self.store.webhook_deliveries, &key)? {
                 Some(delivery) if delivery.status == DeliveryStatus::Pending => {
                     if delivery.next_attempt <= now {
@@ -219,7 +231,9 @@ impl WebhookService {
                 .await
                 .map_err(|error| Error::Internal(format!("webhook task failed: {error}")))?;
             storage::put_json(&self.store.webhook_deliveries, &key, &sent)?;
-            if sent.status != DeliveryStatus::Pending {
+            if sent.status == DeliveryStatus::Pending {
+                self.queue_attempt(&key, sent.next_attempt)?;
+            } else {
                 self.store.webhook_queue.remove(&key)?;
                 finished_for.insert(sent.webhook);
             }
@@ -330,7 +344,7 @@ impl WebhookService {
             };
             let key = delivery_key(webhook.id, id);
             storage::put_json(&self.store.webhook_deliveries, &key, &delivery)?;
-            self.store.webhook_queue.insert(key, &[])?;
+            self.queue_attempt(&key, delivery.next_attempt)?;
         }
         Ok(())
     }
@@ -385,6 +399,12 @@ pub fn start_delivery(service: &Arc<WebhookService>) {
             }
         }
     });
+}
+
+/// The next attempt recorded in a queue entry (`None` for an entry without one: read the delivery).
+fn queued_attempt(value: &[u8]) -> Option<Timestamp> {
+    let millis = i64::from_be_bytes(value.try_into().ok()?);
+    Timestamp::from_millisecond(millis).ok()
 }
 
 /// Hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`.
