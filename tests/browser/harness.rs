@@ -233,15 +233,19 @@ impl Harness {
         browser
     }
 
-    /// Reads what each browser logged since the last call into the test's console record.
-    async fn collect_console(&self) {
-        let browsers: Vec<Browser> = self
-            .browsers
+    /// The browsers opened so far (a copy, so the lock is not held across awaits).
+    fn open_browsers(&self) -> Vec<Browser> {
+        self.browsers
             .lock()
             .unwrap()
             .iter()
             .map(|(browser, _)| browser.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Reads what each browser logged since the last call into the test's console record.
+    async fn collect_console(&self) {
+        let browsers = self.open_browsers();
         for browser in browsers {
             let entries = browser
                 .client
@@ -276,13 +280,7 @@ impl Harness {
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).expect("creating the artifacts folder");
         self.collect_console().await;
-        let browsers: Vec<Browser> = self
-            .browsers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(browser, _)| browser.clone())
-            .collect();
+        let browsers = self.open_browsers();
         for browser in &browsers {
             if let Ok(png) = browser.client.screenshot().await {
                 let _ = std::fs::write(folder.join(format!("{}.png", browser.name)), png);
