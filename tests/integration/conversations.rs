@@ -1642,3 +1642,60 @@ async fn visitors_can_help_themselves_before_queueing_and_outcomes_are_counted()
     let (_, figures) = app.get_as(Some(&admin), "/api/v1/assist/deflection").await;
     assert_eq!(figures, json!({"shown": 1, "resolved": 2, "escalated": 1}));
 }
+
+#[tokio::test]
+async fn colleagues_are_listed_with_presence_and_load_for_transfers() {
+    let desk = served().await;
+    let app = &desk.app;
+    let (colleague_id, _) = agent(app, &desk.admin, "xiaoli", desk.group).await;
+    let (editor_id, editor) = app.create_account(&desk.admin, "bianji", &["editor"]).await;
+    let (gone_id, _) = app.create_account(&desk.admin, "lizhi", &["agent"]).await;
+    let (status, body) = app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{gone_id}"),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, listed) = app.get_as(Some(&desk.agent), "/api/v1/agents").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let agents = listed["agents"].as_array().unwrap();
+    let find = |id: u64| agents.iter().find(|agent| agent["id"] == id);
+    let serving = find(desk.agent_id).expect("the serving agent is listed");
+    assert_eq!(serving["active"], 1, "{serving}");
+    assert_eq!(serving["groups"], json!([desk.group]));
+    assert_eq!(serving["display_name"], "xiaowang");
+    let colleague = find(colleague_id).expect("the colleague is listed");
+    assert_eq!(colleague["active"], 0);
+    assert_eq!(colleague["presence"]["status"], "online", "{colleague}");
+    assert!(find(editor_id).is_none(), "an editor is not at the desk");
+    assert!(find(gone_id).is_none(), "a disabled account is not listed");
+
+    let (status, _) = app.get_as(Some(&editor), "/api/v1/agents").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get_as(None, "/api/v1/agents").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_chat_pages_learn_the_configured_limits_without_signing_in() {
+    let app = TestApp::start_configured(TestDirs::with_fixtures(), |config| {
+        config.conversations.max_message_chars = 800;
+        config.conversations.max_upload_bytes = 2 << 20;
+        config.conversations.upload_types = vec!["image/png".into(), "application/pdf".into()];
+    })
+    .await;
+    let (status, limits) = app.get_as(None, "/api/v1/visitor/limits").await;
+    assert_eq!(status, StatusCode::OK, "{limits}");
+    assert_eq!(
+        limits,
+        json!({
+            "max_message_chars": 800,
+            "max_upload_bytes": 2 << 20,
+            "upload_types": ["image/png", "application/pdf"],
+        })
+    );
+}
