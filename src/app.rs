@@ -208,22 +208,27 @@ fn start_desk_timers(state: &AppState) {
     });
 }
 
-/// Sets idle agents away and purges expired sessions, until the process ends.
-fn start_housekeeping(accounts: Arc<AccountService>) {
+/// Sets idle agents away, purges expired sessions and forgets visitors who left, until the process
+/// ends.
+fn start_housekeeping(accounts: Arc<AccountService>, visitors: Arc<VisitorService>) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             ticker.tick().await;
             let accounts = Arc::clone(&accounts);
+            let visitors = Arc::clone(&visitors);
             let outcome = tokio::task::spawn_blocking(move || {
                 let away = accounts.apply_auto_away()?;
                 let purged = accounts.purge_expired_sessions()?;
-                Ok::<_, crate::Error>((away.len(), purged))
+                let departed = visitors.forget_departed();
+                Ok::<_, crate::Error>((away.len(), purged, departed))
             })
             .await;
             match outcome {
-                Ok(Ok((0, 0))) => {}
-                Ok(Ok((away, purged))) => tracing::info!(away, purged, "housekeeping"),
+                Ok(Ok((0, 0, _))) => {}
+                Ok(Ok((away, purged, departed))) => {
+                    tracing::info!(away, purged, departed, "housekeeping")
+                }
                 Ok(Err(error)) => tracing::warn!(%error, "housekeeping failed"),
                 Err(error) => tracing::warn!(%error, "housekeeping task failed"),
             }
@@ -259,7 +264,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    start_housekeeping(Arc::clone(&state.accounts));
+    start_housekeeping(Arc::clone(&state.accounts), Arc::clone(&state.visitors));
     start_desk_timers(&state);
     crate::services::webhooks::start_delivery(&state.webhooks);
     let visitors = Arc::clone(&state.visitors);

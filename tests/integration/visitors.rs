@@ -721,3 +721,52 @@ async fn online_visitors_can_be_invited_and_the_inviter_gets_the_conversation() 
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn visitors_who_left_are_forgotten_with_the_invitations_they_never_saw() {
+    let (app, admin, group) = app().await;
+    let (_, inviter) = staff(&app, &admin, "xiaowang", &["agent"], group).await;
+    let (staying_token, staying, _) = arrive(&app, "203.0.113.9", None, json!({})).await;
+    let (leaving_token, leaving, _) = arrive(&app, "203.0.113.10", None, json!({})).await;
+    for token in [&staying_token, &leaving_token] {
+        let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(token), None).await;
+        assert_eq!(beat.status, StatusCode::OK, "{}", beat.body);
+    }
+    let invited = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/visitors/{leaving}/invite"),
+            None,
+            Some(&inviter),
+            None,
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    assert_eq!(app.state.visitors.forget_departed(), 0);
+
+    app.clock.advance(SignedDuration::from_secs(40));
+    let beat = post_from_visitor(
+        &app,
+        "/api/v1/visitor/heartbeat",
+        Some(&staying_token),
+        None,
+    )
+    .await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.body);
+    app.clock.advance(SignedDuration::from_secs(40));
+    assert_eq!(app.state.visitors.forget_departed(), 1);
+    assert!(app.state.visitors.is_online(&staying));
+    assert!(!app.state.visitors.is_online(&leaving));
+    // The invitation went with the visitor: coming back, there is nothing to answer.
+    assert!(app
+        .state
+        .visitors
+        .heartbeat(&leaving, None)
+        .unwrap()
+        .is_none());
+    assert!(app
+        .state
+        .visitors
+        .answer_invitation(&leaving, true)
+        .is_err());
+}

@@ -391,8 +391,10 @@ impl AccountService {
         Ok(sessions)
     }
 
-    /// Removes sessions idle past the limit; returns how many. Run periodically.
+    /// Removes sessions idle past the limit, and the sign-in rate limits of addresses not seen lately;
+    /// returns how many sessions. Run periodically.
     pub fn purge_expired_sessions(&self) -> Result<usize> {
+        self.login_limiter.retain_recent();
         let now = self.now();
         let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
         let mut purged = 0;

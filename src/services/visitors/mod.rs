@@ -151,6 +151,15 @@ impl Live {
         on_site.last_beat = now;
         on_site
     }
+
+    fn forget_departed(&mut self, now: Timestamp, timeout: SignedDuration) -> usize {
+        let before = self.on_site.len();
+        self.on_site
+            .retain(|_, on_site| now.duration_since(on_site.last_beat) <= timeout);
+        let on_site = &self.on_site;
+        self.invitations.retain(|id, _| on_site.contains_key(id));
+        before - self.on_site.len()
+    }
 }
 
 /// The visitor context service.
@@ -408,14 +417,22 @@ impl VisitorService {
             .is_some_and(|on_site| now.duration_since(on_site.last_beat) <= self.online_timeout())
     }
 
+    /// Forgets visitors gone from the site (and invitations they never saw) and the page-view rate
+    /// limits nobody used lately, so memory follows the visitors online, not every visitor since the
+    /// start; returns how many visitors were forgotten. Run periodically.
+    pub fn forget_departed(&self) -> usize {
+        self.page_view_limit.retain_recent();
+        let now = self.now();
+        self.live().forget_departed(now, self.online_timeout())
+    }
+
     /// Visitors on the site now, longest there first.
     pub fn online(&self) -> Result<Vec<OnlineVisitor>> {
         let now = self.now();
         let timeout = self.online_timeout();
         let present: Vec<(String, OnSite, bool)> = {
             let mut live = self.live();
-            live.on_site
-                .retain(|_, on_site| now.duration_since(on_site.last_beat) <= timeout);
+            live.forget_departed(now, timeout);
             live.on_site
                 .iter()
                 .map(|(id, on_site)| {
