@@ -320,7 +320,7 @@ impl StatsService {
     /// Figures of every scope with activity in `range` (and every scope with open work).
     pub fn summary(&self, range: &Range) -> Result<BTreeMap<Scope, Figures>> {
         let mut tallies: BTreeMap<Scope, Tally> = BTreeMap::new();
-        for entry in self.hours(range) {
+        for entry in self.hours(range, |_| true) {
             let (_, scope, tally) = entry?;
             tallies.entry(scope).or_default().add(&tally);
         }
@@ -340,11 +340,9 @@ impl StatsService {
     /// Hour by hour figures of `scope` over `range`, every hour present (empty hours as zeros).
     pub fn hourly(&self, scope: Scope, range: &Range) -> Result<Vec<HourFigures>> {
         let mut by_hour: HashMap<i64, Tally> = HashMap::new();
-        for entry in self.hours(range) {
-            let (hour, of, tally) = entry?;
-            if of == scope {
-                by_hour.entry(hour).or_default().add(&tally);
-            }
+        for entry in self.hours(range, move |of| of == scope) {
+            let (hour, _, tally) = entry?;
+            by_hour.entry(hour).or_default().add(&tally);
         }
         let first = hour_of(range.start);
         let last = hour_of(range.end);
@@ -379,18 +377,25 @@ impl StatsService {
         Ok(all)
     }
 
-    /// Tallies of the hours of `range`, hour-major, so one ordered scan reads a whole report.
-    fn hours(&self, range: &Range) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
+    /// Tallies of the hours of `range` for the scopes `wanted` accepts, hour-major, so one ordered scan
+    /// reads a whole report; other scopes' tallies are skipped without being decoded.
+    fn hours(
+        &self,
+        range: &Range,
+        wanted: impl Fn(Scope) -> bool + 'static,
+    ) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
         let from = hour_of(range.start).to_be_bytes();
         let to = hour_of(range.end).to_be_bytes();
-        self.tree.range(from..to).filter_map(|entry| match entry {
-            Err(error) => Some(Err(Error::from(error))),
-            Ok((key, value)) => {
-                let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-                let scope = Scope::from_key(&key[8..])?;
-                Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
-            }
-        })
+        self.tree
+            .range(from..to)
+            .filter_map(move |entry| match entry {
+                Err(error) => Some(Err(Error::from(error))),
+                Ok((key, value)) => {
+                    let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+                    let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(*scope))?;
+                    Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
+                }
+            })
     }
 
     fn change(&self, at: Timestamp, scopes: &[Scope], apply: impl Fn(&mut Tally)) -> Result<()> {
