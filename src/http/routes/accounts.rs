@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::access::{authorize, Authenticated, Permission};
 use crate::http::error::ErrorBody;
 use crate::http::extract::AppPath;
-use crate::http::AppState;
+use crate::http::{blocking, AppState};
 
 /// Routes under `/api/v1/accounts` and `/api/v1/groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -116,9 +116,8 @@ async fn list_agents(
 ) -> Result<Json<ColleagueList>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let loads = state.conversations.loads();
-    let agents = state
-        .accounts
-        .list_accounts()?
+    let accounts = blocking(&state, |accounts| accounts.list_accounts()).await?;
+    let agents = accounts
         .into_iter()
         .filter(|account| {
             !account.disabled
