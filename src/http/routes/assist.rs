@@ -13,7 +13,7 @@ use crate::http::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
 use crate::http::extract::{AppJson, AppQuery};
-use crate::http::AppState;
+use crate::http::{off_thread, AppState};
 use crate::services::assist::{
     suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
     FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
@@ -67,7 +67,6 @@ async fn suggest(
 ) -> Result<Json<Suggestions>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let scopes = readable_reply_scopes(&caller.account);
-    let assist = std::sync::Arc::clone(&state.assist);
     let suggestions = match (request.conversation_id, request.text) {
         (Some(id), None) => {
             let conversation = state.conversations.conversation(&id)?;
@@ -75,7 +74,7 @@ async fn suggest(
                 &caller.account,
                 Permission::assist(&conversation, caller.account.id),
             )?;
-            tokio::task::spawn_blocking(move || {
+            off_thread(&state.assist, move |assist| {
                 assist.for_conversation(
                     &id,
                     caller.account.id,
@@ -83,10 +82,10 @@ async fn suggest(
                     &scopes,
                 )
             })
-            .await
+            .await?
         }
         (None, Some(text)) => {
-            tokio::task::spawn_blocking(move || {
+            off_thread(&state.assist, move |assist| {
                 assist.for_text(
                     &text,
                     caller.account.id,
@@ -94,15 +93,14 @@ async fn suggest(
                     &scopes,
                 )
             })
-            .await
+            .await?
         }
         _ => {
             return Err(Error::InvalidInput(
                 "give exactly one of conversation_id and text".into(),
             ))
         }
-    }
-    .map_err(|error| Error::Internal(format!("suggestion task failed: {error}")))??;
+    };
     Ok(Json(Suggestions { suggestions }))
 }
 
@@ -241,18 +239,16 @@ async fn visitor_suggest(
             reason: "a question is 1-500 characters".into(),
         });
     }
-    let assist = std::sync::Arc::clone(&state.assist);
-    let suggestions = tokio::task::spawn_blocking(move || {
+    let suggestions = off_thread(&state.assist, move |assist| {
         let index = assist.knowledge().index();
         let query = suggestion_query(&index.analyzer(), &[text.as_str()]);
         let found = suggest_articles(index, &query, SUGGESTED_ARTICLES)?;
         if !found.is_empty() {
             assist.record_deflection(DeflectionEvent::Shown)?;
         }
-        Ok::<_, Error>(found)
+        Ok(found)
     })
-    .await
-    .map_err(|error| Error::Internal(format!("suggestion task failed: {error}")))??;
+    .await?;
     Ok(Json(Suggestions { suggestions }))
 }
 

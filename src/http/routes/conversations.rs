@@ -21,7 +21,7 @@ use crate::http::access::{
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::{blocking, AppState};
+use crate::http::{blocking, off_thread, AppState};
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
     DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
@@ -468,12 +468,10 @@ async fn history(
     AppQuery(query): AppQuery<HistoryQuery>,
 ) -> Result<Json<HistoryPage>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
-    let conversations = std::sync::Arc::clone(&state.conversations);
-    let page = tokio::task::spawn_blocking(move || {
+    let page = off_thread(&state.conversations, move |conversations| {
         conversations.history(&query, |conversation| may_assist(&caller, conversation))
     })
-    .await
-    .map_err(|error| Error::Internal(format!("history task failed: {error}")))??;
+    .await?;
     Ok(Json(page))
 }
 

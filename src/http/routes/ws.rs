@@ -23,7 +23,7 @@ use crate::http::access::{
     authorize, readable_reply_scopes, Authenticated, ClientIp, Permission, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::AppQuery;
-use crate::http::AppState;
+use crate::http::{off_thread, AppState};
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
     Connection, DeskEvent, DeskFact, Outbox, Party, TransferTarget, WrapUpInput,
@@ -372,17 +372,16 @@ fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
             return;
         };
         let scopes = readable_reply_scopes(&agent);
-        let assist = std::sync::Arc::clone(&state.assist);
         let id = conversation.clone();
-        let computed = tokio::task::spawn_blocking(move || {
+        let computed = off_thread(&state.assist, move |assist| {
             let suggestions =
                 assist.for_conversation(&id, agent_id, &agent.display_name, &scopes)?;
             assist.record_shown(&suggestions)?;
-            Ok::<_, Error>(suggestions)
+            Ok(suggestions)
         })
         .await;
         match computed {
-            Ok(Ok(suggestions)) => {
+            Ok(suggestions) => {
                 if !suggestions.is_empty() {
                     state.conversations.note(&[DeskFact::SuggestionsShown {
                         agent: agent_id,
@@ -398,8 +397,7 @@ fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
                     },
                 )
             }
-            Ok(Err(error)) => tracing::warn!(%error, "suggestions failed"),
-            Err(error) => tracing::warn!(%error, "suggestion task failed"),
+            Err(error) => tracing::warn!(%error, "suggestions failed"),
         }
     });
 }
