@@ -19,18 +19,15 @@ use axum::http::{Method, StatusCode};
 use fantoccini::key::Key;
 use serde_json::json;
 
-use kefu::services::Clock;
-
 use common::{Session, TestApp, TestDirs, INITIAL_PASSWORD, PASSWORD};
 use harness::{Browser, Harness};
 
-/// Moves the test clock (sessions, timers, message times) to the real time, so that the pages, which
-/// compare server times with the browser's clock, show plausible times and no overdue countdowns.
-fn clock_to_now(app: &TestApp) {
-    let behind = jiff::Timestamp::now().duration_since(app.clock.now());
-    if behind.is_positive() {
-        app.clock.advance(behind);
-    }
+/// The real time, where the browser tests start the test clock (sessions, timers, message times):
+/// the pages compare server times with the browser's clock, so they show plausible times and no
+/// overdue countdowns. Starting there, rather than moving a clock started at `common::START`,
+/// keeps sessions signed in at start from looking idle for however long ago `START` was.
+fn real_now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
 }
 
 /// Folders whose knowledge base is a copy of the starter articles in `kb/`.
@@ -53,8 +50,7 @@ fn starter_kb() -> TestDirs {
 /// The desk: the starter knowledge base, a listener, the admin, and the skill group 售后服务 with
 /// manual routing (conversations wait in the queue until accepted).
 async fn desk() -> (TestApp, SocketAddr, Session, u64) {
-    let mut app = TestApp::start_signed_out(starter_kb()).await;
-    clock_to_now(&app);
+    let mut app = TestApp::start_signed_out_at(starter_kb(), real_now()).await;
     let address = app.listen().await;
     let admin = app.admin().await;
     let group_id = app.skill_group(&admin, "售后服务", "manual").await;
@@ -374,8 +370,7 @@ async fn editor_saves_an_article_and_finds_it_in_search() {
     if !harness::chromium_available() {
         return;
     }
-    let mut app = TestApp::start(starter_kb()).await;
-    clock_to_now(&app);
+    let mut app = TestApp::start_at(starter_kb(), real_now()).await;
     let (status, me) = app.get("/api/v1/me").await;
     assert_eq!(status, StatusCode::OK, "{me}");
     let editor_id = me["id"]

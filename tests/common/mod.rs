@@ -271,7 +271,13 @@ impl TestApp {
     /// An application over `dirs` (the index is opened or built as `kefu serve` does), acting as an
     /// editor (`editor`, created on first start of these folders).
     pub async fn start(dirs: TestDirs) -> TestApp {
-        let mut app = TestApp::start_signed_out(dirs).await;
+        TestApp::start_at(dirs, START.parse().unwrap()).await
+    }
+
+    /// As [`TestApp::start`], with the clock starting at `start` instead of [`START`]: the browser
+    /// tests start at the real time, which the pages' own clocks read.
+    pub async fn start_at(dirs: TestDirs, start: jiff::Timestamp) -> TestApp {
+        let mut app = TestApp::start_signed_out_at(dirs, start).await;
         let editor = match app.login("editor", PASSWORD).await {
             Ok(session) => session,
             Err(_) => {
@@ -285,14 +291,28 @@ impl TestApp {
 
     /// An application over `dirs` with nobody signed in.
     pub async fn start_signed_out(dirs: TestDirs) -> TestApp {
-        TestApp::start_configured(dirs, |_| {}).await
+        TestApp::start_signed_out_at(dirs, START.parse().unwrap()).await
+    }
+
+    /// As [`TestApp::start_signed_out`], with the clock starting at `start`.
+    pub async fn start_signed_out_at(dirs: TestDirs, start: jiff::Timestamp) -> TestApp {
+        TestApp::start_configured_at(dirs, start, |_| {}).await
     }
 
     /// An application over `dirs` with nobody signed in and `adjust` applied to the configuration.
     pub async fn start_configured(dirs: TestDirs, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_configured_at(dirs, START.parse().unwrap(), adjust).await
+    }
+
+    /// As [`TestApp::start_configured`], with the clock starting at `start`.
+    pub async fn start_configured_at(
+        dirs: TestDirs,
+        start: jiff::Timestamp,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = dirs.config();
         adjust(&mut config);
-        let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+        let clock = Arc::new(ManualClock::new(start));
         let state = kefu::app::build_state_with(&config, clock.clone(), Box::new(FixedCaptcha))
             .await
             .expect("building the application state");
