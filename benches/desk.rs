@@ -88,15 +88,29 @@ fn start_server() -> Server {
         address,
         _root: root,
     };
+    // kefu listens before it has opened the index; every route but `/healthz` answers `503 starting`
+    // until `/readyz` answers 200.
     let started = Instant::now();
-    while std::net::TcpStream::connect(address).is_err() {
+    while !is_ready(address) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "kefu serve did not start"
+            "kefu serve did not become ready"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     server
+}
+
+fn is_ready(address: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return false;
+    };
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.1 200")
 }
 
 fn rss_kib(pid: u32) -> u64 {
