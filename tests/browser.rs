@@ -434,10 +434,40 @@ async fn editor_saves_an_article_and_finds_it_in_search() {
         assert_eq!(found["title"], "运费险理赔");
         let rank = found["rank"].as_u64().unwrap();
         assert!(rank < 3, "the new article is among the best hits for its own question: rank {rank}");
+        // Snippets arrive escaped (spaces and newlines as &#32; and &#10;) with <mark> around the matches:
+        // the list shows them as text with highlights, no entity left over.
+        let snippets = editor
+            .script(
+                "return Array.from(document.querySelectorAll('#article-list .ed-item-snippet')).map(s => \
+                 ({text: s.textContent, marks: s.querySelectorAll('mark').length}));",
+                vec![],
+            )
+            .await;
+        let snippets = snippets.as_array().unwrap();
+        assert!(snippets.iter().any(|s| s["marks"].as_u64() > Some(0)), "{snippets:?}");
+        assert!(
+            snippets.iter().all(|s| !s["text"].as_str().unwrap().contains("&#")),
+            "no raw entities in snippets: {snippets:?}"
+        );
         editor.save_screenshot_for_docs("editor.png").await;
 
         // The public search finds it too: it was saved as published.
         assert!(app_ref.finds("运费险怎么赔", id).await, "public search finds the new article");
+
+        // Sign-in's `next` never leaves this server, not even as "/\host", which browsers read as
+        // "//host"; signed in, `resume=1` goes on at once, to the workbench, which sends an editor on to
+        // the knowledge editor.
+        editor.open("/login?next=%2F%5Cexample.invalid%2Fx&resume=1").await;
+        let landed = editor
+            .wait_until(
+                "arriving at the knowledge editor",
+                "return location.pathname === '/editor' && { host: location.host, path: location.pathname };",
+                vec![],
+            )
+            .await;
+        assert_eq!(landed["host"], address.to_string(), "{landed}");
+        assert_eq!(landed["path"], "/editor", "{landed}");
+        editor.wait("[data-testid=article-item]").await;
     })
     .await;
 }

@@ -413,6 +413,70 @@ personal,我的导入,\"含逗号,的内容\",其他,/wddr,个人\n";
 
 /// The passage of a suggested article is the section about the question: words in its heading count
 /// double, single characters not at all, and an answer that introduces a list brings the list.
+/// An admin may manage every group's replies, but not file one under a group that does not exist:
+/// nobody could ever be a member of it, so nobody would see the reply.
+#[tokio::test]
+async fn replies_of_a_missing_skill_group_are_refused() {
+    let (app, admin) = desk().await;
+    let (status, body) = app
+        .json_as(
+            Some(&admin),
+            Method::POST,
+            "/api/v1/quick-replies",
+            json!({"scope": {"kind": "group", "group": 999}, "title": "无主的回复", "content": "内容"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "group_not_found");
+
+    let (status, created) = app
+        .json_as(
+            Some(&admin),
+            Method::POST,
+            "/api/v1/quick-replies",
+            json!({"scope": {"kind": "team"}, "title": "团队回复", "content": "内容"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, body) = app
+        .json_as(
+            Some(&admin),
+            Method::PUT,
+            &format!("/api/v1/quick-replies/{}", created["id"]),
+            json!({"scope": {"kind": "group", "group": 999}, "title": "团队回复", "content": "内容"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "group_not_found");
+
+    let csv = "scope,title,content,category,shortcut,tags
+group:999,不存在的组,内容,其他,,
+team,存在的范围,内容,其他,,
+";
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/quick-replies/import?format=csv",
+            Some(("text/csv", csv.as_bytes().to_vec())),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["imported"], 1, "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["line"], 2, "{}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["reason"], "skill group 999 not found",
+        "{}",
+        reply.body
+    );
+    let listed = app.get_as(Some(&admin), "/api/v1/quick-replies").await.1;
+    assert!(
+        !listed.to_string().contains("不存在的组"),
+        "the refused row was not stored: {listed}"
+    );
+}
+
 #[tokio::test]
 async fn suggested_passages_come_from_the_section_that_answers() {
     let dirs = crate::common::TestDirs::with_fixtures();

@@ -39,9 +39,20 @@
     if (err.code === "invalid_article" && err.message) return ERROR_TEXT.invalid_article + "：" + err.message;
     return ERROR_TEXT[err.code] || (err.status ? "操作失败（" + err.status + "）" : "网络连接异常，请检查网络后重试");
   }
+  // A pending password change or two-step enrolment resumes on the sign-in page where the account
+  // stands (`resume=1`) instead of asking for the password again.
+  function toLogin(expired, resume) {
+    const next = "/editor" + location.search;
+    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
+  }
   function handleAuthError(err) {
-    if (err && (err.status === 401 || err.code === "password_change_required" || err.code === "two_factor_setup_required")) {
-      location.replace("/login?next=" + encodeURIComponent("/editor"));
+    if (!err) return false;
+    if (err.code === "password_change_required" || err.code === "two_factor_setup_required") {
+      toLogin(false, true);
+      return true;
+    }
+    if (err.status === 401) {
+      toLogin(err.code === "session_expired", false);
       return true;
     }
     return false;
@@ -67,7 +78,7 @@
     try {
       const me = await window.kefu.api("GET", "/api/v1/me");
       window.kefu.setCsrfToken(me.csrf_token);
-      if (me.must_change_password) { location.replace("/login?next=" + encodeURIComponent("/editor")); return null; }
+      if (me.must_change_password || (me.two_factor_required && !me.two_factor_enabled)) { toLogin(false, true); return null; }
       return me;
     } catch (err) {
       if (!handleAuthError(err)) toast(errorText(err), "error");
@@ -137,7 +148,7 @@
     if (!items.length) list.appendChild(el("li", { class: "ed-list-empty muted" }, q ? "没有找到相关文章" : "暂无文章"));
     for (const a of items) {
       const snippet = el("div", { class: "ed-item-snippet" });
-      if (a.snippet) setSnippet(snippet, a.snippet);
+      if (a.snippet) snippet.append(...kefu.snippetNodes(a.snippet));
       const li = el("li", {
         class: "ed-item" + (state.current && state.current.id === a.id ? " active" : ""),
         "data-testid": "article-item", "data-id": a.id, tabindex: "0", role: "button",
@@ -152,19 +163,6 @@
       list.appendChild(li);
     }
   }
-  /** The API's snippet is escaped except for <mark>: rebuild it as text nodes and <mark> elements. */
-  function setSnippet(node, snippet) {
-    const parts = String(snippet).split(/(<mark>|<\/mark>)/);
-    let marked = false;
-    const decode = (s) => { const t = document.createElement("textarea"); t.innerHTML = s; return t.value; };
-    for (const part of parts) {
-      if (part === "<mark>") { marked = true; continue; }
-      if (part === "</mark>") { marked = false; continue; }
-      const text = decode(part);
-      node.appendChild(marked ? el("mark", null, text) : document.createTextNode(text));
-    }
-  }
-
   // ---------- open / new ----------
   function requestOpen(id) {
     if (state.dirty) { state.pendingSwitch = () => openArticle(id); $("discard-confirm").hidden = false; return; }

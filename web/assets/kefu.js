@@ -63,6 +63,25 @@
     else node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 
+  /**
+   * A search snippet as nodes. The API escapes everything but its <mark> tags (ammonia's clean_text,
+   * which also writes spaces and newlines as &#32; and &#10;): split on the tags and let the browser
+   * decode each piece as text. A textarea parses its content as text, so nothing in it becomes markup.
+   */
+  function snippetNodes(html) {
+    const decoder = document.createElement("textarea");
+    const out = [];
+    let marked = false;
+    for (const part of String(html).split(/(<mark>|<\/mark>)/)) {
+      if (part === "<mark>") { marked = true; continue; }
+      if (part === "</mark>") { marked = false; continue; }
+      if (!part) continue;
+      decoder.innerHTML = part;
+      out.push(marked ? el("mark", null, decoder.value) : document.createTextNode(decoder.value));
+    }
+    return out;
+  }
+
   /** WebSocket URL on this origin. */
   function wsUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -73,6 +92,7 @@
     ApiError,
     escape,
     el,
+    snippetNodes,
     wsUrl,
     setCsrfToken(token) { csrfToken = token; },
     get csrfToken() { return csrfToken; },

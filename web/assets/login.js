@@ -10,9 +10,16 @@
   let account = null;
   let typedPassword = "";
 
+  // Only a page of this server: browsers read "/\evil.example" or "/<tab>/evil.example" as another
+  // host, so the target is resolved the way the browser will and its origin compared.
   function nextUrl() {
     const n = new URLSearchParams(location.search).get("next");
-    return n && n.startsWith("/") && !n.startsWith("//") ? n : "/workbench";
+    if (!n || !n.startsWith("/")) return "/workbench";
+    try {
+      const target = new URL(n, location.origin);
+      if (target.origin === location.origin) return target.pathname + target.search + target.hash;
+    } catch (_) { /* unparsable: fall through */ }
+    return "/workbench";
   }
   function go() { location.replace(nextUrl()); }
 

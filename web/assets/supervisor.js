@@ -37,7 +37,13 @@
     lastGroupsLoad: 0,
   };
 
-  function toLogin() { location.replace("/login?next=" + encodeURIComponent("/supervisor")); }
+  // Called with the error that sent us there (or none): a pending password change or two-step
+  // enrolment resumes where the account stands (`resume=1`) instead of asking for the password again.
+  function toLogin(err) {
+    const resume = !err || err.code === "password_change_required" || err.code === "two_factor_setup_required";
+    const expired = err && err.code === "session_expired";
+    location.replace("/login?next=" + encodeURIComponent("/supervisor") + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
+  }
   function isAuthError(err) {
     return err && (err.status === 401 || err.code === "password_change_required" || err.code === "two_factor_setup_required");
   }
@@ -119,10 +125,10 @@
       $("load-error").hidden = true;
       setLive(true);
     } catch (err) {
-      if (isAuthError(err)) { toLogin(); return; }
+      if (isAuthError(err)) { toLogin(err); return; }
       setLive(false);
       const box = $("load-error");
-      box.textContent = "刷新失败：" + (ERROR_TEXT[err.code] || (err.status ? "HTTP " + err.status : "网络连接异常")) + "，稍后自动重试";
+      box.textContent = "刷新失败：" + (ERROR_TEXT[err.code] || (err.status ? "服务异常（" + err.status + "）" : "网络连接异常")) + "，稍后自动重试";
       box.hidden = false;
     }
     state.timer = setTimeout(poll, POLL_MS);
@@ -158,7 +164,7 @@
         el("div", { class: "sv-stat-value", "data-testid": "stat-" + key + "-value" }, value),
         el("div", { class: "sv-stat-sub" }, sub)));
     }
-    if (error) box.appendChild(el("div", { class: "sv-stat sv-stat-error" }, "统计数据暂不可用：" + (ERROR_TEXT[error.code] || error.message)));
+    if (error) box.appendChild(el("div", { class: "sv-stat sv-stat-error" }, "统计数据暂不可用：" + (ERROR_TEXT[error.code] || "请稍后重试")));
   }
 
   // ---------- queue ----------
@@ -313,7 +319,7 @@
       if (atBottom || messages.length) box.scrollTop = box.scrollHeight;
       if (!state.active.some((c) => c.id === p.id)) $("peek-sub").textContent = "会话已结束 · " + p.id;
     } catch (err) {
-      if (isAuthError(err)) toLogin();
+      if (isAuthError(err)) toLogin(err);
     }
   }
   function peekMessage(m) {
@@ -344,7 +350,7 @@
       state.blocks = data.blocks || [];
       renderBlocks();
     } catch (err) {
-      if (isAuthError(err)) toLogin();
+      if (isAuthError(err)) toLogin(err);
     }
   }
   function renderBlocks() {
@@ -392,9 +398,8 @@
       $("blocks-filter").value = "active";
       await loadBlocks();
     } catch (e) {
-      if (isAuthError(e)) { toLogin(); return; }
-      err.textContent = ERROR_TEXT[e.code] || "操作失败，请稍后重试";
-      if (e.code === "invalid_input" && e.message) err.textContent += "（" + e.message + "）";
+      if (isAuthError(e)) { toLogin(e); return; }
+      err.textContent = window.kefuText.withDetail(ERROR_TEXT[e.code] || "操作失败，请稍后重试", e);
     } finally {
       $("block-submit").disabled = false;
     }
@@ -419,7 +424,7 @@
     try {
       await api("DELETE", "/api/v1/blocks/" + encodeURIComponent(b.id));
     } catch (e) {
-      if (isAuthError(e)) { toLogin(); return; }
+      if (isAuthError(e)) { toLogin(e); return; }
       if (e.code !== "block_not_found") { $("block-error").textContent = ERROR_TEXT[e.code] || "操作失败，请稍后重试"; }
     } finally {
       $("block-remove-yes").disabled = false;
@@ -465,10 +470,10 @@
     try {
       me = await api("GET", "/api/v1/me");
     } catch (err) {
-      if (isAuthError(err)) toLogin();
+      if (isAuthError(err)) toLogin(err);
       return;
     }
-    if (me.must_change_password) { toLogin(); return; }
+    if (me.must_change_password || (me.two_factor_required && !me.two_factor_enabled)) { toLogin(); return; }
     window.kefu.setCsrfToken(me.csrf_token);
     state.me = me;
     const roles = me.roles || [];
@@ -498,7 +503,7 @@
       location.replace("/login");
     });
     document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
-    try { await loadGroups(); } catch (err) { if (isAuthError(err)) { toLogin(); return; } }
+    try { await loadGroups(); } catch (err) { if (isAuthError(err)) { toLogin(err); return; } }
     poll();
   }
 

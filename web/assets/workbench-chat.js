@@ -951,21 +951,6 @@
   }
 
   // knowledge base
-  function snippetNodes(html) {
-    // The API escapes everything except <mark>: split on the tags and decode the entities as text.
-    const out = [];
-    const parts = String(html).split(/(<mark>|<\/mark>)/);
-    let marked = false;
-    const decode = (s) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&#x27;/g, "'").replace(/&amp;/g, "&");
-    for (const p of parts) {
-      if (p === "<mark>") { marked = true; continue; }
-      if (p === "</mark>") { marked = false; continue; }
-      if (!p) continue;
-      out.push(marked ? el("mark", null, decode(p)) : decode(p));
-    }
-    return out;
-  }
-  wb.snippetNodes = snippetNodes;
   async function kbSearch(ev) {
     if (ev) ev.preventDefault();
     const q = $("kb-search-input").value.trim();
@@ -979,7 +964,7 @@
       if (!r.hits.length) box.append(el("div", { class: "empty" }, "没有找到相关文章"));
       r.hits.forEach((h, i) => box.append(el("div", { class: "kb-hit", "data-testid": "kb-hit", id: "kb-hit-" + i },
         el("div", { class: "kb-title", onclick: () => openArticle(h.id) }, h.title),
-        el("div", { class: "kb-snippet" }, snippetNodes(h.snippet)),
+        el("div", { class: "kb-snippet" }, kefu.snippetNodes(h.snippet)),
         el("div", { class: "row small" }, el("span", { class: "tag" }, h.category), el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
     } catch (e) { wb.clear(box).append(el("div", { class: "empty" }, wb.errorText(e))); }
   }
@@ -992,7 +977,7 @@
       const body = el("div", { class: "kb-article-html" });
       body.innerHTML = a.html; // sanitised by the server (ammonia)
       const answers = (a.sections || []).filter((s) => s.answer);
-      box.append(el("div", { class: "row" }, el("button", { type: "button", class: "btn sm", onclick: () => { box.hidden = true; } }, "← 返回结果"), el("span", { class: "spacer" }), el("a", { href: "/editor#" + a.id, class: "small", target: "_blank", rel: "noopener" }, "在知识库中打开")),
+      box.append(el("div", { class: "row" }, el("button", { type: "button", class: "btn sm", onclick: () => { box.hidden = true; } }, "← 返回结果"), el("span", { class: "spacer" }), el("a", { href: "/editor?article=" + encodeURIComponent(a.id), class: "small", target: "_blank", rel: "noopener" }, "在知识库中打开")),
         answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.answer); } }, s.heading || a.title))) : null,
         body);
       box.scrollIntoView({ block: "start" });
@@ -1213,7 +1198,7 @@
     $("wrapup-submit").disabled = true;
     const err = await command(frame);
     $("wrapup-submit").disabled = false;
-    if (err) { $("wrapup-error").textContent = cmdErrorText(err) + (err.code === "invalid_input" && err.message ? "（" + err.message + "）" : ""); return; }
+    if (err) { $("wrapup-error").textContent = window.kefuText.withDetail(cmdErrorText(err), err); return; }
     $("dlg-wrapup").close();
     wb.toast("会话小结已保存", "success");
     const c = convs.get(wrapConv);

@@ -74,6 +74,44 @@
     return "操作失败，请稍后重试";
   }
 
+  // The server's `message` is English and meant for logs; these are the ones a form can cause, in
+  // Chinese, so a page can say what to fix. Anything else gets only the code's text.
+  const DETAILS = [
+    [/is not an address or a CIDR range/, () => "IP 地址或网段格式不正确，例如 1.2.3.4 或 1.2.3.0/24"],
+    [/block a `visitor_id`, an `ip_range`, or both/, () => "请填写访客 ID 或 IP 网段"],
+    [/a block needs a reason of at most (\d+)/, (m) => "请填写原因（最多 " + m[1] + " 字）"],
+    [/`expires` is in the past/, () => "到期时间必须晚于现在"],
+    [/a title is 1-(\d+) characters/, (m) => "标题需为 1–" + m[1] + " 个字"],
+    [/content is 1-(\d+) characters/, (m) => "内容需为 1–" + m[1] + " 个字"],
+    [/a category is at most (\d+) characters/, (m) => "分类最多 " + m[1] + " 个字"],
+    [/at most (\d+) tags of at most (\d+) characters/, (m) => "最多 " + m[1] + " 个标签，每个最多 " + m[2] + " 个字"],
+    [/shortcut .* is already used/, () => "快捷编码已被使用"],
+    [/shortcut .* must be `\/` and 1-(\d+) of/, (m) => "快捷编码须以 / 开头，后接 1–" + m[1] + " 个小写字母、数字、_ 或 -"],
+    [/(\d+) columns, expected (\d+)/, (m) => "列数不正确：应为 " + m[2] + " 列，实际 " + m[1] + " 列"],
+    [/^unreadable row/, () => "该行无法读取，请检查引号与逗号"],
+    [/skill group \d+ not found/, () => "技能组不存在"],
+    [/^forbidden/, () => "无权管理该范围的快捷回复"],
+    [/unknown problem type/, () => "问题类型不在可选列表中"],
+    [/a resolution is at most (\d+) characters and at most (\d+) tags/, (m) => "处理结果最多 " + m[1] + " 字，标签最多 " + m[2] + " 个"],
+    [/only an ended conversation can be wrapped up/, () => "会话结束后才能填写小结"],
+    [/a transfer note is at most (\d+) characters, a reason at most (\d+)/, (m) => "转接备注最多 " + m[1] + " 字，原因最多 " + m[2] + " 字"],
+    [/is not a HH:MM time/, () => "时间格式应为 HH:MM"],
+    [/unknown time zone/, () => "时区无效"],
+  ];
+  /** The Chinese for a server message from the list above, or "" when it is not one of them. */
+  function detailText(message) {
+    for (const [pattern, text] of DETAILS) {
+      const m = pattern.exec(message || "");
+      if (m) return text(m);
+    }
+    return "";
+  }
+  /** `base`, followed by the Chinese detail of `err`'s message in brackets when there is one. */
+  function withDetail(base, err) {
+    const detail = detailText(err && err.message);
+    return detail ? base + "（" + detail + "）" : base;
+  }
+
   /** The broken password rules of a weak_password message, in Chinese. */
   function weakRules(message) {
     const out = [];
@@ -91,5 +129,5 @@
     };
   }
 
-  window.kefuText = { ERRORS, errorText, weakRules, checkPassword };
+  window.kefuText = { ERRORS, errorText, detailText, withDetail, weakRules, checkPassword };
 })();

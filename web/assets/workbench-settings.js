@@ -305,7 +305,7 @@
       await loadReplies();
       if ($("replies-search").value.trim()) onSearch();
     } catch (e) {
-      $("reply-error").textContent = wb.errorText(e) + (e.code === "invalid_input" && e.message ? "（" + e.message + "）" : "");
+      $("reply-error").textContent = T.withDetail(wb.errorText(e), e);
     } finally { $("reply-save").disabled = false; }
   }
 
@@ -343,10 +343,7 @@
     }
   }
   function importReason(reason) {
-    if (/already used/.test(reason)) return "快捷编码已被使用（" + reason + "）";
-    if (/^forbidden/.test(reason)) return "无权管理该范围的快捷回复";
-    if (/columns, expected/.test(reason)) return "列数不正确（" + reason + "）";
-    return reason;
+    return T.detailText(reason) || "内容不符合要求，请检查该行";
   }
 
   // ================= wiring =================

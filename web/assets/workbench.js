@@ -298,6 +298,13 @@
       return;
     }
     if (me.must_change_password || (me.two_factor_required && !me.two_factor_enabled)) { toLogin(false, true); return; }
+    // The desk (its socket, queue and colleagues) is for agents and supervisors; an editor signing in
+    // lands here by default and belongs in the knowledge editor.
+    const roles = me.roles || [];
+    if (!roles.includes("agent") && !roles.includes("supervisor") && roles.includes("editor")) {
+      location.replace("/editor");
+      return;
+    }
     kefu.setCsrfToken(me.csrf_token);
     wb.me = me;
     Object.assign(wb.settings, me.settings || {});

@@ -130,6 +130,7 @@ async fn search(
         (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "`group_not_found`: the scope names a skill group that does not exist", body = ErrorBody),
         (status = 409, description = "`shortcut_taken`", body = ErrorBody),
     ),
 )]
@@ -189,7 +190,7 @@ async fn read(
         (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
-        (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),
+        (status = 404, description = "`quick_reply_not_found`, or `group_not_found` (the scope names a skill group that does not exist)", body = ErrorBody),
         (status = 409, description = "`shortcut_taken`", body = ErrorBody),
     ),
 )]

@@ -241,6 +241,13 @@ impl QuickReplyService {
         author: AccountId,
         input: ReplyInput,
     ) -> Result<QuickReply> {
+        // Admins may manage every group's replies, including groups that do not exist: without this a
+        // reply could be filed under a group nobody can ever be a member of, and so never be seen.
+        if let ReplyScope::Group { group } = scope {
+            if !self.store.groups.contains_key(id_key(group.0))? {
+                return Err(Error::GroupNotFound(group.0));
+            }
+        }
         let title = input.title.trim().to_string();
         if title.is_empty() || title.chars().count() > 50 {
             return Err(Error::InvalidInput("a title is 1-50 characters".into()));
