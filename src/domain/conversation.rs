@@ -176,7 +176,7 @@ pub struct Conversation {
     pub assigned_at: Option<Timestamp>,
     /// First agent message after the assignment (unanswered-assignment timer).
     pub answered_at: Option<Timestamp>,
-    /// Last visitor message.
+    /// Last visitor message, or the last assignment if later: where the idle timer starts.
     pub last_visitor_activity: Timestamp,
     /// Whether the idle reminder was sent since the visitor's last message.
     pub idle_reminded: bool,

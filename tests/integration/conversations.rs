@@ -1699,3 +1699,206 @@ async fn the_chat_pages_learn_the_configured_limits_without_signing_in() {
         })
     );
 }
+
+fn state_of(app: &TestApp, id: &str) -> String {
+    format!(
+        "{:?}",
+        app.state.conversations.conversation(id).unwrap().state
+    )
+}
+
+/// The idle timer counts the visitor's silence towards an agent, not the wait: an offline message
+/// taken long after it was left goes on, and so does a refused attempt to take it.
+#[tokio::test]
+async fn offline_messages_taken_late_or_refused_stay_as_they_should() {
+    use kefu::domain::AccountId;
+    let (app, _address, admin, group) = desk("manual").await;
+    let (agent_id, agent_session) = agent(&app, &admin, "xiaowang", group).await;
+    let (outsider_id, _) = app.create_account(&admin, "waibu", &["agent"]).await;
+    app.json_as(
+        Some(&agent_session),
+        Method::PUT,
+        "/api/v1/me/presence",
+        json!({"status": "offline"}),
+    )
+    .await;
+    let (_, id, started) = start(&app, Some(group), "晚上有人吗？想退货").await;
+    assert_eq!(started["conversation"]["state"], "offline_message");
+
+    // Someone outside the group is refused; the message is left as it was.
+    let refused = app
+        .state
+        .conversations
+        .accept(AccountId(outsider_id), &id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "forbidden");
+    assert_eq!(state_of(&app, &id), "OfflineMessage");
+    assert!(
+        app.state
+            .conversations
+            .end(&kefu::services::conversations::Party::Visitor, &id)
+            .await
+            .is_err(),
+        "the visitor still cannot end a message left for later"
+    );
+    let (_, pending) = app
+        .get_as(Some(&agent_session), "/api/v1/conversations/pending")
+        .await;
+    assert_eq!(
+        pending["offline_messages"][0]["id"],
+        id.as_str(),
+        "{pending}"
+    );
+
+    // Taken a day later: the conversation is not ended as idle at the next tick.
+    app.clock.advance(SignedDuration::from_hours(24));
+    app.state
+        .conversations
+        .accept(AccountId(agent_id), &id)
+        .await
+        .unwrap();
+    app.clock.advance(SignedDuration::from_secs(2));
+    app.state.conversations.tick().await.unwrap();
+    assert_eq!(state_of(&app, &id), "Active");
+    let messages = app
+        .state
+        .conversations
+        .messages_after(&id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap();
+    assert!(
+        !messages.iter().any(|m| m.body.contains("自动结束")),
+        "no idle reminder or end right after the assignment"
+    );
+}
+
+/// A queued visitor who never opens the chat page's socket, or whose page does not come back after a
+/// restart, is abandoned after a minute instead of holding a place in the queue for ever.
+#[tokio::test]
+async fn queued_visitors_who_never_connect_are_abandoned_also_after_a_restart() {
+    let (app, _address, admin, group) = desk("manual").await;
+    let (_, agent_session) = agent(&app, &admin, "xiaowang", group).await;
+    assert_eq!(
+        app.json_as(
+            Some(&agent_session),
+            Method::PUT,
+            "/api/v1/me/presence",
+            json!({"status": "online"}),
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (_, never, _) = start(&app, Some(group), "我只发了这一句").await;
+    let (kept_token, kept, _) = start(&app, Some(group), "我一直在").await;
+    let (_, restarted, _) = start(&app, Some(group), "重启时我在排队").await;
+    let mut app = app;
+    let address = app.listen().await;
+    let mut kept_page = Ws::visitor(address, &kept_token, 0).await;
+    kept_page.expect("hello").await;
+    app.clock.advance(SignedDuration::from_secs(30));
+    app.state.conversations.tick().await.unwrap();
+    assert_eq!(state_of(&app, &never), "Queued", "a minute's grace");
+    app.clock.advance(SignedDuration::from_secs(31));
+    app.state.conversations.tick().await.unwrap();
+    assert_eq!(state_of(&app, &never), "Abandoned");
+    assert_eq!(state_of(&app, &kept), "Queued", "a connected visitor waits");
+    // `restarted` was not connected either and is abandoned too; start again with `kept` queued.
+    assert_eq!(state_of(&app, &restarted), "Abandoned");
+    drop(kept_page);
+    let dirs = app.shutdown().await;
+
+    let app = TestApp::start_signed_out(dirs).await;
+    app.clock.advance(SignedDuration::from_secs(30));
+    app.state.conversations.tick().await.unwrap();
+    assert_eq!(state_of(&app, &kept), "Queued");
+    app.clock.advance(SignedDuration::from_secs(31));
+    app.state.conversations.tick().await.unwrap();
+    assert_eq!(
+        state_of(&app, &kept),
+        "Abandoned",
+        "no page came back after the restart"
+    );
+}
+
+/// A disabled agent's conversations go back to the queue; a transfer is not accepted beyond the
+/// receiver's limit.
+#[tokio::test]
+async fn disabling_an_agent_frees_their_conversations_and_transfers_respect_capacity() {
+    use kefu::domain::AccountId;
+    use kefu::services::conversations::TransferTarget;
+    let mut desk = served().await;
+    let (second_id, second) = agent(&desk.app, &desk.admin, "xiaoli", desk.group).await;
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{second_id}"),
+            json!({"max_concurrent": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut second_socket = Ws::agent(desk.address, &second).await;
+    second_socket.expect("agent_hello").await;
+    // xiaoli serves one conversation: full.
+    let (_, other, _) = start(&desk.app, Some(desk.group), "第二位访客").await;
+    let conversations = &desk.app.state.conversations;
+    if conversations.conversation(&other).unwrap().agent != Some(AccountId(second_id)) {
+        conversations
+            .transfer(
+                AccountId(desk.agent_id),
+                &other,
+                TransferTarget::Agent(AccountId(second_id)),
+                "",
+                "",
+            )
+            .await
+            .unwrap();
+        conversations
+            .answer_transfer(AccountId(second_id), &other, true)
+            .await
+            .unwrap();
+    }
+    conversations
+        .transfer(
+            AccountId(desk.agent_id),
+            &desk.id,
+            TransferTarget::Agent(AccountId(second_id)),
+            "发票问题请你跟进",
+            "",
+        )
+        .await
+        .unwrap();
+    let refused = conversations
+        .answer_transfer(AccountId(second_id), &desk.id, true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "agent_at_capacity");
+    let still = conversations.conversation(&desk.id).unwrap();
+    assert_eq!(still.agent, Some(AccountId(desk.agent_id)));
+    assert!(still.pending_transfer.is_some(), "the offer stays open");
+
+    // Disabled: xiaoli's conversation goes back to the queue for someone else.
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{second_id}"),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut freed = false;
+    for _ in 0..200 {
+        let conversation = conversations.conversation(&other).unwrap();
+        if conversation.agent != Some(AccountId(second_id)) {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(freed, "the disabled agent no longer holds the conversation");
+    desk.desk_socket.drain(Duration::from_millis(50)).await;
+}

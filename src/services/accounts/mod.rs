@@ -401,6 +401,9 @@ impl AccountService {
         })?;
         if updated.disabled {
             self.revoke_sessions_of(id, None)?;
+            // Offline, so that the desk gives their conversations back to the queue (the presence
+            // change is what it follows); signed out, they could never answer them.
+            self.change_presence(id, PresenceStatus::Offline, true)?;
         }
         for (kind, detail) in events {
             self.audit(kind, &updated.username, actor, &detail)?;

@@ -240,6 +240,12 @@ impl ConversationService {
                 }
             }
             if conversation.state.is_open() {
+                // Nobody is connected at start: queued visitors whose pages do not reconnect within
+                // a minute are abandoned, as if they had left just now.
+                if conversation.state == ConversationState::Queued {
+                    desk.visitor_gone
+                        .insert(conversation.id.clone(), clock.now());
+                }
                 desk.open.insert(conversation.id.clone(), conversation);
             }
         }
@@ -534,6 +540,9 @@ impl ConversationService {
                 desk.queue.push(entry);
                 desk.open
                     .insert(conversation.id.clone(), conversation.clone());
+                // Counted as away until their page's socket opens (`visitor_connected`): a visitor
+                // who never connects is abandoned like one who left, instead of waiting forever.
+                desk.visitor_gone.insert(conversation.id.clone(), now);
                 self.system_message(&conversation, "正在为您接入客服，请稍候。", &mut outgoing)?;
                 let item = self.queue_item(&desk, &conversation)?;
                 let agents = self.eligible_agents(conversation.group, None)?;
@@ -727,24 +736,30 @@ impl ConversationService {
                 "a comment is at most 500 characters".into(),
             ));
         }
-        let mut conversation = self.conversation(conversation_id)?;
-        if conversation.state != ConversationState::Ended {
-            return Err(Error::InvalidInput(
-                "only an ended conversation can be rated".into(),
-            ));
-        }
-        if conversation.rating.is_some() {
-            return Err(Error::InvalidInput(
-                "this conversation is already rated".into(),
-            ));
-        }
-        let rating = Rating {
-            stars,
-            comment: comment.trim().to_string(),
-            at: self.now(),
+        // Read, check and write under the desk lock: two ratings at once would otherwise both pass
+        // the check and be counted twice, and a wrap-up written at the same time could be lost.
+        let (conversation, rating) = {
+            let desk = self.lock();
+            let mut conversation = self.open_or_stored(&desk, conversation_id)?;
+            if conversation.state != ConversationState::Ended {
+                return Err(Error::InvalidInput(
+                    "only an ended conversation can be rated".into(),
+                ));
+            }
+            if conversation.rating.is_some() {
+                return Err(Error::InvalidInput(
+                    "this conversation is already rated".into(),
+                ));
+            }
+            let rating = Rating {
+                stars,
+                comment: comment.trim().to_string(),
+                at: self.now(),
+            };
+            conversation.rating = Some(rating.clone());
+            self.store.put_conversation(&conversation)?;
+            (conversation, rating)
         };
-        conversation.rating = Some(rating.clone());
-        self.store.put_conversation(&conversation)?;
         self.tell_observers(&[DeskFact::Rated { conversation }]);
         self.flusher.durable().await?;
         Ok(rating)
@@ -758,13 +773,11 @@ impl ConversationService {
         {
             let mut desk = self.lock();
             let conversation = self.open_or_stored(&desk, conversation_id)?;
-            match conversation.state {
-                ConversationState::Queued => {}
-                ConversationState::OfflineMessage => {
-                    desk.open
-                        .insert(conversation.id.clone(), conversation.clone());
-                }
-                _ => return Err(Error::ConversationTaken(conversation_id.to_string())),
+            if !matches!(
+                conversation.state,
+                ConversationState::Queued | ConversationState::OfflineMessage
+            ) {
+                return Err(Error::ConversationTaken(conversation_id.to_string()));
             }
             let account = self.accounts.account(agent)?;
             if !routing::may_take(&account, conversation.group) {
@@ -774,6 +787,13 @@ impl ConversationService {
             }
             if routing::active_count(&desk, agent) >= account.max_concurrent as usize {
                 return Err(Error::AgentAtCapacity);
+            }
+            // A message left for later lives only in the store until someone takes it; putting it
+            // among the open conversations before the checks above left a refused one there, where
+            // the visitor could end it and it dropped out of everyone's pending work.
+            if conversation.state == ConversationState::OfflineMessage {
+                desk.open
+                    .insert(conversation.id.clone(), conversation.clone());
             }
             self.assign(
                 &mut desk,
@@ -902,6 +922,12 @@ impl ConversationService {
                 return Err(Error::Forbidden("this transfer is for someone else".into()));
             }
             if accept {
+                // The offer may have been made to someone already full, or they filled up while it
+                // waited: accepting would put them over their limit. The offer stays open.
+                let account = self.accounts.account(receiver)?;
+                if routing::active_count(&desk, receiver) >= account.max_concurrent as usize {
+                    return Err(Error::AgentAtCapacity);
+                }
                 let from_group = conversation.group;
                 if let Some(group) = transfer.to_group {
                     conversation.group = Some(group);
@@ -1032,32 +1058,38 @@ impl ConversationService {
                 "a resolution is at most 2000 characters and at most 20 tags".into(),
             ));
         }
-        let mut conversation = self.conversation(conversation_id)?;
-        if conversation.state != ConversationState::Ended {
-            return Err(Error::InvalidInput(
-                "only an ended conversation can be wrapped up".into(),
-            ));
-        }
-        if conversation.agent != Some(agent) {
-            return Err(Error::Forbidden(
-                "only the serving agent writes the wrap-up".into(),
-            ));
-        }
-        let first = conversation.wrap_up.is_none();
-        conversation.wrap_up = Some(WrapUp {
-            problem_type: input.problem_type,
-            resolution: input.resolution.trim().to_string(),
-            tags: input
-                .tags
-                .into_iter()
-                .map(|tag| tag.trim().to_string())
-                .filter(|tag| !tag.is_empty())
-                .collect(),
-            satisfaction: input.satisfaction,
-            by: agent,
-            at: self.now(),
-        });
-        self.store.put_conversation(&conversation)?;
+        // Read, check and write under the desk lock, as for ratings: a rating stored at the same time
+        // would otherwise be overwritten by this older copy of the conversation.
+        let (conversation, first) = {
+            let desk = self.lock();
+            let mut conversation = self.open_or_stored(&desk, conversation_id)?;
+            if conversation.state != ConversationState::Ended {
+                return Err(Error::InvalidInput(
+                    "only an ended conversation can be wrapped up".into(),
+                ));
+            }
+            if conversation.agent != Some(agent) {
+                return Err(Error::Forbidden(
+                    "only the serving agent writes the wrap-up".into(),
+                ));
+            }
+            let first = conversation.wrap_up.is_none();
+            conversation.wrap_up = Some(WrapUp {
+                problem_type: input.problem_type,
+                resolution: input.resolution.trim().to_string(),
+                tags: input
+                    .tags
+                    .into_iter()
+                    .map(|tag| tag.trim().to_string())
+                    .filter(|tag| !tag.is_empty())
+                    .collect(),
+                satisfaction: input.satisfaction,
+                by: agent,
+                at: self.now(),
+            });
+            self.store.put_conversation(&conversation)?;
+            (conversation, first)
+        };
         self.tell_observers(&[DeskFact::WrappedUp {
             conversation: conversation.clone(),
             first,
@@ -1475,6 +1507,11 @@ impl ConversationService {
         conversation.assigned_at = Some(now);
         conversation.answered_at = None;
         conversation.pending_transfer = None;
+        // The idle timer measures the visitor's silence towards an agent: time spent waiting in the
+        // queue, or since a message was left for later, is not silence. Without this an offline
+        // message accepted after `visitor_idle_end_mins` ended at the next tick.
+        conversation.last_visitor_activity = now;
+        conversation.idle_reminded = false;
         // A message left for later was never waiting in the queue: its first assignment is no wait.
         let queue_wait_secs = match conversation.first_assigned_at {
             Some(_) => None,

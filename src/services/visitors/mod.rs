@@ -642,6 +642,8 @@ impl VisitorService {
             actor,
             &describe_block(&block),
         )?;
+        // Durable before it is acknowledged, with its audit entry.
+        self.store.flush()?;
         Ok(block)
     }
 
@@ -656,6 +658,8 @@ impl VisitorService {
             actor,
             &describe_block(&block),
         )?;
+        // Durable before it is acknowledged, with its audit entry.
+        self.store.flush()?;
         Ok(block)
     }
 }
