@@ -272,14 +272,29 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let SignedIn(caller) = SignedIn::from_request_parts(parts, state).await?;
-        if caller.account.must_change_password {
-            return Err(Error::PasswordChangeRequired);
-        }
-        if caller.account.two_factor.required && !caller.account.two_factor.enabled() {
-            return Err(Error::TwoFactorSetupRequired);
-        }
+        nothing_pending(&caller)?;
         Ok(Authenticated(caller))
     }
+}
+
+/// Refuses a caller who must still change their password or enrol in two-step verification.
+fn nothing_pending(caller: &Caller) -> crate::error::Result<()> {
+    if caller.account.must_change_password {
+        return Err(Error::PasswordChangeRequired);
+    }
+    if caller.account.two_factor.required && !caller.account.two_factor.enabled() {
+        return Err(Error::TwoFactorSetupRequired);
+    }
+    Ok(())
+}
+
+/// The caller behind a session token as [`Authenticated`] would find it now. For WebSockets, which
+/// are authenticated once at the handshake but may live for hours: each command checks again, so a
+/// revoked session, a disabled account or a changed role stops working at once.
+pub fn current_caller(state: &AppState, token: &str) -> crate::error::Result<Caller> {
+    let caller = state.accounts.authenticate(token)?;
+    nothing_pending(&caller)?;
+    Ok(caller)
 }
 
 /// The caller if a valid session came with the request, else nobody; never rejects for a missing
@@ -403,7 +418,12 @@ pub fn visitor_token(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 fn session_token(parts: &Parts) -> Option<String> {
-    CookieJar::from_headers(&parts.headers)
+    session_token_in(&parts.headers)
+}
+
+/// The session token of the `Cookie` header, if any.
+pub fn session_token_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
         .get(SESSION_COOKIE)
         .map(|cookie| cookie.value().to_string())
         .filter(|token| !token.is_empty())

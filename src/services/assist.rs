@@ -34,6 +34,8 @@ const MAX_PASSAGE_CHARS: usize = 300;
 const MIN_SIMILARITY: f64 = 0.6;
 /// Adoptions remembered per item.
 pub const REMEMBERED_ADOPTIONS: usize = 50;
+/// Words remembered per adoption: as many as a search uses of a query (`MAX_QUERY_TERMS`).
+const MAX_ADOPTION_WORDS: usize = crate::search::MAX_QUERY_TERMS;
 /// Adoptions lose half their weight in this time.
 const ADOPTION_HALF_LIFE: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// The ranking boost from adoptions never exceeds this factor, so feedback reorders close calls only.
@@ -421,6 +423,11 @@ impl AssistService {
         conversation_id: Option<&str>,
         text: Option<&str>,
     ) -> Result<Vec<String>> {
+        if text.is_some_and(|text| text.chars().count() > 2000) {
+            return Err(Error::InvalidQuery {
+                reason: "at most 2000 characters".into(),
+            });
+        }
         let analyzer = self.knowledge.index().analyzer();
         let recent: Vec<String> = match (conversation_id, text) {
             (Some(id), _) => self.recent_visitor_messages(id)?,
@@ -428,7 +435,11 @@ impl AssistService {
             (None, None) => Vec::new(),
         };
         let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
-        Ok(analyzer.query_words(&suggestion_query(&analyzer, &recent)))
+        let mut words = analyzer.query_words(&suggestion_query(&analyzer, &recent));
+        // What an adoption remembers per question; more words would only make every later
+        // suggestion slower to weigh.
+        words.truncate(MAX_ADOPTION_WORDS);
+        Ok(words)
     }
 
     /// Counts that `suggestions` were shown.

@@ -759,6 +759,21 @@ impl Ws {
         }
     }
 
+    /// Whether the server closes the socket within `wait` (frames before the close are skipped).
+    pub async fn closed_within(&mut self, wait: std::time::Duration) -> bool {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// Every frame that arrives within `wait`.
     pub async fn drain(&mut self, wait: std::time::Duration) -> Vec<Value> {
         let mut frames = Vec::new();

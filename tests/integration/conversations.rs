@@ -1580,6 +1580,78 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Items the agent may not read answer as if they did not exist: a draft, a colleague's own reply.
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "article", "id": "returns/trade-in", "action": "sent", "text": "以旧换新"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("article_not_found")),
+        "{body}"
+    );
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "article", "id": "returns/trade-in", "action": "dismissed"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the draft exists; an editor may give feedback: {body}"
+    );
+    let (_, colleague) = desk
+        .app
+        .create_account(&desk.admin, "tongshi", &["agent"])
+        .await;
+    let (status, personal) = desk
+        .app
+        .json_as(
+            Some(&colleague),
+            Method::POST,
+            "/api/v1/quick-replies",
+            json!({"scope": {"kind": "personal"}, "title": "我的私人回复", "content": "只给自己用"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{personal}");
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "quick_reply", "id": personal["id"].to_string(), "action": "sent"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("quick_reply_not_found")),
+        "{body}"
+    );
+    // A question is at most as long as one suggestions are made from.
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.agent),
+            Method::POST,
+            "/api/v1/assist/feedback",
+            json!({"kind": "article", "id": "returns/refund", "action": "sent", "text": "退款".repeat(1001)}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query")),
+        "{body}"
+    );
     let (status, _) = desk
         .app
         .get_as(Some(&desk.agent), "/api/v1/assist/adoption")
@@ -1901,4 +1973,80 @@ async fn disabling_an_agent_frees_their_conversations_and_transfers_respect_capa
     }
     assert!(freed, "the disabled agent no longer holds the conversation");
     desk.desk_socket.drain(Duration::from_millis(50)).await;
+}
+
+/// A socket is authenticated at the handshake but may stay open for hours: each command checks the
+/// session and the block list again, so a disabled agent or a blocked visitor is stopped at once.
+#[tokio::test]
+async fn open_sockets_stop_working_once_the_agent_is_disabled_or_the_visitor_blocked() {
+    let mut desk = served().await;
+    // Blocked while the chat page is open: the next message is refused and the socket closed.
+    let visitor_id = desk
+        .app
+        .state
+        .conversations
+        .conversation(&desk.id)
+        .unwrap()
+        .visitor_id;
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::POST,
+            "/api/v1/blocks",
+            json!({"visitor_id": visitor_id, "reason": "辱骂客服"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    desk.visitor
+        .send(json!({"type": "send", "client_key": "after-block", "body": "我还在说话"}))
+        .await;
+    let refused = desk.visitor.expect("error").await;
+    assert_eq!(refused["code"], "visitor_blocked", "{refused}");
+    assert!(desk.visitor.closed_within(Duration::from_secs(2)).await);
+    let upload = visitor_call(
+        &desk.app,
+        Some(&desk.token),
+        Method::POST,
+        &format!("/api/v1/conversations/{}/files?name=a.txt", desk.id),
+        Some(("application/octet-stream", b"hello".to_vec())),
+    )
+    .await;
+    assert_eq!(upload.status, StatusCode::FORBIDDEN, "{}", upload.body);
+    assert_eq!(upload.body["code"], "visitor_blocked");
+    let messages = desk
+        .app
+        .state
+        .conversations
+        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap();
+    assert!(!messages.iter().any(|m| m.body == "我还在说话"));
+
+    // Disabled while the workbench is open: the agent's next command is refused, nothing is sent.
+    let (status, body) = desk
+        .app
+        .json_as(
+            Some(&desk.admin),
+            Method::PATCH,
+            &format!("/api/v1/admin/accounts/{}", desk.agent_id),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    desk.desk_socket
+        .send(json!({"type": "send", "conversation": desk.id, "client_key": "k1", "body": "停用后发出的消息"}))
+        .await;
+    let refused = desk.desk_socket.expect("error").await;
+    assert!(
+        refused["code"] == "session_expired" || refused["code"] == "account_disabled",
+        "{refused}"
+    );
+    assert!(desk.desk_socket.closed_within(Duration::from_secs(2)).await);
+    let messages = desk
+        .app
+        .state
+        .conversations
+        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap();
+    assert!(!messages.iter().any(|m| m.body == "停用后发出的消息"));
 }

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::http::error::ErrorBody;
 
+use crate::domain::ArticleStatus;
 use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
 use crate::http::extract::{AppJson, AppQuery};
@@ -129,7 +130,7 @@ struct FeedbackRequest {
         (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
-        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`, or `article_not_found` / `quick_reply_not_found` (also for an item the caller may not read)", body = ErrorBody),
     ),
 )]
 async fn feedback(
@@ -138,6 +139,26 @@ async fn feedback(
     AppJson(request): AppJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackCounts>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
+    // Feedback answers the item's counters and moves its ranking: only for items the caller could
+    // have been shown, and an unreadable one answers as if it did not exist.
+    match request.kind {
+        SuggestionKind::QuickReply => {
+            if let Ok(reply_id) = request.id.parse::<u64>() {
+                let reply = state.quick_replies.get(reply_id)?;
+                if authorize(&caller.account, Permission::ReadReplies(reply.scope)).is_err() {
+                    return Err(Error::QuickReplyNotFound(reply_id));
+                }
+            }
+        }
+        SuggestionKind::Article => {
+            let article = state.knowledge.get(&request.id)?;
+            if article.status == ArticleStatus::Draft
+                && authorize(&caller.account, Permission::ReadDrafts).is_err()
+            {
+                return Err(Error::ArticleNotFound(article.id));
+            }
+        }
+    }
     let mut group = None;
     if let Some(id) = &request.conversation_id {
         let conversation = state.conversations.conversation(id)?;

@@ -300,7 +300,7 @@ async fn messages(
         (status = 201, description = "Stored; send it in a message by its hash", body = Attachment),
         (status = 400, description = "`bad_request`", body = ErrorBody),
         (status = 401, description = "Neither a visitor token nor a session", body = ErrorBody),
-        (status = 403, description = "Not a participant", body = ErrorBody),
+        (status = 403, description = "Not a participant (`forbidden`), or `visitor_blocked`", body = ErrorBody),
         (status = 404, description = "`conversation_not_found`", body = ErrorBody),
         (status = 409, description = "`conversation_closed`", body = ErrorBody),
         (status = 413, description = "`upload_too_large`", body = ErrorBody),
@@ -309,6 +309,7 @@ async fn messages(
 )]
 async fn upload(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     caller: MaybeSignedIn,
     AppPath(id): AppPath<String>,
@@ -316,7 +317,13 @@ async fn upload(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Attachment>)> {
     let conversation = state.conversations.conversation(&id)?;
-    participant(&state, &headers, &params, &caller, &conversation)?;
+    let party = participant(&state, &headers, &params, &caller, &conversation)?;
+    // A block made after the chat page opened applies to its uploads as to its messages.
+    if matches!(party, Party::Visitor) {
+        state
+            .visitors
+            .check_blocked(Some(&conversation.visitor_id), ip)?;
+    }
     let body = body.map_err(|_| Error::UploadTooLarge {
         max_bytes: state.conversations.config().max_upload_bytes,
     })?;

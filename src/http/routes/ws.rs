@@ -20,7 +20,8 @@ use crate::http::error::ErrorBody;
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, readable_reply_scopes, Authenticated, ClientIp, Permission, VISITOR_TOKEN_PREFIX,
+    authorize, current_caller, readable_reply_scopes, session_token_in, Authenticated, ClientIp,
+    Permission, VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::AppQuery;
 use crate::http::{off_thread, AppState};
@@ -93,12 +94,20 @@ async fn visitor_socket(
         for event in &snapshot {
             state.conversations.hub().to_connection(&connection, event);
         }
+        let visitor_id = grant.visitor_id.clone();
         run(socket, outbox, |text| {
             let state = state.clone();
             let conversation = conversation.clone();
             let connection = connection.clone();
+            let visitor_id = visitor_id.clone();
             async move {
+                // A block made while the page is open applies to its next command.
+                if let Err(error) = state.visitors.check_blocked(Some(&visitor_id), ip) {
+                    reply_error(&state, &connection, &error, None);
+                    return false;
+                }
                 visitor_command(&state, &conversation, &connection, &text).await;
+                true
             }
         })
         .await;
@@ -131,6 +140,7 @@ async fn agent_socket(
     check_same_origin(&headers)?;
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let agent = caller.account.id;
+    let token = session_token_in(&headers).ok_or(Error::Unauthenticated)?;
     let snapshot = state.conversations.agent_snapshot(agent)?;
     Ok(sized(upgrade)?.on_upgrade(move |socket| async move {
         let (connection, outbox) = state.conversations.hub().connect_agent(agent);
@@ -140,11 +150,9 @@ async fn agent_socket(
             .to_connection(&connection, &snapshot);
         run(socket, outbox, |text| {
             let state = state.clone();
-            let caller = caller.clone();
+            let token = token.clone();
             let connection = connection.clone();
-            async move {
-                agent_command(&state, &caller, &connection, &text).await;
-            }
+            async move { agent_command(&state, &token, agent, &connection, &text).await }
         })
         .await;
         state.conversations.hub().disconnect(&connection);
@@ -195,10 +203,12 @@ fn check_same_origin(headers: &HeaderMap) -> Result<()> {
 }
 
 /// Pumps hub frames out and client text in until either side closes.
+/// Pumps `outbox` to the socket and the socket's text frames to `on_text`, until either side ends or
+/// `on_text` answers `false` (the caller may no longer use the socket: its error frame is sent first).
 async fn run<F, Fut>(socket: WebSocket, mut outbox: Outbox, mut on_text: F)
 where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = bool>,
 {
     let (mut sink, mut stream) = socket.split();
     let mut forward = tokio::spawn(async move {
@@ -212,15 +222,26 @@ where
             }
         }
     });
+    let mut refused = false;
     loop {
         tokio::select! {
             _ = &mut forward => break,
             incoming = stream.next() => match incoming {
-                Some(Ok(WsMessage::Text(text))) => on_text(text.to_string()).await,
+                Some(Ok(WsMessage::Text(text))) => {
+                    if !on_text(text.to_string()).await {
+                        refused = true;
+                        break;
+                    }
+                }
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
         }
+    }
+    if refused {
+        // The outbox stays open until the hub lets the connection go, so the forwarder will not end
+        // by itself: give it a moment to deliver the error frame that explains the close.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), &mut forward).await;
     }
     forward.abort();
 }
@@ -482,14 +503,43 @@ fn check(caller: &Caller, conversation: &Conversation, needs: Needs) -> Result<(
     authorize(&caller.account, permission)
 }
 
-async fn agent_command(state: &AppState, caller: &Caller, connection: &Connection, text: &str) {
+/// One command of an agent's socket; `false` when the session behind the socket may no longer use
+/// the desk (signed out, disabled, role gone), which closes it.
+async fn agent_command(
+    state: &AppState,
+    token: &str,
+    agent: AccountId,
+    connection: &Connection,
+    text: &str,
+) -> bool {
     let command: AgentCommand = match serde_json::from_str(text) {
         Ok(command) => command,
         Err(error) => {
             let error = Error::BadRequest(format!("unreadable command: {error}"));
-            return reply_error(state, connection, &error, None);
+            reply_error(state, connection, &error, None);
+            return true;
         }
     };
+    if matches!(command, AgentCommand::Ping) {
+        // Keeps proxies from closing an idle socket; not the agent's activity.
+        return true;
+    }
+    // Checked again on every command, with the account as it is now (its groups and roles too): the
+    // handshake's copy may be hours old.
+    let caller = match current_caller(state, token).and_then(|caller| {
+        if caller.account.id != agent {
+            return Err(Error::SessionExpired);
+        }
+        authorize(&caller.account, Permission::UseAgentDesk)?;
+        Ok(caller)
+    }) {
+        Ok(caller) => caller,
+        Err(error) => {
+            reply_error(state, connection, &error, None);
+            return false;
+        }
+    };
+    let caller = &caller;
     // Messages are answered by their `ack`; typing, sync and ping need no answer.
     let answered = match &command {
         AgentCommand::Accept { .. } => Some("accept"),
@@ -502,7 +552,7 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
     };
     let outcome = agent_command_inner(state, caller, connection, command).await;
     if outcome.is_ok() && answered.is_none() {
-        return;
+        return true;
     }
     // Any command may carry a `client_key`; the answer (`done` or `error`) echoes it and names the
     // conversation, so a page can tell which of its requests succeeded. Read only when answering, so
@@ -528,6 +578,7 @@ async fn agent_command(state: &AppState, caller: &Caller, connection: &Connectio
         }
         Err(error) => reply_error_in(state, connection, &error, key, conversation),
     }
+    true
 }
 
 async fn agent_command_inner(

@@ -357,7 +357,9 @@ impl AccountService {
         match found {
             Some((key, _)) => {
                 self.store.sessions.remove(key)?;
-                Ok(())
+                // A session ended from another device (a lost phone, say) must not come back after
+                // a crash: durable before the answer.
+                self.store.flush()
             }
             None => Err(Error::NotFound(format!("no session `{session_id}`"))),
         }
