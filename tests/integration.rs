@@ -9,6 +9,8 @@ mod accounts;
 mod cli;
 #[path = "integration/conversations.rs"]
 mod conversations;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/http_articles.rs"]
 mod http_articles;
 #[path = "integration/http_metrics.rs"]

@@ -1,0 +1,180 @@
+//! What was acknowledged survives a crash: `kefu serve` as a child process, killed with SIGKILL right
+//! after its answers (no shutdown, no flush on exit), then started again on the same folders.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{TestDirs, INITIAL_ADMIN_PASSWORD, PASSWORD};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dirs: &TestDirs) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "--listen", &listen])
+        .args(["--kb", dirs.kb.to_str().unwrap()])
+        .args(["--index", dirs.index.to_str().unwrap()])
+        .args(["--data", dirs.data.to_str().unwrap()])
+        .env("KEFU_ADMIN_PASSWORD", INITIAL_ADMIN_PASSWORD)
+        .env("KEFU_SEARCH__WATCH", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kefu serve");
+    let server = Server {
+        child,
+        base: format!("http://{listen}"),
+    };
+    let started = Instant::now();
+    while call(&server, "GET", "/readyz", None, None).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "kefu serve did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// A signed-in browser: cookie and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+/// One request; answers status, JSON body (Null when none) and the session cookie set, if any.
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    session: Option<&Session>,
+    body: Option<Value>,
+) -> (u16, Value, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}{path}", server.base);
+    let response = match (method, body) {
+        ("GET", _) => with_session(agent.get(&url), session).call(),
+        ("DELETE", _) => with_session(agent.delete(&url), session).call(),
+        (_, body) => with_session(agent.post(&url), session)
+            .header("Content-Type", "application/json")
+            .send(body.unwrap_or(Value::Null).to_string()),
+    };
+    let Ok(mut response) = response else {
+        return (0, Value::Null, None);
+    };
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("kefu_session="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_string);
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (response.status().as_u16(), body, cookie)
+}
+
+fn with_session<B>(
+    request: ureq::RequestBuilder<B>,
+    session: Option<&Session>,
+) -> ureq::RequestBuilder<B> {
+    match session {
+        Some(session) => request
+            .header("Cookie", &session.cookie)
+            .header("X-CSRF-Token", &session.csrf),
+        None => request,
+    }
+}
+
+fn login(server: &Server, password: &str) -> Session {
+    let (status, body, cookie) = call(
+        server,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": password})),
+    );
+    assert_eq!(status, 200, "{body}");
+    Session {
+        cookie: cookie.expect("a session cookie"),
+        csrf: body["csrf_token"].as_str().unwrap().to_string(),
+    }
+}
+
+/// A session ended from another device and a block both answered, then SIGKILL: after the restart
+/// the session is still gone and the block still there.
+#[test]
+fn revocations_and_blocks_survive_a_kill_right_after_the_answer() {
+    let dirs = TestDirs::with_fixtures();
+    let server = serve(&dirs);
+    let first = login(&server, INITIAL_ADMIN_PASSWORD);
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/api/v1/me/password",
+        Some(&first),
+        Some(json!({"old_password": INITIAL_ADMIN_PASSWORD, "new_password": PASSWORD})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stolen = login(&server, PASSWORD);
+    let (status, sessions, _) = call(&server, "GET", "/api/v1/me/sessions", Some(&first), None);
+    assert_eq!(status, 200, "{sessions}");
+    let other = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|session| session["current"] == false)
+        .expect("the second session")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body, _) = call(
+        &server,
+        "DELETE",
+        &format!("/api/v1/me/sessions/{other}"),
+        Some(&first),
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/api/v1/blocks",
+        Some(&first),
+        Some(json!({"ip_range": "192.0.2.0/24", "reason": "刷单"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    drop(server);
+
+    let server = serve(&dirs);
+    let (status, body, _) = call(&server, "GET", "/api/v1/me", Some(&stolen), None);
+    assert_eq!(status, 401, "the revoked session stays revoked: {body}");
+    let (status, blocks, _) = call(&server, "GET", "/api/v1/blocks", Some(&first), None);
+    assert_eq!(status, 200, "{blocks}");
+    assert!(
+        blocks.to_string().contains("192.0.2.0/24"),
+        "the block is still there: {blocks}"
+    );
+}
