@@ -1049,7 +1049,7 @@ async fn edit_and_confirm(
     token: String,
 ) -> EditOutcome {
     let started = Instant::now();
-    let (_, created) = service.put(&id, markdown).await.expect("put");
+    let (_, created) = service.put(&id, markdown, None).await.expect("put");
     let put = started.elapsed();
     let mut found_at_once = true;
     loop {

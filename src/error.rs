@@ -21,6 +21,10 @@ pub enum ErrorCode {
     InvalidArticle,
     /// No article has that id.
     ArticleNotFound,
+    /// The article changed since the editor opened it (its file no longer has the hash they started from).
+    ArticleChanged,
+    /// An article with that id exists already (a save meant to create one).
+    ArticleExists,
     /// No such route or resource.
     NotFound,
     /// The route exists but not for this HTTP method.
@@ -116,6 +120,8 @@ impl ErrorCode {
             ErrorCode::InvalidArticleId => "invalid_article_id",
             ErrorCode::InvalidArticle => "invalid_article",
             ErrorCode::ArticleNotFound => "article_not_found",
+            ErrorCode::ArticleChanged => "article_changed",
+            ErrorCode::ArticleExists => "article_exists",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Forbidden => "forbidden",
@@ -188,6 +194,12 @@ pub enum Error {
     /// No article with that id.
     #[error("article `{0}` not found")]
     ArticleNotFound(String),
+    /// The article's file changed since the caller read it.
+    #[error("article `{0}` was changed by someone else since it was opened")]
+    ArticleChanged(String),
+    /// The article exists already.
+    #[error("article `{0}` exists already")]
+    ArticleExists(String),
     /// No such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -356,6 +368,8 @@ impl Error {
             Error::InvalidArticleId { .. } => ErrorCode::InvalidArticleId,
             Error::InvalidArticle(_) => ErrorCode::InvalidArticle,
             Error::ArticleNotFound(_) => ErrorCode::ArticleNotFound,
+            Error::ArticleChanged(_) => ErrorCode::ArticleChanged,
+            Error::ArticleExists(_) => ErrorCode::ArticleExists,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Error::Forbidden(_) => ErrorCode::Forbidden,

@@ -160,17 +160,44 @@ pub fn load_knowledge_base(kb_dir: &Path) -> Result<KnowledgeBaseScan> {
 }
 
 /// Writes `contents` to `path` so that readers see either the old or the new file, never a partial one:
-/// a temporary file in the same folder is written, synced, then renamed over the target.
+/// a temporary file in the same folder is written, synced, then renamed over the target. The file is
+/// readable by its owner only (uploads, index copies); see [`write_shared_file_atomically`].
 pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomically(path, contents, false)
+}
+
+/// As [`write_file_atomically`], for files others read too (articles in `kb/`: git, a replica reading
+/// a shared folder as another user): an existing file keeps its permissions, a new one gets what the
+/// umask gives any new file, instead of tempfile's owner-only 0600.
+pub fn write_shared_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomically(path, contents, true)
+}
+
+fn write_atomically(path: &Path, contents: &[u8], shared: bool) -> Result<()> {
     let folder = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    let folder_existed = folder.is_dir();
     std::fs::create_dir_all(&folder).map_err(|error| Error::io(&folder, error))?;
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".kefu-write-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".kefu-write-");
+    #[cfg(unix)]
+    if shared {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut temporary = builder
         .tempfile_in(&folder)
         .map_err(|error| Error::io(&folder, error))?;
+    if shared {
+        if let Ok(existing) = std::fs::metadata(path) {
+            temporary
+                .as_file()
+                .set_permissions(existing.permissions())
+                .map_err(|error| Error::io(path, error))?;
+        }
+    }
     temporary
         .write_all(contents)
         .map_err(|error| Error::io(path, error))?;
@@ -181,6 +208,40 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     temporary
         .persist(path)
         .map_err(|error| Error::io(path, error.error))?;
+    // The rename lives in the folder: sync it (and, for a folder just made, its parent) so that a
+    // confirmed save survives a power loss.
+    sync_folder(&folder)?;
+    if !folder_existed {
+        if let Some(parent) = folder.parent() {
+            sync_folder(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `path` and syncs its folder, so that a confirmed delete survives a power loss.
+pub fn remove_file_durably(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|error| Error::io(path, error))?;
+    if let Some(folder) = path.parent() {
+        sync_folder(folder)?;
+    }
+    Ok(())
+}
+
+fn sync_folder(folder: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        std::fs::File::open(folder)
+            .and_then(|handle| handle.sync_all())
+            .map_err(|error| Error::io(folder, error))?;
+    }
+    #[cfg(not(unix))]
+    let _ = folder;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod parse;
 
 pub use load::{
     is_article, list_article_files, load_knowledge_base, read_article_file, relative_path,
-    resolve_duplicate_ids, write_file_atomically, KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
+    remove_file_durably, resolve_duplicate_ids, write_file_atomically,
+    write_shared_file_atomically, KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
 };
 pub use parse::{parse_article, render_html, ArticleError};

@@ -52,7 +52,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::MessageTooLong | ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidUpload => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::QuickReplyNotFound => StatusCode::NOT_FOUND,
-        ErrorCode::ShortcutTaken => StatusCode::CONFLICT,
+        ErrorCode::ShortcutTaken | ErrorCode::ArticleChanged | ErrorCode::ArticleExists => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::InvalidImport => StatusCode::BAD_REQUEST,
         ErrorCode::VisitorBlocked => StatusCode::FORBIDDEN,
         ErrorCode::IdentityInvalid => StatusCode::UNAUTHORIZED,

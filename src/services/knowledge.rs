@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::articles::{
     list_article_files, load_knowledge_base, parse_article, read_article_file, render_html,
-    resolve_duplicate_ids, write_file_atomically, ArticleError, DICT_FILE, SYNONYMS_FILE,
+    resolve_duplicate_ids, write_file_atomically, write_shared_file_atomically, ArticleError,
+    DICT_FILE, SYNONYMS_FILE,
 };
 use crate::config::SearchConfig;
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
@@ -169,6 +170,8 @@ pub struct ArticleView {
     pub html: String,
     /// Passages by heading.
     pub sections: Vec<Section>,
+    /// BLAKE3 of the file as read or written: send it back as `base_hash` to save only over this version.
+    pub content_hash: String,
 }
 
 impl ArticleView {
@@ -187,6 +190,7 @@ impl ArticleView {
             markdown,
             html,
             sections: article.sections,
+            content_hash: article.content_hash,
         }
     }
 }
@@ -389,16 +393,30 @@ impl KnowledgeService {
     pub fn sync_paths(&self, relative_paths: &[String]) -> Result<SyncReport> {
         let mut catalog = self.lock_catalog();
         let mut report = SyncReport::default();
-        for relative in relative_paths {
-            let exists = self.kb_dir.join(relative).is_file();
-            if !exists {
-                catalog.errors.remove(relative);
-                if let Some(id) = catalog.remove_path(relative) {
-                    self.index.delete(&id)?;
-                    report.removed += 1;
-                }
-                continue;
+        // Removals first: a file renamed to a name that sorts before the old one would otherwise be
+        // read while its id still belonged to the old path, and refused as a duplicate.
+        let (gone, present): (Vec<&String>, Vec<&String>) = relative_paths
+            .iter()
+            .partition(|relative| !self.kb_dir.join(relative).is_file());
+        let mut freed_an_id = false;
+        for relative in gone {
+            catalog.errors.remove(relative);
+            if let Some(id) = catalog.remove_path(relative) {
+                self.index.delete(&id)?;
+                report.removed += 1;
+                freed_an_id = true;
             }
+        }
+        let mut to_read: Vec<String> = present.into_iter().cloned().collect();
+        if freed_an_id {
+            // Files refused earlier because another file held their id may own it now.
+            for relative in catalog.errors.keys() {
+                if !to_read.contains(relative) {
+                    to_read.push(relative.clone());
+                }
+            }
+        }
+        for relative in &to_read {
             match read_article_file(&self.kb_dir, relative) {
                 Ok(article) => self.apply_article(&mut catalog, &article, &mut report)?,
                 Err(error) => {
@@ -584,10 +602,15 @@ impl KnowledgeService {
     ///
     /// Returns [`Error::InvalidArticleId`], [`Error::InvalidArticle`] (with file and line) or
     /// [`Error::BadRequest`] when the front matter names another id or the file is too large.
+    ///
+    /// `base` guards against lost updates: `Some(hash)` saves only if the file still has that
+    /// [`ArticleView::content_hash`] ([`Error::ArticleChanged`] otherwise, also when it was deleted),
+    /// `Some("")` only creates ([`Error::ArticleExists`]), `None` saves unconditionally.
     pub async fn put(
         self: &Arc<Self>,
         raw_id: &str,
         markdown: String,
+        base: Option<String>,
     ) -> Result<(ArticleView, bool)> {
         let id = ArticleId::parse(raw_id)?;
         if markdown.len() > MAX_ARTICLE_BYTES {
@@ -597,15 +620,37 @@ impl KnowledgeService {
             )));
         }
         let service = Arc::clone(self);
-        let (view, created) = run_blocking(move || service.write_article(&id, markdown)).await?;
+        let (view, created) =
+            run_blocking(move || service.write_article(&id, markdown, base.as_deref())).await?;
         self.index.commit().await?;
         Ok((view, created))
     }
 
-    fn write_article(&self, id: &ArticleId, markdown: String) -> Result<(ArticleView, bool)> {
+    fn write_article(
+        &self,
+        id: &ArticleId,
+        markdown: String,
+        base: Option<&str>,
+    ) -> Result<(ArticleView, bool)> {
         let mut catalog = self.lock_catalog();
         let existing_path = catalog.path_of_id.get(id.as_str()).cloned();
         let created = existing_path.is_none();
+        match (base, &existing_path) {
+            (None, _) => {}
+            (Some(""), Some(_)) => return Err(Error::ArticleExists(id.to_string())),
+            (Some(""), None) => {}
+            (Some(_), None) => return Err(Error::ArticleChanged(id.to_string())),
+            (Some(base), Some(path)) => {
+                // The file on disk, not the catalog's copy: an edit there (git pull, another editor
+                // on the server) may not be synced yet.
+                let current = std::fs::read(self.kb_dir.join(path))
+                    .map(|bytes| blake3::hash(&bytes).to_hex().to_string())
+                    .unwrap_or_default();
+                if current != base {
+                    return Err(Error::ArticleChanged(id.to_string()));
+                }
+            }
+        }
         let path = existing_path.unwrap_or_else(|| format!("{id}.md"));
         let article = parse_article(&path, markdown.as_bytes())?;
         if article.id != *id {
@@ -623,7 +668,7 @@ impl KnowledgeService {
                 "{path} already holds article `{other}`"
             )));
         }
-        write_file_atomically(&self.kb_dir.join(&path), markdown.as_bytes())?;
+        write_shared_file_atomically(&self.kb_dir.join(&path), markdown.as_bytes())?;
         self.index.upsert(&article)?;
         catalog.insert(&article);
         Ok((ArticleView::new(article, markdown), created))
@@ -643,10 +688,8 @@ impl KnowledgeService {
                 .cloned()
                 .ok_or_else(|| Error::ArticleNotFound(id.to_string()))?;
             let full_path = service.kb_dir.join(&path);
-            match std::fs::remove_file(&full_path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(Error::io(&full_path, error)),
+            if full_path.exists() {
+                crate::articles::remove_file_durably(&full_path)?;
             }
             service.index.delete(id.as_str())?;
             catalog.remove_path(&path);

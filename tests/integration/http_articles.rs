@@ -742,3 +742,107 @@ async fn a_knowledge_base_without_errors_reports_none() {
         (StatusCode::OK, json!({"errors": []}))
     );
 }
+
+/// Two editors (or an editor and a `git pull`) on one article: a save names the version it started
+/// from, and a save over a newer version is refused instead of silently undoing it.
+#[tokio::test]
+async fn saves_over_a_changed_article_are_refused_and_nothing_is_lost() {
+    let app = TestApp::new().await;
+    let id = "shipping/freight-insurance";
+    let (status, opened) = app.get(&format!("/api/v1/kb/articles/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    let base = opened["content_hash"].as_str().unwrap().to_string();
+    let path = app.dirs.kb.join("shipping/freight-insurance.md");
+    assert_eq!(
+        base,
+        blake3::hash(&std::fs::read(&path).unwrap())
+            .to_hex()
+            .to_string()
+    );
+
+    // The first editor saves from the version both opened.
+    let first = "# 运费险说明\n\n第一位编辑的修改。\n";
+    let (status, saved) = app
+        .put(
+            &format!("/api/v1/kb/articles/{id}"),
+            Some(json!({"markdown": first, "base_hash": base})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let after_first = saved["content_hash"].as_str().unwrap().to_string();
+    assert_ne!(after_first, base);
+
+    // The second, still on the old version, is refused; the first editor's text stays.
+    let (status, refused) = app
+        .put(
+            &format!("/api/v1/kb/articles/{id}"),
+            Some(json!({"markdown": "# 运费险说明\n\n第二位编辑的修改。\n", "base_hash": base})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "article_changed");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+
+    // An edit on disk that the server has not read yet counts as a newer version too.
+    std::fs::write(&path, "# 运费险说明\n\n磁盘上的修改（git pull）。\n").unwrap();
+    let (status, refused) = app
+        .put(
+            &format!("/api/v1/kb/articles/{id}"),
+            Some(json!({"markdown": first, "base_hash": after_first})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("git pull"));
+
+    // Creating only: refused for a taken id, accepted for a free one.
+    let (status, refused) = app
+        .put(
+            &format!("/api/v1/kb/articles/{id}"),
+            Some(json!({"markdown": first, "base_hash": ""})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::CONFLICT, Some("article_exists")),
+        "{refused}"
+    );
+    let (status, created) = app
+        .put(
+            "/api/v1/kb/articles/shipping/new-claim",
+            Some(json!({"markdown": "# 新文章\n\n内容。\n", "base_hash": ""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}
+
+/// Saved articles stay readable like the other files of `kb/` (tempfile makes 0600 files).
+#[cfg(unix)]
+#[tokio::test]
+async fn saved_articles_keep_or_get_ordinary_file_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::new().await;
+    let path = app.dirs.kb.join("shipping/freight-insurance.md");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, body) = app
+        .put_article("shipping/freight-insurance", "# 运费险\n\n新内容。\n")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "an existing article keeps its mode");
+    let (status, body) = app
+        .put_article("shipping/brand-new", "# 新文章\n\n内容。\n")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mode = std::fs::metadata(app.dirs.kb.join("shipping/brand-new.md"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    let probe = app.dirs.root.join("probe.txt");
+    std::fs::write(&probe, "x").unwrap();
+    let ordinary = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, ordinary,
+        "a new article gets what any new file gets under this umask"
+    );
+}

@@ -321,3 +321,41 @@ async fn articles_written_through_the_api_survive_a_restart() {
     let (_, list) = app.get("/api/v1/kb/articles").await;
     assert_eq!(list["total"], FIXTURES.len());
 }
+
+/// A rename that the watcher reports as two paths, the new name sorting first: the article keeps its
+/// explicit id and stays searchable; and a file refused for a taken id gets it once the holder goes.
+#[test]
+fn renamed_files_keep_their_id_and_freed_ids_go_to_the_waiting_file() {
+    let dirs = TestDirs::with_fixtures();
+    let (service, _) = open(&dirs);
+    let moved = std::fs::read_to_string(dirs.kb.join("returns/refund.md")).unwrap();
+    dirs.remove("returns/refund.md");
+    dirs.write("returns/a-refund.md", &moved);
+    let report = service
+        .sync_paths(&[
+            "returns/a-refund.md".to_string(),
+            "returns/refund.md".to_string(),
+        ])
+        .unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(
+        finds(&service, "退款多久到账", "returns/refund"),
+        "{report:?}"
+    );
+
+    // Another file claims the id and is refused; when the holder is removed, it takes the id.
+    dirs.write(
+        "returns/z-copy.md",
+        "---\nid: returns/refund\n---\n# 退款副本\n\n副本里的极光退款说明。\n",
+    );
+    let report = service
+        .sync_paths(&["returns/z-copy.md".to_string()])
+        .unwrap();
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    dirs.remove("returns/a-refund.md");
+    let report = service
+        .sync_paths(&["returns/a-refund.md".to_string()])
+        .unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(finds(&service, "极光退款", "returns/refund"), "{report:?}");
+}

@@ -19,6 +19,8 @@
     password_change_required: "为了账号安全，请先修改密码",
     two_factor_setup_required: "管理员要求开启两步验证，请先完成设置",
     article_not_found: "文章不存在或已删除",
+    article_changed: "该文章已被他人修改：请先复制您的修改，重新打开文章后再保存",
+    article_exists: "该 ID 的文章已存在，请换一个 ID，或在左侧打开该文章编辑",
     not_found: "请求的内容不存在",
     internal: "服务器开小差了，请稍后再试",
   };
@@ -174,7 +176,7 @@
       const { front, body } = md().split(a.markdown);
       const parsed = md().parseFront(front);
       const f = parsed.fields;
-      state.current = { id: a.id, isNew: false, extra: parsed.extra, present: parsed.present, fields: f, path: a.path };
+      state.current = { id: a.id, isNew: false, extra: parsed.extra, present: parsed.present, fields: f, path: a.path, hash: a.content_hash };
       fillForm({
         id: a.id,
         title: f.title != null ? f.title : a.title,
@@ -281,8 +283,10 @@
     $("save-btn").disabled = true;
     $("save-draft-btn").disabled = true;
     try {
-      const saved = await window.kefu.api("PUT", articlePath(id), { markdown });
-      state.current = { id: saved.id, isNew: false, extra: cur.extra, present: md().parseFront(md().split(saved.markdown).front).present, path: saved.path };
+      // Saved only over the version this editor opened (or, for a new article, only if the id is
+      // free): another editor's save or an edit on disk answers 409 instead of being overwritten.
+      const saved = await window.kefu.api("PUT", articlePath(id), { markdown, base_hash: cur.isNew ? "" : cur.hash });
+      state.current = { id: saved.id, isNew: false, extra: cur.extra, present: md().parseFront(md().split(saved.markdown).front).present, path: saved.path, hash: saved.content_hash };
       $("f-id").value = saved.id;
       $("f-id").readOnly = true;
       $("f-path").textContent = saved.path || saved.id + ".md";

@@ -143,6 +143,10 @@ async fn get_article(
 struct PutArticleRequest {
     /// The whole file: optional front matter, then the markdown body.
     markdown: String,
+    /// The `content_hash` the edit started from: saved only if the file still has it (`409
+    /// article_changed` otherwise). `""` creates only (`409 article_exists`). Absent: saved regardless.
+    #[serde(default)]
+    base_hash: Option<String>,
 }
 
 #[utoipa::path(
@@ -158,6 +162,7 @@ struct PutArticleRequest {
         (status = 400, description = "`invalid_article`, `invalid_article_id` or `bad_request`", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 403, description = "Not an editor", body = ErrorBody),
+        (status = 409, description = "`article_changed` (the file no longer has `base_hash`) or `article_exists` (`base_hash` is `\"\"`)", body = ErrorBody),
     ),
 )]
 async fn put_article(
@@ -166,7 +171,10 @@ async fn put_article(
     AppPath(id): AppPath<String>,
     AppJson(request): AppJson<PutArticleRequest>,
 ) -> Result<(StatusCode, Json<ArticleView>)> {
-    let (view, created) = state.knowledge.put(&id, request.markdown).await?;
+    let (view, created) = state
+        .knowledge
+        .put(&id, request.markdown, request.base_hash)
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
