@@ -1279,3 +1279,42 @@ fn the_user_command_adds_resets_and_disables_accounts() {
         );
     });
 }
+
+/// Sign-ins to one name are checked one at a time: twenty wrong passwords sent at once get exactly
+/// as many password checks as sent one by one (three, then a captcha is required, then the lock),
+/// and the right password is refused during the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_passwords_cannot_outrun_the_captcha_and_the_lock() {
+    let app = signed_out().await;
+    let admin = app.admin().await;
+    app.create_account(&admin, "gina", &["agent"]).await;
+    let attempts = (0..20).map(|attempt| {
+        app.json_as(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            json!({"username": "gina", "password": format!("Wrong-Guess-{attempt}!")}),
+        )
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let codes: Vec<String> = answers
+        .iter()
+        .map(|(_, body)| code(body).to_string())
+        .collect();
+    let checked = codes
+        .iter()
+        .filter(|code| *code == "invalid_credentials")
+        .count();
+    assert_eq!(checked, 3, "{codes:?}");
+    assert!(
+        codes.iter().any(|code| code == "account_locked"),
+        "{codes:?}"
+    );
+    assert_eq!(
+        refusal(&app, "gina", PASSWORD).await,
+        (
+            StatusCode::from_u16(423).unwrap(),
+            "account_locked".to_string()
+        )
+    );
+}

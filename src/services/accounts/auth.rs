@@ -12,6 +12,7 @@
 //! name exists.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -142,6 +143,35 @@ impl AccountService {
             }
         }
         let username = request.username.trim().to_lowercase();
+        let name_lock = Arc::clone(
+            self.signing_in
+                .lock()
+                .expect("sign-in lock poisoned")
+                .entry(username.clone())
+                .or_default(),
+        );
+        let outcome = {
+            let _one_at_a_time = name_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.login_as(&username, request, &actor, ip, user_agent)
+        };
+        let mut signing_in = self.signing_in.lock().expect("sign-in lock poisoned");
+        // The map's own reference and ours: nobody else is waiting, so the entry can go.
+        if Arc::strong_count(&name_lock) == 2 {
+            signing_in.remove(&username);
+        }
+        outcome
+    }
+
+    fn login_as(
+        &self,
+        username: &str,
+        request: &LoginRequest,
+        actor: &Actor,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome> {
         let now = self.now();
         let failures = self.login_failures(&username, now)?;
         if let Some(until) = failures.locked_until {

@@ -56,6 +56,9 @@ pub struct AccountService {
     activity: Mutex<HashMap<AccountId, Timestamp>>,
     /// Serialises read-modify-write of account records; sign-ins and settings are rare enough.
     write_lock: Mutex<()>,
+    /// One lock per username being signed in to, held from the lockout check to the recorded outcome:
+    /// otherwise parallel attempts all pass the check before the first failure is counted.
+    signing_in: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Verified against when the username is unknown, so that both cases take the same time.
     decoy_hash: String,
     /// Presence changes, for routing (an agent going offline gives back their conversations).
@@ -169,6 +172,7 @@ impl AccountService {
             captchas: Captchas::new(captcha),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             activity: Mutex::new(HashMap::new()),
+            signing_in: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
             decoy_hash: password::hash_password(&random_token(12))?,
             presence_events: tokio::sync::broadcast::channel(1024).0,
