@@ -173,9 +173,9 @@ impl AccountService {
         user_agent: Option<String>,
     ) -> Result<LoginOutcome> {
         let now = self.now();
-        let failures = self.login_failures(&username, now)?;
+        let failures = self.login_failures(username, now)?;
         if let Some(until) = failures.locked_until {
-            self.audit(AuditKind::LoginFailed, &username, &actor, "locked")?;
+            self.audit(AuditKind::LoginFailed, username, actor, "locked")?;
             return Err(Error::AccountLocked { until });
         }
         if failures.count >= self.config.captcha_after_failures {
@@ -190,10 +190,10 @@ impl AccountService {
                 } else {
                     Error::CaptchaInvalid
                 };
-                return Err(self.record_failure(&username, &actor, refusal)?);
+                return Err(self.record_failure(username, actor, refusal)?);
             }
         }
-        let account = self.account_by_username(&username)?;
+        let account = self.account_by_username(username)?;
         let password_matches = match &account {
             Some(account) => password::verify_password(&request.password, &account.password_hash),
             None => {
@@ -202,10 +202,10 @@ impl AccountService {
             }
         };
         let Some(account) = account.filter(|_| password_matches) else {
-            return Err(self.record_failure(&username, &actor, Error::InvalidCredentials)?);
+            return Err(self.record_failure(username, actor, Error::InvalidCredentials)?);
         };
         if account.disabled {
-            self.audit(AuditKind::LoginFailed, &username, &actor, "disabled")?;
+            self.audit(AuditKind::LoginFailed, username, actor, "disabled")?;
             return Err(Error::AccountDisabled);
         }
         if account.two_factor.enabled() {
@@ -218,15 +218,15 @@ impl AccountService {
                 return Err(Error::TotpRequired);
             };
             if !self.consume_second_factor(account.id, code)? {
-                return Err(self.record_failure(&username, &actor, Error::TotpInvalid)?);
+                return Err(self.record_failure(username, actor, Error::TotpInvalid)?);
             }
         }
-        self.clear_login_failures(&username)?;
+        self.clear_login_failures(username)?;
         let outcome = self.start_session(&account, ip, user_agent)?;
         if account.presence.status == PresenceStatus::Offline {
             self.change_presence(account.id, PresenceStatus::Online, false)?;
         }
-        self.audit(AuditKind::LoginSucceeded, &username, &actor, "")?;
+        self.audit(AuditKind::LoginSucceeded, username, actor, "")?;
         self.store.flush()?;
         Ok(outcome)
     }
