@@ -264,6 +264,18 @@ impl StatsService {
                 "conversations.time_zone: unknown time zone `{time_zone_name}`"
             ))
         })?;
+        // Tallies are kept per UTC hour, so a local day must start on a UTC hour: refuse zones such as
+        // Asia/Kolkata (+05:30) rather than count their last half hour in the next day.
+        let now = jiff::Timestamp::now();
+        let half_year = jiff::SignedDuration::from_hours(24 * 183);
+        for instant in [now, now.saturating_add(half_year).unwrap_or(now)] {
+            if time_zone.to_offset(instant).seconds() % 3600 != 0 {
+                return Err(Error::Internal(format!(
+                    "conversations.time_zone `{time_zone_name}`: its UTC offset is not a whole number \
+                     of hours, and statistics are tallied by the hour"
+                )));
+            }
+        }
         Ok(Arc::new(StatsService {
             tree,
             time_zone,
@@ -593,4 +605,28 @@ fn hour_of(at: Timestamp) -> i64 {
 
 fn seconds(duration: SignedDuration) -> f64 {
     duration.as_secs_f64().max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> sled::Tree {
+        sled::Config::new()
+            .temporary(true)
+            .open()
+            .unwrap()
+            .open_tree("stats")
+            .unwrap()
+    }
+
+    #[test]
+    fn zones_off_the_whole_hour_are_refused() {
+        assert!(StatsService::new(tree(), "Asia/Shanghai").is_ok());
+        assert!(StatsService::new(tree(), "Europe/Berlin").is_ok());
+        let refused = StatsService::new(tree(), "Asia/Kolkata").unwrap_err();
+        assert!(refused.to_string().contains("whole number"), "{refused}");
+        assert!(StatsService::new(tree(), "Asia/Kathmandu").is_err());
+        assert!(StatsService::new(tree(), "Nowhere/Land").is_err());
+    }
 }

@@ -335,3 +335,51 @@ async fn bad_ranges_are_refused_with_a_message() {
     let (status, _) = app.get_as(None, "/api/v1/stats/summary").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Routed to one agent, handed on unanswered to another who accepts and replies: one conversation
+/// accepted, once, by the one who took it.
+#[tokio::test]
+async fn a_routed_conversation_transferred_before_any_answer_is_accepted_once() {
+    let (app, address, admin, group) = desk("auto").await;
+    let (amy, amy_session) = agent(&app, &admin, "amy", group).await;
+    let (ben, ben_session) = agent(&app, &admin, "ben", group).await;
+    // Ben is busy, so routing offers the conversation to Amy.
+    app.json_as(
+        Some(&ben_session),
+        Method::PUT,
+        "/api/v1/me/presence",
+        json!({"status": "busy"}),
+    )
+    .await;
+    let mut amy_socket = Ws::agent(address, &amy_session).await;
+    amy_socket.expect("agent_hello").await;
+    let (_, id, started) = start(&app, Some(group), "能帮我查一下物流吗").await;
+    assert_eq!(started["conversation"]["agent_name"], "amy", "{started}");
+    let desk = &app.state.conversations;
+    desk.transfer(
+        AccountId(amy),
+        &id,
+        TransferTarget::Agent(AccountId(ben)),
+        "物流问题请你跟进",
+        "",
+    )
+    .await
+    .unwrap();
+    desk.answer_transfer(AccountId(ben), &id, true)
+        .await
+        .unwrap();
+    desk.send(
+        &Party::Agent(AccountId(ben)),
+        &id,
+        None,
+        "您好，我来帮您查物流",
+        Vec::new(),
+        false,
+    )
+    .await
+    .unwrap();
+    let figures = summary(&app, &admin, "day=today").await;
+    assert_eq!(figures["team"]["accepted"], 1, "{figures}");
+    assert_eq!(row(&figures, ben)["figures"]["accepted"], 1, "{figures}");
+    assert_eq!(row(&figures, amy)["figures"]["accepted"], 0, "{figures}");
+}
