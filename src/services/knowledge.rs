@@ -313,9 +313,21 @@ impl KnowledgeService {
     /// Compares every file with the index and applies the differences, then commits. Files whose content
     /// hash matches the index are not parsed again, which keeps start-up fast. Blocking.
     pub fn sync_all(&self) -> Result<SyncReport> {
+        self.sync_all_from(false)
+    }
+
+    /// [`KnowledgeService::sync_all`]; with `reindex_everything`, every article is indexed again (a new
+    /// dictionary) in the same commit that drops the old documents, so searches never see an empty
+    /// index, and edits wait for the catalog lock instead of landing in between.
+    fn sync_all_from(&self, reindex_everything: bool) -> Result<SyncReport> {
         let (paths, mut errors) = list_article_files(&self.kb_dir)?;
         let mut catalog = self.lock_catalog();
-        let indexed = self.index.indexed_entries()?;
+        let indexed = if reindex_everything {
+            self.index.delete_all()?;
+            HashMap::new()
+        } else {
+            self.index.indexed_entries()?
+        };
         let mut report = SyncReport::default();
         let mut fresh = Catalog::default();
         let mut changed_articles = Vec::new();
@@ -381,11 +393,22 @@ impl KnowledgeService {
         }
         *catalog = fresh;
         drop(catalog);
-        if report.changed() {
+        if report.changed() || reindex_everything {
             self.index.commit_now()?;
         }
         report.errors = errors;
         Ok(report)
+    }
+
+    /// Paths of the indexed articles inside `folder` (relative to `kb/`).
+    pub fn known_paths_under(&self, folder: &str) -> Vec<String> {
+        let prefix = format!("{folder}/");
+        self.lock_catalog()
+            .id_of_path
+            .keys()
+            .filter(|path| path.starts_with(&prefix))
+            .cloned()
+            .collect()
     }
 
     /// Re-reads the named files (paths relative to `kb/`, existing or not) and applies what changed,
@@ -513,9 +536,7 @@ impl KnowledgeService {
             &analysis.fingerprint,
         )?;
         *current_hash = analysis.fingerprint.analyzer_hash.clone();
-        self.index.delete_all()?;
-        self.index.commit_now()?;
-        let mut report = self.sync_all()?;
+        let mut report = self.sync_all_from(true)?;
         report.errors.extend(analysis.errors);
         tracing::info!(articles = report.added, "dictionary changed, index rebuilt");
         Ok(report)

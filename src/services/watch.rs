@@ -22,6 +22,8 @@ const QUIET_PERIOD: Duration = Duration::from_millis(300);
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PendingChanges {
     articles: BTreeSet<String>,
+    /// Paths that are gone and were not articles: folders, if articles were known under them.
+    vanished: BTreeSet<String>,
     analysis: bool,
     everything: bool,
 }
@@ -29,6 +31,10 @@ struct PendingChanges {
 impl PendingChanges {
     fn add(&mut self, kb_dir: &Path, path: &Path) {
         let Some(relative) = crate::articles::relative_path(kb_dir, path) else {
+            // Not valid UTF-8: a full sync reports the file, as `kefu index` does.
+            if path.starts_with(kb_dir) {
+                self.everything = true;
+            }
             return;
         };
         let hidden = relative
@@ -41,6 +47,10 @@ impl PendingChanges {
         } else if !hidden && (path.is_dir() || path.extension().is_none()) {
             // A folder was created, moved or removed: its articles are not named one by one.
             self.everything = true;
+        } else if !hidden && !path.exists() {
+            // Gone, with a dot in its name: a file (`notes.txt`) or a folder (`promo.2026`), which
+            // only the articles known under it can tell.
+            self.vanished.insert(relative);
         }
     }
 }
@@ -118,7 +128,10 @@ fn apply_changes(service: &KnowledgeService, pending: PendingChanges) -> Result<
     if pending.everything {
         return service.sync_all();
     }
-    let paths: Vec<String> = pending.articles.into_iter().collect();
+    let mut paths: Vec<String> = pending.articles.into_iter().collect();
+    for folder in &pending.vanished {
+        paths.extend(service.known_paths_under(folder));
+    }
     service.sync_paths(&paths)
 }
 

@@ -132,3 +132,29 @@ async fn new_synonyms_on_disk_apply_without_a_restart() {
         Some("returns/refund")
     );
 }
+
+/// A folder with a dot in its name (`promo.2026/`) moved out of `kb/`: its articles leave search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dotted_folder_moved_away_takes_its_articles_out_of_search() {
+    let app = TestApp::start(TestDirs::with_fixtures()).await;
+    let _watcher = watch_knowledge_base(Arc::clone(&app.state.knowledge)).unwrap();
+    app.dirs.write(
+        "promo.2026/double-eleven.md",
+        "# 双十一活动\n\n双十一当天满减叠加优惠券。\n",
+    );
+    wait_for(|| async { app.finds("满减叠加", "promo.2026/double-eleven").await })
+        .await
+        .expect("the article in the dotted folder never became searchable");
+    std::fs::rename(
+        app.dirs.kb.join("promo.2026"),
+        app.dirs.root.join("promo.2026"),
+    )
+    .unwrap();
+    wait_for(|| async { !app.finds("满减叠加", "promo.2026/double-eleven").await })
+        .await
+        .expect("the moved folder's article stayed searchable");
+    let (status, _) = app
+        .get("/api/v1/kb/articles/promo.2026/double-eleven")
+        .await;
+    assert_eq!(status, axum::http::StatusCode::NOT_FOUND);
+}
