@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -166,8 +166,9 @@ struct IndexCore {
 /// either way), and under 32 concurrent HTTP clients the thread hand-offs cost 11% of the throughput, so
 /// small indexes and concurrent searches run on their caller's thread.
 struct ParallelSearch {
-    /// `None` on a single core.
-    executor: Option<Executor>,
+    /// Started by the first search that splits (most indexes never do): `None` on a single core or
+    /// when the threads could not be started.
+    executor: OnceLock<Option<Executor>>,
     in_flight: AtomicUsize,
 }
 
@@ -175,17 +176,27 @@ struct ParallelSearch {
 const PARALLEL_MIN_ARTICLES: u64 = 50_000;
 
 impl ParallelSearch {
-    fn new() -> Result<ParallelSearch> {
-        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        let executor = if cores > 1 {
-            Some(Executor::multi_thread(cores, "kefu-search-")?)
-        } else {
-            None
-        };
-        Ok(ParallelSearch {
-            executor,
+    fn new() -> ParallelSearch {
+        ParallelSearch {
+            executor: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
-        })
+        }
+    }
+
+    fn executor(&self) -> Option<&Executor> {
+        self.executor
+            .get_or_init(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+                if cores < 2 {
+                    return None;
+                }
+                Executor::multi_thread(cores, "kefu-search-")
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "search threads not started; searching on one core")
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     fn search<C: Collector>(
@@ -202,20 +213,18 @@ impl ParallelSearch {
         }
         let alone = self.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
         let _in_flight = InFlight(&self.in_flight);
-        match &self.executor {
-            Some(executor)
-                if alone
-                    && searcher.segment_readers().len() > 1
-                    && searcher.num_docs() >= PARALLEL_MIN_ARTICLES =>
-            {
-                searcher.search_with_executor(
-                    query,
-                    collector,
-                    executor,
-                    EnableScoring::enabled_from_searcher(searcher),
-                )
-            }
-            _ => searcher.search(query, collector),
+        let split = alone
+            && searcher.segment_readers().len() > 1
+            && searcher.num_docs() >= PARALLEL_MIN_ARTICLES;
+        let executor = if split { self.executor() } else { None };
+        match executor {
+            Some(executor) => searcher.search_with_executor(
+                query,
+                collector,
+                executor,
+                EnableScoring::enabled_from_searcher(searcher),
+            ),
+            None => searcher.search(query, collector),
         }
     }
 }
@@ -298,7 +307,7 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
-            parallel: ParallelSearch::new()?,
+            parallel: ParallelSearch::new(),
         };
         let search_index = SearchIndex {
             core: Arc::new(core),
@@ -340,7 +349,7 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
-            parallel: ParallelSearch::new()?,
+            parallel: ParallelSearch::new(),
         };
         Ok(SearchIndex {
             core: Arc::new(core),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccountId, ReplyScope, SenderKind};
+use crate::domain::{AccountId, ArticleStatus, ReplyScope, SenderKind};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
@@ -34,6 +34,14 @@ const MAX_PASSAGE_CHARS: usize = 300;
 const MIN_SIMILARITY: f64 = 0.6;
 /// Adoptions remembered per item.
 pub const REMEMBERED_ADOPTIONS: usize = 50;
+/// Who gives feedback, as far as it decides which suggested items exist for them.
+pub struct FeedbackReader<'a> {
+    /// Whether drafts are readable (editors).
+    pub drafts: bool,
+    /// Whether quick replies of a scope are readable.
+    pub reply_scope: &'a dyn Fn(ReplyScope) -> bool,
+}
+
 /// Words remembered per adoption: as many as a search uses of a query (`MAX_QUERY_TERMS`).
 const MAX_ADOPTION_WORDS: usize = crate::search::MAX_QUERY_TERMS;
 /// Adoptions lose half their weight in this time.
@@ -455,6 +463,9 @@ impl AssistService {
     }
 
     /// Records what an agent did with a suggestion made for a question with `words`.
+    ///
+    /// Feedback answers the item's counters and moves its ranking, so it is taken only for items the
+    /// `reader` could have been shown; any other answers as if it did not exist.
     pub fn record_feedback(
         &self,
         kind: SuggestionKind,
@@ -462,10 +473,14 @@ impl AssistService {
         action: FeedbackAction,
         words: Vec<String>,
         now: Timestamp,
+        reader: &FeedbackReader<'_>,
     ) -> Result<FeedbackCounts> {
         match kind {
             SuggestionKind::Article => {
-                if self.knowledge.index().get(id)?.is_none() {
+                let readable = self.knowledge.index().get(id)?.is_some_and(|(article, _)| {
+                    reader.drafts || article.status != ArticleStatus::Draft
+                });
+                if !readable {
                     return Err(Error::ArticleNotFound(id.to_string()));
                 }
             }
@@ -473,7 +488,9 @@ impl AssistService {
                 let reply_id: u64 = id
                     .parse()
                     .map_err(|_| Error::InvalidInput(format!("`{id}` is not a quick-reply id")))?;
-                self.replies.get(reply_id)?;
+                if !(reader.reply_scope)(self.replies.get(reply_id)?.scope) {
+                    return Err(Error::QuickReplyNotFound(reply_id));
+                }
             }
         }
         let key = feedback_key(kind, id);

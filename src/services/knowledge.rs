@@ -702,8 +702,8 @@ impl KnowledgeService {
         let id = ArticleId::parse(raw_id)?;
         let service = Arc::clone(self);
         run_blocking(move || {
-            let mut catalog = service.lock_catalog();
-            let path = catalog
+            let path = service
+                .lock_catalog()
                 .path_of_id
                 .get(id.as_str())
                 .cloned()
@@ -712,12 +712,12 @@ impl KnowledgeService {
             if full_path.exists() {
                 crate::articles::remove_file_durably(&full_path)?;
             }
-            service.index.delete(id.as_str())?;
-            catalog.remove_path(&path);
+            // The same path as a removal the watcher sees: out of the index and the catalog, and a file
+            // that was refused for claiming the same id takes it over, as at the next start.
+            service.sync_paths(&[path])?;
             Ok(())
         })
-        .await?;
-        self.index.commit().await
+        .await
     }
 }
 

@@ -846,3 +846,27 @@ async fn saved_articles_keep_or_get_ordinary_file_permissions() {
         "a new article gets what any new file gets under this umask"
     );
 }
+
+/// Deleting an article whose id another file also claims: the other file, refused until now, holds
+/// the id at once, as it would after a restart, instead of only after one.
+#[tokio::test]
+async fn a_deleted_articles_id_goes_to_the_file_that_also_claimed_it() {
+    let dirs = TestDirs::with_fixtures();
+    dirs.write(
+        "returns/refund-copy.md",
+        "---\nid: returns/refund\n---\n# 退款（副本）\n\n副本里的说明。\n",
+    );
+    let app = TestApp::start(dirs).await;
+    let (status, errors) = app.get("/api/v1/kb/errors").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        errors.to_string().contains("returns/refund-copy.md"),
+        "{errors}"
+    );
+    let (status, body) = app.delete("/api/v1/kb/articles/returns/refund").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, article) = app.get("/api/v1/kb/articles/returns/refund").await;
+    assert_eq!(status, StatusCode::OK, "{article}");
+    assert_eq!(article["path"], "returns/refund-copy.md");
+    assert!(app.finds("副本里的说明", "returns/refund").await);
+}

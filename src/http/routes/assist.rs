@@ -10,14 +10,13 @@ use utoipa_axum::routes;
 
 use crate::http::error::ErrorBody;
 
-use crate::domain::ArticleStatus;
 use crate::error::{Error, Result};
 use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::{off_thread, AppState};
 use crate::services::assist::{
     suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
-    FeedbackCounts, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
+    FeedbackCounts, FeedbackReader, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
 };
 use crate::services::conversations::DeskFact;
 
@@ -139,26 +138,6 @@ async fn feedback(
     AppJson(request): AppJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackCounts>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
-    // Feedback answers the item's counters and moves its ranking: only for items the caller could
-    // have been shown, and an unreadable one answers as if it did not exist.
-    match request.kind {
-        SuggestionKind::QuickReply => {
-            if let Ok(reply_id) = request.id.parse::<u64>() {
-                let reply = state.quick_replies.get(reply_id)?;
-                if authorize(&caller.account, Permission::ReadReplies(reply.scope)).is_err() {
-                    return Err(Error::QuickReplyNotFound(reply_id));
-                }
-            }
-        }
-        SuggestionKind::Article => {
-            let article = state.knowledge.get(&request.id)?;
-            if article.status == ArticleStatus::Draft
-                && authorize(&caller.account, Permission::ReadDrafts).is_err()
-            {
-                return Err(Error::ArticleNotFound(article.id));
-            }
-        }
-    }
     let mut group = None;
     if let Some(id) = &request.conversation_id {
         let conversation = state.conversations.conversation(id)?;
@@ -171,12 +150,17 @@ async fn feedback(
     let words = state
         .assist
         .question_words(request.conversation_id.as_deref(), request.text.as_deref())?;
+    let reader = FeedbackReader {
+        drafts: authorize(&caller.account, Permission::ReadDrafts).is_ok(),
+        reply_scope: &|scope| authorize(&caller.account, Permission::ReadReplies(scope)).is_ok(),
+    };
     let counts = state.assist.record_feedback(
         request.kind,
         &request.id,
         request.action,
         words,
         state.conversations.now(),
+        &reader,
     )?;
     if request.action != FeedbackAction::Dismissed {
         state.conversations.note(&[DeskFact::SuggestionAdopted {

@@ -101,13 +101,7 @@ async fn visitor_socket(
             let connection = connection.clone();
             let visitor_id = visitor_id.clone();
             async move {
-                // A block made while the page is open applies to its next command.
-                if let Err(error) = state.visitors.check_blocked(Some(&visitor_id), ip) {
-                    reply_error(&state, &connection, &error, None);
-                    return false;
-                }
-                visitor_command(&state, &conversation, &connection, &text).await;
-                true
+                visitor_command(&state, &conversation, &visitor_id, ip, &connection, &text).await
             }
         })
         .await;
@@ -202,7 +196,6 @@ fn check_same_origin(headers: &HeaderMap) -> Result<()> {
     }
 }
 
-/// Pumps hub frames out and client text in until either side closes.
 /// Pumps `outbox` to the socket and the socket's text frames to `on_text`, until either side ends or
 /// `on_text` answers `false` (the caller may no longer use the socket: its error frame is sent first).
 async fn run<F, Fut>(socket: WebSocket, mut outbox: Outbox, mut on_text: F)
@@ -299,19 +292,33 @@ enum VisitorCommand {
     Ping,
 }
 
+/// One command of a visitor's socket; `false` when the visitor was blocked since the page opened,
+/// which closes it.
 async fn visitor_command(
     state: &AppState,
     conversation: &str,
+    visitor_id: &str,
+    ip: Option<std::net::IpAddr>,
     connection: &Connection,
     text: &str,
-) {
+) -> bool {
     let command: VisitorCommand = match serde_json::from_str(text) {
         Ok(command) => command,
         Err(error) => {
             let error = Error::BadRequest(format!("unreadable command: {error}"));
-            return reply_error(state, connection, &error, None);
+            reply_error(state, connection, &error, None);
+            return true;
         }
     };
+    if matches!(command, VisitorCommand::Ping) {
+        // Keeps proxies from closing an idle socket; reaches nobody, so the block list is not read.
+        return true;
+    }
+    // A block made while the page is open applies to its next command.
+    if let Err(error) = state.visitors.check_blocked(Some(visitor_id), ip) {
+        reply_error(state, connection, &error, None);
+        return false;
+    }
     let conversations = &state.conversations;
     let (client_key, outcome) = match command {
         VisitorCommand::Send {
@@ -375,6 +382,7 @@ async fn visitor_command(
     if let Err(error) = outcome {
         reply_error(state, connection, &error, client_key);
     }
+    true
 }
 
 /// After a visitor message, the serving agent gets suggestions (辅助回复), computed off the socket's
@@ -503,6 +511,18 @@ fn check(caller: &Caller, conversation: &Conversation, needs: Needs) -> Result<(
     authorize(&caller.account, permission)
 }
 
+/// The agent behind a socket's session as they are now, checked again on every command: the
+/// handshake's copy of the account (its roles and groups) may be hours old, and the session may have
+/// been revoked or the account disabled since.
+fn desk_caller(state: &AppState, token: &str, agent: AccountId) -> Result<Caller> {
+    let caller = current_caller(state, token)?;
+    if caller.account.id != agent {
+        return Err(Error::SessionExpired);
+    }
+    authorize(&caller.account, Permission::UseAgentDesk)?;
+    Ok(caller)
+}
+
 /// One command of an agent's socket; `false` when the session behind the socket may no longer use
 /// the desk (signed out, disabled, role gone), which closes it.
 async fn agent_command(
@@ -524,15 +544,7 @@ async fn agent_command(
         // Keeps proxies from closing an idle socket; not the agent's activity.
         return true;
     }
-    // Checked again on every command, with the account as it is now (its groups and roles too): the
-    // handshake's copy may be hours old.
-    let caller = match current_caller(state, token).and_then(|caller| {
-        if caller.account.id != agent {
-            return Err(Error::SessionExpired);
-        }
-        authorize(&caller.account, Permission::UseAgentDesk)?;
-        Ok(caller)
-    }) {
+    let caller = match desk_caller(state, token, agent) {
         Ok(caller) => caller,
         Err(error) => {
             reply_error(state, connection, &error, None);
