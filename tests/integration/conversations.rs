@@ -33,6 +33,38 @@ pub(crate) async fn agent(
     (id, session)
 }
 
+/// Sets `session`'s presence (`online`, `busy`, `away`, `offline`).
+pub(crate) async fn set_presence(app: &TestApp, session: &Session, status: &str) {
+    let (code, body) = app
+        .json_as(
+            Some(session),
+            Method::PUT,
+            "/api/v1/me/presence",
+            json!({ "status": status }),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+/// POSTs assist feedback as `session`.
+async fn feedback(app: &TestApp, session: &Session, request: Value) -> (StatusCode, Value) {
+    app.json_as(
+        Some(session),
+        Method::POST,
+        "/api/v1/assist/feedback",
+        request,
+    )
+    .await
+}
+
+/// The conversation's messages as its visitor sees them, from the service.
+fn visitor_messages(app: &TestApp, id: &str) -> Vec<kefu::domain::Message> {
+    app.state
+        .conversations
+        .messages_after(id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap()
+}
+
 /// POST as a visitor (bearer token optional).
 async fn visitor_call(
     app: &TestApp,
@@ -200,15 +232,7 @@ async fn automatic_routing_balances_load_and_respects_presence_and_capacity() {
     second_socket.expect("assigned").await;
 
     // Busy takes nothing new.
-    let (status, _) = app
-        .json_as(
-            Some(&second),
-            Method::PUT,
-            "/api/v1/me/presence",
-            json!({"status": "busy"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_presence(&app, &second, "busy").await;
     let (_, id, _) = start(&app, Some(group), "忙碌时的问题").await;
     assert_eq!(
         app.state
@@ -233,13 +257,7 @@ async fn automatic_routing_balances_load_and_respects_presence_and_capacity() {
     assert_eq!(started["conversation"]["state"], "queued");
 
     // The second agent comes back online and gets it.
-    app.json_as(
-        Some(&second),
-        Method::PUT,
-        "/api/v1/me/presence",
-        json!({"status": "online"}),
-    )
-    .await;
+    set_presence(&app, &second, "online").await;
     second_socket
         .expect_where("assigned", |frame| {
             frame["conversation"]["id"] == waiting.as_str()
@@ -596,13 +614,7 @@ async fn ending_asks_for_a_rating_and_leaves_a_wrap_up_pending() {
 async fn with_nobody_online_the_visitor_leaves_a_message_that_waits_in_the_workbench() {
     let (app, address, admin, group) = desk("auto").await;
     let (_, agent_session) = agent(&app, &admin, "xiaowang", group).await;
-    app.json_as(
-        Some(&agent_session),
-        Method::PUT,
-        "/api/v1/me/presence",
-        json!({"status": "offline"}),
-    )
-    .await;
+    set_presence(&app, &agent_session, "offline").await;
     let (_, id, started) = start(&app, Some(group), "晚上有人吗？想退货").await;
     assert_eq!(started["conversation"]["state"], "offline_message");
     let texts = bodies(&started["messages"]);
@@ -622,13 +634,7 @@ async fn with_nobody_online_the_visitor_leaves_a_message_that_waits_in_the_workb
     visitor.expect("ack").await;
 
     // Outside working hours the same happens, with the group's own notice.
-    app.json_as(
-        Some(&agent_session),
-        Method::PUT,
-        "/api/v1/me/presence",
-        json!({"status": "online"}),
-    )
-    .await;
+    set_presence(&app, &agent_session, "online").await;
     let (status, _) = app
         .json_as(
             Some(&admin),
@@ -747,12 +753,7 @@ async fn bad_messages_and_unknown_conversations_are_refused_without_losing_anyth
         desk.desk_socket.expect("error").await["code"],
         "conversation_not_found"
     );
-    let messages = desk
-        .app
-        .state
-        .conversations
-        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
-        .unwrap();
+    let messages = visitor_messages(&desk.app, &desk.id);
     assert!(messages
         .iter()
         .all(|message| message.body != "   " && message.body.chars().count() <= 5000));
@@ -779,14 +780,7 @@ async fn bad_messages_and_unknown_conversations_are_refused_without_losing_anyth
 async fn visitors_and_agents_only_reach_their_own_conversations() {
     let mut desk = served().await;
     // The serving agent is busy, so the next conversation waits in the queue.
-    desk.app
-        .json_as(
-            Some(&desk.agent),
-            Method::PUT,
-            "/api/v1/me/presence",
-            json!({"status": "busy"}),
-        )
-        .await;
+    set_presence(&desk.app, &desk.agent, "busy").await;
     let (other_token, other_id, started) = start(&desk.app, Some(desk.group), "另一个访客").await;
     assert_eq!(started["conversation"]["state"], "queued");
     // Another visitor's token on this conversation.
@@ -1270,14 +1264,7 @@ async fn agents_learn_when_the_visitor_leaves_and_a_queued_visitor_who_never_ret
     );
 
     // Queued, gone, not back within a minute: abandoned.
-    desk.app
-        .json_as(
-            Some(&desk.agent),
-            Method::PUT,
-            "/api/v1/me/presence",
-            json!({"status": "busy"}),
-        )
-        .await;
+    set_presence(&desk.app, &desk.agent, "busy").await;
     let (token, id, _) = start(&desk.app, Some(desk.group), "排队中离开").await;
     let mut visitor = Ws::visitor(desk.address, &token, 0).await;
     visitor.expect("hello").await;
@@ -1555,55 +1542,38 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Feedback, and the adoption figures supervisors see.
-    let (status, counts) = desk
-        .app
-        .json_as(
-            Some(&desk.agent),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "returns/refund", "action": "edited", "conversation_id": desk.id}),
-        )
-        .await;
+    let (status, counts) = feedback(&desk.app, &desk.agent, json!({"kind": "article", "id": "returns/refund", "action": "edited", "conversation_id": desk.id})).await;
     assert_eq!(status, StatusCode::OK, "{counts}");
     assert_eq!(counts["edited"], 1);
     // The adoption remembers the question it answered (the recent visitor messages' words).
     let learned = counts["adoptions"][0]["words"].as_array().unwrap();
     assert!(learned.iter().any(|word| word == "退款"), "{counts}");
     assert!(counts["shown"].as_u64().unwrap() >= 2);
-    let (status, _) = desk
-        .app
-        .json_as(
-            Some(&desk.agent),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "no/such", "action": "sent"}),
-        )
-        .await;
+    let (status, _) = feedback(
+        &desk.app,
+        &desk.agent,
+        json!({"kind": "article", "id": "no/such", "action": "sent"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Items the agent may not read answer as if they did not exist: a draft, a colleague's own reply.
-    let (status, body) = desk
-        .app
-        .json_as(
-            Some(&desk.agent),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "returns/trade-in", "action": "sent", "text": "以旧换新"}),
-        )
-        .await;
+    let (status, body) = feedback(
+        &desk.app,
+        &desk.agent,
+        json!({"kind": "article", "id": "returns/trade-in", "action": "sent", "text": "以旧换新"}),
+    )
+    .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("article_not_found")),
         "{body}"
     );
-    let (status, body) = desk
-        .app
-        .json_as(
-            Some(&desk.admin),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "returns/trade-in", "action": "dismissed"}),
-        )
-        .await;
+    let (status, body) = feedback(
+        &desk.app,
+        &desk.admin,
+        json!({"kind": "article", "id": "returns/trade-in", "action": "dismissed"}),
+    )
+    .await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -1623,30 +1593,19 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{personal}");
-    let (status, body) = desk
-        .app
-        .json_as(
-            Some(&desk.agent),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "quick_reply", "id": personal["id"].to_string(), "action": "sent"}),
-        )
-        .await;
+    let (status, body) = feedback(
+        &desk.app,
+        &desk.agent,
+        json!({"kind": "quick_reply", "id": personal["id"].to_string(), "action": "sent"}),
+    )
+    .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("quick_reply_not_found")),
         "{body}"
     );
     // A question is at most as long as one suggestions are made from.
-    let (status, body) = desk
-        .app
-        .json_as(
-            Some(&desk.agent),
-            Method::POST,
-            "/api/v1/assist/feedback",
-            json!({"kind": "article", "id": "returns/refund", "action": "sent", "text": "退款".repeat(1001)}),
-        )
-        .await;
+    let (status, body) = feedback(&desk.app, &desk.agent, json!({"kind": "article", "id": "returns/refund", "action": "sent", "text": "退款".repeat(1001)})).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_query")),
@@ -1787,13 +1746,7 @@ async fn offline_messages_taken_late_or_refused_stay_as_they_should() {
     let (app, _address, admin, group) = desk("manual").await;
     let (agent_id, agent_session) = agent(&app, &admin, "xiaowang", group).await;
     let (outsider_id, _) = app.create_account(&admin, "waibu", &["agent"]).await;
-    app.json_as(
-        Some(&agent_session),
-        Method::PUT,
-        "/api/v1/me/presence",
-        json!({"status": "offline"}),
-    )
-    .await;
+    set_presence(&app, &agent_session, "offline").await;
     let (_, id, started) = start(&app, Some(group), "晚上有人吗？想退货").await;
     assert_eq!(started["conversation"]["state"], "offline_message");
 
@@ -1833,11 +1786,7 @@ async fn offline_messages_taken_late_or_refused_stay_as_they_should() {
     app.clock.advance(SignedDuration::from_secs(2));
     app.state.conversations.tick().await.unwrap();
     assert_eq!(state_of(&app, &id), "Active");
-    let messages = app
-        .state
-        .conversations
-        .messages_after(&id, 0, &kefu::services::conversations::Party::Visitor)
-        .unwrap();
+    let messages = visitor_messages(&app, &id);
     assert!(
         !messages.iter().any(|m| m.body.contains("自动结束")),
         "no idle reminder or end right after the assignment"
@@ -1850,17 +1799,7 @@ async fn offline_messages_taken_late_or_refused_stay_as_they_should() {
 async fn queued_visitors_who_never_connect_are_abandoned_also_after_a_restart() {
     let (app, _address, admin, group) = desk("manual").await;
     let (_, agent_session) = agent(&app, &admin, "xiaowang", group).await;
-    assert_eq!(
-        app.json_as(
-            Some(&agent_session),
-            Method::PUT,
-            "/api/v1/me/presence",
-            json!({"status": "online"}),
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
+    set_presence(&app, &agent_session, "online").await;
     let (_, never, _) = start(&app, Some(group), "我只发了这一句").await;
     let (kept_token, kept, _) = start(&app, Some(group), "我一直在").await;
     let (_, restarted, _) = start(&app, Some(group), "重启时我在排队").await;
@@ -2014,12 +1953,7 @@ async fn open_sockets_stop_working_once_the_agent_is_disabled_or_the_visitor_blo
     .await;
     assert_eq!(upload.status, StatusCode::FORBIDDEN, "{}", upload.body);
     assert_eq!(upload.body["code"], "visitor_blocked");
-    let messages = desk
-        .app
-        .state
-        .conversations
-        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
-        .unwrap();
+    let messages = visitor_messages(&desk.app, &desk.id);
     assert!(!messages.iter().any(|m| m.body == "我还在说话"));
 
     // Disabled while the workbench is open: the agent's next command is refused, nothing is sent.
@@ -2042,11 +1976,6 @@ async fn open_sockets_stop_working_once_the_agent_is_disabled_or_the_visitor_blo
         "{refused}"
     );
     assert!(desk.desk_socket.closed_within(Duration::from_secs(2)).await);
-    let messages = desk
-        .app
-        .state
-        .conversations
-        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
-        .unwrap();
+    let messages = visitor_messages(&desk.app, &desk.id);
     assert!(!messages.iter().any(|m| m.body == "停用后发出的消息"));
 }

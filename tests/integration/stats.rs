@@ -6,7 +6,7 @@ use jiff::SignedDuration;
 use serde_json::{json, Value};
 
 use crate::common::{Session, TestApp, Ws};
-use crate::conversations::{agent, desk, start};
+use crate::conversations::{agent, desk, set_presence, start};
 use kefu::domain::AccountId;
 use kefu::services::conversations::{Party, TransferTarget, WrapUpInput};
 
@@ -344,13 +344,7 @@ async fn a_routed_conversation_transferred_before_any_answer_is_accepted_once() 
     let (amy, amy_session) = agent(&app, &admin, "amy", group).await;
     let (ben, ben_session) = agent(&app, &admin, "ben", group).await;
     // Ben is busy, so routing offers the conversation to Amy.
-    app.json_as(
-        Some(&ben_session),
-        Method::PUT,
-        "/api/v1/me/presence",
-        json!({"status": "busy"}),
-    )
-    .await;
+    set_presence(&app, &ben_session, "busy").await;
     let mut amy_socket = Ws::agent(address, &amy_session).await;
     amy_socket.expect("agent_hello").await;
     let (_, id, started) = start(&app, Some(group), "能帮我查一下物流吗").await;
