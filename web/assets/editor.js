@@ -41,12 +41,7 @@
     if (err.code === "invalid_article" && err.message) return ERROR_TEXT.invalid_article + "：" + err.message;
     return ERROR_TEXT[err.code] || (err.status ? "操作失败（" + err.status + "）" : "网络连接异常，请检查网络后重试");
   }
-  // A pending password change or two-step enrolment resumes on the sign-in page where the account
-  // stands (`resume=1`) instead of asking for the password again.
-  function toLogin(expired, resume) {
-    const next = "/editor" + location.search;
-    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
-  }
+  function toLogin(expired, resume) { window.kefu.toLogin("/editor" + location.search, expired, resume); }
   function handleAuthError(err) {
     if (!err) return false;
     if (err.code === "password_change_required" || err.code === "two_factor_setup_required") {

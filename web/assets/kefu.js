@@ -82,6 +82,15 @@
     return out;
   }
 
+  /**
+   * To the sign-in page, which comes back to `next` (a path of this site). `expired` says why;
+   * `resume` continues a pending password change or two-step enrolment where the account stands
+   * instead of asking for the password again.
+   */
+  function toLogin(next, expired, resume) {
+    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
+  }
+
   /** WebSocket URL on this origin. */
   function wsUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -93,6 +102,7 @@
     escape,
     el,
     snippetNodes,
+    toLogin,
     wsUrl,
     setCsrfToken(token) { csrfToken = token; },
     get csrfToken() { return csrfToken; },

@@ -37,12 +37,10 @@
     lastGroupsLoad: 0,
   };
 
-  // Called with the error that sent us there (or none): a pending password change or two-step
-  // enrolment resumes where the account stands (`resume=1`) instead of asking for the password again.
+  // Called with the error that sent us there, or none when `/me` shows something pending.
   function toLogin(err) {
     const resume = !err || err.code === "password_change_required" || err.code === "two_factor_setup_required";
-    const expired = err && err.code === "session_expired";
-    location.replace("/login?next=" + encodeURIComponent("/supervisor") + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
+    window.kefu.toLogin("/supervisor", Boolean(err && err.code === "session_expired"), resume);
   }
   function isAuthError(err) {
     return err && (err.status === 401 || err.code === "password_change_required" || err.code === "two_factor_setup_required");

@@ -41,10 +41,7 @@
       throw e;
     }
   };
-  function toLogin(expired, resume) {
-    const next = "/workbench" + location.hash;
-    location.replace("/login?next=" + encodeURIComponent(next) + (expired ? "&reason=expired" : "") + (resume ? "&resume=1" : ""));
-  }
+  function toLogin(expired, resume) { kefu.toLogin("/workbench" + location.hash, expired, resume); }
   wb.toLogin = toLogin;
 
   /** Raw fetch for file bodies (uploads) with the CSRF header; answers parsed JSON. */
