@@ -1501,18 +1501,6 @@ impl ConversationService {
             QueueStatus::Taken
         };
         self.leave_queue(desk, conversation_id, Some((status, agent)), outgoing)?;
-        if via != AssignedVia::Routing {
-            // Offered by routing, then transferred or accepted by hand before the first answer: the
-            // entry left the queue with the offer, so it is settled here. Left `offered`, the new
-            // agent's first reply would count the conversation as accepted a second time.
-            if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
-                if entry.status == QueueStatus::Offered {
-                    entry.status = QueueStatus::Taken;
-                    entry.agent = Some(agent);
-                    self.store.put_queue_entry(&entry)?;
-                }
-            }
-        }
         conversation.state = ConversationState::Active;
         conversation.agent = Some(agent);
         conversation.invited.remove(&agent);
@@ -1749,6 +1737,18 @@ impl ConversationService {
             .iter()
             .position(|entry| entry.conversation == conversation_id)
         else {
+            // An offer takes the entry out of the live queue. Taken by someone else (a transfer, an
+            // accept) before the first answer, the stored entry is settled here: left `offered`, the
+            // new agent's first reply would count the conversation as accepted a second time.
+            if let Some((QueueStatus::Taken, agent)) = now_with {
+                if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
+                    if entry.status == QueueStatus::Offered {
+                        entry.status = QueueStatus::Taken;
+                        entry.agent = Some(agent);
+                        self.store.put_queue_entry(&entry)?;
+                    }
+                }
+            }
             return Ok(());
         };
         let mut entry = desk.queue.remove(position);
