@@ -320,20 +320,20 @@ async fn automatic_routing_balances_load_and_respects_presence_and_capacity() {
 }
 
 /// A group in auto mode with one serving agent who already has the visitor's conversation.
-struct Served {
-    app: TestApp,
-    address: std::net::SocketAddr,
-    admin: Session,
-    group: u64,
-    agent_id: u64,
-    agent: Session,
-    desk_socket: Ws,
-    token: String,
-    id: String,
-    visitor: Ws,
+pub(crate) struct Served {
+    pub(crate) app: TestApp,
+    pub(crate) address: std::net::SocketAddr,
+    pub(crate) admin: Session,
+    pub(crate) group: u64,
+    pub(crate) agent_id: u64,
+    pub(crate) agent: Session,
+    pub(crate) desk_socket: Ws,
+    pub(crate) token: String,
+    pub(crate) id: String,
+    pub(crate) visitor: Ws,
 }
 
-async fn served() -> Served {
+pub(crate) async fn served() -> Served {
     let (app, address, admin, group) = desk("auto").await;
     let (agent_id, agent_session) = agent(&app, &admin, "xiaowang", group).await;
     let mut desk_socket = Ws::agent(address, &agent_session).await;

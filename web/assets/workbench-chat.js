@@ -1283,6 +1283,16 @@
         renderLists();
         break;
       }
+      case "queue_positions": {
+        // Only the entries that moved are listed; the rest keep their place.
+        let moved = false;
+        for (const p of f.positions) {
+          const item = queue.get(p.conversation);
+          if (item && item.position !== p.position) { item.position = p.position; moved = true; }
+        }
+        if (moved) renderLists();
+        break;
+      }
       case "queue_removed": {
         queue.delete(f.conversation);
         const c = convs.get(f.conversation);
