@@ -33,6 +33,7 @@ use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::metrics::Metrics;
+use crate::services::quick_replies::{fill_variables, VISITOR_NAME_UNKNOWN};
 use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
@@ -1535,12 +1536,23 @@ impl ConversationService {
             outgoing,
         )?;
         if !account.settings.greeting.is_empty() {
+            // The same variables as a quick reply's, filled the same way.
+            let body = fill_variables(
+                &account.settings.greeting,
+                conversation
+                    .identity
+                    .name
+                    .as_deref()
+                    .unwrap_or(VISITOR_NAME_UNKNOWN),
+                &account.display_name,
+                now,
+            );
             let greeting = Message {
                 seq: 0,
                 kind: SenderKind::Agent,
                 agent: Some(agent),
                 sender_name: account.display_name.clone(),
-                body: account.settings.greeting.clone(),
+                body,
                 attachments: Vec::new(),
                 at: now,
                 client_key: None,
