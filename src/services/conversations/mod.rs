@@ -870,6 +870,30 @@ impl ConversationService {
             desk.open
                 .insert(conversation.id.clone(), conversation.clone());
             self.store.put_conversation(&conversation)?;
+            // The note stays in the conversation, where the transfer happened, as an internal entry:
+            // whoever serves or reviews it later reads it in place; the visitor never gets it.
+            if !note.is_empty() {
+                let to = match to_group {
+                    Some(group) => format!(
+                        "{} · {}",
+                        self.accounts.group(group)?.name,
+                        receiver_account.display_name
+                    ),
+                    None => receiver_account.display_name.clone(),
+                };
+                let entry = Message {
+                    seq: 0,
+                    kind: SenderKind::Internal,
+                    agent: Some(from),
+                    sender_name: from_account.display_name.clone(),
+                    body: format!("转接备注（转给 {to}）：{note}"),
+                    attachments: Vec::new(),
+                    at: self.now(),
+                    client_key: None,
+                };
+                let (entry, _) = self.append(&conversation, entry)?;
+                self.broadcast_message(&conversation, &entry, &mut outgoing);
+            }
             // The receiver answers or the offer lapses within the transfer timeout.
             let wait = self
                 .estimated_wait(&desk, to_group.or(conversation.group), 1)
