@@ -396,8 +396,7 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
         .position(|message| message["kind"] == "internal")
         .unwrap_or_else(|| panic!("no internal note in {assigned}"));
     assert_eq!(
-        history[note]["body"],
-        "转接备注（转给 xiaoli）：客户要开专票",
+        history[note]["body"], "转接备注（转给 xiaoli）：客户要开专票",
         "{assigned}"
     );
     assert_eq!(history[note]["agent"], desk.agent_id);
