@@ -389,6 +389,29 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
         .await;
     let assigned = colleague_socket.expect("assigned").await;
     assert_eq!(assigned["conversation"]["agent"], colleague_id);
+    // The note stays in the conversation as an internal entry by its sender, before the notice.
+    let history = assigned["messages"].as_array().unwrap();
+    let note = history
+        .iter()
+        .position(|message| message["kind"] == "internal")
+        .unwrap_or_else(|| panic!("no internal note in {assigned}"));
+    assert_eq!(
+        history[note]["body"], "转接备注（转给 xiaoli）：客户要开专票",
+        "{assigned}"
+    );
+    assert_eq!(history[note]["agent"], desk.agent_id);
+    assert!(
+        bodies(&Value::Array(history[note + 1..].to_vec()))
+            .iter()
+            .any(|body| body.contains("专票由财务专员办理")),
+        "the note comes before the visitor's notice: {assigned}"
+    );
+    assert!(
+        visitor_messages(&desk.app, &desk.id)
+            .iter()
+            .all(|message| !message.body.contains("客户要开专票")),
+        "the visitor never gets the note"
+    );
     desk.desk_socket
         .expect_where("unassigned", |frame| frame["reason"] == "transferred")
         .await;

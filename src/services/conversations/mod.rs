@@ -39,6 +39,7 @@ use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::metrics::Metrics;
+use crate::services::quick_replies::{fill_variables, VISITOR_NAME_UNKNOWN};
 use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
@@ -923,6 +924,31 @@ impl ConversationService {
                 desk.open
                     .insert(conversation.id.clone(), conversation.clone());
                 self.store.put_conversation(&conversation)?;
+                // The note stays in the conversation, where the transfer happened, as an internal
+                // entry: whoever serves or reviews it later reads it in place; the visitor never
+                // gets it.
+                if !note.is_empty() {
+                    let to = match to_group {
+                        Some(group) => format!(
+                            "{} · {}",
+                            self.accounts.group(group)?.name,
+                            receiver_account.display_name
+                        ),
+                        None => receiver_account.display_name.clone(),
+                    };
+                    let entry = Message {
+                        seq: 0,
+                        kind: SenderKind::Internal,
+                        agent: Some(from),
+                        sender_name: from_account.display_name.clone(),
+                        body: format!("转接备注（转给 {to}）：{note}"),
+                        attachments: Vec::new(),
+                        at: self.now(),
+                        client_key: None,
+                    };
+                    let (entry, _) = self.append(&conversation, entry)?;
+                    self.broadcast_message(&conversation, &entry, outgoing);
+                }
                 // The receiver answers or the offer lapses within the transfer timeout.
                 let wait = self
                     .estimated_wait(desk, to_group.or(conversation.group), 1)
@@ -1573,12 +1599,23 @@ impl ConversationService {
             outgoing,
         )?;
         if !account.settings.greeting.is_empty() {
+            // The same variables as a quick reply's, filled the same way.
+            let body = fill_variables(
+                &account.settings.greeting,
+                conversation
+                    .identity
+                    .name
+                    .as_deref()
+                    .unwrap_or(VISITOR_NAME_UNKNOWN),
+                &account.display_name,
+                now,
+            );
             let greeting = Message {
                 seq: 0,
                 kind: SenderKind::Agent,
                 agent: Some(agent),
                 sender_name: account.display_name.clone(),
-                body: account.settings.greeting.clone(),
+                body,
                 attachments: Vec::new(),
                 at: now,
                 client_key: None,
