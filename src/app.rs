@@ -232,18 +232,23 @@ fn start_desk_timers(state: &AppState) {
     });
 }
 
-/// Sets idle agents away, purges expired sessions and forgets visitors who left, until the process
-/// ends.
-fn start_housekeeping(accounts: Arc<AccountService>, visitors: Arc<VisitorService>) {
+/// Sets idle agents away, purges expired sessions and visitor tokens, forgets visitors who left and
+/// idle rate limits, until the process ends.
+fn start_housekeeping(state: &AppState) {
+    let accounts = Arc::clone(&state.accounts);
+    let visitors = Arc::clone(&state.visitors);
+    let conversations = Arc::clone(&state.conversations);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             ticker.tick().await;
             let accounts = Arc::clone(&accounts);
             let visitors = Arc::clone(&visitors);
+            conversations.forget_idle_upload_rates();
             let outcome = tokio::task::spawn_blocking(move || {
                 let away = accounts.apply_auto_away()?;
-                let purged = accounts.purge_expired_sessions()?;
+                let purged =
+                    accounts.purge_expired_sessions()? + accounts.purge_expired_visitor_tokens()?;
                 let departed = visitors.forget_departed();
                 Ok::<_, crate::Error>((away.len(), purged, departed))
             })
@@ -288,7 +293,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    start_housekeeping(Arc::clone(&state.accounts), Arc::clone(&state.visitors));
+    start_housekeeping(&state);
     start_desk_timers(&state);
     crate::services::webhooks::start_delivery(&state.webhooks);
     let visitors = Arc::clone(&state.visitors);

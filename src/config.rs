@@ -92,6 +92,14 @@ pub struct AccountsConfig {
     pub auto_away_minutes: u64,
     /// Largest avatar upload.
     pub max_avatar_bytes: usize,
+    /// Visitor tokens issued per client address per minute (`POST /api/v1/visitors`, a conversation
+    /// started without a token); more answer `429 rate_limited`. Generous: many visitors may share
+    /// one address behind a carrier's NAT.
+    pub visitor_tokens_per_minute: u32,
+    /// A visitor token stops working this many days after it was issued, and is then purged.
+    pub visitor_token_days: u64,
+    /// Captchas issued per client address per minute; more answer `429 rate_limited`.
+    pub captchas_per_minute: u32,
     /// Concurrent conversations of a new agent.
     pub default_max_concurrent: u32,
     /// Mark the session cookie `Secure` even without an `X-Forwarded-Proto: https` header (serving
@@ -110,6 +118,9 @@ impl Default for AccountsConfig {
             login_attempts_per_minute: 30,
             auto_away_minutes: 10,
             max_avatar_bytes: 1 << 20,
+            visitor_tokens_per_minute: 60,
+            visitor_token_days: 30,
+            captchas_per_minute: 20,
             default_max_concurrent: 5,
             secure_cookies: false,
         }
@@ -178,6 +189,19 @@ pub struct ConversationsConfig {
     pub max_upload_bytes: usize,
     /// Accepted upload types, by extension.
     pub upload_types: Vec<String>,
+    /// Files one conversation may hold (both parties' uploads).
+    pub max_uploads_per_conversation: usize,
+    /// Bytes one conversation's files may take.
+    pub max_upload_bytes_per_conversation: u64,
+    /// Files one visitor may upload in all their conversations.
+    pub max_uploads_per_visitor: usize,
+    /// Bytes one visitor may upload in all their conversations.
+    pub max_upload_bytes_per_visitor: u64,
+    /// Uploads accepted per visitor per minute; more answer `429 rate_limited`.
+    pub visitor_uploads_per_minute: u32,
+    /// Bytes all uploaded files may take on disk; past it every upload answers
+    /// `507 upload_storage_full` (a file already stored still attaches).
+    pub upload_disk_budget_bytes: u64,
     /// Problem types (问题类型) of the wrap-up form, as `parent/child` paths.
     pub problem_types: Vec<String>,
     /// The team's time zone (IANA name): where statistics' days begin.
@@ -203,6 +227,12 @@ impl Default for ConversationsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            max_uploads_per_conversation: 50,
+            max_upload_bytes_per_conversation: 100 << 20,
+            max_uploads_per_visitor: 100,
+            max_upload_bytes_per_visitor: 200 << 20,
+            visitor_uploads_per_minute: 10,
+            upload_disk_budget_bytes: 10 << 30,
             problem_types: [
                 "订单/查询订单",
                 "订单/修改订单",

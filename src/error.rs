@@ -91,6 +91,10 @@ pub enum ErrorCode {
     UploadTooLarge,
     /// An upload's name, type or content is not accepted.
     InvalidUpload,
+    /// The visitor or the conversation has sent as many files (or bytes) as allowed.
+    UploadQuotaExceeded,
+    /// The server's disk budget for uploaded files is used up.
+    UploadStorageFull,
     /// No quick reply has that id.
     QuickReplyNotFound,
     /// Another quick reply of the same scope has that shortcut.
@@ -155,6 +159,8 @@ impl ErrorCode {
             ErrorCode::MessageTooLong => "message_too_long",
             ErrorCode::UploadTooLarge => "upload_too_large",
             ErrorCode::InvalidUpload => "invalid_upload",
+            ErrorCode::UploadQuotaExceeded => "upload_quota_exceeded",
+            ErrorCode::UploadStorageFull => "upload_storage_full",
             ErrorCode::QuickReplyNotFound => "quick_reply_not_found",
             ErrorCode::ShortcutTaken => "shortcut_taken",
             ErrorCode::InvalidImport => "invalid_import",
@@ -313,6 +319,15 @@ pub enum Error {
     /// An upload is refused.
     #[error("{0}")]
     InvalidUpload(String),
+    /// A visitor's or a conversation's upload quota is used up; the message names which.
+    #[error("{0}")]
+    UploadQuotaExceeded(String),
+    /// The disk budget of uploaded files is used up.
+    #[error("the server has no room for more files ({budget_bytes} bytes are allowed in all)")]
+    UploadStorageFull {
+        /// `conversations.upload_disk_budget_bytes`.
+        budget_bytes: u64,
+    },
     /// No quick reply with that id.
     #[error("quick reply {0} not found")]
     QuickReplyNotFound(u64),
@@ -403,6 +418,8 @@ impl Error {
             Error::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             Error::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
             Error::InvalidUpload(_) => ErrorCode::InvalidUpload,
+            Error::UploadQuotaExceeded(_) => ErrorCode::UploadQuotaExceeded,
+            Error::UploadStorageFull { .. } => ErrorCode::UploadStorageFull,
             Error::QuickReplyNotFound(_) => ErrorCode::QuickReplyNotFound,
             Error::ShortcutTaken(_) => ErrorCode::ShortcutTaken,
             Error::InvalidImport(_) => ErrorCode::InvalidImport,

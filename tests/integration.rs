@@ -21,6 +21,8 @@ mod http_metrics;
 mod http_openapi;
 #[path = "integration/http_search.rs"]
 mod http_search;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/quick_replies.rs"]
 mod quick_replies;
 #[path = "integration/stats.rs"]

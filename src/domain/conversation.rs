@@ -102,6 +102,33 @@ pub struct VisitorIdentity {
     pub external_id: Option<String>,
 }
 
+impl VisitorIdentity {
+    /// Refuses a field over its limit (`invalid_input`).
+    pub fn check_lengths(&self) -> crate::error::Result<()> {
+        use super::limits::*;
+        check_optional_length(
+            "identity.name",
+            self.name.as_deref(),
+            MAX_VISITOR_NAME_CHARS,
+        )?;
+        check_optional_length(
+            "identity.phone",
+            self.phone.as_deref(),
+            MAX_VISITOR_PHONE_CHARS,
+        )?;
+        check_optional_length(
+            "identity.email",
+            self.email.as_deref(),
+            MAX_VISITOR_EMAIL_CHARS,
+        )?;
+        check_optional_length(
+            "identity.external_id",
+            self.external_id.as_deref(),
+            MAX_EXTERNAL_ID_CHARS,
+        )
+    }
+}
+
 /// A transfer waiting for its receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingTransfer {
@@ -195,6 +222,17 @@ pub struct Conversation {
     /// time from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_reply_since: Option<Timestamp>,
+}
+
+impl Conversation {
+    /// The name shown with the visitor's messages: their nickname, or 访客. Stored once, on the
+    /// conversation; messages get it when they are read (see `storage::conversations`).
+    pub fn visitor_name(&self) -> String {
+        self.identity
+            .name
+            .clone()
+            .unwrap_or_else(|| "访客".to_string())
+    }
 }
 
 /// Where a queue entry stands (kept apart from the conversation, like Rocket.Chat's inquiries). Entries

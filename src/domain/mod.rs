@@ -3,6 +3,7 @@
 pub mod account;
 pub mod article;
 pub mod conversation;
+pub mod limits;
 pub mod quick_reply;
 pub mod visitor;
 pub mod webhook;

@@ -51,6 +51,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::TransferTargetUnavailable => StatusCode::CONFLICT,
         ErrorCode::MessageTooLong | ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidUpload => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UploadQuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UploadStorageFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::QuickReplyNotFound => StatusCode::NOT_FOUND,
         ErrorCode::ShortcutTaken | ErrorCode::ArticleChanged | ErrorCode::ArticleExists => {
             StatusCode::CONFLICT

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::limits::{MAX_REPLY_QUERY_CHARS, MAX_SUGGEST_CHARS};
 use crate::domain::{AccountId, ArticleStatus, ReplyScope, SenderKind};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
@@ -27,6 +28,8 @@ pub const SUGGESTED_REPLIES: usize = 3;
 const EARLIER_MESSAGES: usize = 2;
 /// Keywords taken from each earlier message.
 const KEYWORDS_PER_MESSAGE: usize = 3;
+/// Keywords a message too long to search as it is is searched by (jieba TF-IDF).
+const KEYWORDS_OF_LONG_MESSAGE: usize = 8;
 /// Longest suggested passage, in characters.
 const MAX_PASSAGE_CHARS: usize = 300;
 /// Questions sharing less than this share of their words (Jaccard) with an adopted one get no boost
@@ -177,19 +180,45 @@ pub fn adoption_boost(weight: f64) -> f64 {
     1.0 + (BOOST_PER_ADOPTION * weight.max(0.0)).min(MAX_ADOPTION_BOOST)
 }
 
-/// The query text for visitor messages given newest first.
+/// The query text for visitor messages given newest first: the newest message, or its keywords when
+/// it is longer than a search takes, then keywords of the earlier ones. Never longer than
+/// [`MAX_REPLY_QUERY_CHARS`], so a long message gets suggestions like a short one instead of a
+/// refused search.
 pub fn suggestion_query(analyzer: &Analyzer, newest_first: &[&str]) -> String {
     let Some((newest, earlier)) = newest_first.split_first() else {
         return String::new();
     };
-    let mut query = newest.to_string();
+    let newest = newest.trim();
+    let mut query = String::new();
+    if newest.chars().nth(MAX_REPLY_QUERY_CHARS).is_none() {
+        query.push_str(newest);
+    } else {
+        for keyword in analyzer.keywords(newest, KEYWORDS_OF_LONG_MESSAGE) {
+            push_bounded(&mut query, &keyword);
+        }
+        if query.is_empty() {
+            // No keyword stands out (say, one character repeated): search its beginning.
+            query = newest.chars().take(MAX_REPLY_QUERY_CHARS).collect();
+        }
+    }
     for message in earlier.iter().take(EARLIER_MESSAGES) {
         for keyword in analyzer.keywords(message, KEYWORDS_PER_MESSAGE) {
-            query.push(' ');
-            query.push_str(&keyword);
+            push_bounded(&mut query, &keyword);
         }
     }
     query
+}
+
+/// Appends ` word` to `query` when the result stays within [`MAX_REPLY_QUERY_CHARS`].
+fn push_bounded(query: &mut String, word: &str) {
+    let separator = usize::from(!query.is_empty());
+    if query.chars().count() + separator + word.chars().count() > MAX_REPLY_QUERY_CHARS {
+        return;
+    }
+    if separator == 1 {
+        query.push(' ');
+    }
+    query.push_str(word);
 }
 
 /// Whether a query word tells passages apart: single CJK characters (我, 了, 吗) are in almost every
@@ -326,6 +355,11 @@ impl AssistService {
         agent_name: &str,
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
+        if text.chars().nth(MAX_SUGGEST_CHARS).is_some() {
+            return Err(Error::InvalidQuery {
+                reason: format!("at most {MAX_SUGGEST_CHARS} characters"),
+            });
+        }
         self.suggest(&[text], agent, agent_name, VISITOR_NAME_UNKNOWN, scopes)
     }
 
@@ -338,15 +372,12 @@ impl AssistService {
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
         let started = std::time::Instant::now();
-        let text_length: usize = newest_first.first().map_or(0, |text| text.chars().count());
-        if text_length == 0 || newest_first.iter().all(|text| text.trim().is_empty()) {
+        // A conversation's messages may be longer than a text sent to suggest for: the query is
+        // built from their keywords, so their length is not refused here.
+        let newest_is_empty = newest_first.first().is_none_or(|text| text.is_empty());
+        if newest_is_empty || newest_first.iter().all(|text| text.trim().is_empty()) {
             return Err(Error::InvalidQuery {
                 reason: "nothing to suggest from: the text is empty".into(),
-            });
-        }
-        if text_length > 2000 {
-            return Err(Error::InvalidQuery {
-                reason: "at most 2000 characters".into(),
             });
         }
         let index = self.knowledge.index();
@@ -435,9 +466,9 @@ impl AssistService {
         conversation_id: Option<&str>,
         text: Option<&str>,
     ) -> Result<Vec<String>> {
-        if text.is_some_and(|text| text.chars().count() > 2000) {
+        if text.is_some_and(|text| text.chars().nth(MAX_SUGGEST_CHARS).is_some()) {
             return Err(Error::InvalidQuery {
-                reason: "at most 2000 characters".into(),
+                reason: format!("at most {MAX_SUGGEST_CHARS} characters"),
             });
         }
         let analyzer = self.knowledge.index().analyzer();
@@ -602,6 +633,24 @@ mod tests {
         assert!(query.starts_with("那要多久 "), "{query}");
         assert!(query.contains("退款"), "{query}");
         assert_eq!(suggestion_query(&analyzer, &[]), "");
+    }
+
+    #[test]
+    fn a_long_message_is_searched_by_its_keywords_within_the_search_limit() {
+        let analyzer = Analyzer::new();
+        let long = format!(
+            "{}我上周申请了退款，银行卡支付的，到现在还没有到账，请问退款到账需要多久？",
+            "您好，打扰一下。".repeat(40)
+        );
+        assert!(long.chars().count() > MAX_REPLY_QUERY_CHARS);
+        let query = suggestion_query(&analyzer, &[&long, &long, &long]);
+        assert!(query.chars().count() <= MAX_REPLY_QUERY_CHARS, "{query}");
+        assert!(query.contains("退款"), "{query}");
+        // Nothing but one character repeated: its beginning, cut to the limit.
+        let repeated = "啊".repeat(3000);
+        let query = suggestion_query(&analyzer, &[&repeated]);
+        assert!(!query.is_empty());
+        assert!(query.chars().count() <= MAX_REPLY_QUERY_CHARS);
     }
 
     #[test]

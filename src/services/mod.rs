@@ -10,6 +10,7 @@ pub mod knowledge;
 pub mod metrics;
 pub mod quick_replies;
 pub mod secrets;
+pub mod spreadsheet;
 pub mod stats;
 pub mod suggestions;
 pub mod visitors;

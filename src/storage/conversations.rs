@@ -3,10 +3,14 @@
 //!
 //! Messages are keyed `conversation id, 0x00, seq (big-endian)`, so one conversation's messages are a
 //! contiguous, ordered range and the next sequence number is the last key's plus one.
+//!
+//! A visitor message is stored without its `sender_name`: the visitor's name lives once, on the
+//! conversation, and is put back on every read. Copied into each message, one long name multiplied
+//! the store by the number of messages.
 
 use std::sync::Mutex;
 
-use crate::domain::{Conversation, Message, QueueEntry};
+use crate::domain::{Conversation, Message, QueueEntry, SenderKind};
 use crate::error::Result;
 use crate::storage::{self, Store};
 
@@ -120,9 +124,13 @@ impl ConversationStore for SledConversationStore {
         if let Some(key) = &message.client_key {
             if let Some(seq) = self.store.message_keys.get(client_key(conversation, key))? {
                 let seq = u64::from_be_bytes(seq.as_ref().try_into().unwrap_or([0; 8]));
-                if let Some(existing) =
-                    storage::get_json(&self.store.messages, message_key(conversation, seq))?
-                {
+                if let Some(mut existing) = storage::get_json::<Message>(
+                    &self.store.messages,
+                    message_key(conversation, seq),
+                )? {
+                    if existing.kind == SenderKind::Visitor {
+                        existing.sender_name = message.sender_name;
+                    }
                     return Ok((existing, false));
                 }
             }
@@ -141,11 +149,20 @@ impl ConversationStore for SledConversationStore {
             None => 0,
         };
         message.seq = last_seq + 1;
-        storage::put_json(
+        let sender_name = if message.kind == SenderKind::Visitor {
+            std::mem::take(&mut message.sender_name)
+        } else {
+            String::new()
+        };
+        let stored = storage::put_json(
             &self.store.messages,
             message_key(conversation, message.seq),
             &message,
-        )?;
+        );
+        if message.kind == SenderKind::Visitor {
+            message.sender_name = sender_name;
+        }
+        stored?;
         if let Some(key) = &message.client_key {
             self.store
                 .message_keys
@@ -157,21 +174,42 @@ impl ConversationStore for SledConversationStore {
     fn messages_after(&self, conversation: &str, after: u64) -> Result<Vec<Message>> {
         let start = message_key(conversation, after.saturating_add(1));
         let end = message_key(conversation, u64::MAX);
-        self.store
+        let mut messages: Vec<Message> = self
+            .store
             .messages
             .range(start..=end)
             .values()
             .map(|value| storage::decode(&value?))
-            .collect()
+            .collect::<Result<_>>()?;
+        if messages
+            .iter()
+            .any(|message| message.kind == SenderKind::Visitor)
+        {
+            let name = self.visitor_name(conversation)?;
+            name_visitor_messages(&mut messages, &name);
+        }
+        Ok(messages)
     }
 
     fn all_messages(&self) -> Result<Vec<(String, Message)>> {
         let mut messages = Vec::new();
+        let mut names: std::collections::HashMap<String, String> = Default::default();
         for item in self.store.messages.iter() {
             let (key, value) = item?;
             let end = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
             let conversation = String::from_utf8_lossy(&key[..end]).into_owned();
-            messages.push((conversation, storage::decode(&value)?));
+            let mut message: Message = storage::decode(&value)?;
+            if message.kind == SenderKind::Visitor {
+                message.sender_name = match names.get(&conversation) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = self.visitor_name(&conversation)?;
+                        names.insert(conversation.clone(), name.clone());
+                        name
+                    }
+                };
+            }
+            messages.push((conversation, message));
         }
         Ok(messages)
     }
@@ -182,6 +220,26 @@ impl ConversationStore for SledConversationStore {
 
     fn flush(&self) -> Result<()> {
         self.store.flush()
+    }
+}
+
+impl SledConversationStore {
+    /// The name of a conversation's visitor, as shown with their messages.
+    fn visitor_name(&self, conversation: &str) -> Result<String> {
+        Ok(self.conversation(conversation)?.map_or_else(
+            || "访客".to_string(),
+            |conversation| conversation.visitor_name(),
+        ))
+    }
+}
+
+/// Puts the visitor's name back on their messages (stored without it).
+fn name_visitor_messages(messages: &mut [Message], name: &str) {
+    for message in messages
+        .iter_mut()
+        .filter(|message| message.kind == SenderKind::Visitor)
+    {
+        message.sender_name = name.to_string();
     }
 }
 

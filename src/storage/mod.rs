@@ -54,6 +54,8 @@ pub struct Store {
     pub group_routing: sled::Tree,
     /// Conversation id, 0, content hash → attachment metadata.
     pub files: sled::Tree,
+    /// Visitor id → files and bytes they uploaded (their quota).
+    pub visitor_uploads: sled::Tree,
     /// Quick-reply id → `QuickReply`.
     pub quick_replies: sled::Tree,
     /// Quick-reply id → image bytes.
@@ -121,6 +123,7 @@ impl Store {
             message_keys: tree("message_keys")?,
             group_routing: tree("group_routing")?,
             files: tree("files")?,
+            visitor_uploads: tree("visitor_uploads")?,
             quick_replies: tree("quick_replies")?,
             reply_images: tree("reply_images")?,
             reply_usage: tree("reply_usage")?,

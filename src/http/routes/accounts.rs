@@ -34,14 +34,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The image, with its own content type", content_type = "image/*"),
         (status = 400, description = "`bad_request`", body = ErrorBody),
-        (status = 404, description = "`not_found` (no avatar) or `account_not_found`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no avatar, or no such account (the same answer, so ids cannot be probed)", body = ErrorBody),
     ),
 )]
 async fn avatar(State(state): State<AppState>, AppPath(id): AppPath<u64>) -> Result<Response> {
     let image = state
         .accounts
         .avatar(AccountId(id))?
-        .ok_or_else(|| Error::NotFound(format!("account {id} has no avatar")))?;
+        .ok_or_else(|| Error::NotFound(format!("no avatar for account {id}")))?;
     Ok((
         [
             (header::CONTENT_TYPE, image.content_type),

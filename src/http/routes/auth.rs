@@ -43,7 +43,7 @@ struct LoginResponse {
     security(()),
     responses(
         (status = 200, description = "Signed in: sets the `kefu_session` cookie; send `csrf_token` as `X-CSRF-Token`", body = LoginResponse),
-        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: a field is longer than any real one (username over 32 characters, password over 256, codes over 64), refused before any lookup; or `bad_request`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`, `captcha_required`, `captcha_invalid`, `totp_required` or `totp_invalid`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
         (status = 423, description = "`account_locked`", body = ErrorBody),
@@ -124,9 +124,14 @@ struct CaptchaResponse {
     security(()),
     responses(
         (status = 200, description = "A new captcha (PNG data URL), answerable once within 5 minutes", body = CaptchaResponse),
+        (status = 429, description = "`rate_limited`: more captchas a minute from this address than `accounts.captchas_per_minute`", body = ErrorBody),
     ),
 )]
-async fn captcha(State(state): State<AppState>) -> Result<Json<CaptchaResponse>> {
+async fn captcha(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+) -> Result<Json<CaptchaResponse>> {
+    state.accounts.check_captcha_rate(ip)?;
     let challenge = blocking(&state, |accounts| Ok(accounts.captcha_challenge())).await?;
     let image = format!(
         "data:image/png;base64,{}",
@@ -157,13 +162,15 @@ struct CaptchaRequired {
     security(()),
     responses(
         (status = 200, description = "Whether the next sign-in of this username needs a captcha", body = CaptchaRequired),
-        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 400, description = "`bad_request`, or `invalid_input` for a username over 64 characters", body = ErrorBody),
     ),
 )]
 async fn captcha_required(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<CaptchaRequiredParams>,
 ) -> Result<Json<CaptchaRequired>> {
+    use crate::domain::limits::{check_length, MAX_LOGIN_USERNAME_CHARS};
+    check_length("username", &params.username, MAX_LOGIN_USERNAME_CHARS)?;
     let required = state.accounts.captcha_required(&params.username)?;
     Ok(Json(CaptchaRequired { required }))
 }

@@ -26,6 +26,7 @@ use crate::services::accounts::Caller;
 use crate::services::conversations::{
     DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
 };
+use crate::services::spreadsheet::escape_cell;
 use crate::services::visitors::{Arrival, Origin};
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
@@ -63,10 +64,11 @@ struct Started {
     security((), ("visitor" = [])),
     responses(
         (status = 201, description = "Queued, or an offline message (留言) when nobody is at work; a visitor token is issued unless one was sent", body = Started),
-        (status = 400, description = "`invalid_input`, `message_too_long` or `bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` (a field over its limit: nothing is stored, no token issued), `message_too_long` or `bad_request`", body = ErrorBody),
         (status = 401, description = "An unknown visitor token", body = ErrorBody),
         (status = 403, description = "`visitor_blocked`: the visitor or their address is on the block list", body = ErrorBody),
         (status = 404, description = "`group_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: a new visitor past `accounts.visitor_tokens_per_minute` from this address", body = ErrorBody),
     ),
 )]
 async fn start(
@@ -75,6 +77,12 @@ async fn start(
     headers: HeaderMap,
     AppJson(mut request): AppJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Started>)> {
+    // Every field is checked before a token is issued: a refused start leaves nothing behind.
+    state.conversations.check_start(&request)?;
+    let arrival = state.visitors.check_arrival(Arrival {
+        channel: request.channel.clone(),
+        ..Arrival::default()
+    })?;
     let (token, grant) = match visitor_token(&headers) {
         Some(token) => match state.accounts.visitor_grant(&token)? {
             Some(grant) => {
@@ -86,18 +94,15 @@ async fn start(
         // A new visitor can only be blocked by address, and is refused before a token is issued.
         None => {
             state.visitors.check_blocked(None, ip)?;
+            state.accounts.check_visitor_token_rate(ip)?;
             blocking(&state, |accounts| accounts.issue_visitor_token()).await?
         }
-    };
-    let arrival = Arrival {
-        channel: request.channel.clone(),
-        ..Arrival::default()
     };
     let origin = Origin {
         ip,
         user_agent: user_agent(&headers),
     };
-    let profile = state.visitors.arrive(&grant.visitor_id, arrival, &origin)?;
+    let profile = state.visitors.settle(&grant.visitor_id, arrival, &origin)?;
     // What the host site vouched for outranks what the page typed in.
     if let Some(identity) = profile.identity.filter(|identity| identity.verified) {
         request.identity.external_id = identity.person_key();
@@ -303,8 +308,10 @@ async fn messages(
         (status = 403, description = "Not a participant (`forbidden`), or `visitor_blocked`", body = ErrorBody),
         (status = 404, description = "`conversation_not_found`", body = ErrorBody),
         (status = 409, description = "`conversation_closed`", body = ErrorBody),
-        (status = 413, description = "`upload_too_large`", body = ErrorBody),
+        (status = 413, description = "`upload_too_large`, or `upload_quota_exceeded` (the conversation's or the visitor's files or bytes)", body = ErrorBody),
         (status = 415, description = "`invalid_upload`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more uploads a minute than `conversations.visitor_uploads_per_minute` from one visitor", body = ErrorBody),
+        (status = 507, description = "`upload_storage_full`: the disk budget of all uploaded files is used up", body = ErrorBody),
     ),
 )]
 async fn upload(
@@ -333,7 +340,7 @@ async fn upload(
         .ok_or_else(|| Error::InvalidUpload("give the file name as `?name=`".into()))?;
     let attachment = state
         .conversations
-        .upload(&id, &name, body.to_vec())
+        .upload(&party, &id, &name, body.to_vec())
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
 }
@@ -533,9 +540,10 @@ async fn transcript(
         .into_response()),
         "csv" => {
             let mut writer = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+            // Every cell escaped: a visitor's `=HYPERLINK(…)` stays text when Excel opens the file.
             let write = |writer: &mut csv::Writer<Vec<u8>>, record: &[String]| {
                 writer
-                    .write_record(record)
+                    .write_record(record.iter().map(|cell| escape_cell(cell).into_owned()))
                     .map_err(|error| Error::Internal(format!("writing CSV: {error}")))
             };
             write(

@@ -56,9 +56,10 @@ struct NewVisitor {
     security(()),
     responses(
         (status = 201, description = "A new visitor, their token and profile", body = NewVisitor),
-        (status = 400, description = "`invalid_input` (unknown channel, empty page URL, bad identity fields) or `bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` (unknown channel, empty page URL, bad identity fields, a field over its limit: nothing is stored) or `bad_request`", body = ErrorBody),
         (status = 401, description = "`identity_invalid`", body = ErrorBody),
         (status = 403, description = "`visitor_blocked`: the address is blocked", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more new visitors a minute from this address than `accounts.visitor_tokens_per_minute`", body = ErrorBody),
     ),
 )]
 async fn new_visitor(
@@ -68,12 +69,15 @@ async fn new_visitor(
     OptionalJson(arrival): OptionalJson<Arrival>,
 ) -> Result<(StatusCode, Json<NewVisitor>)> {
     state.visitors.check_blocked(None, ip)?;
+    // Checked before the token is issued: a refused arrival leaves nothing behind.
+    let arrival = state.visitors.check_arrival(arrival)?;
+    state.accounts.check_visitor_token_rate(ip)?;
     let (token, grant) = blocking(&state, |accounts| accounts.issue_visitor_token()).await?;
     let origin = Origin {
         ip,
         user_agent: user_agent(&headers),
     };
-    let visitor = state.visitors.arrive(&grant.visitor_id, arrival, &origin)?;
+    let visitor = state.visitors.settle(&grant.visitor_id, arrival, &origin)?;
     Ok((
         StatusCode::CREATED,
         Json(NewVisitor {

@@ -142,6 +142,9 @@ impl AccountService {
                 return Err(Error::RateLimited);
             }
         }
+        // Before any lookup: no account has a longer name, and nothing of an over-long input may
+        // reach the failure counters or the audit log (each failure stores the name it was for).
+        check_login_lengths(request)?;
         let username = request.username.trim().to_lowercase();
         let name_lock = Arc::clone(
             self.signing_in
@@ -457,9 +460,11 @@ impl AccountService {
         Ok((token, grant))
     }
 
-    /// What a visitor token grants, if it is known.
+    /// What a visitor token grants, if it is known and has not expired.
     pub fn visitor_grant(&self, token: &str) -> Result<Option<VisitorGrant>> {
-        storage::get_json(&self.store.visitor_tokens, session_key(token))
+        let grant: Option<VisitorGrant> =
+            storage::get_json(&self.store.visitor_tokens, session_key(token))?;
+        Ok(grant.filter(|grant| !self.visitor_token_expired(grant)))
     }
 
     /// Scopes a visitor token to the conversation it opened.
@@ -488,4 +493,19 @@ fn hex_prefix(key: &[u8]) -> String {
         .take(8)
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// Refuses a sign-in whose fields are longer than any real one could be.
+fn check_login_lengths(request: &LoginRequest) -> Result<()> {
+    use crate::domain::limits::*;
+    check_length("username", &request.username, MAX_LOGIN_USERNAME_CHARS)?;
+    check_length("username", request.username.trim(), MAX_USERNAME_CHARS)?;
+    check_length("password", &request.password, MAX_PASSWORD_CHARS)?;
+    check_optional_length(
+        "captcha_id",
+        request.captcha_id.as_deref(),
+        MAX_LOGIN_CODE_CHARS,
+    )?;
+    check_optional_length("captcha", request.captcha.as_deref(), MAX_LOGIN_CODE_CHARS)?;
+    check_optional_length("totp", request.totp.as_deref(), MAX_LOGIN_CODE_CHARS)
 }

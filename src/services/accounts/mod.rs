@@ -9,6 +9,7 @@
 //! - `password.rs`: hashing and password rules.
 
 mod auth;
+mod issuance;
 mod password;
 mod profile;
 
@@ -63,6 +64,8 @@ pub struct AccountService {
     decoy_hash: String,
     /// Presence changes, for routing (an agent going offline gives back their conversations).
     presence_events: tokio::sync::broadcast::Sender<PresenceChange>,
+    /// Visitor tokens and captchas issued per address.
+    issuance: issuance::IssueLimits,
 }
 
 impl std::fmt::Debug for AccountService {
@@ -176,6 +179,7 @@ impl AccountService {
             write_lock: Mutex::new(()),
             decoy_hash: password::hash_password(&random_token(12))?,
             presence_events: tokio::sync::broadcast::channel(1024).0,
+            issuance: issuance::IssueLimits::new(&config),
             config,
         };
         let bootstrap = service.bootstrap_admin()?;
@@ -507,6 +511,11 @@ impl AccountService {
     /// Creates a skill group.
     pub fn create_group(&self, input: GroupInput) -> Result<SkillGroup> {
         let name = validate_group_name(&input.name)?;
+        crate::domain::limits::check_length(
+            "description",
+            input.description.trim(),
+            crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
+        )?;
         let _guard = self.write_lock.lock().expect("account lock poisoned");
         self.ensure_group_name_free(&name, None)?;
         let group = SkillGroup {
@@ -523,6 +532,11 @@ impl AccountService {
     /// Renames or redescribes a skill group.
     pub fn update_group(&self, id: GroupId, input: GroupInput) -> Result<SkillGroup> {
         let name = validate_group_name(&input.name)?;
+        crate::domain::limits::check_length(
+            "description",
+            input.description.trim(),
+            crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
+        )?;
         let _guard = self.write_lock.lock().expect("account lock poisoned");
         let mut group = self.group(id)?;
         self.ensure_group_name_free(&name, Some(id))?;
@@ -709,7 +723,8 @@ pub fn validate_username(username: &str) -> Result<String> {
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !(2..=32).contains(&username.len()) || !valid_chars || !starts_well {
+    let length_ok = (2..=crate::domain::limits::MAX_USERNAME_CHARS).contains(&username.len());
+    if !length_ok || !valid_chars || !starts_well {
         return Err(Error::InvalidInput(
             "a username is 2-32 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit"
                 .into(),

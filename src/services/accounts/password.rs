@@ -6,10 +6,7 @@ use zxcvbn::feedback::Warning;
 
 use crate::error::{Error, Result};
 
-/// Shortest accepted password, in characters.
-pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Longest accepted password, in characters (argon2 has no limit, the request body does).
-pub const MAX_PASSWORD_CHARS: usize = 256;
+pub use crate::domain::limits::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 
 /// Threads that run argon2. Each hash needs 19 MiB of working memory; allocated per call, glibc kept
 /// it in the arena of whichever thread ran the hash (measured: RSS 83 MiB idle, 219 MiB after a few
@@ -136,8 +133,8 @@ fn verify_here(password: &str, hash: &str) -> bool {
     Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
-/// Checks a new password: at least 8 characters, 3 of the 4 classes (upper, lower, digit, symbol), not
-/// the username, and not a common password (zxcvbn's frequency lists, which also catch l33t variants
+/// Checks a new password: 8 to 256 characters, no control characters, 3 of the 4 classes (upper,
+/// lower, digit, symbol), not the username, and not a common password (zxcvbn's frequency lists, which also catch l33t variants
 /// such as `P@ssw0rd1`).
 ///
 /// Returns [`Error::WeakPassword`] listing every broken rule.
@@ -149,6 +146,11 @@ pub fn check_password_rules(username: &str, password: &str) -> Result<()> {
     }
     if length > MAX_PASSWORD_CHARS {
         broken.push(format!("at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    // NUL and other controls cannot be typed, and other systems (C strings, terminals, password
+    // managers) cut or mangle them: such a password would not survive being used elsewhere.
+    if password.chars().any(char::is_control) {
+        broken.push("no control characters".to_string());
     }
     let classes = [
         password.chars().any(|c| c.is_uppercase()),
@@ -217,6 +219,12 @@ mod tests {
             .iter()
             .any(|r| r.contains("username")));
         assert!(reasons("a", "Password1!").iter().any(|r| r == "too common"));
+        assert!(reasons("a", "Aa1!\0\0\0\0\0\0\0\0")
+            .iter()
+            .any(|r| r == "no control characters"));
+        assert!(reasons("a", "Kefu\u{7}Desk-2026")
+            .iter()
+            .any(|r| r == "no control characters"));
         assert!(reasons("a", "P@ssw0rd123")
             .iter()
             .any(|r| r == "too common"));

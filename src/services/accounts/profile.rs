@@ -158,7 +158,13 @@ impl AccountService {
 
     /// The avatar of an account, if it has one.
     pub fn avatar(&self, id: AccountId) -> Result<Option<AvatarImage>> {
-        let account = self.account(id)?;
+        // The route is public: an unknown account answers like one without an avatar, so the
+        // answers do not tell which ids exist.
+        let account = match self.account(id) {
+            Ok(account) => account,
+            Err(Error::AccountNotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
         let Some(meta) = account.avatar else {
             return Ok(None);
         };

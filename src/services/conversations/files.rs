@@ -1,40 +1,103 @@
 //! Files sent in a conversation: size and type checks (the content is sniffed and must match the
 //! name's extension), storage under `data/files/` by content hash, and per-conversation access.
+//!
+//! Uploads are bounded four ways, checked in this order before anything is written: a rate per visitor
+//! (`visitor_uploads_per_minute`), a quota per conversation and one per visitor (files and bytes), and
+//! a disk budget for all files together (`upload_disk_budget_bytes`).
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConversationsConfig;
+use crate::domain::limits::MAX_FILE_NAME_CHARS;
 use crate::domain::Attachment;
 use crate::error::{Error, Result};
 use crate::storage;
 
-/// Longest file name kept, in characters.
-const MAX_NAME_CHARS: usize = 120;
+/// Longest extension kept whole when a long name is cut.
+const MAX_EXTENSION_CHARS: usize = 16;
+/// Files one message may carry.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+
+/// Who uploads: a visitor's uploads count against their quota and rate; staff have neither.
+#[derive(Debug, Clone, Copy)]
+pub enum Uploader<'a> {
+    /// The conversation's visitor, by id.
+    Visitor(&'a str),
+    /// An agent.
+    Staff,
+}
+
+/// What one visitor uploaded so far.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Usage {
+    files: u64,
+    bytes: u64,
+}
 
 /// The file store.
-#[derive(Debug)]
 pub struct Files {
     root: PathBuf,
     index: sled::Tree,
+    visitor_uploads: sled::Tree,
+    /// Bytes of every stored file, read from disk at start.
+    bytes_on_disk: AtomicU64,
+    visitor_rate: DefaultKeyedRateLimiter<String>,
+    /// Quotas are checked and counted under this lock, so concurrent uploads cannot both slip in.
+    quota_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Files")
+            .field("root", &self.root)
+            .field("bytes_on_disk", &self.bytes_on_disk)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Files {
-    /// Files under `data_dir/files`, indexed in `index` (conversation, 0, hash → attachment).
-    pub fn new(data_dir: &Path, index: sled::Tree) -> Files {
+    /// Files under `data_dir/files`, indexed in `index` (conversation, 0, hash → attachment), with
+    /// each visitor's usage in `visitor_uploads`; accepts `per_minute` uploads per visitor.
+    pub fn new(
+        data_dir: &Path,
+        index: sled::Tree,
+        visitor_uploads: sled::Tree,
+        per_minute: u32,
+    ) -> Files {
+        let root = data_dir.join("files");
+        let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Files {
-            root: data_dir.join("files"),
+            bytes_on_disk: AtomicU64::new(bytes_under(&root)),
+            root,
             index,
+            visitor_uploads,
+            visitor_rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            quota_lock: Mutex::new(()),
         }
     }
 
-    /// Checks and stores an upload for `conversation`.
+    /// Checks and stores an upload for `conversation`; see the module docs for the bounds.
     pub fn store(
         &self,
         conversation: &str,
+        uploader: Uploader<'_>,
         name: &str,
         bytes: &[u8],
-        max_bytes: usize,
-        allowed: &[String],
+        config: &ConversationsConfig,
     ) -> Result<Attachment> {
+        if let Uploader::Visitor(visitor) = uploader {
+            if self.visitor_rate.check_key(&visitor.to_string()).is_err() {
+                return Err(Error::RateLimited);
+            }
+        }
+        let max_bytes = config.max_upload_bytes;
         if bytes.len() > max_bytes {
             return Err(Error::UploadTooLarge { max_bytes });
         }
@@ -46,6 +109,7 @@ impl Files {
             .rsplit_once('.')
             .map(|(_, extension)| extension.to_lowercase())
             .ok_or_else(|| Error::InvalidUpload(format!("`{name}` has no extension")))?;
+        let allowed = &config.upload_types;
         if !allowed
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(&extension))
@@ -57,24 +121,95 @@ impl Files {
         }
         let content_type = sniff(bytes, &extension)?;
         let hash = blake3::hash(bytes).to_hex().to_string();
+        let size = bytes.len() as u64;
+
+        let _counting = self
+            .quota_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (files, stored_bytes) = self.conversation_usage(conversation)?;
+        let again = self.index.contains_key(key(conversation, &hash))?;
+        if !again
+            && (files >= config.max_uploads_per_conversation as u64
+                || stored_bytes + size > config.max_upload_bytes_per_conversation)
+        {
+            return Err(Error::UploadQuotaExceeded(format!(
+                "this conversation holds its maximum of files ({} files, {} bytes)",
+                config.max_uploads_per_conversation, config.max_upload_bytes_per_conversation
+            )));
+        }
+        let visitor_usage = match uploader {
+            Uploader::Visitor(visitor) => {
+                let usage: Usage =
+                    storage::get_json(&self.visitor_uploads, visitor)?.unwrap_or_default();
+                if usage.files >= config.max_uploads_per_visitor as u64
+                    || usage.bytes + size > config.max_upload_bytes_per_visitor
+                {
+                    return Err(Error::UploadQuotaExceeded(format!(
+                        "you have sent the maximum of files ({} files, {} bytes)",
+                        config.max_uploads_per_visitor, config.max_upload_bytes_per_visitor
+                    )));
+                }
+                Some((visitor, usage))
+            }
+            Uploader::Staff => None,
+        };
         let path = self.path_of(&hash);
         if !path.exists() {
+            let budget_bytes = config.upload_disk_budget_bytes;
+            if self.bytes_on_disk.load(Ordering::Relaxed) + size > budget_bytes {
+                tracing::warn!(budget_bytes, "upload disk budget reached");
+                return Err(Error::UploadStorageFull { budget_bytes });
+            }
             let folder = path.parent().expect("a hash path has a folder");
             std::fs::create_dir_all(folder).map_err(|error| Error::io(folder, error))?;
             crate::articles::write_file_atomically(&path, bytes)?;
+            self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
         }
         let attachment = Attachment {
             hash: hash.clone(),
             name,
             content_type: content_type.to_string(),
-            size: bytes.len() as u64,
+            size,
         };
         storage::put_json(&self.index, key(conversation, &hash), &attachment)?;
+        if let Some((visitor, usage)) = visitor_usage {
+            let usage = Usage {
+                files: usage.files + 1,
+                bytes: usage.bytes + size,
+            };
+            storage::put_json(&self.visitor_uploads, visitor, &usage)?;
+        }
         Ok(attachment)
     }
 
-    /// The attachments `hashes` of `conversation`; a hash uploaded elsewhere is refused.
+    /// Files and bytes a conversation holds.
+    fn conversation_usage(&self, conversation: &str) -> Result<(u64, u64)> {
+        let mut prefix = conversation.as_bytes().to_vec();
+        prefix.push(0);
+        let mut files = 0;
+        let mut bytes = 0;
+        for value in self.index.scan_prefix(prefix).values() {
+            let attachment: Attachment = storage::decode(&value?)?;
+            files += 1;
+            bytes += attachment.size;
+        }
+        Ok((files, bytes))
+    }
+
+    /// Forgets the upload rates of visitors not seen lately (memory follows the active visitors).
+    pub fn forget_idle_rates(&self) {
+        self.visitor_rate.retain_recent();
+    }
+
+    /// The attachments `hashes` of `conversation`; a hash uploaded elsewhere is refused, and so are
+    /// more than [`MAX_ATTACHMENTS_PER_MESSAGE`].
     pub fn attachments(&self, conversation: &str, hashes: &[String]) -> Result<Vec<Attachment>> {
+        if hashes.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+            return Err(Error::InvalidUpload(format!(
+                "a message carries at most {MAX_ATTACHMENTS_PER_MESSAGE} files"
+            )));
+        }
         hashes
             .iter()
             .map(|hash| {
@@ -99,6 +234,17 @@ impl Files {
     }
 }
 
+/// Bytes of the files under `root` (two levels: prefix folder, file); 0 when it does not exist yet.
+fn bytes_under(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
 fn key(conversation: &str, hash: &str) -> Vec<u8> {
     let mut key = conversation.as_bytes().to_vec();
     key.push(0);
@@ -106,19 +252,51 @@ fn key(conversation: &str, hash: &str) -> Vec<u8> {
     key
 }
 
-/// The last path component, without control characters; refuses names that are only dots.
+/// Characters that change how text around them is shown without being seen themselves: bidi
+/// embeddings, overrides and isolates (U+202E makes `invoice‮txt.exe` read as `invoiceexe.txt`),
+/// marks, zero-width characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// The last path component without control and invisible formatting characters; a name longer than
+/// [`MAX_FILE_NAME_CHARS`] loses the end of its stem, never its extension. Refuses names that are only
+/// dots.
 fn clean_name(name: &str) -> Result<String> {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .collect();
-    let cleaned = cleaned.trim().to_string();
+    let cleaned = cleaned.trim();
     if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        return Err(Error::InvalidUpload(format!("`{name}` is not a file name")));
+        return Err(Error::InvalidUpload(format!(
+            "`{}` is not a file name",
+            name.chars().take(MAX_FILE_NAME_CHARS).collect::<String>()
+        )));
     }
-    Ok(cleaned)
+    if cleaned.chars().count() <= MAX_FILE_NAME_CHARS {
+        return Ok(cleaned.to_string());
+    }
+    let shortened = match cleaned.rsplit_once('.') {
+        Some((stem, extension))
+            if !stem.is_empty() && extension.chars().count() <= MAX_EXTENSION_CHARS =>
+        {
+            let stem_chars = MAX_FILE_NAME_CHARS - extension.chars().count() - 1;
+            let stem: String = stem.chars().take(stem_chars).collect();
+            format!("{}.{extension}", stem.trim_end())
+        }
+        _ => cleaned.chars().take(MAX_FILE_NAME_CHARS).collect(),
+    };
+    Ok(shortened)
 }
 
 /// The MIME type the bytes really are, which must be what the extension promises.
@@ -162,6 +340,23 @@ mod tests {
         assert_eq!(clean_name("C:\\Users\\a\\发票.pdf").unwrap(), "发票.pdf");
         assert!(clean_name("..").is_err());
         assert!(clean_name("dir/").is_err());
+    }
+
+    #[test]
+    fn bidi_and_control_characters_are_stripped_and_long_names_keep_their_extension() {
+        assert_eq!(
+            clean_name("invoice\u{202E}txt.exe.txt").unwrap(),
+            "invoicetxt.exe.txt"
+        );
+        assert_eq!(
+            clean_name("a\u{2066}b\u{200B}c\u{0}\u{7}.pdf").unwrap(),
+            "abc.pdf"
+        );
+        let long = format!("{}.pdf", "发票".repeat(100));
+        let cleaned = clean_name(&long).unwrap();
+        assert_eq!(cleaned.chars().count(), MAX_FILE_NAME_CHARS);
+        assert!(cleaned.ends_with("票.pdf"), "{cleaned}");
+        assert!(clean_name("\u{202E}\u{200B}").is_err());
     }
 
     #[test]

@@ -278,7 +278,12 @@ impl ConversationService {
             Arc::clone(&observers),
             Arc::clone(&clock),
         );
-        let files = files::Files::new(data_dir, accounts.store().files.clone());
+        let files = files::Files::new(
+            data_dir,
+            accounts.store().files.clone(),
+            accounts.store().visitor_uploads.clone(),
+            config.visitor_uploads_per_minute,
+        );
         let history = Arc::new(MessageIndex::open(
             &data_dir.join(MESSAGE_INDEX_FOLDER),
             analyzer,
@@ -413,9 +418,11 @@ impl ConversationService {
 
     // ----- files -----
 
-    /// Checks and stores a file sent in an open conversation; send it with a message by its hash.
+    /// Checks and stores a file sent in an open conversation by `party`; send it with a message by
+    /// its hash. A visitor's uploads count against their rate and quota (see `files`).
     pub async fn upload(
         &self,
+        party: &Party,
         conversation_id: &str,
         name: &str,
         bytes: Vec<u8>,
@@ -429,13 +436,13 @@ impl ConversationService {
         ) {
             return Err(Error::ConversationClosed(conversation_id.to_string()));
         }
-        let attachment = self.files.store(
-            conversation_id,
-            name,
-            &bytes,
-            self.config.max_upload_bytes,
-            &self.config.upload_types,
-        )?;
+        let uploader = match party {
+            Party::Visitor => files::Uploader::Visitor(&conversation.visitor_id),
+            Party::Agent(_) => files::Uploader::Staff,
+        };
+        let attachment = self
+            .files
+            .store(conversation_id, uploader, name, &bytes, &self.config)?;
         self.dispatcher.durable().await?;
         Ok(attachment)
     }
@@ -447,6 +454,11 @@ impl ConversationService {
         hashes: &[String],
     ) -> Result<Vec<Attachment>> {
         self.files.attachments(conversation_id, hashes)
+    }
+
+    /// Forgets the upload rates of visitors not seen lately. Run periodically.
+    pub fn forget_idle_upload_rates(&self) {
+        self.files.forget_idle_rates();
     }
 
     /// A file of a conversation, for its participants.
@@ -468,6 +480,11 @@ impl ConversationService {
     pub fn set_group_routing(&self, group: GroupId, routing: GroupRouting) -> Result<GroupRouting> {
         self.accounts.group(group)?;
         routing::validate_working_hours(routing.working_hours.as_ref())?;
+        crate::domain::limits::check_length(
+            "off_hours_message",
+            &routing.off_hours_message,
+            crate::domain::limits::MAX_OFF_HOURS_MESSAGE_CHARS,
+        )?;
         storage::put_json(
             &self.accounts.store().group_routing,
             id_key(group.0),
@@ -494,7 +511,7 @@ impl ConversationService {
                 }
             }
         }
-        let body = self.validate_body(&request.message, &[])?;
+        let body = self.check_start(&request)?;
         if let Some(group) = request.group {
             self.accounts.group(group)?;
         }
@@ -635,6 +652,11 @@ impl ConversationService {
         internal: bool,
     ) -> Result<(Message, bool)> {
         let body = self.validate_body(body, &attachments)?;
+        crate::domain::limits::check_optional_length(
+            "client_key",
+            client_key.as_deref(),
+            crate::domain::limits::MAX_CLIENT_KEY_CHARS,
+        )?;
         let now = self.now();
         self.locked(|desk, outgoing| {
             // Offline messages are not on the desk; their visitor may still add to them.
@@ -1130,9 +1152,13 @@ impl ConversationService {
         {
             return Err(Error::InvalidInput("satisfaction must be 1 to 5".into()));
         }
-        if input.resolution.chars().count() > 2000 || input.tags.len() > 20 {
+        if input.resolution.chars().count() > 2000
+            || input.tags.len() > 20
+            || input.tags.iter().any(|tag| tag.chars().count() > 20)
+        {
             return Err(Error::InvalidInput(
-                "a resolution is at most 2000 characters and at most 20 tags".into(),
+                "a resolution is at most 2000 characters and at most 20 tags of at most 20 characters"
+                    .into(),
             ));
         }
         // Read, check and write under the desk lock, as for ratings: a rating stored at the same time
@@ -1479,6 +1505,16 @@ impl ConversationService {
                 None => Err(Error::ConversationNotFound(id.to_string())),
             },
         }
+    }
+
+    /// Checks a start request's fields against their limits without storing anything (the route
+    /// calls it before issuing a token); returns the first message's trimmed body.
+    pub fn check_start(&self, request: &StartRequest) -> Result<String> {
+        use crate::domain::limits::{check_optional_length, MAX_CHANNEL_CHARS, MAX_URL_CHARS};
+        request.identity.check_lengths()?;
+        check_optional_length("page", request.page.as_deref(), MAX_URL_CHARS)?;
+        check_optional_length("channel", request.channel.as_deref(), MAX_CHANNEL_CHARS)?;
+        self.validate_body(&request.message, &[])
     }
 
     fn validate_body(&self, body: &str, attachments: &[Attachment]) -> Result<String> {
@@ -2095,11 +2131,8 @@ fn visitor_message(
         seq: 0,
         kind: SenderKind::Visitor,
         agent: None,
-        sender_name: conversation
-            .identity
-            .name
-            .clone()
-            .unwrap_or_else(|| "访客".to_string()),
+        // The store keeps the name on the conversation only and puts it back when reading.
+        sender_name: conversation.visitor_name(),
         body,
         attachments,
         at,

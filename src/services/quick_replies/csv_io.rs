@@ -1,11 +1,14 @@
 //! Import and export of quick replies as CSV (UTF-8 with a BOM, which Excel needs to read Chinese) and
-//! JSON. An import reports every bad row with its line number and stores the rest.
+//! JSON. An import reports every bad row with its line number and stores the rest. CSV cells are
+//! escaped against formula injection (`services::spreadsheet`), and an import of an export gives back
+//! the same replies.
 
 use serde::{Deserialize, Serialize};
 
 use super::{QuickReplyService, ReplyInput, ScopeInput};
 use crate::domain::{AccountId, GroupId, QuickReply, ReplyScope};
 use crate::error::{Error, Result};
+use crate::services::spreadsheet::{escape_cell, unescape_cell};
 
 /// The CSV columns, in order.
 pub const CSV_HEADER: [&str; 6] = ["scope", "title", "content", "category", "shortcut", "tags"];
@@ -103,15 +106,16 @@ pub fn export_csv(replies: &[QuickReply]) -> Result<Vec<u8>> {
         .map_err(|error| failed(&error))?;
     for reply in replies {
         let record = ReplyRecord::from_reply(reply);
+        let cells = [
+            record.scope,
+            record.title,
+            record.content,
+            record.category,
+            record.shortcut.unwrap_or_default(),
+            record.tags.join("|"),
+        ];
         writer
-            .write_record([
-                record.scope,
-                record.title,
-                record.content,
-                record.category,
-                record.shortcut.unwrap_or_default(),
-                record.tags.join("|"),
-            ])
+            .write_record(cells.iter().map(|cell| escape_cell(cell).into_owned()))
             .map_err(|error| failed(&error))?;
     }
     writer.into_inner().map_err(|error| failed(&error))
@@ -181,13 +185,14 @@ impl QuickReplyService {
                 });
                 continue;
             }
+            let cell = |index: usize| unescape_cell(&record[index]).to_string();
             let record = ReplyRecord {
-                scope: record[0].to_string(),
-                title: record[1].to_string(),
-                content: record[2].to_string(),
-                category: record[3].to_string(),
-                shortcut: Some(record[4].to_string()),
-                tags: record[5]
+                scope: cell(0),
+                title: cell(1),
+                content: cell(2),
+                category: cell(3),
+                shortcut: Some(cell(4)),
+                tags: unescape_cell(&record[5])
                     .split('|')
                     .map(str::trim)
                     .filter(|tag| !tag.is_empty())

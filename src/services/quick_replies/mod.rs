@@ -10,6 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::limits::MAX_REPLY_QUERY_CHARS;
 use crate::domain::{AccountId, GroupId, QuickReply, ReplyScope, MAX_REPLY_CHARS};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, ReplyIndex, ReplyMatch};
@@ -337,9 +338,9 @@ impl QuickReplyService {
         agent: AccountId,
         limit: usize,
     ) -> Result<Vec<ReplySearchHit>> {
-        if text.chars().count() > 200 {
+        if text.chars().nth(MAX_REPLY_QUERY_CHARS).is_some() {
             return Err(Error::InvalidQuery {
-                reason: "at most 200 characters".into(),
+                reason: format!("at most {MAX_REPLY_QUERY_CHARS} characters"),
             });
         }
         let keys: Vec<String> = scopes.iter().map(|scope| scope.key()).collect();

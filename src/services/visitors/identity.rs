@@ -72,21 +72,37 @@ pub fn verify(
     config: &VisitorsConfig,
     now: Timestamp,
 ) -> Result<SiteIdentity> {
+    use crate::domain::limits::*;
     let user_id = claim.user_id.trim();
-    if user_id.is_empty() || user_id.chars().count() > 128 {
-        return Err(Error::InvalidInput(
-            "an identity's `user_id` is 1 to 128 characters".into(),
-        ));
+    if user_id.is_empty() {
+        return Err(Error::InvalidInput("an identity needs a `user_id`".into()));
     }
-    let short = |value: &Option<String>, max: usize| {
+    check_length("identity.user_id", &claim.user_id, MAX_EXTERNAL_ID_CHARS)?;
+    check_length("identity.site", &claim.site, MAX_SITE_ID_CHARS)?;
+    check_optional_length(
+        "identity.name",
+        claim.name.as_deref(),
+        MAX_VISITOR_NAME_CHARS,
+    )?;
+    check_optional_length(
+        "identity.member_level",
+        claim.member_level.as_deref(),
+        MAX_MEMBER_LEVEL_CHARS,
+    )?;
+    check_optional_length(
+        "identity.signature",
+        claim.signature.as_deref(),
+        MAX_SIGNATURE_CHARS,
+    )?;
+    let present = |value: &Option<String>| {
         value
             .as_deref()
             .map(str::trim)
             .filter(|value| !value.is_empty())
-            .map(|value| value.chars().take(max).collect::<String>())
+            .map(str::to_string)
     };
-    let name = short(&claim.name, 64);
-    let member_level = short(&claim.member_level, 32);
+    let name = present(&claim.name);
+    let member_level = present(&claim.member_level);
     let verified = match &claim.signature {
         None => false,
         Some(signature) => {
@@ -190,6 +206,11 @@ mod tests {
 
         let unsigned = verify(claim(None, expires), &config(), now).unwrap();
         assert!(!unsigned.verified);
+
+        let mut long_name = claim(None, expires);
+        long_name.name = Some("名".repeat(65));
+        let error = verify(long_name, &config(), now).unwrap_err();
+        assert!(matches!(error, Error::InvalidInput(_)), "{error}");
 
         let wrong_key = sign_identity("other", "u10086", Some("王女士"), Some("金卡"), expires);
         assert!(verify(claim(Some(wrong_key), expires), &config(), now).is_err());

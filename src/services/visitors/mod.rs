@@ -21,6 +21,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::config::VisitorsConfig;
+use crate::domain::limits::{
+    check_length, MAX_BLOCK_REASON_CHARS, MAX_INVITATION_CHARS, MAX_PAGE_TITLE_CHARS,
+    MAX_URL_CHARS, MAX_USER_AGENT_CHARS, MAX_VISITOR_NOTE_CHARS as MAX_NOTE_CHARS,
+    MAX_VISITOR_TAGS as MAX_TAGS, MAX_VISITOR_TAG_CHARS as MAX_TAG_CHARS, MIN_BLOCK_PREFIX_V4,
+    MIN_BLOCK_PREFIX_V6,
+};
 use crate::domain::{
     AccountId, AuditKind, Block, ClientInfo, Invitation, PageView, VisitorProfile,
 };
@@ -34,13 +40,6 @@ use crate::storage::{self, get_json, id_key, put_json, Store};
 pub use geo::GeoDb;
 pub use identity::{sign_identity, IdentityClaim};
 
-/// Longest page address and title kept.
-const MAX_URL_CHARS: usize = 2000;
-const MAX_TITLE_CHARS: usize = 200;
-/// Limits of the staff's tags and note.
-const MAX_TAGS: usize = 20;
-const MAX_TAG_CHARS: usize = 20;
-const MAX_NOTE_CHARS: usize = 2000;
 /// Channels the widget may name; anything else is `web`'s business to fix, not ours to store.
 const CHANNELS: [&str; 4] = ["web", "app", "wechat", "api"];
 
@@ -68,6 +67,14 @@ pub struct PageInput {
     /// Title.
     #[serde(default)]
     pub title: String,
+}
+
+/// An [`Arrival`] whose fields passed their checks: nothing stored yet.
+#[derive(Debug, Clone)]
+pub struct CheckedArrival {
+    identity: Option<crate::domain::SiteIdentity>,
+    channel: Option<String>,
+    page: Option<PageView>,
 }
 
 /// Where the request came from (filled in by the HTTP layer).
@@ -228,13 +235,21 @@ impl VisitorService {
     }
 
     /// Creates or refreshes the profile of `visitor_id` with what this request tells. A signed
-    /// identity that does not verify is refused (`identity_invalid`) and nothing is stored.
+    /// identity that does not verify is refused (`identity_invalid`), a field over its limit
+    /// (`invalid_input`), and nothing is stored.
     pub fn arrive(
         &self,
         visitor_id: &str,
         arrival: Arrival,
         origin: &Origin,
     ) -> Result<VisitorProfile> {
+        let checked = self.check_arrival(arrival)?;
+        self.settle(visitor_id, checked, origin)
+    }
+
+    /// Checks what a page tells on arrival without storing anything, so a caller can refuse it before
+    /// issuing a token; [`VisitorService::settle`] then stores it.
+    pub fn check_arrival(&self, arrival: Arrival) -> Result<CheckedArrival> {
         let now = self.now();
         let identity = arrival
             .identity
@@ -244,13 +259,34 @@ impl VisitorService {
             None | Some("") => None,
             Some(channel) if CHANNELS.contains(&channel) => Some(channel.to_string()),
             Some(other) => {
+                check_length("channel", other, crate::domain::limits::MAX_CHANNEL_CHARS)?;
                 return Err(Error::InvalidInput(format!(
                     "unknown channel `{other}`; use one of {}",
                     CHANNELS.join(", ")
-                )))
+                )));
             }
         };
         let page = arrival.page.map(|page| clean_page(page, now)).transpose()?;
+        Ok(CheckedArrival {
+            identity,
+            channel,
+            page,
+        })
+    }
+
+    /// Creates or refreshes the profile of `visitor_id` with an arrival already checked.
+    pub fn settle(
+        &self,
+        visitor_id: &str,
+        arrival: CheckedArrival,
+        origin: &Origin,
+    ) -> Result<VisitorProfile> {
+        let now = self.now();
+        let CheckedArrival {
+            identity,
+            channel,
+            page,
+        } = arrival;
         let mut profile = match self.profile(visitor_id) {
             Ok(profile) => profile,
             Err(Error::VisitorNotFound(_)) => VisitorProfile {
@@ -280,7 +316,7 @@ impl VisitorService {
         if let Some(agent) = &origin.user_agent {
             if profile.user_agent.as_deref() != Some(agent.as_str()) {
                 profile.client = parse_user_agent(agent);
-                profile.user_agent = Some(agent.chars().take(500).collect());
+                profile.user_agent = Some(agent.chars().take(MAX_USER_AGENT_CHARS).collect());
             }
         }
         // A verified identity is not replaced by a mere claim.
@@ -474,11 +510,7 @@ impl VisitorService {
             ));
         }
         let message = message.trim();
-        if message.chars().count() > 200 {
-            return Err(Error::InvalidInput(
-                "an invitation is at most 200 characters".into(),
-            ));
-        }
+        check_length("message", message, MAX_INVITATION_CHARS)?;
         let account = self.accounts.account(agent)?;
         let invitation = Invitation {
             id: format!("i_{}", random_token(9)),
@@ -598,10 +630,10 @@ impl VisitorService {
     /// Adds a block; audited.
     pub fn block(&self, input: BlockInput, by: AccountId, actor: &Actor) -> Result<Block> {
         let reason = input.reason.trim().to_string();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::InvalidInput(
-                "a block needs a reason of at most 500 characters".into(),
-            ));
+        if reason.is_empty() || reason.chars().count() > MAX_BLOCK_REASON_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "a block needs a reason of at most {MAX_BLOCK_REASON_CHARS} characters"
+            )));
         }
         let ip_range = input
             .ip_range
@@ -698,11 +730,29 @@ fn describe_block(block: &Block) -> String {
     format!("{} {until}: {}", parts.join(" and "), block.reason)
 }
 
+/// Parses a block's range and refuses one wider than [`MIN_BLOCK_PREFIX_V4`] /
+/// [`MIN_BLOCK_PREFIX_V6`] (IPv4-mapped IPv6 ranges count as the IPv4 range they map).
 fn parse_range(text: &str) -> Result<ipnet::IpNet> {
-    text.parse::<ipnet::IpNet>()
+    let range = text
+        .parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
         .map(|range| range.trunc())
-        .map_err(|_| Error::InvalidInput(format!("`{text}` is not an address or a CIDR range")))
+        .map_err(|_| Error::InvalidInput(format!("`{text}` is not an address or a CIDR range")))?;
+    let (prefix, widest, family) = match range {
+        ipnet::IpNet::V4(v4) => (v4.prefix_len(), MIN_BLOCK_PREFIX_V4, "IPv4"),
+        ipnet::IpNet::V6(v6)
+            if v6.prefix_len() >= 96 && v6.network().to_ipv4_mapped().is_some() =>
+        {
+            (v6.prefix_len() - 96, MIN_BLOCK_PREFIX_V4, "IPv4")
+        }
+        ipnet::IpNet::V6(v6) => (v6.prefix_len(), MIN_BLOCK_PREFIX_V6, "IPv6"),
+    };
+    if prefix < widest {
+        return Err(Error::InvalidInput(format!(
+            "`{range}` is too wide a block: {family} ranges may be at most /{widest}"
+        )));
+    }
+    Ok(range)
 }
 
 fn clean_page(page: PageInput, at: Timestamp) -> Result<PageView> {
@@ -714,7 +764,13 @@ fn clean_page(page: PageInput, at: Timestamp) -> Result<PageView> {
     }
     Ok(PageView {
         url: url.to_string(),
-        title: page.title.trim().chars().take(MAX_TITLE_CHARS).collect(),
+        // Titles come from the host site's pages, which the widget cannot shorten: cut, not refused.
+        title: page
+            .title
+            .trim()
+            .chars()
+            .take(MAX_PAGE_TITLE_CHARS)
+            .collect(),
         at,
     })
 }
@@ -784,6 +840,17 @@ mod tests {
             "203.0.113.0/24"
         );
         assert!(parse_range("203.0.113.0/33").is_err());
+        assert_eq!(
+            parse_range("10.1.2.3/16").unwrap().to_string(),
+            "10.1.0.0/16"
+        );
+        assert!(parse_range("10.0.0.0/15").is_err());
+        assert!(parse_range("0.0.0.0/0").is_err());
+        assert!(parse_range("2001:db8:1::/48").is_ok());
+        assert!(parse_range("2001:db8::/32").is_err());
+        assert!(parse_range("::/0").is_err());
+        assert!(parse_range("::ffff:10.0.0.0/112").is_ok());
+        assert!(parse_range("::ffff:0.0.0.0/96").is_err());
         assert!(parse_range("everyone").is_err());
     }
 }
