@@ -80,11 +80,14 @@ pub struct AccountsConfig {
     pub admin_password: Option<String>,
     /// A session unused for this long expires.
     pub session_idle_minutes: u64,
-    /// Failed sign-ins in a row that lock an account.
+    /// Failed sign-ins of one username from one client address that lock that address out of that
+    /// username (never the username from elsewhere).
     pub lockout_failures: u32,
-    /// How long a lock lasts.
+    /// Failed sign-ins from one client address, whatever the usernames, that lock the address out.
+    pub address_lockout_failures: u32,
+    /// How long failures are remembered after the last one, and so how long a lock lasts.
     pub lockout_minutes: u64,
-    /// Failed sign-ins in a row after which a captcha is required.
+    /// Failed sign-ins of a username, from any address, after which it needs a captcha.
     pub captcha_after_failures: u32,
     /// Sign-in attempts allowed per client address per minute.
     pub login_attempts_per_minute: u32,
@@ -113,6 +116,7 @@ impl Default for AccountsConfig {
             admin_password: None,
             session_idle_minutes: 8 * 60,
             lockout_failures: 5,
+            address_lockout_failures: 20,
             lockout_minutes: 15,
             captcha_after_failures: 3,
             login_attempts_per_minute: 30,

@@ -1,12 +1,14 @@
 //! Markdown files → [`crate::domain::Article`]: front matter, plain text, headings and answer passages
-//! ([`parse`]), and reading a whole knowledge-base folder with per-file error reports ([`load`]).
+//! ([`parse`]), safe HTML of bounded nesting ([`render`]), and reading a whole knowledge-base folder with per-file error reports ([`load`]).
 
 mod load;
 mod parse;
+mod render;
 
 pub use load::{
     is_article, list_article_files, load_knowledge_base, read_article_file, relative_path,
     remove_file_durably, resolve_duplicate_ids, write_file_atomically,
     write_shared_file_atomically, KnowledgeBaseScan, DICT_FILE, SYNONYMS_FILE,
 };
-pub use parse::{parse_article, render_html, ArticleError};
+pub use parse::{parse_article, ArticleError};
+pub use render::{render_html, MAX_RENDERED_DEPTH};

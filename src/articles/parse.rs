@@ -171,7 +171,7 @@ fn clean_list(values: Vec<String>) -> Vec<String> {
 }
 
 /// Splits `---`-fenced front matter from the body; an opening fence with no closing one is an error on line 1.
-fn split_front_matter(text: &str) -> Result<(Option<&str>, &str), (usize, String)> {
+pub(super) fn split_front_matter(text: &str) -> Result<(Option<&str>, &str), (usize, String)> {
     let Some(after_open) = text
         .strip_prefix("---\n")
         .or_else(|| text.strip_prefix("---\r\n"))
@@ -340,21 +340,6 @@ fn finish_section(sections: &mut Vec<Section>, current: &mut Section) {
     });
 }
 
-/// Renders an article's markdown (front matter removed) to HTML that is safe to insert into a page.
-pub fn render_html(markdown_file: &str) -> String {
-    let body = match split_front_matter(
-        markdown_file
-            .strip_prefix('\u{feff}')
-            .unwrap_or(markdown_file),
-    ) {
-        Ok((_, body)) => body,
-        Err(_) => markdown_file,
-    };
-    let mut unsafe_html = String::with_capacity(body.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut unsafe_html, Parser::new_ext(body, Options::all()));
-    ammonia::clean(&unsafe_html)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,15 +442,5 @@ mod tests {
         let error = parse_article("bad.md", &bytes).unwrap_err();
         assert_eq!(error.line, 3);
         assert!(error.reason.contains("utf-8"));
-    }
-
-    #[test]
-    fn rendered_html_is_sanitised() {
-        let html = render_html("---\ntitle: x\n---\n# 标题\n\n<script>alert(1)</script>\n\n[链接](javascript:alert(1)) **粗体**\n");
-        assert!(html.contains("<h1>标题</h1>"));
-        assert!(html.contains("<strong>粗体</strong>"));
-        assert!(!html.contains("<script"));
-        assert!(!html.contains("javascript:"));
-        assert!(!html.contains("title: x"));
     }
 }

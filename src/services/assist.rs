@@ -489,10 +489,13 @@ impl AssistService {
     pub fn record_shown(&self, suggestions: &[Suggestion]) -> Result<()> {
         for suggestion in suggestions {
             let key = feedback_key(suggestion.kind, &suggestion.id);
-            let mut counts: FeedbackCounts =
-                storage::get_json(&self.store.assist_feedback, &key)?.unwrap_or_default();
-            counts.shown += 1;
-            storage::put_json(&self.store.assist_feedback, &key, &counts)?;
+            storage::update_json(
+                &self.store.assist_feedback,
+                key,
+                |counts: &mut FeedbackCounts| {
+                    counts.shown += 1;
+                },
+            )?;
         }
         Ok(())
     }
@@ -529,19 +532,25 @@ impl AssistService {
             }
         }
         let key = feedback_key(kind, id);
-        let mut counts: FeedbackCounts =
-            storage::get_json(&self.store.assist_feedback, &key)?.unwrap_or_default();
-        match action {
-            FeedbackAction::Sent => counts.sent += 1,
-            FeedbackAction::Edited => counts.edited += 1,
-            FeedbackAction::Dismissed => counts.dismissed += 1,
-        }
-        if action != FeedbackAction::Dismissed && !words.is_empty() {
-            counts.adoptions.push(AdoptedFor { words, at: now });
-            let excess = counts.adoptions.len().saturating_sub(REMEMBERED_ADOPTIONS);
-            counts.adoptions.drain(..excess);
-        }
-        storage::put_json(&self.store.assist_feedback, &key, &counts)?;
+        let counts = storage::update_json(
+            &self.store.assist_feedback,
+            key,
+            |counts: &mut FeedbackCounts| {
+                match action {
+                    FeedbackAction::Sent => counts.sent += 1,
+                    FeedbackAction::Edited => counts.edited += 1,
+                    FeedbackAction::Dismissed => counts.dismissed += 1,
+                }
+                if action != FeedbackAction::Dismissed && !words.is_empty() {
+                    counts.adoptions.push(AdoptedFor {
+                        words: words.clone(),
+                        at: now,
+                    });
+                    let excess = counts.adoptions.len().saturating_sub(REMEMBERED_ADOPTIONS);
+                    counts.adoptions.drain(..excess);
+                }
+            },
+        )?;
         self.store.flush()?;
         Ok(counts)
     }
@@ -579,15 +588,64 @@ impl AssistService {
 
     /// Counts a self-service event: shown, resolved or escalated.
     pub fn record_deflection(&self, event: DeflectionEvent) -> Result<Deflection> {
-        let mut figures = self.deflection()?;
-        match event {
-            DeflectionEvent::Shown => figures.shown += 1,
-            DeflectionEvent::Resolved => figures.resolved += 1,
-            DeflectionEvent::Escalated => figures.escalated += 1,
-        }
-        storage::put_json(&self.store.meta, DEFLECTION_KEY, &figures)?;
+        let figures = storage::update_json(&self.store.meta, DEFLECTION_KEY, |figures| {
+            count_deflection(figures, event)
+        })?;
         self.store.flush()?;
         Ok(figures)
+    }
+
+    /// Counts a visitor's answer to the articles shown for `question`, once per visitor token and
+    /// question: the figures, and whether this answer was counted (`false`: that token had already
+    /// answered for that question).
+    ///
+    /// Errors: [`Error::InvalidInput`] for `shown` or a question not 1-500 characters;
+    /// [`Error::RateLimited`] once the token answered for [`MAX_OUTCOMES_PER_TOKEN`] questions.
+    pub fn record_visitor_outcome(
+        &self,
+        visitor_token: &str,
+        question: &str,
+        outcome: DeflectionEvent,
+    ) -> Result<(bool, Deflection)> {
+        if outcome == DeflectionEvent::Shown {
+            return Err(Error::InvalidInput(
+                "outcome is `resolved` or `escalated`".into(),
+            ));
+        }
+        let question = question.trim().to_lowercase();
+        if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "question is 1-{MAX_QUESTION_CHARS} characters"
+            )));
+        }
+        let question_digest = blake3::hash(question.as_bytes());
+        let question_hash = &question_digest.as_bytes()[..QUESTION_HASH_BYTES];
+        let token_key = blake3::hash(visitor_token.as_bytes());
+        let answered_before = |hashes: &[u8]| {
+            hashes
+                .chunks_exact(QUESTION_HASH_BYTES)
+                .any(|hash| hash == question_hash)
+        };
+        let is_full = |hashes: &[u8]| hashes.len() / QUESTION_HASH_BYTES >= MAX_OUTCOMES_PER_TOKEN;
+        // One atomic step decides and records, so repeated or parallel posts count once.
+        let stored_before =
+            self.store
+                .deflection_outcomes
+                .fetch_and_update(token_key.as_bytes(), |old| {
+                    let hashes = old.unwrap_or_default();
+                    if answered_before(hashes) || is_full(hashes) {
+                        return old.map(<[u8]>::to_vec);
+                    }
+                    Some([hashes, question_hash].concat())
+                })?;
+        let before = stored_before.as_deref().unwrap_or_default();
+        if answered_before(before) {
+            return Ok((false, self.deflection()?));
+        }
+        if is_full(before) {
+            return Err(Error::RateLimited);
+        }
+        Ok((true, self.record_deflection(outcome)?))
     }
 
     /// Self-service figures so far.
@@ -602,6 +660,21 @@ impl AssistService {
 }
 
 const DEFLECTION_KEY: &str = "deflection";
+/// Longest self-service question, in characters (as `GET /api/v1/visitor/suggest`).
+const MAX_QUESTION_CHARS: usize = 500;
+/// Questions one visitor token may answer "resolved" or "escalated" for: what a visitor asks in a
+/// visit, and a bound on what one token stores.
+pub const MAX_OUTCOMES_PER_TOKEN: usize = 32;
+/// Bytes of a question's BLAKE3 hash kept per answered question.
+const QUESTION_HASH_BYTES: usize = 16;
+
+fn count_deflection(figures: &mut Deflection, event: DeflectionEvent) {
+    match event {
+        DeflectionEvent::Shown => figures.shown += 1,
+        DeflectionEvent::Resolved => figures.resolved += 1,
+        DeflectionEvent::Escalated => figures.escalated += 1,
+    }
+}
 
 /// A visitor self-service event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]

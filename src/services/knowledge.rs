@@ -20,6 +20,7 @@ use crate::search::{
     Analyzer, IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
     Synonyms, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY, SCHEMA_VERSION,
 };
+use crate::services::rendered::RenderedHtml;
 use crate::services::Metrics;
 
 /// Largest article file accepted through the API.
@@ -175,8 +176,7 @@ pub struct ArticleView {
 }
 
 impl ArticleView {
-    fn new(article: Article, markdown: String) -> ArticleView {
-        let html = render_html(&markdown);
+    fn new(article: Article, markdown: String, html: &str) -> ArticleView {
         ArticleView {
             id: article.id.to_string(),
             title: article.title,
@@ -188,7 +188,7 @@ impl ArticleView {
             updated: article.updated,
             path: article.path,
             markdown,
-            html,
+            html: html.to_string(),
             sections: article.sections,
             content_hash: article.content_hash,
         }
@@ -235,6 +235,8 @@ pub struct KnowledgeService {
     catalog: Mutex<Catalog>,
     analyzer_hash: Mutex<String>,
     metrics: Arc<Metrics>,
+    /// Article HTML by content hash: reading an article renders it only once per version.
+    rendered: RenderedHtml,
 }
 
 impl std::fmt::Debug for KnowledgeService {
@@ -275,6 +277,7 @@ impl KnowledgeService {
             config,
             catalog: Mutex::new(Catalog::default()),
             analyzer_hash: Mutex::new(analysis.fingerprint.analyzer_hash.clone()),
+            rendered: RenderedHtml::default(),
             metrics: Arc::default(),
         };
         let mut report = service.sync_all()?;
@@ -614,7 +617,16 @@ impl KnowledgeService {
         let article = parse_article(&path, &bytes)?;
         let markdown =
             String::from_utf8(bytes).map_err(|error| Error::Internal(error.to_string()))?;
-        Ok(ArticleView::new(article, markdown))
+        Ok(self.view(article, markdown))
+    }
+
+    /// The view of an article, its HTML from the cache or rendered (bounded; see
+    /// [`crate::articles::render_html`]). Blocking: rendering a large article takes a while.
+    fn view(&self, article: Article, markdown: String) -> ArticleView {
+        let html = self
+            .rendered
+            .get_or_render(&article.content_hash, || render_html(&markdown));
+        ArticleView::new(article, markdown, &html)
     }
 
     /// Creates or replaces an article from its whole file (front matter included): validates it, writes
@@ -641,8 +653,13 @@ impl KnowledgeService {
             )));
         }
         let service = Arc::clone(self);
-        let (view, created) =
-            run_blocking(move || service.write_article(&id, markdown, base.as_deref())).await?;
+        let (view, created) = run_blocking(move || {
+            let (article, markdown, created) =
+                service.write_article(&id, markdown, base.as_deref())?;
+            // Rendered after the catalog lock is released: other edits need not wait for it.
+            Ok((service.view(article, markdown), created))
+        })
+        .await?;
         self.index.commit().await?;
         Ok((view, created))
     }
@@ -652,7 +669,7 @@ impl KnowledgeService {
         id: &ArticleId,
         markdown: String,
         base: Option<&str>,
-    ) -> Result<(ArticleView, bool)> {
+    ) -> Result<(Article, String, bool)> {
         let mut catalog = self.lock_catalog();
         let existing_path = catalog.path_of_id.get(id.as_str()).cloned();
         let created = existing_path.is_none();
@@ -692,7 +709,7 @@ impl KnowledgeService {
         write_shared_file_atomically(&self.kb_dir.join(&path), markdown.as_bytes())?;
         self.index.upsert(&article)?;
         catalog.insert(&article);
-        Ok((ArticleView::new(article, markdown), created))
+        Ok((article, markdown, created))
     }
 
     /// Deletes an article's file and removes it from the index; returns once it is gone from search.

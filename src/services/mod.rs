@@ -9,6 +9,7 @@ pub mod images;
 pub mod knowledge;
 pub mod metrics;
 pub mod quick_replies;
+mod rendered;
 pub mod secrets;
 pub mod spreadsheet;
 pub mod stats;

@@ -32,8 +32,6 @@ pub struct Store {
     pub groups: sled::Tree,
     /// Hash of a session token → session record.
     pub sessions: sled::Tree,
-    /// Lower-cased username → failed sign-in record (kept also for unknown names, so they look alike).
-    pub login_attempts: sled::Tree,
     /// Sequence → `AuditEntry`.
     pub audit: sled::Tree,
     /// Sequence → `PresenceChange`.
@@ -64,6 +62,9 @@ pub struct Store {
     pub reply_usage: sled::Tree,
     /// `article:<id>` or `quick_reply:<id>` → suggestion feedback counters.
     pub assist_feedback: sled::Tree,
+    /// Hash of a visitor token → the 16-byte hashes of the questions it posted a self-service outcome
+    /// for (each counts once).
+    pub deflection_outcomes: sled::Tree,
     /// Visitor id → `VisitorProfile`.
     pub visitors: sled::Tree,
     /// Visitor id, 0, sequence → `PageView`.
@@ -106,13 +107,15 @@ impl Store {
     }
 
     fn with_db(db: sled::Db) -> Result<Store> {
+        // Failed sign-ins were once kept here per username; they live in memory now (bounded), and
+        // the old records would only take space.
+        db.drop_tree("login_attempts")?;
         let tree = |name: &str| db.open_tree(name).map_err(Error::from);
         Ok(Store {
             accounts: tree("accounts")?,
             usernames: tree("usernames")?,
             groups: tree("groups")?,
             sessions: tree("sessions")?,
-            login_attempts: tree("login_attempts")?,
             audit: tree("audit")?,
             presence_log: tree("presence_log")?,
             avatars: tree("avatars")?,
@@ -137,6 +140,7 @@ impl Store {
             blocks: tree("blocks")?,
             visitor_conversations: tree("visitor_conversations")?,
             assist_feedback: tree("assist_feedback")?,
+            deflection_outcomes: tree("deflection_outcomes")?,
             db,
         })
     }
@@ -182,6 +186,40 @@ pub fn get_json<T: DeserializeOwned>(
 pub fn put_json<T: Serialize>(tree: &sled::Tree, key: impl AsRef<[u8]>, value: &T) -> Result<()> {
     tree.insert(key, encode(value)?)?;
     Ok(())
+}
+
+/// Changes a JSON value in place, atomically: `change` runs on the stored value (or the default) and
+/// may run more than once when another writer got there first, so it must only change its argument.
+/// Returns the value as stored.
+pub fn update_json<T: Serialize + DeserializeOwned + Default>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+    mut change: impl FnMut(&mut T),
+) -> Result<T> {
+    let mut failure = None;
+    let stored = tree.update_and_fetch(key, |old| {
+        failure = None;
+        let mut value = match old.map(decode::<T>).transpose() {
+            Ok(value) => value.unwrap_or_default(),
+            Err(error) => {
+                // An undecodable record stays as it is, and the caller hears of it.
+                failure = Some(error);
+                return old.map(<[u8]>::to_vec);
+            }
+        };
+        change(&mut value);
+        match encode(&value) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                failure = Some(error);
+                old.map(<[u8]>::to_vec)
+            }
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    stored.map_or_else(|| Ok(T::default()), |bytes| decode(&bytes))
 }
 
 /// Every value of a tree in key order, skipping none: a record that does not decode is an error.

@@ -646,6 +646,36 @@ impl TestApp {
     }
 }
 
+/// Sends `json` to `uri` on the listener at `server` (see [`TestApp::listen`]) over a real TCP
+/// connection whose local end is bound to `from` (any of 127.0.0.0/8 works on Linux): the handler sees
+/// `from` as the client address, exactly as it would a remote client's.
+pub async fn post_from(server: SocketAddr, from: IpAddr, uri: &str, json: &Value) -> Reply {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(from));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Body>(connector);
+    let request = Request::post(format!("http://{server}{uri}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        // No pooled connection outlives the call (TestApp::shutdown waits for connections to end).
+        .header(header::CONNECTION, "close")
+        .body(Body::from(serde_json::to_vec(json).unwrap()))
+        .unwrap();
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|error| panic!("POST {uri} from {from}: {error}"));
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
 /// Ids of the hits of a search response, best first.
 pub fn hit_ids(results: &Value) -> Vec<String> {
     results["hits"]

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use kefu::services::Clock;
 
 use crate::common::{
-    encode, Session, TestApp, TestDirs, CAPTCHA_ANSWER, INITIAL_ADMIN_PASSWORD, INITIAL_PASSWORD,
-    PASSWORD,
+    encode, post_from, Session, TestApp, TestDirs, CAPTCHA_ANSWER, INITIAL_ADMIN_PASSWORD,
+    INITIAL_PASSWORD, PASSWORD,
 };
 
 async fn signed_out() -> TestApp {
@@ -932,7 +932,11 @@ async fn audit_entries_record_time_account_and_address() {
 
 #[tokio::test]
 async fn sign_in_is_rate_limited_per_address() {
-    let app = signed_out().await;
+    // Failures lock an address after `address_lockout_failures`; this test is about the rate limit.
+    let app = TestApp::start_configured(TestDirs::with_fixtures(), |config| {
+        config.accounts.address_lockout_failures = 1000;
+    })
+    .await;
     let first: IpAddr = "198.51.100.1".parse().unwrap();
     let second: IpAddr = "198.51.100.2".parse().unwrap();
     let attempt = |ip: IpAddr, n: usize| {
@@ -1317,4 +1321,132 @@ async fn parallel_wrong_passwords_cannot_outrun_the_captcha_and_the_lock() {
             "account_locked".to_string()
         )
     );
+}
+
+/// A sign-in as `username` sent over a real connection from `from`: the status and error code (empty
+/// on success).
+async fn sign_in_from(
+    app: &TestApp,
+    server: std::net::SocketAddr,
+    from: IpAddr,
+    username: &str,
+    password: &str,
+    with_captcha: bool,
+) -> (StatusCode, String) {
+    let mut request = json!({"username": username, "password": password});
+    if with_captcha {
+        let (status, challenge) = app.get_as(None, "/api/v1/auth/captcha").await;
+        assert_eq!(status, StatusCode::OK);
+        request["captcha_id"] = challenge["captcha_id"].clone();
+        request["captcha"] = json!(CAPTCHA_ANSWER);
+    }
+    let reply = post_from(server, from, "/api/v1/auth/login", &request).await;
+    let code = reply.body["code"].as_str().unwrap_or_default().to_string();
+    (reply.status, code)
+}
+
+const OWNER_ADDRESS: &str = "127.0.0.1";
+const ATTACKER_ADDRESS: &str = "127.0.0.2";
+
+/// Failures from an attacker's address lock that address out of `admin`, and make `admin` need a
+/// captcha everywhere; they never lock the owner out: from another address the right password with a
+/// solved captcha signs in, while the attacker stays locked even with the right password.
+#[tokio::test]
+async fn failures_from_one_address_never_lock_the_owner_out() {
+    let mut app = signed_out().await;
+    app.admin().await;
+    let server = app.listen().await;
+    let owner: IpAddr = OWNER_ADDRESS.parse().unwrap();
+    let attacker: IpAddr = ATTACKER_ADDRESS.parse().unwrap();
+    let mut answers = Vec::new();
+    for attempt in 0..5 {
+        let wrong = format!("Wrong-Guess-{attempt}!");
+        answers.push(sign_in_from(&app, server, attacker, "admin", &wrong, false).await);
+    }
+    let codes: Vec<&str> = answers.iter().map(|(_, code)| code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid_credentials",
+            "invalid_credentials",
+            "invalid_credentials",
+            "captcha_required",
+            "account_locked"
+        ]
+    );
+    assert_eq!(
+        sign_in_from(&app, server, attacker, "admin", PASSWORD, true).await,
+        (StatusCode::LOCKED, "account_locked".to_string()),
+        "the attacker's address may not confirm the password during its lock"
+    );
+    let (_, required) = app
+        .get_as(None, "/api/v1/auth/captcha-required?username=admin")
+        .await;
+    assert_eq!(required["required"], true);
+
+    assert_eq!(
+        sign_in_from(&app, server, owner, "admin", PASSWORD, false).await,
+        (StatusCode::UNAUTHORIZED, "captcha_required".to_string())
+    );
+    assert_eq!(
+        sign_in_from(&app, server, owner, "admin", PASSWORD, true).await,
+        (StatusCode::OK, String::new())
+    );
+    assert_eq!(
+        sign_in_from(&app, server, attacker, "admin", PASSWORD, true).await,
+        (StatusCode::LOCKED, "account_locked".to_string()),
+        "the owner's sign-in does not lift the attacker's lock"
+    );
+    // The lock is recorded with the address it holds for.
+    let admin = app.admin().await;
+    let entries = audit(&app, &admin, "?kind=account_locked").await;
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains(ATTACKER_ADDRESS)),
+        "{entries:?}"
+    );
+    app.shutdown().await;
+}
+
+/// An address failing for many usernames is locked out of every username, the one it knows the
+/// password of included, while other addresses sign in as usual.
+#[tokio::test]
+async fn an_address_failing_across_usernames_is_locked_out_of_all_of_them() {
+    let mut app = signed_out().await;
+    let admin = app.admin().await;
+    app.create_account(&admin, "xiaomei", &["agent"]).await;
+    let server = app.listen().await;
+    let owner: IpAddr = OWNER_ADDRESS.parse().unwrap();
+    let attacker: IpAddr = ATTACKER_ADDRESS.parse().unwrap();
+    let limit = app.state.accounts.config().address_lockout_failures;
+    for n in 0..limit - 1 {
+        let answer = sign_in_from(&app, server, attacker, &format!("user{n}"), "x", false).await;
+        assert_eq!(
+            answer,
+            (StatusCode::UNAUTHORIZED, "invalid_credentials".into())
+        );
+    }
+    assert_eq!(
+        sign_in_from(&app, server, attacker, "another", "x", false).await,
+        (StatusCode::LOCKED, "account_locked".to_string()),
+        "the failure that reaches the limit locks the address"
+    );
+    assert_eq!(
+        sign_in_from(&app, server, attacker, "xiaomei", PASSWORD, false).await,
+        (StatusCode::LOCKED, "account_locked".to_string())
+    );
+    assert_eq!(
+        sign_in_from(&app, server, owner, "xiaomei", PASSWORD, false).await,
+        (StatusCode::OK, String::new())
+    );
+    // The lock ends with its window.
+    app.clock.advance(SignedDuration::from_mins(
+        app.state.accounts.config().lockout_minutes as i64,
+    ));
+    assert_eq!(
+        sign_in_from(&app, server, attacker, "xiaomei", PASSWORD, false).await,
+        (StatusCode::OK, String::new())
+    );
+    app.shutdown().await;
 }

@@ -10,6 +10,8 @@ use axum::http::{header, Method, Request, StatusCode};
 use jiff::SignedDuration;
 use serde_json::{json, Value};
 
+use kefu::services::assist::{suggest_articles, DeflectionEvent};
+
 use crate::common::{Reply, Session, TestApp, TestDirs, Ws};
 
 /// An app with a real listener, the admin, and the skill group 售后 in `mode`.
@@ -1673,28 +1675,145 @@ async fn visitors_can_help_themselves_before_queueing_and_outcomes_are_counted()
     assert_eq!(suggestions[0]["id"], "invoices/e-invoice");
     let (status, _) = app.get_as(None, "/api/v1/visitor/suggest?q=").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    for outcome in ["resolved", "resolved", "escalated"] {
-        let (status, _) = app
-            .json_as(
-                None,
-                Method::POST,
-                "/api/v1/visitor/deflection",
-                json!({"outcome": outcome}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
+    let first = visitor_token(&app).await;
+    let second = visitor_token(&app).await;
+    // (token, outcome, question, status): each token's outcome counts once per question.
+    let posts = [
+        (
+            Some(first.as_str()),
+            "resolved",
+            "发票在哪里下载",
+            StatusCode::CREATED,
+        ),
+        (
+            Some(first.as_str()),
+            "resolved",
+            "发票在哪里下载",
+            StatusCode::OK,
+        ),
+        (
+            Some(first.as_str()),
+            "escalated",
+            " 发票在哪里下载 ",
+            StatusCode::OK,
+        ),
+        (
+            Some(first.as_str()),
+            "escalated",
+            "怎么退款",
+            StatusCode::CREATED,
+        ),
+        (
+            Some(second.as_str()),
+            "resolved",
+            "发票在哪里下载",
+            StatusCode::CREATED,
+        ),
+        (None, "resolved", "发票在哪里下载", StatusCode::UNAUTHORIZED),
+        (
+            Some("v1.not-a-token"),
+            "resolved",
+            "怎么退款",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some(first.as_str()),
+            "shown",
+            "运费险",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(first.as_str()),
+            "resolved",
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (token, outcome, question, expected) in posts {
+        let (status, body) = deflection_outcome(&app, token, outcome, question).await;
+        assert_eq!(status, expected, "{outcome} for {question:?}: {body}");
     }
-    let (status, _) = app
-        .json_as(
-            None,
-            Method::POST,
-            "/api/v1/visitor/deflection",
-            json!({"outcome": "shown"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, figures) = app.get_as(Some(&admin), "/api/v1/assist/deflection").await;
     assert_eq!(figures, json!({"shown": 1, "resolved": 2, "escalated": 1}));
+}
+
+/// A fresh visitor token from `POST /api/v1/visitors`.
+async fn visitor_token(app: &TestApp) -> String {
+    let (status, body) = app
+        .json_as(None, Method::POST, "/api/v1/visitors", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// Posts a self-service outcome with `token` (none: without one).
+async fn deflection_outcome(
+    app: &TestApp,
+    token: Option<&str>,
+    outcome: &str,
+    question: &str,
+) -> (StatusCode, Value) {
+    let body = json!({"outcome": outcome, "question": question}).to_string();
+    let reply = visitor_call(
+        app,
+        token,
+        Method::POST,
+        "/api/v1/visitor/deflection",
+        Some(("application/json", body.into_bytes())),
+    )
+    .await;
+    (reply.status, reply.body)
+}
+
+/// Counters are updated atomically: thousands of outcomes and "shown" counts from many threads at
+/// once are all counted, and the same outcome posted in parallel under one token counts once.
+#[tokio::test]
+async fn concurrent_outcomes_and_counts_are_all_counted_and_repeats_once() {
+    let app = TestApp::new().await;
+    let assist = &app.state.assist;
+    let suggestion = suggest_articles(assist.knowledge().index(), "发票 下载", 1)
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("a suggestion for the invoice question");
+    const THREADS: usize = 16;
+    const EACH: usize = 200;
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let suggestion = suggestion.clone();
+            scope.spawn(move || {
+                for n in 0..EACH {
+                    let token = format!("token-{thread}-{n}");
+                    let (counted, _) = assist
+                        .record_visitor_outcome(&token, "发票在哪里下载", DeflectionEvent::Resolved)
+                        .unwrap();
+                    assert!(counted);
+                    assist
+                        .record_visitor_outcome("one-token", "发票", DeflectionEvent::Escalated)
+                        .unwrap();
+                    assist.record_deflection(DeflectionEvent::Shown).unwrap();
+                    assist
+                        .record_shown(std::slice::from_ref(&suggestion))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let figures = assist.deflection().unwrap();
+    let total = (THREADS * EACH) as u64;
+    assert_eq!(
+        (figures.shown, figures.resolved, figures.escalated),
+        (total, total, 1)
+    );
+    let shown = assist
+        .adoption()
+        .unwrap()
+        .into_iter()
+        .find(|item| item.id == suggestion.id)
+        .unwrap()
+        .counts
+        .shown;
+    assert_eq!(shown, total);
 }
 
 #[tokio::test]

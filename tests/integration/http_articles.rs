@@ -870,3 +870,70 @@ async fn a_deleted_articles_id_goes_to_the_file_that_also_claimed_it() {
     assert_eq!(article["path"], "returns/refund-copy.md");
     assert!(app.finds("副本里的说明", "returns/refund").await);
 }
+
+/// Deepest nesting of `<tag…>` elements in `html`.
+fn nesting_of(html: &str, tag: &str) -> usize {
+    let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut rest = html;
+    while let Some(position) = rest.find('<') {
+        rest = &rest[position..];
+        if rest.starts_with(&close) {
+            depth = depth.saturating_sub(1);
+        } else if rest.starts_with(&open) {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+        rest = &rest[1..];
+    }
+    deepest
+}
+
+/// Hostile articles (40 KB of `>`, 100,000 nested `<div>`s) are saved and served anonymously with
+/// their structure cut at the documented depth; the HTML is the same on every read of one version.
+#[tokio::test]
+async fn hostile_nesting_is_saved_and_served_cut_at_the_documented_depth() {
+    let app = TestApp::new().await;
+    let quotes = format!("---\ntitle: 引用\n---\n{} 深处\n", ">".repeat(40 * 1024));
+    // Never closed: the parser closes them at the end (and the file stays under the 1 MiB limit).
+    let divs = format!("---\ntitle: 嵌套\n---\n{}底\n", "<div>".repeat(100_000));
+    for (id, markdown, tag) in [
+        ("hostile/quotes", &quotes, "blockquote"),
+        ("hostile/divs", &divs, "div"),
+    ] {
+        let (status, saved) = app.put_article(id, markdown).await;
+        assert_eq!(status, StatusCode::CREATED, "{}", saved["code"]);
+        let (status, served) = app.get_as(None, &format!("/api/v1/kb/articles/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let html = served["html"].as_str().unwrap();
+        assert_eq!(
+            nesting_of(html, tag),
+            kefu::articles::MAX_RENDERED_DEPTH,
+            "{id}"
+        );
+        assert!(html.len() < markdown.len(), "{id}: {} bytes", html.len());
+        assert_eq!(served["html"], saved["html"]);
+    }
+}
+
+/// The rendered HTML is cached per content hash: the same version reads the same HTML, an edit
+/// (a new hash) reads the new one.
+#[tokio::test]
+async fn an_edit_is_rendered_anew_and_an_unchanged_article_reads_the_same() {
+    let app = TestApp::new().await;
+    let uri = format!("/api/v1/kb/articles/{}", encode("returns/refund"));
+    let (_, first) = app.get_as(None, &uri).await;
+    let (_, again) = app.get_as(None, &uri).await;
+    assert_eq!(first["html"], again["html"]);
+    assert_eq!(first["content_hash"], again["content_hash"]);
+
+    let edited = REFUND.replace("## 到账时间", "## 到账时间（已更新）");
+    let (status, saved) = app.put_article("returns/refund", &edited).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let (_, after) = app.get_as(None, &uri).await;
+    assert_ne!(after["content_hash"], first["content_hash"]);
+    assert!(after["html"]
+        .as_str()
+        .unwrap()
+        .contains("<h2>到账时间（已更新）</h2>"));
+}

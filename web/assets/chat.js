@@ -503,7 +503,7 @@
           data = await window.kefu.api("POST", "/api/v1/visitor/conversations", body);
         } else throw err;
       }
-      if (deflection) recordDeflection(deflection);
+      if (deflection) recordDeflection(deflection, state.suggestShownFor, data.token);
       hideSuggestions();
       state.token = data.token;
       state.messages.clear();
@@ -533,8 +533,11 @@
     }
   }
 
-  function recordDeflection(outcome) {
-    window.kefu.api("POST", "/api/v1/visitor/deflection", { outcome }).catch(() => {});
+  /** Tells how the articles shown for `question` served; the token makes it count once per visitor and question. */
+  function recordDeflection(outcome, question, token) {
+    if (!question || !token) return;
+    window.kefu.api("POST", "/api/v1/visitor/deflection", { outcome, question },
+      { headers: { Authorization: "Bearer " + token } }).catch(() => {});
   }
 
   // ---------- typing ----------
@@ -595,7 +598,8 @@
     show($("suggest-panel"), false);
   }
   function onResolved() {
-    recordDeflection("resolved");
+    const question = state.suggestShownFor;
+    ensureToken().then((token) => recordDeflection("resolved", question, token)).catch(() => {});
     hideSuggestions();
     $("message-input").value = "";
     autoGrow();

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::http::error::ErrorBody;
 
 use crate::error::{Error, Result};
-use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission};
+use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permission, Visitor};
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::{off_thread, AppState};
 use crate::services::assist::{
@@ -262,6 +262,8 @@ async fn visitor_suggest(
 struct DeflectionRequest {
     /// `resolved` (已解决) or `escalated` (仍需人工).
     outcome: DeflectionEvent,
+    /// The question the articles were shown for (the `q` of `GET /api/v1/visitor/suggest`).
+    question: String,
 }
 
 #[utoipa::path(
@@ -269,23 +271,28 @@ struct DeflectionRequest {
     path = "/api/v1/visitor/deflection",
     tag = "assist",
     request_body = DeflectionRequest,
-    security(()),
+    security(("visitor" = [])),
     responses(
         (status = 201, description = "Counted; the figures after it", body = Deflection),
+        (status = 200, description = "This token had already answered for this question: not counted again; the figures", body = Deflection),
         (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid visitor token", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the token answered for too many questions", body = ErrorBody),
     ),
 )]
 async fn visitor_deflection(
     State(state): State<AppState>,
+    visitor: Visitor,
     AppJson(request): AppJson<DeflectionRequest>,
 ) -> Result<(StatusCode, Json<Deflection>)> {
-    if request.outcome == DeflectionEvent::Shown {
-        return Err(Error::InvalidInput(
-            "outcome is `resolved` or `escalated`".into(),
-        ));
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(state.assist.record_deflection(request.outcome)?),
-    ))
+    let (counted, figures) = off_thread(&state.assist, move |assist| {
+        assist.record_visitor_outcome(&visitor.token, &request.question, request.outcome)
+    })
+    .await?;
+    let status = if counted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(figures)))
 }

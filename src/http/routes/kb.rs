@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::http::access::{CanEditArticles, MaybeSignedIn, Permission};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::AppState;
+use crate::http::{off_thread, AppState};
 use crate::search::IndexedArticle;
 use crate::services::{ArticleView, SearchQuery, SearchResults};
 
@@ -131,7 +131,8 @@ async fn get_article(
     caller: MaybeSignedIn,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<ArticleView>> {
-    let view = state.knowledge.get(&id)?;
+    // Reading the file and rendering (bounded, cached) stay off the async workers.
+    let view = off_thread(&state.knowledge, move |knowledge| knowledge.get(&id)).await?;
     if view.status == ArticleStatus::Draft && !caller.may(Permission::ReadDrafts) {
         return Err(crate::error::Error::ArticleNotFound(view.id));
     }

@@ -1,15 +1,18 @@
-//! Sign-in (lockout, captcha, TOTP), sessions with CSRF tokens, and visitor tokens.
+//! Sign-in (failure counters, captcha, TOTP), sessions with CSRF tokens, and visitor tokens.
 //!
 //! Order of checks at sign-in, and why:
 //! 1. per-address rate limit (cheap, before any hashing);
-//! 2. the lock: a locked name answers `account_locked` whatever the password, so the right password
-//!    cannot be confirmed during a lock;
-//! 3. the captcha once enough failures piled up: missing or wrong counts as a failure;
+//! 2. the locks of the client address and of (username, address) (`guard.rs`): a locked pair answers
+//!    `account_locked` whatever the password, so the right password cannot be confirmed from there;
+//!    the username itself is never locked, so nobody can lock its owner out;
+//! 3. the captcha once the username failed often enough from anywhere: missing or wrong counts as a
+//!    failure;
 //! 4. the password (unknown names are verified against a decoy hash: same time, same answer);
 //! 5. disabled accounts, then the TOTP or recovery code.
 //!
 //! Failures are counted per lower-cased username, existing or not, so answers never reveal whether a
-//! name exists.
+//! name exists. Sign-ins to one username run one at a time, so parallel guesses meet the counters as
+//! guesses sent one after another would.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::guard::{AddressKey, Refusal};
 use super::{password, AccountService, Actor};
 use crate::domain::{Account, AccountId, AccountView, AuditKind, PresenceStatus};
 use crate::error::{Error, Result};
@@ -110,13 +114,6 @@ impl Caller {
     }
 }
 
-/// Failed sign-ins in a row for one username.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct LoginFailures {
-    count: u32,
-    locked_until: Option<Timestamp>,
-}
-
 /// What a visitor token grants: one visitor, and the conversation it opened once there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorGrant {
@@ -157,7 +154,7 @@ impl AccountService {
             let _one_at_a_time = name_lock
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.login_as(&username, request, &actor, ip, user_agent)
+            self.login_admitted(&username, request, &actor, ip, user_agent)
         };
         let mut signing_in = self.signing_in.lock().expect("sign-in lock poisoned");
         // The map's own reference and ours: nobody else is waiting, so the entry can go.
@@ -167,7 +164,8 @@ impl AccountService {
         outcome
     }
 
-    fn login_as(
+    /// Steps 2 to 5, between the guard's admission and its end.
+    fn login_admitted(
         &self,
         username: &str,
         request: &LoginRequest,
@@ -175,13 +173,31 @@ impl AccountService {
         ip: Option<IpAddr>,
         user_agent: Option<String>,
     ) -> Result<LoginOutcome> {
-        let now = self.now();
-        let failures = self.login_failures(username, now)?;
-        if let Some(until) = failures.locked_until {
-            self.audit(AuditKind::LoginFailed, username, actor, "locked")?;
-            return Err(Error::AccountLocked { until });
+        let address = AddressKey::of(ip);
+        match self.sign_in_guard.admit(username, address, self.now()) {
+            Ok(()) => {}
+            Err(Refusal::Locked(until)) => {
+                self.audit(AuditKind::LoginFailed, username, actor, "locked")?;
+                return Err(Error::AccountLocked { until });
+            }
+            Err(Refusal::Busy) => return Err(Error::RateLimited),
         }
-        if failures.count >= self.config.captcha_after_failures {
+        let outcome = self.login_as(username, request, actor, address, ip, user_agent);
+        self.sign_in_guard.finish(address);
+        outcome
+    }
+
+    fn login_as(
+        &self,
+        username: &str,
+        request: &LoginRequest,
+        actor: &Actor,
+        address: AddressKey,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    ) -> Result<LoginOutcome> {
+        let now = self.now();
+        if self.sign_in_guard.captcha_required(username, now) {
             let solved = match (&request.captcha_id, &request.captcha) {
                 (Some(id), Some(answer)) => self.captchas.verify(id, answer, now),
                 _ => false,
@@ -193,7 +209,7 @@ impl AccountService {
                 } else {
                     Error::CaptchaInvalid
                 };
-                return Err(self.record_failure(username, actor, refusal)?);
+                return Err(self.record_failure(username, actor, address, refusal)?);
             }
         }
         let account = self.account_by_username(username)?;
@@ -205,7 +221,12 @@ impl AccountService {
             }
         };
         let Some(account) = account.filter(|_| password_matches) else {
-            return Err(self.record_failure(username, actor, Error::InvalidCredentials)?);
+            return Err(self.record_failure(
+                username,
+                actor,
+                address,
+                Error::InvalidCredentials,
+            )?);
         };
         if account.disabled {
             self.audit(AuditKind::LoginFailed, username, actor, "disabled")?;
@@ -221,10 +242,10 @@ impl AccountService {
                 return Err(Error::TotpRequired);
             };
             if !self.consume_second_factor(account.id, code)? {
-                return Err(self.record_failure(username, actor, Error::TotpInvalid)?);
+                return Err(self.record_failure(username, actor, address, Error::TotpInvalid)?);
             }
         }
-        self.clear_login_failures(username)?;
+        self.sign_in_guard.succeed(username, address);
         let outcome = self.start_session(&account, ip, user_agent)?;
         if account.presence.status == PresenceStatus::Offline {
             self.change_presence(account.id, PresenceStatus::Online, false)?;
@@ -241,49 +262,44 @@ impl AccountService {
 
     /// Whether the next sign-in as `username` must carry a captcha (the form asks before submitting).
     pub fn captcha_required(&self, username: &str) -> Result<bool> {
-        let failures = self.login_failures(&username.trim().to_lowercase(), self.now())?;
-        Ok(failures.count >= self.config.captcha_after_failures)
-    }
-
-    fn login_failures(&self, username: &str, now: Timestamp) -> Result<LoginFailures> {
-        let mut failures: LoginFailures =
-            storage::get_json(&self.store.login_attempts, username)?.unwrap_or_default();
-        if failures.locked_until.is_some_and(|until| until <= now) {
-            // The lock served its time; the name starts over.
-            failures = LoginFailures::default();
-        }
-        Ok(failures)
+        Ok(self
+            .sign_in_guard
+            .captcha_required(&username.trim().to_lowercase(), self.now()))
     }
 
     /// Counts a failure and returns the error to answer with: `refusal`, or `account_locked` when this
-    /// failure reached the limit.
-    fn record_failure(&self, username: &str, actor: &Actor, refusal: Error) -> Result<Error> {
+    /// failure locked the (username, address) pair or the address.
+    fn record_failure(
+        &self,
+        username: &str,
+        actor: &Actor,
+        address: AddressKey,
+        refusal: Error,
+    ) -> Result<Error> {
         let now = self.now();
-        let mut failures = self.login_failures(username, now)?;
-        failures.count += 1;
+        let (locked, pair_failures) = self.sign_in_guard.fail(username, address, now);
         let reason = refusal.code().as_str();
         self.audit(AuditKind::LoginFailed, username, actor, reason)?;
-        let answer = if failures.count >= self.config.lockout_failures {
-            let until = now + SignedDuration::from_mins(self.config.lockout_minutes as i64);
-            failures.locked_until = Some(until);
-            self.audit(
-                AuditKind::AccountLocked,
-                username,
-                actor,
-                &format!("{} failures, until {until}", failures.count),
-            )?;
-            Error::AccountLocked { until }
-        } else {
-            refusal
+        let Some(until) = locked else {
+            return Ok(refusal);
         };
-        storage::put_json(&self.store.login_attempts, username, &failures)?;
+        let from = actor
+            .ip
+            .map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string());
+        self.audit(
+            AuditKind::AccountLocked,
+            username,
+            actor,
+            &format!("{pair_failures} failures from {from}, until {until}"),
+        )?;
         self.store.flush()?;
-        Ok(answer)
+        Ok(Error::AccountLocked { until })
     }
 
-    pub(super) fn clear_login_failures(&self, username: &str) -> Result<()> {
-        self.store.login_attempts.remove(username.to_lowercase())?;
-        Ok(())
+    /// Forgets the failed sign-ins of `username` (after an admin reset its password).
+    pub(super) fn clear_login_failures(&self, username: &str) {
+        self.sign_in_guard
+            .forget_username(&username.trim().to_lowercase());
     }
 
     fn start_session(
@@ -431,6 +447,7 @@ impl AccountService {
     pub fn purge_expired_sessions(&self) -> Result<usize> {
         self.login_limiter.retain_recent();
         let now = self.now();
+        self.sign_in_guard.purge(now);
         let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
         let mut purged = 0;
         for item in self.store.sessions.iter() {

@@ -4,12 +4,14 @@
 //! (argon2, tens of milliseconds), so the HTTP layer runs them on the blocking pool.
 //!
 //! - `mod.rs`: the service, first-start bootstrap, admin operations on accounts and groups, audit.
-//! - `auth.rs`: sign-in with lockout, captcha and TOTP; sessions and CSRF; visitor tokens.
+//! - `auth.rs`: sign-in with captcha and TOTP; sessions and CSRF; visitor tokens.
+//! - `guard.rs`: failed sign-in counters per username, per (username, address) and per address.
 //! - `profile.rs`: what an account changes itself: password, settings, avatar, presence, 2FA enrolment.
 //! - `password.rs`: hashing and password rules.
 
 mod auth;
 mod issuance;
+mod guard;
 mod password;
 mod profile;
 
@@ -53,6 +55,8 @@ pub struct AccountService {
     config: AccountsConfig,
     captchas: Captchas,
     login_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Failed sign-ins per username, per (username, address) and per address; memory only.
+    sign_in_guard: guard::SignInGuard,
     /// Last request of each signed-in account, for auto-away; memory only, like presence timers.
     activity: Mutex<HashMap<AccountId, Timestamp>>,
     /// Serialises read-modify-write of account records; sign-ins and settings are rare enough.
@@ -174,6 +178,12 @@ impl AccountService {
             clock,
             captchas: Captchas::new(captcha),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            sign_in_guard: guard::SignInGuard::new(guard::Limits {
+                captcha_after: config.captcha_after_failures,
+                pair_limit: config.lockout_failures.max(1),
+                address_limit: config.address_lockout_failures.max(1),
+                window: jiff::SignedDuration::from_mins(config.lockout_minutes as i64),
+            }),
             activity: Mutex::new(HashMap::new()),
             signing_in: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
@@ -441,7 +451,7 @@ impl AccountService {
             Ok(())
         })?;
         self.revoke_sessions_of(id, None)?;
-        self.clear_login_failures(&account.username)?;
+        self.clear_login_failures(&account.username);
         self.audit(AuditKind::PasswordReset, &account.username, actor, "")?;
         self.store.flush()?;
         Ok(generated)
