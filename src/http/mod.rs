@@ -6,6 +6,8 @@ pub mod extract;
 pub mod openapi;
 mod routes;
 
+pub use routes::ws::{parse_agent_command, parse_visitor_command};
+
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;

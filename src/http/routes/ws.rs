@@ -316,6 +316,11 @@ enum VisitorCommand {
     Ping,
 }
 
+/// Reads a visitor frame as `visitor_command` does; public for the fuzz targets in `tests/fuzz`.
+pub fn parse_visitor_command(text: &str) -> serde_json::Result<()> {
+    serde_json::from_str::<VisitorCommand>(text).map(drop)
+}
+
 /// One command of a visitor's socket; `false` when the visitor was blocked since the page opened,
 /// which closes it.
 async fn visitor_command(
@@ -474,6 +479,11 @@ enum AgentCommand {
         last_seq: u64,
     },
     Ping,
+}
+
+/// Reads an agent frame as `agent_command` does; public for the fuzz targets in `tests/fuzz`.
+pub fn parse_agent_command(text: &str) -> serde_json::Result<()> {
+    serde_json::from_str::<AgentCommand>(text).map(drop)
 }
 
 /// What a command needs of the caller with respect to the conversation.
