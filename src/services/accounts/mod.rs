@@ -10,8 +10,8 @@
 //! - `password.rs`: hashing and password rules.
 
 mod auth;
-mod issuance;
 mod guard;
+mod issuance;
 mod password;
 mod profile;
 

@@ -253,7 +253,7 @@ fn key(conversation: &str, hash: &str) -> Vec<u8> {
 }
 
 /// Characters that change how text around them is shown without being seen themselves: bidi
-/// embeddings, overrides and isolates (U+202E makes `invoice‮txt.exe` read as `invoiceexe.txt`),
+/// embeddings, overrides and isolates (U+202E before `txt.exe` in `invoice…txt.exe` makes it read as `invoiceexe.txt`),
 /// marks, zero-width characters and the byte-order mark.
 fn is_invisible_format(c: char) -> bool {
     matches!(
