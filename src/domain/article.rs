@@ -108,9 +108,10 @@ pub struct Section {
     pub heading: String,
     /// Heading level, 1 to 6.
     pub level: u8,
-    /// The first paragraph (or list) under the heading.
+    /// The first paragraph (or list, with its markers) under the heading.
     pub answer: String,
-    /// All plain text under the heading, up to the next heading.
+    /// All plain text under the heading, up to the next heading, with list markers (`1. `, `- `,
+    /// indented two spaces per nesting level) so steps read as steps when sent.
     pub text: String,
 }
 

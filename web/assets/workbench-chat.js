@@ -724,11 +724,14 @@
     list.forEach((s, i) => {
       const card = el("div", { class: "sugg" + (i === c.sugActive ? " active" : ""), id: "suggestion-" + i, "data-testid": "suggestion", "data-kind": s.kind, "data-id": s.id, onclick: () => { c.sugActive = i; markActiveSuggestion(); } },
         el("div", { class: "s-head" }, el("span", { class: "tag " + (s.kind === "article" ? "blue" : "green") }, s.kind === "article" ? "知识库" : "快捷回复"), el("span", { class: "s-title", title: s.title }, s.title), el("span", { class: "muted small" }, "Alt+" + (i + 1))),
-        el("div", { class: "s-text" }, s.reply),
+        el("div", { class: "s-text" + (s.expanded ? " expanded" : ""), id: "suggestion-text-" + i, "data-testid": "suggestion-text" }, s.reply),
         s.matched_terms && s.matched_terms.length ? el("div", { class: "s-terms" }, s.matched_terms.map((t) => el("span", { class: "tag" }, t))) : null,
         el("div", { class: "s-actions" },
           el("button", { type: "button", class: "btn sm", id: "suggestion-insert-" + i, "data-testid": "suggestion-insert", disabled: !canSend && c.role !== "invited" ? true : null, onclick: (ev) => { ev.stopPropagation(); insertSuggestion(c, s); } }, "插入"),
           el("button", { type: "button", class: "btn sm primary", id: "suggestion-send-" + i, "data-testid": "suggestion-send", disabled: !canSend ? true : null, onclick: (ev) => { ev.stopPropagation(); sendSuggestion(c, s); } }, "直接发送"),
+          // What 直接发送 sends is the whole text: the card shows its start, this shows it all.
+          el("button", { type: "button", class: "btn sm ghost", id: "suggestion-expand-" + i, "data-testid": "suggestion-expand", "aria-expanded": s.expanded ? "true" : "false", "aria-controls": "suggestion-text-" + i,
+            onclick: (ev) => { ev.stopPropagation(); s.expanded = !s.expanded; renderSuggestions(); } }, s.expanded ? "收起" : "展开全文"),
           el("span", { class: "spacer" }),
           el("button", { type: "button", class: "btn sm ghost", id: "suggestion-dismiss-" + i, "data-testid": "suggestion-dismiss", onclick: (ev) => { ev.stopPropagation(); dismissSuggestion(c, s); } }, "不合适")));
       box.append(card);
@@ -976,9 +979,10 @@
       box.hidden = false;
       const body = el("div", { class: "kb-article-html" });
       body.innerHTML = a.html; // sanitised by the server (ammonia)
-      const answers = (a.sections || []).filter((s) => s.answer);
+      // The whole passage of a heading, lists included, as a suggestion sends it.
+      const answers = (a.sections || []).filter((s) => s.text || s.answer);
       box.append(el("div", { class: "row" }, el("button", { type: "button", class: "btn sm", onclick: () => { box.hidden = true; } }, "← 返回结果"), el("span", { class: "spacer" }), el("a", { href: "/editor?article=" + encodeURIComponent(a.id), class: "small", target: "_blank", rel: "noopener" }, "在知识库中打开")),
-        answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.answer); } }, s.heading || a.title))) : null,
+        answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.text || s.answer); } }, s.heading || a.title))) : null,
         body);
       box.scrollIntoView({ block: "start" });
     } catch (e) { wb.toast(wb.errorText(e), "error"); }
