@@ -15,6 +15,7 @@
     internal: "服务器开小差了，请稍后再试",
     invalid_input: "填写的内容不符合要求，请检查后重试",
     visitor_not_found: "访客不存在",
+    visitor_in_conversation: "该访客正在对话中，无需邀请",
     block_not_found: "该黑名单记录不存在或已解除",
     csrf_failed: "页面已失效，请刷新后重试",
   };

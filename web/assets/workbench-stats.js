@@ -269,6 +269,11 @@
       const page = o.current_page;
       const href = page && /^https?:\/\//i.test(page.url) ? page.url : null;
       const desk = deskState(vid);
+      // The server knows every open conversation, also a colleague's: such a visitor is 对话中, and an
+      // invitation would reach nobody.
+      const chat = o.chat || null;
+      const busy = !!(desk || chat);
+      const queued = desk ? !!desk.queued : !!chat && chat.state === "queued";
       if (o.invited) invitedNow.delete(vid);
       const invited = o.invited || (invitedNow.has(vid) && Date.now() - invitedNow.get(vid) < 30000);
       const actions = el("div", { class: "row nowrap" });
@@ -278,7 +283,7 @@
         actions.append(el("button", { type: "button", class: "btn sm", id: "visitor-open-" + vid, "data-testid": "visitor-open", onclick: () => { location.hash = "#chat"; wb.chat.select(desk.open.id); } }, "查看会话"));
       } else if (invited) {
         actions.append(el("span", { class: "tag blue", "data-testid": "visitor-invited" }, "已邀请"));
-      } else if (!desk) {
+      } else if (!busy) {
         actions.append(el("button", { type: "button", class: "btn sm primary", id: "visitor-invite-" + vid, "data-testid": "visitor-invite", onclick: (ev) => inviteVisitor(vid, ev.currentTarget) }, "邀请对话"));
       }
       if (canBlock()) {
@@ -294,7 +299,8 @@
         el("td", { "data-testid": "visitor-time" }, wb.fmtDuration(o.secs_on_site || 0)),
         el("td", { "data-testid": "visitor-location" }, wb.locationText(v.location), v.location && v.location.isp ? el("div", { class: "small muted" }, v.location.isp) : null),
         el("td", { "data-testid": "visitor-device" }, wb.clientText(v.client), el("div", { class: "small muted mono" }, v.ip || "")),
-        el("td", null, el("span", { class: "tag " + (desk ? (desk.queued ? "orange" : "green") : "") }, desk ? (desk.queued ? "排队中" : "会话中") : "浏览中"),
+        el("td", null, el("span", { class: "tag " + (busy ? (queued ? "orange" : "green") : ""), "data-testid": "visitor-state", "data-state": busy ? (queued ? "queued" : "chatting") : "browsing" }, busy ? (queued ? "排队中" : "对话中") : "浏览中"),
+          chat && chat.agent_name && !queued ? el("div", { class: "small", "data-testid": "visitor-chat-with" }, "与 " + chat.agent_name + (chat.agent === wb.me.id ? "（我）" : "") + " 对话中") : null,
           el("div", { class: "small muted" }, wb.CHANNEL_TEXT[v.channel] || v.channel || "")),
         el("td", null, actions)));
     }
