@@ -189,7 +189,7 @@ pub enum Error {
         /// The refused id.
         id: String,
         /// Why it was refused.
-        reason: &'static str,
+        reason: String,
     },
     /// An article could not be parsed.
     #[error("{0}")]

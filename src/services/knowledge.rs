@@ -621,7 +621,8 @@ impl KnowledgeService {
     /// the file atomically under `kb/`, indexes it and returns once it is searchable. The boolean says
     /// whether the article is new.
     ///
-    /// Returns [`Error::InvalidArticleId`], [`Error::InvalidArticle`] (with file and line) or
+    /// Returns [`Error::InvalidArticleId`] (a new article's id must also pass
+    /// [`ArticleId::check_new`]), [`Error::InvalidArticle`] (with file and line) or
     /// [`Error::BadRequest`] when the front matter names another id or the file is too large.
     ///
     /// `base` guards against lost updates: `Some(hash)` saves only if the file still has that
@@ -671,6 +672,9 @@ impl KnowledgeService {
                     return Err(Error::ArticleChanged(id.to_string()));
                 }
             }
+        }
+        if created {
+            id.check_new()?;
         }
         let path = existing_path.unwrap_or_else(|| format!("{id}.md"));
         let article = parse_article(&path, markdown.as_bytes())?;

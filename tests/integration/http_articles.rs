@@ -870,3 +870,57 @@ async fn a_deleted_articles_id_goes_to_the_file_that_also_claimed_it() {
     assert_eq!(article["path"], "returns/refund-copy.md");
     assert!(app.finds("副本里的说明", "returns/refund").await);
 }
+
+#[tokio::test]
+async fn new_article_ids_follow_the_documented_rules_and_old_files_stay_editable() {
+    let dirs = TestDirs::with_fixtures();
+    // A file named before the rules: it keeps its id and can still be saved.
+    dirs.write("faq/Old Name.md", "# 旧文章\n\n保留原来的文件名。\n");
+    let app = TestApp::start(dirs).await;
+    let kb_before = kb_files(&app.dirs);
+    for (id, reason) in [
+        (
+            "kb/bad id with spaces",
+            "a space is not allowed: use lower-case letters, digits, `-`, `_` or Chinese characters, and `/` between parts",
+        ),
+        (
+            "Returns/Refund",
+            "`R` is not allowed: use lower-case letters, digits, `-`, `_` or Chinese characters, and `/` between parts",
+        ),
+        (
+            "returns/-draft",
+            "part `-draft` must start with a letter, digit or Chinese character",
+        ),
+    ] {
+        let (status, body) = app.put_article(id, "# 标题\n\n正文。\n").await;
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "invalid_article_id",
+                    &format!("invalid article id `{id}`: {reason}")
+                )
+            ),
+            "PUT {id}"
+        );
+    }
+    assert_eq!(
+        kb_files(&app.dirs),
+        kb_before,
+        "nothing written for refused ids"
+    );
+
+    let (status, view) = app
+        .put_article("售后/退货-v2_新", "# 退货\n\n七天无理由。\n")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    let (status, view) = app
+        .put_article("faq/Old Name", "# 旧文章\n\n改过的正文。\n")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an existing file keeps its id: {view}"
+    );
+}
