@@ -589,6 +589,14 @@ impl KnowledgeService {
         })
     }
 
+    /// Category display names from `kb/_categories.txt`, read at each call (a few lines; an edit shows
+    /// at once without a watcher); empty when the file is missing or unreadable.
+    pub fn category_names(&self) -> std::collections::BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.kb_dir.join(crate::articles::CATEGORIES_FILE))
+            .unwrap_or_default();
+        crate::articles::parse_category_names(&text)
+    }
+
     /// Indexed articles, optionally of one category, sorted by id.
     pub fn list(&self, category: Option<&str>) -> Result<Vec<IndexedArticle>> {
         let mut articles = self.index.list()?;

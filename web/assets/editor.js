@@ -96,8 +96,13 @@
   // ---------- list & search ----------
   async function loadArticles() {
     try {
-      const data = await window.kefu.api("GET", "/api/v1/kb/articles");
+      const [data, cats] = await Promise.all([
+        window.kefu.api("GET", "/api/v1/kb/articles"),
+        window.kefu.api("GET", "/api/v1/kb/categories").catch(() => ({ categories: [] })),
+      ]);
       state.articles = data.articles || [];
+      // Display names from kb/_categories.txt: folders (after-sales) are shown as 售后服务.
+      state.categoryNames = new Map((cats.categories || []).map((c) => [c.id, c.name]));
       renderCategories();
       await refreshList();
     } catch (err) {
@@ -110,11 +115,15 @@
     const chosen = select.value;
     select.textContent = "";
     select.appendChild(el("option", { value: "" }, "全部分类"));
-    for (const c of cats) select.appendChild(el("option", { value: c }, c + "（" + state.articles.filter((a) => a.category === c).length + "）"));
+    for (const c of cats) select.appendChild(el("option", { value: c, "data-testid": "kb-category-option" }, categoryName(c) + "（" + state.articles.filter((a) => a.category === c).length + "）"));
     select.value = cats.includes(chosen) ? chosen : "";
     const dl = $("category-options");
     dl.textContent = "";
-    for (const c of cats) dl.appendChild(el("option", { value: c }));
+    const all = new Set(cats.concat(Array.from((state.categoryNames || new Map()).keys())));
+    for (const c of Array.from(all).sort()) dl.appendChild(el("option", { value: c, label: categoryName(c) }));
+  }
+  function categoryName(id) {
+    return (state.categoryNames && state.categoryNames.get(id)) || id;
   }
 
   async function refreshList() {
@@ -155,7 +164,7 @@
         el("div", { class: "ed-item-title" },
           el("span", { class: "ellipsis grow", "data-testid": "article-item-title" }, a.title || a.id),
           a.status === "draft" ? el("span", { class: "tag orange", "data-testid": "draft-badge" }, "草稿") : null),
-        el("div", { class: "ed-item-meta mono" }, a.id),
+        el("div", { class: "ed-item-meta" }, a.category ? el("span", { class: "tag", "data-testid": "article-item-category" }, categoryName(a.category)) : null, el("span", { class: "mono" }, a.id)),
         a.snippet ? snippet : null);
       list.appendChild(li);
     }

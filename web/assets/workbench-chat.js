@@ -954,6 +954,17 @@
   }
 
   // knowledge base
+  // Category display names (GET /api/v1/kb/categories, from kb/_categories.txt), loaded once per page.
+  let kbCategories = null;
+  function kbCategoryNames() {
+    if (!kbCategories) {
+      kbCategories = wb.api("GET", "/api/v1/kb/categories")
+        .then((r) => new Map(r.categories.map((c) => [c.id, c.name])))
+        .catch(() => { kbCategories = null; return new Map(); });
+    }
+    return kbCategories;
+  }
+  wb.kbCategoryNames = kbCategoryNames;
   async function kbSearch(ev) {
     if (ev) ev.preventDefault();
     const q = $("kb-search-input").value.trim();
@@ -962,13 +973,13 @@
     if (!q) return;
     box.append(el("div", { class: "empty" }, "搜索中…"));
     try {
-      const r = await wb.api("GET", "/api/v1/kb/search?limit=10&q=" + encodeURIComponent(q));
+      const [r, names] = await Promise.all([wb.api("GET", "/api/v1/kb/search?limit=10&q=" + encodeURIComponent(q)), kbCategoryNames()]);
       wb.clear(box);
       if (!r.hits.length) box.append(el("div", { class: "empty" }, "没有找到相关文章"));
       r.hits.forEach((h, i) => box.append(el("div", { class: "kb-hit", "data-testid": "kb-hit", id: "kb-hit-" + i },
         el("div", { class: "kb-title", onclick: () => openArticle(h.id) }, h.title),
         el("div", { class: "kb-snippet" }, kefu.snippetNodes(h.snippet)),
-        el("div", { class: "row small" }, el("span", { class: "tag" }, h.category), el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
+        el("div", { class: "row small" }, h.category ? el("span", { class: "tag", "data-testid": "kb-hit-category", "data-category": h.category }, names.get(h.category) || h.category) : null, el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
     } catch (e) { wb.clear(box).append(el("div", { class: "empty" }, wb.errorText(e))); }
   }
   async function openArticle(id) {

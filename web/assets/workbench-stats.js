@@ -177,7 +177,8 @@
     if (isLead()) {
       try {
         const r = await wb.api("GET", "/api/v1/assist/adoption");
-        bars = r.items.slice(0, 6).map((i) => ({ label: (i.kind === "article" ? "文章 " : "快捷 ") + i.id, value: i.adoption_rate, note: i.shown + " 次展示" }));
+        // Items by their titles (an id only for one deleted since), the kind in the tooltip.
+        bars = r.items.slice(0, 6).map((i) => ({ label: i.title || (i.kind === "article" ? "已删除的文章" : "已删除的快捷回复"), kind: i.kind === "article" ? "知识库文章" : "快捷回复", value: i.adoption_rate, note: i.shown + " 次展示" }));
       } catch (_) { bars = []; }
     }
     if (!bars.length) {
@@ -195,9 +196,9 @@
     bars.forEach((b, i) => {
       const yy = 6 + i * rowH;
       const w = (W - L - R) * Math.max(0, Math.min(1, b.value || 0));
-      chart.append(svg("text", { class: "lbl", x: L - 8, y: yy + 15, "text-anchor": "end" }, b.label.length > 14 ? b.label.slice(0, 13) + "…" : b.label));
+      chart.append(svg("text", { class: "lbl", x: L - 8, y: yy + 15, "text-anchor": "end", "data-testid": "chart-adoption-label", "data-title": b.label }, b.label.length > 8 ? b.label.slice(0, 7) + "…" : b.label));
       chart.append(svg("rect", { x: L, y: yy + 4, width: W - L - R, height: 14, rx: 3, fill: "#f2f3f5" }));
-      chart.append(svg("rect", { class: "bar" + (b.alt ? " alt" : ""), x: L, y: yy + 4, width: Math.max(0, w), height: 14, rx: 3 }, svg("title", null, b.label + "：" + fmtPct(b.value) + (b.note ? "（" + b.note + "）" : ""))));
+      chart.append(svg("rect", { class: "bar" + (b.alt ? " alt" : ""), x: L, y: yy + 4, width: Math.max(0, w), height: 14, rx: 3 }, svg("title", null, (b.kind ? b.kind + "「" + b.label + "」" : b.label) + "：" + fmtPct(b.value) + (b.note ? "（" + b.note + "）" : ""))));
       chart.append(svg("text", { class: "lbl", x: W - R + 6, y: yy + 15 }, fmtPct(b.value)));
     });
     box.append(chart);
