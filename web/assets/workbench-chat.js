@@ -1071,44 +1071,79 @@
     return { total: list.length, available };
   }
   function agentsHint(node, n) {
-    node.textContent = !n.total ? "暂无可选同事，可直接输入对方的账号 ID。" : !n.available ? "同事们都已离线或接待已满，请稍后再试或转给技能组。" : "离线或接待已满的同事暂不可选。";
+    node.textContent = !n.total ? "暂无可选同事。" : !n.available ? "同事们都已离线或接待已满，请稍后再试或转给技能组。" : "离线或接待已满的同事暂不可选。";
+  }
+  // The transfer dialog lists skill groups (queue, colleagues on duty) and colleagues (presence, load),
+  // filtered by name, pinyin or initials as the agent types; nobody needs to know an account id.
+  const transferPick = { groups: [], agents: [], chosen: null };
+  /** Whether `item` (with display name, pinyin, initials) matches what was typed. */
+  function nameMatches(item, term) {
+    if (!term) return true;
+    const t = term.toLowerCase().replace(/\s+/g, "");
+    return String(item.name).toLowerCase().includes(t) || (item.pinyin || "").startsWith(t) || (item.pinyin || "").includes(t) || (item.initials || "").startsWith(t);
   }
   function openTransfer() {
     const c = convs.get(currentId);
     if (!c) return;
-    const gs = wb.clear($("transfer-group"));
-    for (const g of wb.groups.values()) gs.append(el("option", { value: g.id }, g.name + (g.id === c.conv.group ? "（当前）" : "")));
-    const sel = wb.clear($("transfer-agent"));
-    sel.append(el("option", { value: "" }, "加载中…"));
-    $("transfer-agent-hint").textContent = "";
-    loadAgents().then((agents) => agentsHint($("transfer-agent-hint"), colleagueOptions(sel, agents, [wb.me.id], true)))
-      .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("transfer-agent-hint").textContent = wb.errorText(e); });
-    $("transfer-agent-id").value = "";
+    transferPick.chosen = null;
+    transferPick.groups = [];
+    transferPick.agents = [];
+    $("transfer-search").value = "";
+    $("transfer-agent-hint").textContent = "加载中…";
     $("transfer-note").value = "";
     $("transfer-reason").value = "";
     $("transfer-error").textContent = "";
-    setTransferKind(wb.groups.size ? "group" : "agent");
+    renderTransferList();
+    Promise.all([wb.api("GET", "/api/v1/groups"), loadAgents()]).then(([g, agents]) => {
+      transferPick.groups = g.groups;
+      transferPick.agents = agents.filter((a) => a.id !== wb.me.id && (a.roles || []).includes("agent"));
+      $("transfer-agent-hint").textContent = "离线或接待已满的同事暂不可选；转给技能组时由组内空闲的同事接待。";
+      renderTransferList();
+    }).catch((e) => { $("transfer-agent-hint").textContent = "列表加载失败：" + wb.errorText(e); });
     wb.openDialog("dlg-transfer");
+    $("transfer-search").focus();
   }
-  function setTransferKind(kind) {
-    transferKind = kind;
-    for (const b of document.querySelectorAll("#transfer-kind button")) b.classList.toggle("active", b.dataset.kind === kind);
-    $("transfer-group-field").hidden = kind !== "group";
-    $("transfer-agent-field").hidden = kind !== "agent";
+  function renderTransferList() {
+    const c = convs.get(currentId);
+    const box = wb.clear($("transfer-list"));
+    const term = $("transfer-search").value.trim();
+    const status = (a) => (a.presence && a.presence.status) || "offline";
+    const full = (a) => a.max_concurrent != null && a.active >= a.max_concurrent;
+    const order = { online: 0, busy: 1, away: 2, offline: 3 };
+    const groups = transferPick.groups.filter((g) => nameMatches(g, term));
+    const agents = transferPick.agents.filter((a) => nameMatches({ name: a.display_name, pinyin: a.pinyin, initials: a.initials }, term))
+      .sort((a, b) => order[status(a)] - order[status(b)] || (full(a) - full(b)) || String(a.display_name).localeCompare(String(b.display_name), "zh-CN"));
+    const item = (kind, id, disabled, children) => el("div", {
+      class: "pick-item", role: "option", id: "transfer-target-" + kind + "-" + id, "data-testid": "transfer-target", "data-kind": kind, "data-id": id,
+      "aria-selected": transferPick.chosen && transferPick.chosen.kind === kind && transferPick.chosen.id === id ? "true" : "false",
+      "aria-disabled": disabled ? "true" : null,
+      onclick: () => { if (disabled) return; transferPick.chosen = { kind, id }; $("transfer-error").textContent = ""; renderTransferList(); },
+    }, children);
+    if (groups.length) box.append(el("div", { class: "pick-head" }, "技能组"));
+    for (const g of groups) {
+      const onDuty = transferPick.agents.filter((a) => (a.groups || []).includes(g.id) && status(a) === "online" && !full(a)).length;
+      box.append(item("group", g.id, false, [
+        el("span", { class: "pick-name" }, g.name), c && g.id === c.conv.group ? el("span", { class: "tag" }, "当前") : null,
+        el("span", { class: "pick-meta", "data-testid": "transfer-target-meta" }, "排队 " + (g.queued || 0) + " · 可接待 " + onDuty + " 人")]));
+    }
+    if (agents.length) box.append(el("div", { class: "pick-head" }, "同事"));
+    for (const a of agents) {
+      const st = status(a);
+      const groupsText = (a.groups || []).map(wb.groupName).join("、");
+      box.append(item("agent", a.id, st === "offline" || full(a), [
+        el("span", { class: "dot " + st }), el("span", { class: "pick-name" }, a.display_name),
+        groupsText ? el("span", { class: "small muted ellipsis" }, groupsText) : null,
+        el("span", { class: "pick-meta", "data-testid": "transfer-target-meta", "data-presence": st }, (wb.PRESENCE_TEXT[st] || st) + " · 接待 " + a.active + "/" + a.max_concurrent + (full(a) && st !== "offline" ? " · 已满" : ""))]));
+    }
+    if (!groups.length && !agents.length) box.append(el("div", { class: "pick-empty" }, term ? "没有匹配「" + term + "」的技能组或同事" : "暂无可转接的技能组或同事"));
   }
   async function submitTransfer() {
     const c = convs.get(currentId);
     if (!c) return;
     const frame = { type: "transfer", conversation: c.conv.id, note: $("transfer-note").value.trim() };
-    if (transferKind === "group") {
-      const g = Number($("transfer-group").value);
-      if (!g) { $("transfer-error").textContent = "请选择技能组"; return; }
-      frame.to_group = g;
-    } else {
-      const a = Number($("transfer-agent-id").value || $("transfer-agent").value);
-      if (!a) { $("transfer-error").textContent = "请选择或输入要转接的同事"; return; }
-      frame.to_agent = a;
-    }
+    const chosen = transferPick.chosen;
+    if (!chosen) { $("transfer-error").textContent = "请选择要转给的技能组或同事"; return; }
+    if (chosen.kind === "group") frame.to_group = chosen.id; else frame.to_agent = chosen.id;
     const reason = $("transfer-reason").value.trim();
     if (reason) frame.reason = reason;
     $("transfer-submit").disabled = true;
@@ -1143,14 +1178,13 @@
     $("invite-agent-hint").textContent = "";
     loadAgents().then((agents) => agentsHint($("invite-agent-hint"), colleagueOptions(sel, agents, [wb.me.id, c.conv.agent].concat(c.conv.invited || []), false)))
       .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("invite-agent-hint").textContent = wb.errorText(e); });
-    $("invite-agent-id").value = "";
     $("invite-error").textContent = "";
     wb.openDialog("dlg-invite");
   }
   async function submitInvite() {
     const c = convs.get(currentId);
-    const a = Number($("invite-agent-id").value || $("invite-agent").value);
-    if (!a) { $("invite-error").textContent = "请选择或输入要邀请的同事"; return; }
+    const a = Number($("invite-agent").value);
+    if (!a) { $("invite-error").textContent = "请选择要邀请的同事"; return; }
     $("invite-submit").disabled = true;
     const err = await command({ type: "invite", conversation: c.conv.id, agent: a });
     $("invite-submit").disabled = false;
@@ -1515,7 +1549,14 @@
     $("btn-close-conv").addEventListener("click", closeConversation);
     $("btn-transfer").addEventListener("click", openTransfer);
     $("btn-invite").addEventListener("click", openInvite);
-    $("transfer-kind").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) setTransferKind(b.dataset.kind); });
+    $("transfer-search").addEventListener("input", renderTransferList);
+    $("transfer-search").addEventListener("keydown", (ev) => {
+      // Enter takes the first selectable match, so typing "xm" + Enter picks 小美.
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      const first = document.querySelector("#transfer-list [data-testid=transfer-target]:not([aria-disabled=true])");
+      if (first) first.click();
+    });
     $("transfer-submit").addEventListener("click", submitTransfer);
     $("transfer-accept").addEventListener("click", () => answerTransfer(true));
     $("transfer-decline").addEventListener("click", () => answerTransfer(false));
