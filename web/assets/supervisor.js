@@ -326,7 +326,7 @@
     const att = (m.attachments || []).map((a) => el("a", {
       class: "sv-att", href: "/api/v1/conversations/" + encodeURIComponent(state.peek.id) + "/files/" + encodeURIComponent(a.hash),
       target: "_blank", rel: "noopener",
-    }, "📎 " + a.name));
+    }, window.kefu.icon("clip"), " " + a.name));
     return el("div", { class: "sv-msg sv-msg-" + m.kind, "data-testid": "peek-message", "data-seq": String(m.seq) },
       el("div", { class: "sv-msg-meta" }, el("span", { class: "sv-msg-kind" }, kindText), el("span", null, m.sender_name || ""), el("span", { class: "muted" }, clock(m.at))),
       m.body ? el("div", { class: "sv-msg-body" }, m.body) : null,

@@ -376,7 +376,7 @@
       return el("img", { src: url, alt: a.name, title: a.name + "（" + wb.fmtSize(a.size) + "）", loading: "lazy", onclick: () => lightbox(url) });
     }
     return el("a", { class: "file", href: url, download: a.name },
-      el("span", null, "📄"), el("span", { class: "ellipsis" }, a.name), el("span", { class: "muted" }, wb.fmtSize(a.size)));
+      el("span", { class: "file-icon" }, window.kefu.icon("file")), el("span", { class: "ellipsis" }, a.name), el("span", { class: "muted" }, wb.fmtSize(a.size)));
   }
   function lightbox(url) {
     const box = el("div", { class: "lightbox", onclick: () => box.remove() }, el("img", { src: url, alt: "" }));
@@ -425,6 +425,37 @@
     $("btn-send").textContent = c.noteMode ? "添加备注" : "发送";
     if (switched) input.value = c.draft || "";
     renderChips(c);
+    renderCount();
+  }
+
+  /**
+   * The composer's length against the message limit, shown while typing. A longer text is never cut
+   * (no maxlength: a paste arrives whole); it cannot be sent as one message, and 分条发送 sends it in
+   * pieces cut at line and sentence ends.
+   */
+  function renderCount() {
+    const input = $("composer-input");
+    const n = window.kefu.charCount(input.value.trim());
+    const over = n - MAX_CHARS;
+    const box = $("composer-count");
+    box.hidden = n === 0;
+    box.textContent = n + " / " + MAX_CHARS + (over > 0 ? " · 超出 " + over + " 字" : "");
+    box.classList.toggle("over", over > 0);
+    box.dataset.over = over > 0 ? "true" : "false";
+    $("composer-split").hidden = over <= 0;
+    if (over > 0) $("composer-split").textContent = "分 " + window.kefu.splitMessage(input.value, MAX_CHARS).length + " 条发送";
+    $("btn-send").classList.toggle("blocked", over > 0);
+    $("btn-send").title = over > 0 ? "消息超过 " + MAX_CHARS + " 字，请删减或分条发送" : "";
+  }
+  function sendInPieces() {
+    const input = $("composer-input");
+    const pieces = window.kefu.splitMessage(input.value, MAX_CHARS);
+    if (pieces.length < 2) { sendCurrent(); return; }
+    const last = pieces.pop();
+    for (const piece of pieces) sendCurrent(piece, { quickReplies: [] });
+    // The last piece goes as the composer's own text: it takes the attachments and clears the draft.
+    input.value = last;
+    sendCurrent();
   }
 
   function setNoteMode(on) {
@@ -486,7 +517,7 @@
     if (c.attachments.some((a) => a.uploading)) { wb.toast("文件上传中，请稍候", "info"); return; }
     const atts = textOverride != null ? [] : c.attachments.slice();
     if (!body && !atts.length) return;
-    if ([...body].length > MAX_CHARS) { wb.toast("消息过长，请分条发送（每条不超过 " + MAX_CHARS + " 字）", "error"); return; }
+    if (window.kefu.charCount(body) > MAX_CHARS) { renderCount(); wb.toast("消息超过 " + MAX_CHARS + " 字，未发送：请删减，或点「分条发送」", "error"); return; }
     const note = c.noteMode;
     const key = newKey();
     const frame = note
@@ -514,6 +545,7 @@
       c.adopted = null;
       c.draft = "";
       renderChips(c);
+      renderCount();
     }
     stopTyping(c);
     c.lastAt = local.at;
@@ -620,6 +652,7 @@
     input.value = r.content;
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
+    renderCount();
     c.usedReplies.add(r.id);
     if (r.image_url && !c.noteMode) {
       try {
@@ -663,6 +696,7 @@
     input.value = input.value.slice(0, s) + text + input.value.slice(e);
     input.setSelectionRange(s + text.length, s + text.length);
     input.focus();
+    renderCount();
   }
 
   function buildEmoji() {
@@ -690,6 +724,7 @@
   function insertSuggestion(c, s) {
     const input = $("composer-input");
     input.value = s.reply;
+    renderCount();
     c.adopted = { kind: s.kind, id: s.id, text: s.reply };
     if (s.kind === "quick_reply") c.usedReplies.add(Number(s.id));
     if (c.noteMode && c.role === "serving") setNoteMode(false);
@@ -1514,18 +1549,21 @@
     if (UPLOAD_TYPES) parts.push("支持 " + UPLOAD_TYPES.join("/"));
     if (MAX_UPLOAD) parts.push("单个文件 ≤ " + fmtLimit(MAX_UPLOAD));
     $("upload-limits").textContent = parts.join("，");
-    $("composer-input").maxLength = MAX_CHARS;
+    renderCount();
   }
 
   // ================= wiring =================
   wb.onFrame(onFrame);
   wb.onReady(() => {
     buildEmoji();
+    // Without any emoji font the picker would offer boxes: leave it out.
+    if (!window.kefu.emojiSupported()) $("btn-emoji").hidden = true;
     loadLimits();
     loadAgents().catch(() => { /* names fall back to 客服 #id */ });
     const input = $("composer-input");
     input.addEventListener("keydown", onComposerKey);
-    input.addEventListener("input", () => { onComposerInput(); onTypingInput(); });
+    input.addEventListener("input", () => { onComposerInput(); onTypingInput(); renderCount(); });
+    $("composer-split").addEventListener("click", sendInPieces);
     input.addEventListener("blur", () => setTimeout(closePicker, 150));
     input.addEventListener("paste", (ev) => {
       const files = [...(ev.clipboardData ? ev.clipboardData.items : [])].filter((i) => i.kind === "file").map((i) => i.getAsFile()).filter(Boolean);
