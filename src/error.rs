@@ -107,6 +107,8 @@ pub enum ErrorCode {
     IdentityInvalid,
     /// No visitor with that id.
     VisitorNotFound,
+    /// The visitor is already in an open conversation, so an invitation would reach nobody.
+    VisitorInConversation,
     /// No block-list entry with that id.
     BlockNotFound,
     /// The server is still loading (building the index); try again shortly.
@@ -167,6 +169,7 @@ impl ErrorCode {
             ErrorCode::VisitorBlocked => "visitor_blocked",
             ErrorCode::IdentityInvalid => "identity_invalid",
             ErrorCode::VisitorNotFound => "visitor_not_found",
+            ErrorCode::VisitorInConversation => "visitor_in_conversation",
             ErrorCode::BlockNotFound => "block_not_found",
             ErrorCode::Starting => "starting",
             ErrorCode::Internal => "internal",
@@ -192,7 +195,7 @@ pub enum Error {
         /// The refused id.
         id: String,
         /// Why it was refused.
-        reason: &'static str,
+        reason: String,
     },
     /// An article could not be parsed.
     #[error("{0}")]
@@ -346,6 +349,9 @@ pub enum Error {
     /// No visitor with that id.
     #[error("visitor `{0}` not found")]
     VisitorNotFound(String),
+    /// The visitor already chats (queued or served); the message names the conversation and agent.
+    #[error("{0}")]
+    VisitorInConversation(String),
     /// No block with that id.
     #[error("block {0} not found")]
     BlockNotFound(u64),
@@ -426,6 +432,7 @@ impl Error {
             Error::VisitorBlocked => ErrorCode::VisitorBlocked,
             Error::IdentityInvalid(_) => ErrorCode::IdentityInvalid,
             Error::VisitorNotFound(_) => ErrorCode::VisitorNotFound,
+            Error::VisitorInConversation(_) => ErrorCode::VisitorInConversation,
             Error::BlockNotFound(_) => ErrorCode::BlockNotFound,
             Error::Starting => ErrorCode::Starting,
             Error::Storage(_)

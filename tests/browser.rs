@@ -13,6 +13,8 @@ mod harness;
 
 #[path = "browser/day_one.rs"]
 mod day_one;
+#[path = "browser/day_one_more.rs"]
+mod day_one_more;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -275,8 +277,9 @@ async fn visitor_is_served_by_two_agents_and_rates_the_conversation() {
         // 5. Transfer to 阿杰, who accepts in his browser and carries on.
         mei.click("#btn-transfer").await;
         mei.wait("#dlg-transfer[open]").await;
-        mei.click("#transfer-kind-agent").await;
-        mei.fill("#transfer-agent-id", &ajie.to_string()).await;
+        mei.fill("#transfer-search", "aj").await;
+        mei.click(&format!("#transfer-target-agent-{ajie}[aria-selected=false]")).await;
+        mei.wait(&format!("#transfer-target-agent-{ajie}[aria-selected=true]")).await;
         mei.fill("#transfer-note", "客户退款已说明，发票抬头需要重开，麻烦跟进").await;
         mei.click("#transfer-submit").await;
         mei.wait("#state-banner:not([hidden])").await;

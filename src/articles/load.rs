@@ -14,6 +14,23 @@ use crate::error::{Error, Result};
 pub const DICT_FILE: &str = "_dict.txt";
 /// The synonym groups inside the knowledge base.
 pub const SYNONYMS_FILE: &str = "_synonyms.txt";
+/// Display names of categories inside the knowledge base: `folder 名称` lines.
+pub const CATEGORIES_FILE: &str = "_categories.txt";
+
+/// Category display names from a [`CATEGORIES_FILE`]: one `category name` pair a line (the name may
+/// hold spaces), blank lines and `#` comments skipped; a line without a name is ignored, and a later
+/// line for the same category wins.
+pub fn parse_category_names(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let (category, name) = line.split_once(char::is_whitespace)?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| (category.to_string(), name.to_string()))
+        })
+        .collect()
+}
 
 /// Everything read from a knowledge-base folder: the articles that parsed and a report for each that did not.
 #[derive(Debug, Default)]

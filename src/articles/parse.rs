@@ -215,6 +215,9 @@ fn outline_markdown(markdown: &str) -> Outline {
     let mut heading_text: Option<(u8, String)> = None;
     let mut block_depth = 0usize;
     let mut answer_done = false;
+    // The next number of each open list (`None` for a bulleted one), innermost last: a section's text
+    // keeps its list markers, so steps sent to a visitor still read as numbered steps.
+    let mut lists: Vec<Option<u64>> = Vec::new();
 
     for event in Parser::new_ext(markdown, Options::all()) {
         match event {
@@ -263,20 +266,41 @@ fn outline_markdown(markdown: &str) -> Outline {
                     current.answer.push('\n');
                 }
             }
+            Event::Start(Tag::List(first_number)) => {
+                lists.push(first_number);
+                block_depth += 1;
+            }
+            Event::Start(Tag::Item) => {
+                let depth = lists.len().saturating_sub(1);
+                let marker = match lists.last_mut() {
+                    Some(Some(number)) => {
+                        let marker = format!("{number}. ");
+                        *number += 1;
+                        marker
+                    }
+                    _ => "- ".to_string(),
+                };
+                let marker = format!("{}{marker}", "  ".repeat(depth));
+                end_block(&mut current.text);
+                current.text.push_str(&marker);
+                if !answer_done {
+                    end_block(&mut current.answer);
+                    current.answer.push_str(&marker);
+                }
+            }
             Event::Start(
-                Tag::Paragraph
-                | Tag::List(_)
-                | Tag::CodeBlock(_)
-                | Tag::BlockQuote(_)
-                | Tag::Table(_),
+                Tag::Paragraph | Tag::CodeBlock(_) | Tag::BlockQuote(_) | Tag::Table(_),
             ) => block_depth += 1,
             Event::End(
-                TagEnd::Paragraph
+                block @ (TagEnd::Paragraph
                 | TagEnd::List(_)
                 | TagEnd::CodeBlock
                 | TagEnd::BlockQuote(_)
-                | TagEnd::Table,
+                | TagEnd::Table),
             ) => {
+                if matches!(block, TagEnd::List(_)) {
+                    lists.pop();
+                }
                 block_depth = block_depth.saturating_sub(1);
                 end_block(&mut outline.body);
                 end_block(&mut current.text);
@@ -379,7 +403,7 @@ mod tests {
             [
                 ("申请退款", "在订单页点击申请。"),
                 ("到账时间", "原路退回，1-3 个工作日到账。"),
-                ("注意事项", "优惠券不退\n运费险另算"),
+                ("注意事项", "- 优惠券不退\n- 运费险另算"),
             ]
         );
         assert!(article.sections[1].text.contains("第二段说明。"));
@@ -391,7 +415,22 @@ mod tests {
         let article = parse_article("returns/refund-only.md", markdown.as_bytes()).unwrap();
         assert_eq!(
             article.sections[0].answer,
-            "以下情况支持仅退款：\n未发货\n商品丢件"
+            "以下情况支持仅退款：\n- 未发货\n- 商品丢件"
+        );
+    }
+
+    #[test]
+    fn section_text_keeps_numbered_steps_and_bullets() {
+        let markdown = "# 修改密码\n\n按下面的步骤操作。\n\n1. 打开「设置」\n2. 进入「账号与安全」\n   - 选择「修改密码」\n3. 输入新密码\n\n## 注意\n\n密码 8–20 位。\n";
+        let article = parse_article("account/password.md", markdown.as_bytes()).unwrap();
+        assert_eq!(
+            article.sections[0].text,
+            "按下面的步骤操作。\n1. 打开「设置」\n2. 进入「账号与安全」\n  - 选择「修改密码」\n3. 输入新密码"
+        );
+        assert_eq!(article.sections[0].answer, "按下面的步骤操作。");
+        assert!(
+            !article.body.contains("1. "),
+            "markers stay out of the indexed body"
         );
     }
 

@@ -23,10 +23,10 @@ impl ArticleId {
     /// segments, segments starting with `_` or `.` (reserved for `_dict.txt` and hidden files),
     /// backslashes, control characters and characters that are not portable in file names.
     pub fn parse(raw: &str) -> Result<ArticleId> {
-        let refuse = |reason| {
+        let refuse = |reason: &str| {
             Err(Error::InvalidArticleId {
                 id: raw.escape_debug().to_string(),
-                reason,
+                reason: reason.to_string(),
             })
         };
         if raw.is_empty() {
@@ -58,6 +58,43 @@ impl ArticleId {
         Ok(ArticleId(raw.to_string()))
     }
 
+    /// Checks the stricter rules for an id given to a new article (through the editor or the API):
+    /// parts separated by `/`, each of lower-case ASCII letters, digits, `-`, `_` and Chinese characters
+    /// (CJK ideographs), starting with a letter, digit or Chinese character. Files already in `kb/` keep
+    /// the ids their paths give them ([`ArticleId::parse`]); these rules keep new ids readable in URLs and
+    /// free of spaces and capitals that differ only in case.
+    ///
+    /// Returns [`Error::InvalidArticleId`] naming the first offending character or part.
+    pub fn check_new(&self) -> Result<()> {
+        let refuse = |reason: String| {
+            Err(Error::InvalidArticleId {
+                id: self.0.escape_debug().to_string(),
+                reason,
+            })
+        };
+        for part in self.0.split('/') {
+            let Some(first) = part.chars().next() else {
+                return refuse("an id part is empty".to_string());
+            };
+            if let Some(bad) = part.chars().find(|&c| !is_new_id_char(c)) {
+                let shown = if bad == ' ' {
+                    "a space".to_string()
+                } else {
+                    format!("`{bad}`")
+                };
+                return refuse(format!(
+                    "{shown} is not allowed: use lower-case letters, digits, `-`, `_` or Chinese characters, and `/` between parts"
+                ));
+            }
+            if first == '-' || first == '_' {
+                return refuse(format!(
+                    "part `{part}` must start with a letter, digit or Chinese character"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -68,6 +105,15 @@ impl fmt::Display for ArticleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether `c` may appear in a new article's id ([`ArticleId::check_new`]).
+fn is_new_id_char(c: char) -> bool {
+    c.is_ascii_lowercase()
+        || c.is_ascii_digit()
+        || c == '-'
+        || c == '_'
+        || matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
 }
 
 /// Whether an article may be suggested to agents and visitors.
@@ -108,9 +154,10 @@ pub struct Section {
     pub heading: String,
     /// Heading level, 1 to 6.
     pub level: u8,
-    /// The first paragraph (or list) under the heading.
+    /// The first paragraph (or list, with its markers) under the heading.
     pub answer: String,
-    /// All plain text under the heading, up to the next heading.
+    /// All plain text under the heading, up to the next heading, with list markers (`1. `, `- `,
+    /// indented two spaces per nesting level) so steps read as steps when sent.
     pub text: String,
 }
 
@@ -158,6 +205,31 @@ mod tests {
             "a/b/c-1_2",
         ] {
             assert_eq!(ArticleId::parse(id).unwrap().as_str(), id);
+        }
+    }
+
+    #[test]
+    fn new_ids_follow_the_documented_rules() {
+        for id in [
+            "returns/seven-day-return",
+            "退款/如何申请",
+            "faq",
+            "a/b/c-1_2",
+            "售后/v2",
+        ] {
+            ArticleId::parse(id).unwrap().check_new().unwrap();
+        }
+        for (id, why) in [
+            ("kb/bad id with spaces", "a space"),
+            ("Returns/refund", "`R`"),
+            ("returns/refund.md", "`.`"),
+            ("returns/-draft", "must start with"),
+            ("a/b c", "a space"),
+            ("退款！", "`！`"),
+        ] {
+            let error = ArticleId::parse(id).unwrap().check_new().unwrap_err();
+            assert_eq!(error.code(), crate::error::ErrorCode::InvalidArticleId);
+            assert!(error.to_string().contains(why), "{id}: {error}");
         }
     }
 

@@ -48,7 +48,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ConversationClosed
         | ErrorCode::ConversationTaken
         | ErrorCode::AgentAtCapacity
-        | ErrorCode::TransferTargetUnavailable => StatusCode::CONFLICT,
+        | ErrorCode::TransferTargetUnavailable
+        | ErrorCode::VisitorInConversation => StatusCode::CONFLICT,
         ErrorCode::MessageTooLong | ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidUpload => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::UploadQuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,

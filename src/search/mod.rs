@@ -19,7 +19,7 @@ pub use index::{
 };
 pub use messages::{MessageHit, MessageIndex};
 pub use query::{AnalyzedQuery, MAX_QUERY_TERMS};
-pub use replies::{pinyin_prefixes, ReplyHit, ReplyIndex, ReplyMatch};
+pub use replies::{pinyin_prefixes, pinyin_spelling, ReplyHit, ReplyIndex, ReplyMatch};
 pub use schema::{build_schema, Fields, SCHEMA_VERSION};
 pub use synonyms::Synonyms;
 pub use tokenizer::{Analyzer, DictionaryLineError};

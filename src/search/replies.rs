@@ -325,6 +325,23 @@ impl ReplyIndex {
     }
 }
 
+/// A name's full pinyin without tones and its initials (`小美` → `xiaomei`, `xm`), for finding people and
+/// groups by what agents type; Latin letters and digits are kept lower-cased, anything else dropped.
+pub fn pinyin_spelling(name: &str) -> (String, String) {
+    let mut full = String::new();
+    let mut initials = String::new();
+    for character in name.chars() {
+        if let Some(pinyin) = character.to_pinyin() {
+            full.push_str(pinyin.plain());
+            initials.extend(pinyin.plain().chars().next());
+        } else if character.is_ascii_alphanumeric() {
+            full.push(character.to_ascii_lowercase());
+            initials.push(character.to_ascii_lowercase());
+        }
+    }
+    (full, initials)
+}
+
 /// Prefixes (up to [`MAX_PINYIN_PREFIX`] letters) of every syllable-aligned suffix of the title's
 /// full pinyin and of its initials.
 pub fn pinyin_prefixes(title: &str) -> Vec<String> {
@@ -377,6 +394,18 @@ mod tests {
             created_by: AccountId(1),
             updated: jiff::Timestamp::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn names_are_spelt_in_pinyin_and_initials() {
+        assert_eq!(
+            pinyin_spelling("小美"),
+            ("xiaomei".to_string(), "xm".to_string())
+        );
+        assert_eq!(
+            pinyin_spelling("Amy 王2"),
+            ("amywang2".to_string(), "amyw2".to_string())
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::tokenizer::{JIEBA_TOKENIZER, NGRAM_TOKENIZER};
 
 /// Bumped whenever the schema, the tokenizing or what is stored per article (sections and their answers)
 /// changes; an index with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Handles of every field.
 #[derive(Debug, Clone, Copy)]

@@ -30,8 +30,9 @@ const EARLIER_MESSAGES: usize = 2;
 const KEYWORDS_PER_MESSAGE: usize = 3;
 /// Keywords a message too long to search as it is is searched by (jieba TF-IDF).
 const KEYWORDS_OF_LONG_MESSAGE: usize = 8;
-/// Longest suggested passage, in characters.
-const MAX_PASSAGE_CHARS: usize = 300;
+/// Longest suggested passage, in characters: well under a message's limit, and more than any
+/// section of the starter articles.
+const MAX_PASSAGE_CHARS: usize = 2000;
 /// Questions sharing less than this share of their words (Jaccard) with an adopted one get no boost
 /// from it: similar wording alone often asks something else (借呗 and 花呗 questions differ by a word).
 const MIN_SIMILARITY: f64 = 0.6;
@@ -227,6 +228,29 @@ fn is_telling(word: &str) -> bool {
     word.chars().count() > 1 || word.is_ascii()
 }
 
+/// `text` trimmed, and when longer than [`MAX_PASSAGE_CHARS`], its first lines that fit (never a
+/// line cut in the middle; a single over-long first line is cut at the limit).
+fn whole_lines(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= MAX_PASSAGE_CHARS {
+        return text.to_string();
+    }
+    let mut kept = String::new();
+    for line in text.lines() {
+        if kept.chars().count() + 1 + line.chars().count() > MAX_PASSAGE_CHARS {
+            break;
+        }
+        if !kept.is_empty() {
+            kept.push('\n');
+        }
+        kept.push_str(line);
+    }
+    if kept.is_empty() {
+        kept = text.chars().take(MAX_PASSAGE_CHARS).collect();
+    }
+    kept
+}
+
 /// Published articles for `query`, each with its best passage.
 pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Result<Vec<Suggestion>> {
     let hits = index.search(&SearchRequest {
@@ -263,12 +287,13 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
                 )
             })
             .map(|(_, section)| section);
+        // The whole passage of that heading, lists included: its first paragraph alone is often a
+        // lead-in (按以下步骤操作) whose steps the visitor then never receives.
         let passage = match best {
-            Some(section) if !section.answer.trim().is_empty() => section.answer.clone(),
-            Some(section) => section.text.clone(),
+            Some(section) if !section.text.trim().is_empty() => whole_lines(&section.text),
+            Some(section) => section.answer.clone(),
             None => hit.title.clone(),
         };
-        let passage: String = passage.trim().chars().take(MAX_PASSAGE_CHARS).collect();
         let haystack = format!("{} {}", hit.title, passage).to_lowercase();
         let matched_terms = telling
             .iter()

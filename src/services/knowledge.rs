@@ -592,6 +592,14 @@ impl KnowledgeService {
         })
     }
 
+    /// Category display names from `kb/_categories.txt`, read at each call (a few lines; an edit shows
+    /// at once without a watcher); empty when the file is missing or unreadable.
+    pub fn category_names(&self) -> std::collections::BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.kb_dir.join(crate::articles::CATEGORIES_FILE))
+            .unwrap_or_default();
+        crate::articles::parse_category_names(&text)
+    }
+
     /// Indexed articles, optionally of one category, sorted by id.
     pub fn list(&self, category: Option<&str>) -> Result<Vec<IndexedArticle>> {
         let mut articles = self.index.list()?;
@@ -633,7 +641,8 @@ impl KnowledgeService {
     /// the file atomically under `kb/`, indexes it and returns once it is searchable. The boolean says
     /// whether the article is new.
     ///
-    /// Returns [`Error::InvalidArticleId`], [`Error::InvalidArticle`] (with file and line) or
+    /// Returns [`Error::InvalidArticleId`] (a new article's id must also pass
+    /// [`ArticleId::check_new`]), [`Error::InvalidArticle`] (with file and line) or
     /// [`Error::BadRequest`] when the front matter names another id or the file is too large.
     ///
     /// `base` guards against lost updates: `Some(hash)` saves only if the file still has that
@@ -688,6 +697,9 @@ impl KnowledgeService {
                     return Err(Error::ArticleChanged(id.to_string()));
                 }
             }
+        }
+        if created {
+            id.check_new()?;
         }
         let path = existing_path.unwrap_or_else(|| format!("{id}.md"));
         let article = parse_article(&path, markdown.as_bytes())?;

@@ -1655,6 +1655,14 @@ async fn suggestions_follow_visitor_messages_and_feedback_is_counted() {
         .clone();
     let rate = refund["adoption_rate"].as_f64().unwrap();
     assert!(rate > 0.0 && rate <= 0.5, "{refund}");
+    // Charts name items by their titles, not by ids like `returns/refund` or `41`.
+    assert_eq!(refund["title"], "如何申请退款", "{refund}");
+    for item in adoption["items"].as_array().unwrap() {
+        assert!(
+            item.get("title").is_some(),
+            "every item carries its title: {item}"
+        );
+    }
 }
 
 #[tokio::test]

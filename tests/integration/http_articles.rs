@@ -937,3 +937,126 @@ async fn an_edit_is_rendered_anew_and_an_unchanged_article_reads_the_same() {
         .unwrap()
         .contains("<h2>到账时间（已更新）</h2>"));
 }
+#[tokio::test]
+async fn new_article_ids_follow_the_documented_rules_and_old_files_stay_editable() {
+    let dirs = TestDirs::with_fixtures();
+    // A file named before the rules: it keeps its id and can still be saved.
+    dirs.write("faq/Old Name.md", "# 旧文章\n\n保留原来的文件名。\n");
+    let app = TestApp::start(dirs).await;
+    let kb_before = kb_files(&app.dirs);
+    for (id, reason) in [
+        (
+            "kb/bad id with spaces",
+            "a space is not allowed: use lower-case letters, digits, `-`, `_` or Chinese characters, and `/` between parts",
+        ),
+        (
+            "Returns/Refund",
+            "`R` is not allowed: use lower-case letters, digits, `-`, `_` or Chinese characters, and `/` between parts",
+        ),
+        (
+            "returns/-draft",
+            "part `-draft` must start with a letter, digit or Chinese character",
+        ),
+    ] {
+        let (status, body) = app.put_article(id, "# 标题\n\n正文。\n").await;
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::BAD_REQUEST,
+                error_body(
+                    "invalid_article_id",
+                    &format!("invalid article id `{id}`: {reason}")
+                )
+            ),
+            "PUT {id}"
+        );
+    }
+    assert_eq!(
+        kb_files(&app.dirs),
+        kb_before,
+        "nothing written for refused ids"
+    );
+
+    let (status, view) = app
+        .put_article("售后/退货-v2_新", "# 退货\n\n七天无理由。\n")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    let (status, view) = app
+        .put_article("faq/Old Name", "# 旧文章\n\n改过的正文。\n")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an existing file keeps its id: {view}"
+    );
+}
+
+#[tokio::test]
+async fn categories_have_display_names_from_the_knowledge_base() {
+    let dirs = TestDirs::with_fixtures();
+    dirs.write(
+        "_categories.txt",
+        "# 目录名 名称\nreturns 退货退款\n\nshipping 物流 配送\nempty-yet 新分类\nbroken\n",
+    );
+    let app = TestApp::start(dirs).await;
+    let (status, body) = app.get("/api/v1/kb/categories").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let categories = body["categories"].as_array().unwrap();
+    let named = |id: &str| {
+        categories
+            .iter()
+            .find(|category| category["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing from {body}"))
+            .clone()
+    };
+    assert_eq!(named("returns")["name"], "退货退款");
+    assert!(named("returns")["articles"].as_u64().unwrap() > 0);
+    assert_eq!(
+        named("shipping")["name"],
+        "物流 配送",
+        "a name may hold spaces"
+    );
+    assert_eq!(
+        named("empty-yet")["articles"],
+        0,
+        "a named category without articles yet"
+    );
+    assert!(categories.iter().all(|category| category["id"] != "broken"));
+    let ids: Vec<&str> = categories
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+
+    // An edit of the file shows at the next request.
+    app.dirs.write("_categories.txt", "returns 退换货\n");
+    let (_, body) = app.get("/api/v1/kb/categories").await;
+    let returns = body["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|category| category["id"] == "returns")
+        .unwrap()
+        .clone();
+    assert_eq!(returns["name"], "退换货");
+}
+
+#[test]
+fn the_starter_knowledge_base_names_every_folder() {
+    let kb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
+    let names = kefu::articles::parse_category_names(
+        &std::fs::read_to_string(kb.join("_categories.txt")).expect("kb/_categories.txt"),
+    );
+    for entry in std::fs::read_dir(&kb).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            let folder = entry.file_name().to_string_lossy().into_owned();
+            let name = names
+                .get(&folder)
+                .unwrap_or_else(|| panic!("kb/{folder} has no display name"));
+            assert!(!name.is_ascii(), "kb/{folder} is named in Chinese: {name}");
+        }
+    }
+}

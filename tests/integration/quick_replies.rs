@@ -489,6 +489,10 @@ async fn suggested_passages_come_from_the_section_that_answers() {
         "returns/refund-only.md",
         "# 仅退款说明\n\n以下情况支持仅退款：\n\n- 商家未发货\n- 快递丢件\n\n其他情况请申请退货退款。\n",
     );
+    dirs.write(
+        "account/new-password.md",
+        "# 重新设置密码\n\n忘记密码时按下面的步骤重新设置。\n\n1. 在登录页点击「忘记密码」\n2. 填写短信验证码\n3. 设置新的登录密码\n\n## 收不到验证码\n\n请检查短信拦截。\n",
+    );
     let app = crate::common::TestApp::start(dirs).await;
     let admin = app.admin().await;
     let suggest = |text: &'static str| {
@@ -522,8 +526,15 @@ async fn suggested_passages_come_from_the_section_that_answers() {
         "{found:?}"
     );
     let found = suggest("哪些情况可以仅退款").await;
+    // The whole passage of the heading, with the list's markers, not only its first block.
     assert_eq!(
         reply_of(&found, "returns/refund-only"),
-        "以下情况支持仅退款：\n商家未发货\n快递丢件"
+        "以下情况支持仅退款：\n- 商家未发货\n- 快递丢件\n其他情况请申请退货退款。"
+    );
+    // A lead-in that does not end with a colon still brings its numbered steps along.
+    let found = suggest("忘记密码怎么重新设置").await;
+    assert_eq!(
+        reply_of(&found, "account/new-password"),
+        "忘记密码时按下面的步骤重新设置。\n1. 在登录页点击「忘记密码」\n2. 填写短信验证码\n3. 设置新的登录密码"
     );
 }

@@ -723,6 +723,74 @@ async fn online_visitors_can_be_invited_and_the_inviter_gets_the_conversation() 
 }
 
 #[tokio::test]
+async fn a_visitor_chatting_with_a_colleague_is_listed_as_chatting_and_not_invitable() {
+    let (app, admin, group) = app().await;
+    let (serving_id, serving) = staff(&app, &admin, "xiaowang", &["agent"], group).await;
+    let (_, colleague) = staff(&app, &admin, "xiaoli", &["agent"], group).await;
+    let (token, visitor, _) = arrive(&app, "203.0.113.9", None, json!({})).await;
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.body);
+    let (_, online) = app
+        .get_as(Some(&colleague), "/api/v1/visitors/online")
+        .await;
+    assert_eq!(online["visitors"][0]["chat"], Value::Null, "{online}");
+
+    // Queued (manual routing): 排队中, nobody serving yet.
+    let started = post_from_visitor(
+        &app,
+        "/api/v1/visitor/conversations",
+        Some(&token),
+        Some(json!({"message": "羽绒服有货吗", "group": group})),
+    )
+    .await;
+    let conversation = started.body["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, online) = app
+        .get_as(Some(&colleague), "/api/v1/visitors/online")
+        .await;
+    let chat = &online["visitors"][0]["chat"];
+    assert_eq!(chat["conversation"], conversation.as_str(), "{online}");
+    assert_eq!(chat["state"], "queued");
+    assert_eq!(chat["agent_name"], Value::Null);
+
+    // Served by xiaowang: the colleague sees with whom, and an invitation is refused, not reported as sent.
+    crate::conversations::set_presence(&app, &serving, "online").await;
+    app.state
+        .conversations
+        .accept(kefu::domain::AccountId(serving_id), &conversation)
+        .await
+        .expect("xiaowang accepts the queued visitor");
+    let (_, online) = app
+        .get_as(Some(&colleague), "/api/v1/visitors/online")
+        .await;
+    let chat = &online["visitors"][0]["chat"];
+    assert_eq!(
+        (chat["state"].as_str(), chat["agent_name"].as_str()),
+        (Some("active"), Some("xiaowang")),
+        "{online}"
+    );
+    let (status, body) = app
+        .json_as(
+            Some(&colleague),
+            Method::POST,
+            &format!("/api/v1/visitors/{visitor}/invite"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "visitor_in_conversation");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("xiaowang") && message.contains(&conversation),
+        "{message}"
+    );
+    let beat = post_from_visitor(&app, "/api/v1/visitor/heartbeat", Some(&token), None).await;
+    assert_eq!(beat.body, json!({"invitation": null}));
+}
+
+#[tokio::test]
 async fn visitors_who_left_are_forgotten_with_the_invitations_they_never_saw() {
     let (app, admin, group) = app().await;
     let (_, inviter) = staff(&app, &admin, "xiaowang", &["agent"], group).await;

@@ -17,7 +17,7 @@
     conversation_not_found: "会话不存在，请重新发起咨询",
     group_not_found: "咨询入口配置有误，请联系网站管理员",
     conversation_closed: "会话已结束或当前无法进行此操作",
-    message_too_long: "消息过长，请分条发送（每条不超过 5000 字）",
+    message_too_long: "消息超过 5000 字，未发送：请删减，或点「分条发送」",
     upload_too_large: "文件过大，请压缩后重新发送",
     invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
     rate_limited: "操作过于频繁，请稍后再试",
@@ -248,7 +248,7 @@
       return img;
     }
     return el("a", { class: "att-file", href: fileUrl(att.hash), download: att.name, target: "_blank", rel: "noopener", "data-testid": "msg-file" },
-      el("span", { class: "att-icon", "aria-hidden": "true" }, "📄"),
+      el("span", { class: "att-icon", "aria-hidden": "true" }, window.kefu.icon("file")),
       el("span", { class: "att-info" }, el("span", { class: "att-name" }, att.name), el("span", { class: "att-size" }, formatSize(att.size || 0))));
   }
 
@@ -473,7 +473,7 @@
     const input = $("message-input");
     const text = input.value.trim();
     if (!text) { input.focus(); return; }
-    if (Array.from(text).length > limits.max_message_chars) { composerError(ERROR_TEXT.message_too_long); return; }
+    if (window.kefu.charCount(text) > limits.max_message_chars) { renderCount(); composerError(ERROR_TEXT.message_too_long); return; }
     if (!state.conversation) {
       await startConversation(text, null, state.suggestions.length ? "escalated" : null);
       return;
@@ -482,6 +482,45 @@
     autoGrow();
     stopTyping();
     queueMessage(text);
+  }
+
+  /** Sends a text over the limit as several messages, cut at line and sentence ends. */
+  async function sendInPieces() {
+    const input = $("message-input");
+    const pieces = window.kefu.splitMessage(input.value, limits.max_message_chars);
+    if (!pieces.length) return;
+    composerError("");
+    if (!state.conversation) {
+      const [first, ...rest] = pieces;
+      input.value = first;
+      await send();
+      if (!state.conversation) { input.value = [first, ...rest].join("\n"); autoGrow(); return; }
+      for (const piece of rest) queueMessage(piece);
+    } else {
+      input.value = "";
+      autoGrow();
+      stopTyping();
+      for (const piece of pieces) queueMessage(piece);
+    }
+  }
+
+  /**
+   * The length against the limit while typing. Nothing is cut (no maxlength: a paste arrives whole);
+   * over the limit the text cannot be sent as one message, and 分条发送 offers to send it in pieces.
+   */
+  function renderCount() {
+    const text = $("message-input").value.trim();
+    const n = window.kefu.charCount(text);
+    const max = limits.max_message_chars;
+    const over = n - max;
+    const box = $("char-count");
+    show(box, n > 0);
+    box.textContent = n + " / " + max + (over > 0 ? " · 超出 " + over + " 字" : "");
+    box.classList.toggle("over", over > 0);
+    box.dataset.over = over > 0 ? "true" : "false";
+    show($("split-send"), over > 0);
+    if (over > 0) $("split-send").textContent = "分 " + window.kefu.splitMessage(text, max).length + " 条发送";
+    $("send-btn").classList.toggle("blocked", over > 0);
   }
 
   async function startConversation(text, identity, deflection) {
@@ -558,8 +597,15 @@
   }
   function autoGrow() {
     const input = $("message-input");
+    renderCount();
+    if (!input.offsetParent) return; // hidden: measured when shown and typed in
     input.style.height = "auto";
-    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+    // The height is the border box (box-sizing: border-box) while scrollHeight excludes the borders:
+    // without them a one-line input overflowed by a pixel or two and showed a scrollbar.
+    const borders = input.offsetHeight - input.clientHeight;
+    const wanted = Math.ceil(input.scrollHeight + borders);
+    input.style.height = Math.min(wanted, 120) + "px";
+    input.style.overflowY = wanted > 120 ? "auto" : "hidden";
   }
 
   // ---------- self-service suggestions ----------
@@ -606,7 +652,7 @@
     const box = $("messages");
     box.textContent = "";
     box.appendChild(el("div", { class: "welcome", "data-testid": "resolved-notice", id: "resolved-notice" },
-      el("div", { class: "welcome-icon", "aria-hidden": "true" }, "🎉"),
+      el("div", { class: "welcome-icon", "aria-hidden": "true" }, window.kefu.icon("check")),
       el("div", { class: "welcome-title" }, "很高兴帮您解决了问题"),
       el("div", { class: "welcome-text" }, "如还有其他疑问，请直接在下方输入，随时为您服务。")));
   }
@@ -784,9 +830,8 @@
       if (data.max_upload_bytes > 0) limits.max_upload_bytes = data.max_upload_bytes;
       if (Array.isArray(data.upload_types) && data.upload_types.length) limits.upload_types = data.upload_types.map((t) => String(t).toLowerCase());
     } catch (e) { /* keep the generic hint; the server still checks */ }
-    const input = $("message-input");
-    input.maxLength = limits.max_message_chars;
-    ERROR_TEXT.message_too_long = "消息过长，请分条发送（每条不超过 " + limits.max_message_chars + " 字）";
+    ERROR_TEXT.message_too_long = "消息超过 " + limits.max_message_chars + " 字，未发送：请删减，或点「分条发送」";
+    renderCount();
     if (limits.upload_types) $("file-input").accept = limits.upload_types.map((t) => "." + t).join(",");
     if (limits.max_upload_bytes) {
       ERROR_TEXT.upload_too_large = "文件过大，请压缩后重新发送（不超过 " + formatLimit(limits.max_upload_bytes) + "）";
@@ -938,7 +983,7 @@
           // The agent's words greet the visitor where the welcome text was.
           const card = welcomeCard;
           card.textContent = "";
-          card.appendChild(el("div", { class: "welcome-icon", "aria-hidden": "true" }, "👋"));
+          card.appendChild(el("div", { class: "welcome-icon", "aria-hidden": "true" }, window.kefu.icon("smile")));
           card.appendChild(el("div", { class: "welcome-title" }, agent ? "客服" + agent + "邀请您咨询" : "欢迎咨询在线客服"));
           card.appendChild(el("div", { class: "welcome-text" }, text || ""));
         }
@@ -995,6 +1040,8 @@
     document.body.classList.toggle("embed", embed);
     show($("embed-close"), embed);
     buildEmojiPanel();
+    // Without any emoji font the picker would offer boxes: leave it out (typing still works).
+    if (!window.kefu.emojiSupported()) $("emoji-btn").hidden = true;
     setStars(0);
     const input = $("message-input");
     input.addEventListener("input", onInput);
@@ -1003,6 +1050,8 @@
     });
     input.addEventListener("blur", stopTyping);
     $("send-btn").addEventListener("click", send);
+    $("split-send").addEventListener("click", sendInPieces);
+    autoGrow();
     $("suggest-resolved").addEventListener("click", onResolved);
     $("suggest-escalate").addEventListener("click", onEscalate);
     $("emoji-btn").addEventListener("click", (e) => { e.stopPropagation(); toggleEmoji(); });

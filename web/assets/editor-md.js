@@ -158,7 +158,7 @@
     let s = esc(text);
     const codes = [];
     s = s.replace(/`([^`]+)`/g, (_, c) => { codes.push(c); return "\u0000" + (codes.length - 1) + "\u0000"; });
-    s = s.replace(/!\[([^\]]*)\]\(([^)\s]+)\)/g, (_, alt, url) => "<span class=\"md-img\">🖼 " + alt + "</span>");
+    s = s.replace(/!\[([^\]]*)\]\(([^)\s]+)\)/g, (_, alt, url) => "<span class=\"md-img\">[图片] " + alt + "</span>");
     s = s.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, (_, label, url) => {
       const u = url.replace(/&amp;/g, "&");
       return /^(https?:\/\/|\/|#|mailto:)/i.test(u) ? "<a href=\"" + esc(u) + "\" target=\"_blank\" rel=\"noopener noreferrer\">" + label + "</a>" : label;

@@ -96,8 +96,13 @@
   // ---------- list & search ----------
   async function loadArticles() {
     try {
-      const data = await window.kefu.api("GET", "/api/v1/kb/articles");
+      const [data, cats] = await Promise.all([
+        window.kefu.api("GET", "/api/v1/kb/articles"),
+        window.kefu.api("GET", "/api/v1/kb/categories").catch(() => ({ categories: [] })),
+      ]);
       state.articles = data.articles || [];
+      // Display names from kb/_categories.txt: folders (after-sales) are shown as 售后服务.
+      state.categoryNames = new Map((cats.categories || []).map((c) => [c.id, c.name]));
       renderCategories();
       await refreshList();
     } catch (err) {
@@ -110,11 +115,15 @@
     const chosen = select.value;
     select.textContent = "";
     select.appendChild(el("option", { value: "" }, "全部分类"));
-    for (const c of cats) select.appendChild(el("option", { value: c }, c + "（" + state.articles.filter((a) => a.category === c).length + "）"));
+    for (const c of cats) select.appendChild(el("option", { value: c, "data-testid": "kb-category-option" }, categoryName(c) + "（" + state.articles.filter((a) => a.category === c).length + "）"));
     select.value = cats.includes(chosen) ? chosen : "";
     const dl = $("category-options");
     dl.textContent = "";
-    for (const c of cats) dl.appendChild(el("option", { value: c }));
+    const all = new Set(cats.concat(Array.from((state.categoryNames || new Map()).keys())));
+    for (const c of Array.from(all).sort()) dl.appendChild(el("option", { value: c, label: categoryName(c) }));
+  }
+  function categoryName(id) {
+    return (state.categoryNames && state.categoryNames.get(id)) || id;
   }
 
   async function refreshList() {
@@ -155,7 +164,7 @@
         el("div", { class: "ed-item-title" },
           el("span", { class: "ellipsis grow", "data-testid": "article-item-title" }, a.title || a.id),
           a.status === "draft" ? el("span", { class: "tag orange", "data-testid": "draft-badge" }, "草稿") : null),
-        el("div", { class: "ed-item-meta mono" }, a.id),
+        el("div", { class: "ed-item-meta" }, a.category ? el("span", { class: "tag", "data-testid": "article-item-category" }, categoryName(a.category)) : null, el("span", { class: "mono" }, a.id)),
         a.snippet ? snippet : null);
       list.appendChild(li);
     }
@@ -201,6 +210,39 @@
     highlightCurrent();
     $("f-id").focus();
   }
+  // ---------- title and first heading in step ----------
+  // The body's first "# " heading is the article's title as readers see it: typing in 标题 rewrites it,
+  // and editing the heading fills 标题, as long as the two were the same (or one was empty) before.
+  const H1 = /^#[ \t]*(.*?)[ \t]*#*[ \t]*$/;
+  function firstHeadingLine(body) {
+    const lines = body.split("\n");
+    const i = lines.findIndex((l) => l.trim() !== "");
+    return i >= 0 && /^#(\s|$)/.test(lines[i]) ? { lines, i, text: lines[i].match(H1)[1] } : null;
+  }
+  function titleChanged() {
+    const title = $("f-title").value.trim();
+    const body = $("f-body").value;
+    const h = firstHeadingLine(body);
+    if (h && (h.text === state.syncedTitle || !h.text)) {
+      h.lines[h.i] = "# " + title;
+      $("f-body").value = h.lines.join("\n");
+      schedulePreview();
+    } else if (!h && !body.trim()) {
+      $("f-body").value = "# " + title + "\n\n";
+      schedulePreview();
+    }
+    state.syncedTitle = title;
+  }
+  function bodyChanged() {
+    const h = firstHeadingLine($("f-body").value);
+    const title = $("f-title").value.trim();
+    if (h && (title === state.syncedTitle || !title) && h.text !== title) {
+      $("f-title").value = h.text;
+    }
+    state.syncedTitle = h ? h.text : $("f-title").value.trim();
+  }
+  function schedulePreview() { clearTimeout(state.previewTimer); state.previewTimer = setTimeout(renderPreview, 120); }
+
   function fillForm(v) {
     $("editor-empty").hidden = true;
     $("article-form").hidden = false;
@@ -213,6 +255,8 @@
     $("f-questions").value = (v.questions || []).join("\n");
     $("f-status").value = v.status === "draft" ? "draft" : "published";
     $("f-body").value = v.body || "";
+    const heading = firstHeadingLine($("f-body").value);
+    state.syncedTitle = heading && heading.text === $("f-title").value.trim() ? heading.text : (heading ? null : $("f-title").value.trim());
     renderStatusTag();
     renderPreview();
     setDirty(false);
@@ -254,11 +298,29 @@
       status: statusOverride || $("f-status").value,
       updated: today(),
     };
-    return { id, markdown: md().compose(fields, cur.extra, $("f-body").value) };
+    // Never save an empty "#" line: an untitled first heading takes the title.
+    let body = $("f-body").value;
+    const h = firstHeadingLine(body);
+    if (h && !h.text && fields.title) { h.lines[h.i] = "# " + fields.title; body = h.lines.join("\n"); }
+    return { id, markdown: md().compose(fields, cur.extra, body) };
+  }
+  // The rules for a new article's id (docs/API.md, ArticleId::check_new): parts separated by "/", each of
+  // lower-case letters, digits, "-", "_" and Chinese characters, starting with a letter, digit or Chinese
+  // character. Existing articles keep the id their file gives them.
+  const ID_PART = /^[a-z0-9\u3400-\u4dbf\u4e00-\u9fff][a-z0-9_\u3400-\u4dbf\u4e00-\u9fff-]*$/;
+  function idProblem(id) {
+    if (!id) return "请填写文章 ID，例如 returns/refund-process";
+    for (const part of id.split("/")) {
+      if (!part) return "文章 ID 不合法：各段之间只能有一个 /，且首尾不能是 /";
+      const bad = Array.from(part).find((c) => !/[a-z0-9_\u3400-\u4dbf\u4e00-\u9fff-]/.test(c));
+      if (bad) return "文章 ID 不合法：不能包含" + (bad === " " ? "空格" : "「" + bad + "」") + "。只能使用小写英文字母、数字、-、_ 和汉字，各段之间用 / 分隔，例如 returns/refund-process";
+      if (!ID_PART.test(part)) return "文章 ID 不合法：「" + part + "」须以字母、数字或汉字开头";
+    }
+    return null;
   }
   function validate(id) {
+    if (state.current && state.current.isNew) { const p = idProblem(id); if (p) return p; }
     if (!id) return "请填写文章 ID，例如 returns/refund-process";
-    if (id.includes("..") || id.startsWith("/") || /[\x00-\x1f\\]/.test(id) || /(^|\/)[_.]/.test(id)) return "文章 ID 不合法：不能包含 ..、反斜杠，各段不能以 _ 或 . 开头";
     if (!$("f-title").value.trim() && !/^#\s+\S/m.test($("f-body").value)) return "请填写标题";
     return null;
   }
@@ -409,7 +471,13 @@
     for (const id of ["f-id", "f-title", "f-category", "f-tags", "f-keywords", "f-questions", "f-status", "f-body"]) {
       $(id).addEventListener("input", () => setDirty(true));
     }
-    $("f-body").addEventListener("input", () => { clearTimeout(state.previewTimer); state.previewTimer = setTimeout(renderPreview, 120); });
+    $("f-body").addEventListener("input", () => { bodyChanged(); schedulePreview(); });
+    $("f-title").addEventListener("input", titleChanged);
+    $("f-id").addEventListener("input", () => {
+      const cur = state.current;
+      const problem = cur && cur.isNew ? idProblem($("f-id").value.trim()) : null;
+      $("f-id-error").textContent = problem && $("f-id").value.trim() && !/\/$/.test($("f-id").value.trim()) ? problem : "";
+    });
     $("f-body").addEventListener("keydown", (e) => {
       if (e.key === "Tab") { e.preventDefault(); const t = e.target; const s = t.selectionStart; t.setRangeText("  ", s, t.selectionEnd, "end"); }
     });

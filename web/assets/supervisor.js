@@ -15,6 +15,7 @@
     internal: "服务器开小差了，请稍后再试",
     invalid_input: "填写的内容不符合要求，请检查后重试",
     visitor_not_found: "访客不存在",
+    visitor_in_conversation: "该访客正在对话中，无需邀请",
     block_not_found: "该黑名单记录不存在或已解除",
     csrf_failed: "页面已失效，请刷新后重试",
   };
@@ -325,7 +326,7 @@
     const att = (m.attachments || []).map((a) => el("a", {
       class: "sv-att", href: "/api/v1/conversations/" + encodeURIComponent(state.peek.id) + "/files/" + encodeURIComponent(a.hash),
       target: "_blank", rel: "noopener",
-    }, "📎 " + a.name));
+    }, window.kefu.icon("clip"), " " + a.name));
     return el("div", { class: "sv-msg sv-msg-" + m.kind, "data-testid": "peek-message", "data-seq": String(m.seq) },
       el("div", { class: "sv-msg-meta" }, el("span", { class: "sv-msg-kind" }, kindText), el("span", null, m.sender_name || ""), el("span", { class: "muted" }, clock(m.at))),
       m.body ? el("div", { class: "sv-msg-body" }, m.body) : null,

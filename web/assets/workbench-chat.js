@@ -378,7 +378,7 @@
       return el("img", { src: url, alt: a.name, title: a.name + "（" + wb.fmtSize(a.size) + "）", loading: "lazy", onclick: () => lightbox(url) });
     }
     return el("a", { class: "file", href: url, download: a.name },
-      el("span", null, "📄"), el("span", { class: "ellipsis" }, a.name), el("span", { class: "muted" }, wb.fmtSize(a.size)));
+      el("span", { class: "file-icon" }, window.kefu.icon("file")), el("span", { class: "ellipsis" }, a.name), el("span", { class: "muted" }, wb.fmtSize(a.size)));
   }
   function lightbox(url) {
     const box = el("div", { class: "lightbox", onclick: () => box.remove() }, el("img", { src: url, alt: "" }));
@@ -427,6 +427,37 @@
     $("btn-send").textContent = c.noteMode ? "添加备注" : "发送";
     if (switched) input.value = c.draft || "";
     renderChips(c);
+    renderCount();
+  }
+
+  /**
+   * The composer's length against the message limit, shown while typing. A longer text is never cut
+   * (no maxlength: a paste arrives whole); it cannot be sent as one message, and 分条发送 sends it in
+   * pieces cut at line and sentence ends.
+   */
+  function renderCount() {
+    const input = $("composer-input");
+    const n = window.kefu.charCount(input.value.trim());
+    const over = n - MAX_CHARS;
+    const box = $("composer-count");
+    box.hidden = n === 0;
+    box.textContent = n + " / " + MAX_CHARS + (over > 0 ? " · 超出 " + over + " 字" : "");
+    box.classList.toggle("over", over > 0);
+    box.dataset.over = over > 0 ? "true" : "false";
+    $("composer-split").hidden = over <= 0;
+    if (over > 0) $("composer-split").textContent = "分 " + window.kefu.splitMessage(input.value, MAX_CHARS).length + " 条发送";
+    $("btn-send").classList.toggle("blocked", over > 0);
+    $("btn-send").title = over > 0 ? "消息超过 " + MAX_CHARS + " 字，请删减或分条发送" : "";
+  }
+  function sendInPieces() {
+    const input = $("composer-input");
+    const pieces = window.kefu.splitMessage(input.value, MAX_CHARS);
+    if (pieces.length < 2) { sendCurrent(); return; }
+    const last = pieces.pop();
+    for (const piece of pieces) sendCurrent(piece, { quickReplies: [] });
+    // The last piece goes as the composer's own text: it takes the attachments and clears the draft.
+    input.value = last;
+    sendCurrent();
   }
 
   function setNoteMode(on) {
@@ -488,7 +519,7 @@
     if (c.attachments.some((a) => a.uploading)) { wb.toast("文件上传中，请稍候", "info"); return; }
     const atts = textOverride != null ? [] : c.attachments.slice();
     if (!body && !atts.length) return;
-    if ([...body].length > MAX_CHARS) { wb.toast("消息过长，请分条发送（每条不超过 " + MAX_CHARS + " 字）", "error"); return; }
+    if (window.kefu.charCount(body) > MAX_CHARS) { renderCount(); wb.toast("消息超过 " + MAX_CHARS + " 字，未发送：请删减，或点「分条发送」", "error"); return; }
     const note = c.noteMode;
     const key = newKey();
     const frame = note
@@ -516,6 +547,7 @@
       c.adopted = null;
       c.draft = "";
       renderChips(c);
+      renderCount();
     }
     stopTyping(c);
     c.lastAt = local.at;
@@ -622,6 +654,7 @@
     input.value = r.content;
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
+    renderCount();
     c.usedReplies.add(r.id);
     if (r.image_url && !c.noteMode) {
       try {
@@ -665,6 +698,7 @@
     input.value = input.value.slice(0, s) + text + input.value.slice(e);
     input.setSelectionRange(s + text.length, s + text.length);
     input.focus();
+    renderCount();
   }
 
   function buildEmoji() {
@@ -692,6 +726,7 @@
   function insertSuggestion(c, s) {
     const input = $("composer-input");
     input.value = s.reply;
+    renderCount();
     c.adopted = { kind: s.kind, id: s.id, text: s.reply };
     if (s.kind === "quick_reply") c.usedReplies.add(Number(s.id));
     if (c.noteMode && c.role === "serving") setNoteMode(false);
@@ -726,11 +761,14 @@
     list.forEach((s, i) => {
       const card = el("div", { class: "sugg" + (i === c.sugActive ? " active" : ""), id: "suggestion-" + i, "data-testid": "suggestion", "data-kind": s.kind, "data-id": s.id, onclick: () => { c.sugActive = i; markActiveSuggestion(); } },
         el("div", { class: "s-head" }, el("span", { class: "tag " + (s.kind === "article" ? "blue" : "green") }, s.kind === "article" ? "知识库" : "快捷回复"), el("span", { class: "s-title", title: s.title }, s.title), el("span", { class: "muted small" }, "Alt+" + (i + 1))),
-        el("div", { class: "s-text" }, s.reply),
+        el("div", { class: "s-text" + (s.expanded ? " expanded" : ""), id: "suggestion-text-" + i, "data-testid": "suggestion-text" }, s.reply),
         s.matched_terms && s.matched_terms.length ? el("div", { class: "s-terms" }, s.matched_terms.map((t) => el("span", { class: "tag" }, t))) : null,
         el("div", { class: "s-actions" },
           el("button", { type: "button", class: "btn sm", id: "suggestion-insert-" + i, "data-testid": "suggestion-insert", disabled: !canSend && c.role !== "invited" ? true : null, onclick: (ev) => { ev.stopPropagation(); insertSuggestion(c, s); } }, "插入"),
           el("button", { type: "button", class: "btn sm primary", id: "suggestion-send-" + i, "data-testid": "suggestion-send", disabled: !canSend ? true : null, onclick: (ev) => { ev.stopPropagation(); sendSuggestion(c, s); } }, "直接发送"),
+          // What 直接发送 sends is the whole text: the card shows its start, this shows it all.
+          el("button", { type: "button", class: "btn sm ghost", id: "suggestion-expand-" + i, "data-testid": "suggestion-expand", "aria-expanded": s.expanded ? "true" : "false", "aria-controls": "suggestion-text-" + i,
+            onclick: (ev) => { ev.stopPropagation(); s.expanded = !s.expanded; renderSuggestions(); } }, s.expanded ? "收起" : "展开全文"),
           el("span", { class: "spacer" }),
           el("button", { type: "button", class: "btn sm ghost", id: "suggestion-dismiss-" + i, "data-testid": "suggestion-dismiss", onclick: (ev) => { ev.stopPropagation(); dismissSuggestion(c, s); } }, "不合适")));
       box.append(card);
@@ -953,6 +991,17 @@
   }
 
   // knowledge base
+  // Category display names (GET /api/v1/kb/categories, from kb/_categories.txt), loaded once per page.
+  let kbCategories = null;
+  function kbCategoryNames() {
+    if (!kbCategories) {
+      kbCategories = wb.api("GET", "/api/v1/kb/categories")
+        .then((r) => new Map(r.categories.map((c) => [c.id, c.name])))
+        .catch(() => { kbCategories = null; return new Map(); });
+    }
+    return kbCategories;
+  }
+  wb.kbCategoryNames = kbCategoryNames;
   async function kbSearch(ev) {
     if (ev) ev.preventDefault();
     const q = $("kb-search-input").value.trim();
@@ -961,13 +1010,13 @@
     if (!q) return;
     box.append(el("div", { class: "empty" }, "搜索中…"));
     try {
-      const r = await wb.api("GET", "/api/v1/kb/search?limit=10&q=" + encodeURIComponent(q));
+      const [r, names] = await Promise.all([wb.api("GET", "/api/v1/kb/search?limit=10&q=" + encodeURIComponent(q)), kbCategoryNames()]);
       wb.clear(box);
       if (!r.hits.length) box.append(el("div", { class: "empty" }, "没有找到相关文章"));
       r.hits.forEach((h, i) => box.append(el("div", { class: "kb-hit", "data-testid": "kb-hit", id: "kb-hit-" + i },
         el("div", { class: "kb-title", onclick: () => openArticle(h.id) }, h.title),
         el("div", { class: "kb-snippet" }, kefu.snippetNodes(h.snippet)),
-        el("div", { class: "row small" }, el("span", { class: "tag" }, h.category), el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
+        el("div", { class: "row small" }, h.category ? el("span", { class: "tag", "data-testid": "kb-hit-category", "data-category": h.category }, names.get(h.category) || h.category) : null, el("span", { class: "spacer" }), el("button", { type: "button", class: "linklike small", onclick: () => openArticle(h.id) }, "查看全文")))));
     } catch (e) { wb.clear(box).append(el("div", { class: "empty" }, wb.errorText(e))); }
   }
   async function openArticle(id) {
@@ -978,9 +1027,10 @@
       box.hidden = false;
       const body = el("div", { class: "kb-article-html" });
       body.innerHTML = a.html; // sanitised by the server (ammonia)
-      const answers = (a.sections || []).filter((s) => s.answer);
+      // The whole passage of a heading, lists included, as a suggestion sends it.
+      const answers = (a.sections || []).filter((s) => s.text || s.answer);
       box.append(el("div", { class: "row" }, el("button", { type: "button", class: "btn sm", onclick: () => { box.hidden = true; } }, "← 返回结果"), el("span", { class: "spacer" }), el("a", { href: "/editor?article=" + encodeURIComponent(a.id), class: "small", target: "_blank", rel: "noopener" }, "在知识库中打开")),
-        answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.answer); } }, s.heading || a.title))) : null,
+        answers.length ? el("div", { class: "stack small" }, el("div", { class: "sub-title" }, "插入答案到输入框"), answers.map((s) => el("button", { type: "button", class: "btn sm", "data-testid": "kb-insert", onclick: () => { insertAtCursor(s.text || s.answer); } }, s.heading || a.title))) : null,
         body);
       box.scrollIntoView({ block: "start" });
     } catch (e) { wb.toast(wb.errorText(e), "error"); }
@@ -1058,44 +1108,79 @@
     return { total: list.length, available };
   }
   function agentsHint(node, n) {
-    node.textContent = !n.total ? "暂无可选同事，可直接输入对方的账号 ID。" : !n.available ? "同事们都已离线或接待已满，请稍后再试或转给技能组。" : "离线或接待已满的同事暂不可选。";
+    node.textContent = !n.total ? "暂无可选同事。" : !n.available ? "同事们都已离线或接待已满，请稍后再试或转给技能组。" : "离线或接待已满的同事暂不可选。";
+  }
+  // The transfer dialog lists skill groups (queue, colleagues on duty) and colleagues (presence, load),
+  // filtered by name, pinyin or initials as the agent types; nobody needs to know an account id.
+  const transferPick = { groups: [], agents: [], chosen: null };
+  /** Whether `item` (with display name, pinyin, initials) matches what was typed. */
+  function nameMatches(item, term) {
+    if (!term) return true;
+    const t = term.toLowerCase().replace(/\s+/g, "");
+    return String(item.name).toLowerCase().includes(t) || (item.pinyin || "").startsWith(t) || (item.pinyin || "").includes(t) || (item.initials || "").startsWith(t);
   }
   function openTransfer() {
     const c = convs.get(currentId);
     if (!c) return;
-    const gs = wb.clear($("transfer-group"));
-    for (const g of wb.groups.values()) gs.append(el("option", { value: g.id }, g.name + (g.id === c.conv.group ? "（当前）" : "")));
-    const sel = wb.clear($("transfer-agent"));
-    sel.append(el("option", { value: "" }, "加载中…"));
-    $("transfer-agent-hint").textContent = "";
-    loadAgents().then((agents) => agentsHint($("transfer-agent-hint"), colleagueOptions(sel, agents, [wb.me.id], true)))
-      .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("transfer-agent-hint").textContent = wb.errorText(e); });
-    $("transfer-agent-id").value = "";
+    transferPick.chosen = null;
+    transferPick.groups = [];
+    transferPick.agents = [];
+    $("transfer-search").value = "";
+    $("transfer-agent-hint").textContent = "加载中…";
     $("transfer-note").value = "";
     $("transfer-reason").value = "";
     $("transfer-error").textContent = "";
-    setTransferKind(wb.groups.size ? "group" : "agent");
+    renderTransferList();
+    Promise.all([wb.api("GET", "/api/v1/groups"), loadAgents()]).then(([g, agents]) => {
+      transferPick.groups = g.groups;
+      transferPick.agents = agents.filter((a) => a.id !== wb.me.id && (a.roles || []).includes("agent"));
+      $("transfer-agent-hint").textContent = "离线或接待已满的同事暂不可选；转给技能组时由组内空闲的同事接待。";
+      renderTransferList();
+    }).catch((e) => { $("transfer-agent-hint").textContent = "列表加载失败：" + wb.errorText(e); });
     wb.openDialog("dlg-transfer");
+    $("transfer-search").focus();
   }
-  function setTransferKind(kind) {
-    transferKind = kind;
-    for (const b of document.querySelectorAll("#transfer-kind button")) b.classList.toggle("active", b.dataset.kind === kind);
-    $("transfer-group-field").hidden = kind !== "group";
-    $("transfer-agent-field").hidden = kind !== "agent";
+  function renderTransferList() {
+    const c = convs.get(currentId);
+    const box = wb.clear($("transfer-list"));
+    const term = $("transfer-search").value.trim();
+    const status = (a) => (a.presence && a.presence.status) || "offline";
+    const full = (a) => a.max_concurrent != null && a.active >= a.max_concurrent;
+    const order = { online: 0, busy: 1, away: 2, offline: 3 };
+    const groups = transferPick.groups.filter((g) => nameMatches(g, term));
+    const agents = transferPick.agents.filter((a) => nameMatches({ name: a.display_name, pinyin: a.pinyin, initials: a.initials }, term))
+      .sort((a, b) => order[status(a)] - order[status(b)] || (full(a) - full(b)) || String(a.display_name).localeCompare(String(b.display_name), "zh-CN"));
+    const item = (kind, id, disabled, children) => el("div", {
+      class: "pick-item", role: "option", id: "transfer-target-" + kind + "-" + id, "data-testid": "transfer-target", "data-kind": kind, "data-id": id,
+      "aria-selected": transferPick.chosen && transferPick.chosen.kind === kind && transferPick.chosen.id === id ? "true" : "false",
+      "aria-disabled": disabled ? "true" : null,
+      onclick: () => { if (disabled) return; transferPick.chosen = { kind, id }; $("transfer-error").textContent = ""; renderTransferList(); },
+    }, children);
+    if (groups.length) box.append(el("div", { class: "pick-head" }, "技能组"));
+    for (const g of groups) {
+      const onDuty = transferPick.agents.filter((a) => (a.groups || []).includes(g.id) && status(a) === "online" && !full(a)).length;
+      box.append(item("group", g.id, false, [
+        el("span", { class: "pick-name" }, g.name), c && g.id === c.conv.group ? el("span", { class: "tag" }, "当前") : null,
+        el("span", { class: "pick-meta", "data-testid": "transfer-target-meta" }, "排队 " + (g.queued || 0) + " · 可接待 " + onDuty + " 人")]));
+    }
+    if (agents.length) box.append(el("div", { class: "pick-head" }, "同事"));
+    for (const a of agents) {
+      const st = status(a);
+      const groupsText = (a.groups || []).map(wb.groupName).join("、");
+      box.append(item("agent", a.id, st === "offline" || full(a), [
+        el("span", { class: "dot " + st }), el("span", { class: "pick-name" }, a.display_name),
+        groupsText ? el("span", { class: "small muted ellipsis" }, groupsText) : null,
+        el("span", { class: "pick-meta", "data-testid": "transfer-target-meta", "data-presence": st }, (wb.PRESENCE_TEXT[st] || st) + " · 接待 " + a.active + "/" + a.max_concurrent + (full(a) && st !== "offline" ? " · 已满" : ""))]));
+    }
+    if (!groups.length && !agents.length) box.append(el("div", { class: "pick-empty" }, term ? "没有匹配「" + term + "」的技能组或同事" : "暂无可转接的技能组或同事"));
   }
   async function submitTransfer() {
     const c = convs.get(currentId);
     if (!c) return;
     const frame = { type: "transfer", conversation: c.conv.id, note: $("transfer-note").value.trim() };
-    if (transferKind === "group") {
-      const g = Number($("transfer-group").value);
-      if (!g) { $("transfer-error").textContent = "请选择技能组"; return; }
-      frame.to_group = g;
-    } else {
-      const a = Number($("transfer-agent-id").value || $("transfer-agent").value);
-      if (!a) { $("transfer-error").textContent = "请选择或输入要转接的同事"; return; }
-      frame.to_agent = a;
-    }
+    const chosen = transferPick.chosen;
+    if (!chosen) { $("transfer-error").textContent = "请选择要转给的技能组或同事"; return; }
+    if (chosen.kind === "group") frame.to_group = chosen.id; else frame.to_agent = chosen.id;
     const reason = $("transfer-reason").value.trim();
     if (reason) frame.reason = reason;
     $("transfer-submit").disabled = true;
@@ -1130,14 +1215,13 @@
     $("invite-agent-hint").textContent = "";
     loadAgents().then((agents) => agentsHint($("invite-agent-hint"), colleagueOptions(sel, agents, [wb.me.id, c.conv.agent].concat(c.conv.invited || []), false)))
       .catch((e) => { wb.clear(sel).append(el("option", { value: "" }, "同事列表加载失败")); $("invite-agent-hint").textContent = wb.errorText(e); });
-    $("invite-agent-id").value = "";
     $("invite-error").textContent = "";
     wb.openDialog("dlg-invite");
   }
   async function submitInvite() {
     const c = convs.get(currentId);
-    const a = Number($("invite-agent-id").value || $("invite-agent").value);
-    if (!a) { $("invite-error").textContent = "请选择或输入要邀请的同事"; return; }
+    const a = Number($("invite-agent").value);
+    if (!a) { $("invite-error").textContent = "请选择要邀请的同事"; return; }
     $("invite-submit").disabled = true;
     const err = await command({ type: "invite", conversation: c.conv.id, agent: a });
     $("invite-submit").disabled = false;
@@ -1477,18 +1561,21 @@
     if (UPLOAD_TYPES) parts.push("支持 " + UPLOAD_TYPES.join("/"));
     if (MAX_UPLOAD) parts.push("单个文件 ≤ " + fmtLimit(MAX_UPLOAD));
     $("upload-limits").textContent = parts.join("，");
-    $("composer-input").maxLength = MAX_CHARS;
+    renderCount();
   }
 
   // ================= wiring =================
   wb.onFrame(onFrame);
   wb.onReady(() => {
     buildEmoji();
+    // Without any emoji font the picker would offer boxes: leave it out.
+    if (!window.kefu.emojiSupported()) $("btn-emoji").hidden = true;
     loadLimits();
     loadAgents().catch(() => { /* names fall back to 客服 #id */ });
     const input = $("composer-input");
     input.addEventListener("keydown", onComposerKey);
-    input.addEventListener("input", () => { onComposerInput(); onTypingInput(); });
+    input.addEventListener("input", () => { onComposerInput(); onTypingInput(); renderCount(); });
+    $("composer-split").addEventListener("click", sendInPieces);
     // Leaving the composer closes the picker, unless focus came back (the ⚡ button gives it back).
     input.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== input) closePicker(); }, 150));
     input.addEventListener("paste", (ev) => {
@@ -1515,7 +1602,14 @@
     $("btn-close-conv").addEventListener("click", closeConversation);
     $("btn-transfer").addEventListener("click", openTransfer);
     $("btn-invite").addEventListener("click", openInvite);
-    $("transfer-kind").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) setTransferKind(b.dataset.kind); });
+    $("transfer-search").addEventListener("input", renderTransferList);
+    $("transfer-search").addEventListener("keydown", (ev) => {
+      // Enter takes the first selectable match, so typing "xm" + Enter picks 小美.
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      const first = document.querySelector("#transfer-list [data-testid=transfer-target]:not([aria-disabled=true])");
+      if (first) first.click();
+    });
     $("transfer-submit").addEventListener("click", submitTransfer);
     $("transfer-accept").addEventListener("click", () => answerTransfer(true));
     $("transfer-decline").addEventListener("click", () => answerTransfer(false));

@@ -20,6 +20,7 @@
     identity_invalid: "身份校验失败，请刷新页面后重试",
     visitor_blocked: "抱歉，您暂时无法发起咨询",
     visitor_not_found: "访客不存在",
+    visitor_in_conversation: "该访客正在对话中，无需邀请",
     block_not_found: "该黑名单记录不存在或已解除",
     forbidden: "你没有权限执行此操作",
     account_disabled: "该账号已停用，请联系管理员",

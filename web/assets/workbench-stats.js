@@ -177,7 +177,8 @@
     if (isLead()) {
       try {
         const r = await wb.api("GET", "/api/v1/assist/adoption");
-        bars = r.items.slice(0, 6).map((i) => ({ label: (i.kind === "article" ? "文章 " : "快捷 ") + i.id, value: i.adoption_rate, note: i.shown + " 次展示" }));
+        // Items by their titles (an id only for one deleted since), the kind in the tooltip.
+        bars = r.items.slice(0, 6).map((i) => ({ label: i.title || (i.kind === "article" ? "已删除的文章" : "已删除的快捷回复"), kind: i.kind === "article" ? "知识库文章" : "快捷回复", value: i.adoption_rate, note: i.shown + " 次展示" }));
       } catch (_) { bars = []; }
     }
     if (!bars.length) {
@@ -195,9 +196,9 @@
     bars.forEach((b, i) => {
       const yy = 6 + i * rowH;
       const w = (W - L - R) * Math.max(0, Math.min(1, b.value || 0));
-      chart.append(svg("text", { class: "lbl", x: L - 8, y: yy + 15, "text-anchor": "end" }, b.label.length > 14 ? b.label.slice(0, 13) + "…" : b.label));
+      chart.append(svg("text", { class: "lbl", x: L - 8, y: yy + 15, "text-anchor": "end", "data-testid": "chart-adoption-label", "data-title": b.label }, b.label.length > 8 ? b.label.slice(0, 7) + "…" : b.label));
       chart.append(svg("rect", { x: L, y: yy + 4, width: W - L - R, height: 14, rx: 3, fill: "#f2f3f5" }));
-      chart.append(svg("rect", { class: "bar" + (b.alt ? " alt" : ""), x: L, y: yy + 4, width: Math.max(0, w), height: 14, rx: 3 }, svg("title", null, b.label + "：" + fmtPct(b.value) + (b.note ? "（" + b.note + "）" : ""))));
+      chart.append(svg("rect", { class: "bar" + (b.alt ? " alt" : ""), x: L, y: yy + 4, width: Math.max(0, w), height: 14, rx: 3 }, svg("title", null, (b.kind ? b.kind + "「" + b.label + "」" : b.label) + "：" + fmtPct(b.value) + (b.note ? "（" + b.note + "）" : ""))));
       chart.append(svg("text", { class: "lbl", x: W - R + 6, y: yy + 15 }, fmtPct(b.value)));
     });
     box.append(chart);
@@ -269,6 +270,11 @@
       const page = o.current_page;
       const href = page && /^https?:\/\//i.test(page.url) ? page.url : null;
       const desk = deskState(vid);
+      // The server knows every open conversation, also a colleague's: such a visitor is 对话中, and an
+      // invitation would reach nobody.
+      const chat = o.chat || null;
+      const busy = !!(desk || chat);
+      const queued = desk ? !!desk.queued : !!chat && chat.state === "queued";
       if (o.invited) invitedNow.delete(vid);
       const invited = o.invited || (invitedNow.has(vid) && Date.now() - invitedNow.get(vid) < 30000);
       const actions = el("div", { class: "row nowrap" });
@@ -278,7 +284,7 @@
         actions.append(el("button", { type: "button", class: "btn sm", id: "visitor-open-" + vid, "data-testid": "visitor-open", onclick: () => { location.hash = "#chat"; wb.chat.select(desk.open.id); } }, "查看会话"));
       } else if (invited) {
         actions.append(el("span", { class: "tag blue", "data-testid": "visitor-invited" }, "已邀请"));
-      } else if (!desk) {
+      } else if (!busy) {
         actions.append(el("button", { type: "button", class: "btn sm primary", id: "visitor-invite-" + vid, "data-testid": "visitor-invite", onclick: (ev) => inviteVisitor(vid, ev.currentTarget) }, "邀请对话"));
       }
       if (canBlock()) {
@@ -294,7 +300,8 @@
         el("td", { "data-testid": "visitor-time" }, wb.fmtDuration(o.secs_on_site || 0)),
         el("td", { "data-testid": "visitor-location" }, wb.locationText(v.location), v.location && v.location.isp ? el("div", { class: "small muted" }, v.location.isp) : null),
         el("td", { "data-testid": "visitor-device" }, wb.clientText(v.client), el("div", { class: "small muted mono" }, v.ip || "")),
-        el("td", null, el("span", { class: "tag " + (desk ? (desk.queued ? "orange" : "green") : "") }, desk ? (desk.queued ? "排队中" : "会话中") : "浏览中"),
+        el("td", null, el("span", { class: "tag " + (busy ? (queued ? "orange" : "green") : ""), "data-testid": "visitor-state", "data-state": busy ? (queued ? "queued" : "chatting") : "browsing" }, busy ? (queued ? "排队中" : "对话中") : "浏览中"),
+          chat && chat.agent_name && !queued ? el("div", { class: "small", "data-testid": "visitor-chat-with" }, "与 " + chat.agent_name + (chat.agent === wb.me.id ? "（我）" : "") + " 对话中") : null,
           el("div", { class: "small muted" }, wb.CHANNEL_TEXT[v.channel] || v.channel || "")),
         el("td", null, actions)));
     }

@@ -15,6 +15,7 @@ use crate::http::access::{authorize, Authenticated, Permission};
 use crate::http::error::ErrorBody;
 use crate::http::extract::AppPath;
 use crate::http::{blocking, AppState};
+use crate::search::pinyin_spelling;
 
 /// Routes under `/api/v1/accounts` and `/api/v1/groups`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,7 +56,19 @@ async fn avatar(State(state): State<AppState>, AppPath(id): AppPath<u64>) -> Res
 
 #[derive(Debug, Serialize, ToSchema)]
 struct GroupList {
-    groups: Vec<SkillGroup>,
+    groups: Vec<GroupView>,
+}
+
+/// A skill group with what a transfer needs to know of it now.
+#[derive(Debug, Serialize, ToSchema)]
+struct GroupView {
+    #[serde(flatten)]
+    group: SkillGroup,
+    /// Conversations waiting in its queue.
+    queued: u64,
+    /// The name's pinyin (`shouhoufuwu`) and initials (`shfw`), to find it by typing.
+    pinyin: String,
+    initials: String,
 }
 
 /// Every colleague sees the groups (to pick one when transferring a conversation).
@@ -74,9 +87,22 @@ async fn list_groups(
     State(state): State<AppState>,
     Authenticated(_): Authenticated,
 ) -> Result<Json<GroupList>> {
-    Ok(Json(GroupList {
-        groups: state.accounts.list_groups()?,
-    }))
+    let (queued, _) = state.conversations.open_counts();
+    let groups = state
+        .accounts
+        .list_groups()?
+        .into_iter()
+        .map(|group| {
+            let (pinyin, initials) = pinyin_spelling(&group.name);
+            GroupView {
+                queued: queued.get(&Some(group.id)).copied().unwrap_or(0),
+                pinyin,
+                initials,
+                group,
+            }
+        })
+        .collect();
+    Ok(Json(GroupList { groups }))
 }
 
 /// A colleague at the desk, as transfer and invite dialogs and the supervisor view list them.
@@ -91,6 +117,9 @@ struct Colleague {
     /// Conversations they serve now.
     active: usize,
     max_concurrent: u32,
+    /// The display name's pinyin (`xiaomei`) and initials (`xm`), to find a colleague by typing.
+    pinyin: String,
+    initials: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,15 +153,20 @@ async fn list_agents(
                 && (account.roles.contains(&Role::Agent)
                     || account.roles.contains(&Role::Supervisor))
         })
-        .map(|account| Colleague {
-            active: loads.get(&account.id).copied().unwrap_or(0),
-            id: account.id,
-            display_name: account.display_name,
-            avatar_url: account.avatar_url,
-            roles: account.roles,
-            groups: account.groups,
-            presence: account.presence,
-            max_concurrent: account.max_concurrent,
+        .map(|account| {
+            let (pinyin, initials) = pinyin_spelling(&account.display_name);
+            Colleague {
+                pinyin,
+                initials,
+                active: loads.get(&account.id).copied().unwrap_or(0),
+                id: account.id,
+                display_name: account.display_name,
+                avatar_url: account.avatar_url,
+                roles: account.roles,
+                groups: account.groups,
+                presence: account.presence,
+                max_concurrent: account.max_concurrent,
+            }
         })
         .collect();
     Ok(Json(ColleagueList { agents }))

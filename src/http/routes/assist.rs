@@ -173,7 +173,16 @@ async fn feedback(
 
 #[derive(Debug, Serialize, ToSchema)]
 struct AdoptionList {
-    items: Vec<Adoption>,
+    items: Vec<AdoptionItem>,
+}
+
+/// Adoption figures of one item with its title, so charts name items as agents know them.
+#[derive(Debug, Serialize, ToSchema)]
+struct AdoptionItem {
+    #[serde(flatten)]
+    adoption: Adoption,
+    /// The article's or quick reply's title now; `null` when it was deleted since.
+    title: Option<String>,
 }
 
 #[utoipa::path(
@@ -192,9 +201,30 @@ async fn adoption(
     Authenticated(caller): Authenticated,
 ) -> Result<Json<AdoptionList>> {
     authorize(&caller.account, Permission::ViewTeamStatistics)?;
-    Ok(Json(AdoptionList {
-        items: state.assist.adoption()?,
-    }))
+    let article_titles: std::collections::HashMap<String, String> = state
+        .knowledge
+        .list(None)?
+        .into_iter()
+        .map(|article| (article.id, article.title))
+        .collect();
+    let items = state
+        .assist
+        .adoption()?
+        .into_iter()
+        .map(|adoption| {
+            let title = match adoption.kind {
+                SuggestionKind::Article => article_titles.get(&adoption.id).cloned(),
+                SuggestionKind::QuickReply => adoption
+                    .id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| state.quick_replies.get(id).ok())
+                    .map(|reply| reply.title),
+            };
+            AdoptionItem { adoption, title }
+        })
+        .collect();
+    Ok(Json(AdoptionList { items }))
 }
 
 #[utoipa::path(

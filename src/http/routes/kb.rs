@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(search_articles))
         .routes(routes!(list_articles))
+        .routes(routes!(list_categories))
         .routes(routes!(get_article, put_article, delete_article))
         .routes(routes!(list_errors))
 }
@@ -111,6 +112,60 @@ async fn list_articles(
         total: articles.len(),
         articles,
     }))
+}
+
+/// A category and how to show it.
+#[derive(Debug, Serialize, ToSchema)]
+struct CategoryView {
+    /// The category as articles carry it (by default the folder: `after-sales`).
+    id: String,
+    /// Its display name from `kb/_categories.txt` (`售后服务`), or the id when none is given.
+    name: String,
+    /// Articles in it (published ones only for callers who may not read drafts).
+    articles: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct CategoryList {
+    categories: Vec<CategoryView>,
+}
+
+/// Categories with their display names and article counts, by id; also the named
+/// categories that hold no article yet (count 0), so an editor can file the first one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kb/categories",
+    tag = "kb",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Categories with display names", body = CategoryList),
+    ),
+)]
+async fn list_categories(
+    State(state): State<AppState>,
+    caller: MaybeSignedIn,
+) -> Result<Json<CategoryList>> {
+    let mut articles = state.knowledge.list(None)?;
+    if !caller.may(Permission::ReadDrafts) {
+        articles.retain(|article| article.status != ArticleStatus::Draft);
+    }
+    let names = state.knowledge.category_names();
+    let mut counts: std::collections::BTreeMap<String, usize> =
+        names.keys().map(|category| (category.clone(), 0)).collect();
+    for article in &articles {
+        if !article.category.is_empty() {
+            *counts.entry(article.category.clone()).or_default() += 1;
+        }
+    }
+    let categories: Vec<CategoryView> = counts
+        .into_iter()
+        .map(|(id, articles)| CategoryView {
+            name: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
+            id,
+            articles,
+        })
+        .collect();
+    Ok(Json(CategoryList { categories }))
 }
 
 /// A draft answers `article_not_found` to anyone but editors, as if it did not exist.

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{Block, Invitation, PageView, VisitorProfile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::access::{
     authorize, user_agent, Authenticated, ClientIp, Permission, Visitor, VISITOR_TOKEN_PREFIX,
 };
@@ -235,7 +235,49 @@ async fn answer_invitation(
 
 #[derive(Debug, Serialize, ToSchema)]
 struct OnlineList {
-    visitors: Vec<OnlineVisitor>,
+    visitors: Vec<OnlineEntry>,
+}
+
+/// A visitor on the site, and the conversation they are in now, if any.
+#[derive(Debug, Serialize, ToSchema)]
+struct OnlineEntry {
+    #[serde(flatten)]
+    online: OnlineVisitor,
+    /// Their open (queued or served) conversation: such a visitor is 对话中, not to be invited.
+    chat: Option<OpenChat>,
+}
+
+/// A visitor's open conversation, as the visitor list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+struct OpenChat {
+    conversation: String,
+    state: crate::domain::ConversationState,
+    /// The serving agent; `null` while queued.
+    agent: Option<u64>,
+    agent_name: Option<String>,
+}
+
+/// The visitor's open (queued or active) conversation, if any.
+fn open_chat(state: &AppState, visitor_id: &str) -> Result<Option<OpenChat>> {
+    for conversation_id in state.visitors.conversation_ids(visitor_id)? {
+        let Ok(conversation) = state.conversations.conversation(&conversation_id) else {
+            continue;
+        };
+        if !conversation.state.is_open() {
+            continue;
+        }
+        let agent_name = conversation
+            .agent
+            .and_then(|agent| state.accounts.account(agent).ok())
+            .map(|agent| agent.display_name);
+        return Ok(Some(OpenChat {
+            conversation: conversation.id,
+            state: conversation.state,
+            agent: conversation.agent.map(|agent| agent.0),
+            agent_name,
+        }));
+    }
+    Ok(None)
 }
 
 /// Visitors on the site now (访客列表), longest there first.
@@ -255,9 +297,12 @@ async fn online(
     Authenticated(caller): Authenticated,
 ) -> Result<Json<OnlineList>> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
-    Ok(Json(OnlineList {
-        visitors: state.visitors.online()?,
-    }))
+    let mut visitors = Vec::new();
+    for online in state.visitors.online()? {
+        let chat = open_chat(&state, &online.visitor.id)?;
+        visitors.push(OnlineEntry { online, chat });
+    }
+    Ok(Json(OnlineList { visitors }))
 }
 
 /// One past conversation of the visitor, as the visitor panel lists it.
@@ -399,6 +444,7 @@ struct InviteRequest {
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...), not at the desk (`forbidden`), or the visitor is blocked (`visitor_blocked`)", body = ErrorBody),
         (status = 404, description = "`visitor_not_found`", body = ErrorBody),
+        (status = 409, description = "`visitor_in_conversation`: the visitor is already queued or chatting", body = ErrorBody),
     ),
 )]
 async fn invite(
@@ -408,6 +454,18 @@ async fn invite(
     OptionalJson(request): OptionalJson<InviteRequest>,
 ) -> Result<(StatusCode, Json<Invitation>)> {
     authorize(&caller.account, Permission::UseAgentDesk)?;
+    // The visitor page shows invitations only to a visitor not in a conversation: inviting one who
+    // already chats would report success and reach nobody.
+    if let Some(chat) = open_chat(&state, &id)? {
+        let with = match &chat.agent_name {
+            Some(name) => format!("is chatting with {name}"),
+            None => "is waiting in the queue".to_string(),
+        };
+        return Err(Error::VisitorInConversation(format!(
+            "visitor `{id}` {with} in conversation `{}`; there is nothing to invite them to",
+            chat.conversation
+        )));
+    }
     let invitation = state
         .visitors
         .invite(&id, caller.account.id, &request.message)?;

@@ -792,8 +792,11 @@ pub fn parse_user_agent(agent: &str) -> ClientInfo {
         Some(result) => ClientInfo {
             browser: known(result.name),
             browser_version: known(result.version),
-            os: known(&format!("{} {}", result.os, result.os_version).replace(" UNKNOWN", ""))
-                .filter(|os| os != "UNKNOWN"),
+            os: known(
+                &format!("{} {}", system_name(result.os), result.os_version)
+                    .replace(" UNKNOWN", ""),
+            )
+            .filter(|os| os != "UNKNOWN"),
             device: known(result.category).unwrap_or_else(|| "unknown".into()),
         },
         None => ClientInfo {
@@ -812,6 +815,17 @@ pub fn parse_user_agent(agent: &str) -> ClientInfo {
     client
 }
 
+/// The system's name as people know it: woothee names Apple's mobile systems after the device
+/// (`iPhone 17.0`), and the version is the system's, not the phone's.
+fn system_name(woothee_os: &str) -> &str {
+    match woothee_os {
+        "iPhone" | "iPod" => "iOS",
+        "iPad" => "iPadOS",
+        "Mac OSX" => "macOS",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,6 +840,16 @@ mod tests {
         assert_eq!(wechat.browser.as_deref(), Some("微信"));
         assert_eq!(wechat.browser_version.as_deref(), Some("8.0.44"));
         assert_eq!(wechat.device, "smartphone");
+        assert_eq!(
+            wechat.os.as_deref(),
+            Some("iOS 17.0"),
+            "the system, not the phone"
+        );
+        let ipad = parse_user_agent("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1");
+        assert!(
+            ipad.os.as_deref().unwrap().starts_with("iPadOS"),
+            "{ipad:?}"
+        );
         assert_eq!(parse_user_agent("").device, "unknown");
     }
 
