@@ -130,8 +130,9 @@ async fn greeting_quick_button_transfer_note_and_pending_wrap_up() {
         let note = "客户要开增值税专票，抬头和税号已确认，麻烦跟进";
         mei.click("#btn-transfer").await;
         mei.wait("#dlg-transfer[open]").await;
-        mei.click("#transfer-kind-agent").await;
-        mei.fill("#transfer-agent-id", &ajie.to_string()).await;
+        mei.fill("#transfer-search", "aj").await;
+        mei.click(&format!("#transfer-target-agent-{ajie}[aria-selected=false]")).await;
+        mei.wait(&format!("#transfer-target-agent-{ajie}[aria-selected=true]")).await;
         mei.fill("#transfer-note", note).await;
         mei.click("#transfer-submit").await;
         mei.wait_text("#messages [data-testid=message-internal]", note).await;

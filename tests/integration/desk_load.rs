@@ -234,3 +234,28 @@ async fn a_full_queue_takes_a_message_for_later_instead_of_growing() {
         .unwrap();
     assert!(pending.iter().any(|conversation| conversation.id == third));
 }
+
+#[tokio::test]
+async fn a_command_sent_as_a_json_array_is_refused_and_stores_nothing() {
+    let mut desk = served().await;
+    let before = desk
+        .app
+        .state
+        .conversations
+        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap()
+        .len();
+    desk.visitor
+        .send(json!(["send", "k1", "数组里的消息"]))
+        .await;
+    let error = desk.visitor.expect("error").await;
+    assert_eq!(error["code"], "bad_request", "{error}");
+    let after = desk
+        .app
+        .state
+        .conversations
+        .messages_after(&desk.id, 0, &kefu::services::conversations::Party::Visitor)
+        .unwrap()
+        .len();
+    assert_eq!(after, before);
+}

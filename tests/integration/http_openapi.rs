@@ -108,3 +108,65 @@ async fn the_openapi_document_describes_every_route_the_app_serves() {
         );
     }
 }
+
+/// The component a `$ref` such as `#/components/schemas/X` names.
+fn component<'a>(document: &'a Value, reference: &Value) -> &'a Value {
+    let name = reference
+        .as_str()
+        .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+        .unwrap_or_else(|| panic!("not a schema reference: {reference}"));
+    &document["components"]["schemas"][name]
+}
+
+/// Found by schemathesis (BENCHMARKS.md): the quick-reply search and the article search each had a
+/// `SearchResults`, and the document described both with the article one, so a quick-reply answer
+/// (`{"hits": [...]}`) broke its own schema for want of `took_ms`.
+#[tokio::test]
+async fn the_quick_reply_search_is_described_by_its_own_answer_schema() {
+    let app = TestApp::start_signed_out(crate::common::TestDirs::with_fixtures()).await;
+    let (status, document) = app.get_as(None, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    let answer = |path: &str| {
+        let reference = &document["paths"][path]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"]["$ref"];
+        component(&document, reference).clone()
+    };
+    let replies = answer("/api/v1/quick-replies/search");
+    let articles = answer("/api/v1/kb/search");
+    assert_eq!(
+        replies["required"],
+        serde_json::json!(["hits"]),
+        "{replies}"
+    );
+    assert_eq!(
+        articles["required"],
+        serde_json::json!(["hits", "took_ms"]),
+        "{articles}"
+    );
+    assert_ne!(
+        replies["properties"]["hits"]["items"], articles["properties"]["hits"]["items"],
+        "quick-reply hits are not article hits"
+    );
+}
+
+/// Found by schemathesis: both answer 400 for an id they cannot read (`invalid_article_id`, or a
+/// quick-reply id that is not a number), which their descriptions left out.
+#[tokio::test]
+async fn unreadable_ids_are_described_as_400() {
+    let app = TestApp::start_signed_out(crate::common::TestDirs::with_fixtures()).await;
+    let (_, document) = app.get_as(None, "/api/v1/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/kb/articles/{id}", "delete"),
+        ("/api/v1/quick-replies/{id}/image", "put"),
+    ] {
+        let error = &document["paths"][path][method]["responses"]["400"];
+        assert_eq!(
+            component(
+                &document,
+                &error["content"]["application/json"]["schema"]["$ref"]
+            )["required"],
+            serde_json::json!(["code", "message"]),
+            "{method} {path}: {error}"
+        );
+    }
+}

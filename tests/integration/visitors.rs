@@ -719,7 +719,9 @@ async fn online_visitors_can_be_invited_and_the_inviter_gets_the_conversation() 
             json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Still in the conversation the invitation opened: that is the first reason given.
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "visitor_in_conversation", "{body}");
 }
 
 #[tokio::test]

@@ -247,6 +247,7 @@ async fn put_article(
     security(("session" = [])),
     responses(
         (status = 204, description = "Deleted (file and index)"),
+        (status = 400, description = "`invalid_article_id`", body = ErrorBody),
         (status = 401, description = "No session", body = ErrorBody),
         (status = 403, description = "Not an editor", body = ErrorBody),
         (status = 404, description = "`article_not_found`", body = ErrorBody),

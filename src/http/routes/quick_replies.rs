@@ -86,8 +86,10 @@ struct SearchParams {
     limit: Option<usize>,
 }
 
+/// Named apart from the article search's `SearchResults`: utoipa keys components by name, and the
+/// two shared one, so the document described this answer with the article one (`took_ms` required).
 #[derive(Debug, Serialize, ToSchema)]
-struct SearchResults {
+struct ReplySearchResults {
     hits: Vec<ReplySearchHit>,
 }
 
@@ -99,7 +101,7 @@ struct SearchResults {
     params(SearchParams),
     security(("session" = [])),
     responses(
-        (status = 200, description = "Ranked by kind of match, then my usage", body = SearchResults),
+        (status = 200, description = "Ranked by kind of match, then my usage", body = ReplySearchResults),
         (status = 400, description = "`bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
@@ -109,14 +111,14 @@ async fn search(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     AppQuery(params): AppQuery<SearchParams>,
-) -> Result<Json<SearchResults>> {
+) -> Result<Json<ReplySearchResults>> {
     desk_user(&caller)?;
     let scopes = readable_reply_scopes(&caller.account);
     let limit = params.limit.unwrap_or(10).clamp(1, 50);
     let hits = state
         .quick_replies
         .search(&params.q, &scopes, caller.account.id, limit)?;
-    Ok(Json(SearchResults { hits }))
+    Ok(Json(ReplySearchResults { hits }))
 }
 
 #[utoipa::path(
@@ -281,6 +283,7 @@ async fn image(
     security(("session" = [])),
     responses(
         (status = 200, description = "The reply with its picture", body = ReplyView),
+        (status = 400, description = "`bad_request` (an id that is not a number)", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
         (status = 404, description = "`quick_reply_not_found`", body = ErrorBody),

@@ -316,9 +316,21 @@ enum VisitorCommand {
     Ping,
 }
 
+/// Reads a command frame. A command is a JSON object with a `type`: serde alone also reads a JSON array
+/// as the command's fields in order (`["send", "k1", "…"]`), which docs/API.md does not allow and which
+/// would answer without the frame's keys.
+fn read_command<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    if !text.trim_start().starts_with('{') {
+        return Err(serde::de::Error::custom(
+            "a command is a JSON object with a `type`",
+        ));
+    }
+    serde_json::from_str(text)
+}
+
 /// Reads a visitor frame as `visitor_command` does; public for the fuzz targets in `tests/fuzz`.
 pub fn parse_visitor_command(text: &str) -> serde_json::Result<()> {
-    serde_json::from_str::<VisitorCommand>(text).map(drop)
+    read_command::<VisitorCommand>(text).map(drop)
 }
 
 /// One command of a visitor's socket; `false` when the visitor was blocked since the page opened,
@@ -331,7 +343,7 @@ async fn visitor_command(
     connection: &Connection,
     text: &str,
 ) -> bool {
-    let command: VisitorCommand = match serde_json::from_str(text) {
+    let command: VisitorCommand = match read_command(text) {
         Ok(command) => command,
         Err(error) => {
             let error = Error::BadRequest(format!("unreadable command: {error}"));
@@ -483,7 +495,7 @@ enum AgentCommand {
 
 /// Reads an agent frame as `agent_command` does; public for the fuzz targets in `tests/fuzz`.
 pub fn parse_agent_command(text: &str) -> serde_json::Result<()> {
-    serde_json::from_str::<AgentCommand>(text).map(drop)
+    read_command::<AgentCommand>(text).map(drop)
 }
 
 /// What a command needs of the caller with respect to the conversation.
@@ -523,7 +535,7 @@ async fn agent_command(
     connection: &Connection,
     text: &str,
 ) -> bool {
-    let command: AgentCommand = match serde_json::from_str(text) {
+    let command: AgentCommand = match read_command(text) {
         Ok(command) => command,
         Err(error) => {
             let error = Error::BadRequest(format!("unreadable command: {error}"));
