@@ -26,7 +26,9 @@
 //!   show whether the client kept up.
 //!
 //! Agents greet each conversation as soon as it is assigned, as a real agent would; that also stops the
-//! unanswered-assignment timer from moving conversations during the run.
+//! unanswered-assignment timer from moving conversations during the run. The idle timers (visitor idle
+//! end, agent auto-away, queue wait limit) are set to hours, since opening the conversations alone can
+//! take longer than them.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -206,6 +208,13 @@ fn start_server(push_suggestions: bool) -> Server {
         .env("KEFU_SEARCH__WATCH", "false")
         // The benchmark signs every agent in from one address.
         .env("KEFU_ACCOUNTS__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
+        // Opening a thousand conversations can take minutes while the queue grows: the desk's idle
+        // timers (visitors silent for 10 minutes are ended, agents idle for 10 minutes go away, queued
+        // visitors are offered to leave a message after 5) must not change who serves what meanwhile.
+        .env("KEFU_ACCOUNTS__AUTO_AWAY_MINUTES", "0")
+        .env("KEFU_CONVERSATIONS__VISITOR_IDLE_REMIND_MINS", "600")
+        .env("KEFU_CONVERSATIONS__VISITOR_IDLE_END_MINS", "600")
+        .env("KEFU_CONVERSATIONS__QUEUE_WAIT_LIMIT_MINS", "600")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
@@ -429,6 +438,10 @@ struct Observations {
     assigned: Mutex<HashMap<String, u64>>,
     errors: Mutex<Vec<String>>,
     error_count: AtomicU64,
+    /// `client_key`s of the `error` frames: refused sends, not lost ones.
+    refused: Mutex<HashSet<String>>,
+    /// `ended` frames on agent sockets.
+    ended: AtomicU64,
     duplicated: AtomicU64,
     reordered: AtomicU64,
     frames: AtomicU64,
@@ -446,6 +459,8 @@ impl Observations {
             assigned: Mutex::default(),
             errors: Mutex::default(),
             error_count: AtomicU64::new(0),
+            refused: Mutex::default(),
+            ended: AtomicU64::new(0),
             duplicated: AtomicU64::new(0),
             reordered: AtomicU64::new(0),
             frames: AtomicU64::new(0),
@@ -549,8 +564,14 @@ async fn read_socket(
                         .await;
                 });
             }
+            "ended" => {
+                observations.ended.fetch_add(1, Ordering::Relaxed);
+            }
             "error" => {
                 observations.error_count.fetch_add(1, Ordering::Relaxed);
+                if let Some(key) = value["client_key"].as_str() {
+                    observations.refused.lock().unwrap().insert(key.to_string());
+                }
                 let mut errors = observations.errors.lock().unwrap();
                 if errors.len() < 5 {
                     errors.push(text.to_string());
@@ -857,13 +878,19 @@ fn analyse(observations: &Observations) -> Measured {
     let mut exact_us = Vec::new();
     let mut covered_us = Vec::new();
     let mut delivery_us = Vec::new();
+    let refused_keys = observations.refused.lock().unwrap();
     let mut lost = 0;
+    let mut refused = 0;
     let mut served_messages = 0;
     let mut served_acked = 0;
     let mut undelivered = 0;
     for (key, sent) in sends.iter() {
         let Some((seq, acked_at)) = acked.get(key.as_str()) else {
-            lost += 1;
+            if refused_keys.contains(key) {
+                refused += 1;
+            } else {
+                lost += 1;
+            }
             continue;
         };
         ack_us.push(acked_at.saturating_sub(sent.sent_us));
@@ -901,8 +928,9 @@ fn analyse(observations: &Observations) -> Measured {
         ack.line()
     );
     println!(
-        "lost (sent, never acked): {lost}; duplicated acks: {duplicate_acks}; error frames: {}",
-        observations.error_count.load(Ordering::Relaxed)
+        "lost (sent, neither acked nor refused): {lost}; refused with an error frame: {refused}; duplicated acks: {duplicate_acks}; error frames: {}; conversations ended under the agents: {}",
+        observations.error_count.load(Ordering::Relaxed),
+        observations.ended.load(Ordering::Relaxed)
     );
     for error in observations.errors.lock().unwrap().iter() {
         println!("  error frame: {error}");
@@ -929,7 +957,7 @@ fn analyse(observations: &Observations) -> Measured {
     );
     Measured {
         ack,
-        lost,
+        lost: lost + refused,
         suggestion_exact,
         suggestion_covered,
         served_messages,
