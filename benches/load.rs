@@ -875,6 +875,8 @@ fn analyse(observations: &Observations) -> Measured {
     }
 
     let mut ack_us = Vec::new();
+    let mut served_ack_us = Vec::new();
+    let mut queued_ack_us = Vec::new();
     let mut exact_us = Vec::new();
     let mut covered_us = Vec::new();
     let mut delivery_us = Vec::new();
@@ -893,10 +895,13 @@ fn analyse(observations: &Observations) -> Measured {
             }
             continue;
         };
-        ack_us.push(acked_at.saturating_sub(sent.sent_us));
+        let latency = acked_at.saturating_sub(sent.sent_us);
+        ack_us.push(latency);
         if !assigned.contains_key(&sent.conversation) {
+            queued_ack_us.push(latency);
             continue;
         }
+        served_ack_us.push(latency);
         served_messages += 1;
         served_acked += 1;
         let conversation = sent.conversation.as_str();
@@ -926,6 +931,11 @@ fn analyse(observations: &Observations) -> Measured {
     println!(
         "ack latency (send -> ack on the visitor socket): {}",
         ack.line()
+    );
+    println!(
+        "  served conversations: {}; queued: {}",
+        Stats::of(served_ack_us).line(),
+        Stats::of(queued_ack_us).line()
     );
     println!(
         "lost (sent, neither acked nor refused): {lost}; refused with an error frame: {refused}; duplicated acks: {duplicate_acks}; error frames: {}; conversations ended under the agents: {}",
