@@ -12,6 +12,7 @@ use crate::search::WriterOptions;
 use crate::services::accounts::Bootstrap;
 use crate::services::captcha::{CaptchaSource, ImageCaptcha};
 use crate::services::stats::StatsService;
+use crate::services::suggestions::SuggestionPump;
 use crate::services::visitors::VisitorService;
 use crate::services::webhooks::WebhookService;
 use crate::services::{
@@ -24,6 +25,16 @@ use crate::storage::{SledConversationStore, Store};
 const DESK_TICK: Duration = Duration::from_secs(1);
 /// How often idle agents are set away and stale sessions purged.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// Conversations that may wait for suggestions at once; past that a message gets none (counted).
+const SUGGESTION_QUEUE: usize = 1024;
+
+/// Threads computing suggestions: one per core, at most four, so that suggestions use the spare
+/// cores and never more threads than there is work for.
+fn suggestion_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+}
 
 /// Opens everything `config` names and returns the HTTP state; blocking work runs off the async workers.
 pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
@@ -114,12 +125,25 @@ pub async fn build_state_with(
         )
         .with_metrics(Arc::clone(&metrics)),
     );
+    let suggestions = Arc::new(if config.conversations.push_suggestions {
+        SuggestionPump::start(
+            &conversations,
+            &accounts,
+            &assist,
+            crate::http::access::readable_reply_scopes,
+            suggestion_workers(),
+            SUGGESTION_QUEUE,
+        )
+    } else {
+        SuggestionPump::disabled()
+    });
     Ok(AppState {
         knowledge,
         accounts,
         conversations,
         quick_replies,
         assist,
+        suggestions,
         metrics,
         stats,
         visitors,
@@ -254,7 +278,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let front = crate::http::starting_router(Arc::clone(&ready))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, front)
+        axum::serve(crate::http::without_nagle(listener), front)
             .with_graceful_shutdown(shutdown_signal())
             .await
     });

@@ -182,6 +182,10 @@ pub struct ConversationsConfig {
     pub problem_types: Vec<String>,
     /// The team's time zone (IANA name): where statistics' days begin.
     pub time_zone: String,
+    /// Push suggested replies (辅助回复) to the serving agent after each visitor message.
+    pub push_suggestions: bool,
+    /// Most conversations waiting in the queue (all groups); later ones become offline messages.
+    pub max_queue: usize,
 }
 
 impl Default for ConversationsConfig {
@@ -219,6 +223,8 @@ impl Default for ConversationsConfig {
             .map(String::from)
             .to_vec(),
             time_zone: "Asia/Shanghai".into(),
+            push_suggestions: true,
+            max_queue: 2000,
         }
     }
 }

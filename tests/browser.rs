@@ -11,6 +11,9 @@ mod common;
 #[path = "browser/harness.rs"]
 mod harness;
 
+#[path = "browser/day_one.rs"]
+mod day_one;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

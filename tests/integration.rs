@@ -11,6 +11,8 @@ mod cli;
 mod conversations;
 #[path = "integration/crash.rs"]
 mod crash;
+#[path = "integration/desk_load.rs"]
+mod desk_load;
 #[path = "integration/http_articles.rs"]
 mod http_articles;
 #[path = "integration/http_metrics.rs"]

@@ -40,6 +40,8 @@ pub struct AppState {
     pub quick_replies: Arc<QuickReplyService>,
     /// Suggestions, feedback, deflection.
     pub assist: Arc<AssistService>,
+    /// Suggestions pushed to agents after visitor messages, on a bounded pool.
+    pub suggestions: Arc<crate::services::suggestions::SuggestionPump>,
     /// Instruments observed by the services, rendered by `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// Workbench statistics.
@@ -50,6 +52,22 @@ pub struct AppState {
     pub webhooks: Arc<WebhookService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+}
+
+/// `listener` with Nagle's algorithm off on every accepted connection. A socket's echo and its `ack`
+/// (or a response's head and body) go out as separate small writes; with Nagle on, the second waited
+/// for the client's delayed acknowledgement, about 40 ms on every acknowledged message.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(set_nodelay)
+}
+
+fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+    }
 }
 
 /// Runs account work (argon2 hashing, sled flushes) on the blocking pool.

@@ -15,7 +15,7 @@ use crate::domain::{AccountId, ArticleStatus, ReplyScope, SenderKind};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
-use crate::services::quick_replies::{fill_variables, QuickReplyService};
+use crate::services::quick_replies::{fill_variables, QuickReplyService, VISITOR_NAME_UNKNOWN};
 use crate::services::{KnowledgeService, Metrics};
 use crate::storage::{self, Store};
 
@@ -310,7 +310,11 @@ impl AssistService {
         let conversation = self.conversations.conversation(conversation_id)?;
         let recent = self.recent_visitor_messages(conversation_id)?;
         let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
-        let visitor_name = conversation.identity.name.as_deref().unwrap_or("访客");
+        let visitor_name = conversation
+            .identity
+            .name
+            .as_deref()
+            .unwrap_or(VISITOR_NAME_UNKNOWN);
         self.suggest(&recent, agent, agent_name, visitor_name, scopes)
     }
 
@@ -322,7 +326,7 @@ impl AssistService {
         agent_name: &str,
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
-        self.suggest(&[text], agent, agent_name, "访客", scopes)
+        self.suggest(&[text], agent, agent_name, VISITOR_NAME_UNKNOWN, scopes)
     }
 
     fn suggest(

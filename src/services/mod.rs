@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod quick_replies;
 pub mod secrets;
 pub mod stats;
+pub mod suggestions;
 pub mod visitors;
 mod watch;
 pub mod webhooks;

@@ -4,7 +4,9 @@
 //! restart.
 //!
 //! Open work (wrap-ups not written yet, offline messages not answered yet) is not a count of events
-//! but a level; it is kept as running counts beside the tallies.
+//! but a level; it is kept as running counts beside the tallies. Unwritten wrap-ups are counted per
+//! agent and conversation group, so that the team's and each group's figure are the sums of their
+//! agents'.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -372,18 +374,31 @@ impl StatsService {
 
     /// Open work of `scope` now.
     pub fn pending(&self, scope: Scope) -> Result<Pending> {
-        match self.tree.get(pending_key(scope))? {
-            Some(bytes) => decode(&bytes),
-            None => Ok(Pending::default()),
-        }
+        Ok(self.pending_all()?.remove(&scope).unwrap_or_default())
     }
 
+    /// Open work of every scope with any: offline messages as counted for the team and each group,
+    /// unwritten wrap-ups added up from the agents' counts into the agent, the team and the group.
     fn pending_all(&self) -> Result<HashMap<Scope, Pending>> {
-        let mut all = HashMap::new();
+        let mut all: HashMap<Scope, Pending> = HashMap::new();
         for entry in self.tree.scan_prefix(PENDING_PREFIX) {
             let (key, value) = entry?;
-            if let Some(scope) = Scope::from_key(&key[PENDING_PREFIX.len()..]) {
-                all.insert(scope, decode(&value)?);
+            let counted: Pending = decode(&value)?;
+            let key = &key[PENDING_PREFIX.len()..];
+            let (agent, group) = match (Scope::from_key(key), wrap_up_slot_from_key(key)) {
+                (Some(Scope::Agent(agent)), _) => (agent, None),
+                (Some(scope), _) => {
+                    all.entry(scope).or_default().offline_messages += counted.offline_messages;
+                    continue;
+                }
+                (None, Some((agent, group))) => (agent, Some(group)),
+                (None, None) => continue,
+            };
+            let scopes = std::iter::once(Scope::Agent(agent))
+                .chain(std::iter::once(Scope::Team))
+                .chain(group.map(Scope::Group));
+            for scope in scopes {
+                all.entry(scope).or_default().wrap_ups += counted.wrap_ups;
             }
         }
         Ok(all)
@@ -426,12 +441,35 @@ impl StatsService {
 
     fn change_pending(&self, scopes: &[Scope], apply: impl Fn(&mut Pending)) -> Result<()> {
         for scope in scopes {
-            let key = pending_key(*scope);
-            let mut pending = self.pending(*scope)?;
-            apply(&mut pending);
-            self.tree.insert(key, encode(&pending)?)?;
+            self.change_pending_at(&pending_key(*scope), &apply)?;
         }
         Ok(())
+    }
+
+    fn change_pending_at(&self, key: &[u8], apply: impl Fn(&mut Pending)) -> Result<()> {
+        let mut pending: Pending = match self.tree.get(key)? {
+            Some(bytes) => decode(&bytes)?,
+            None => Pending::default(),
+        };
+        apply(&mut pending);
+        self.tree.insert(key, encode(&pending)?)?;
+        Ok(())
+    }
+
+    /// One wrap-up of `agent` in `group` written: taken off its slot, or, when that slot holds none
+    /// (ended before wrap-ups were counted per group), off the agent's count without a group.
+    fn wrap_up_written(&self, agent: AccountId, group: Option<GroupId>) -> Result<()> {
+        let slot = wrap_up_slot_key(agent, group);
+        let in_slot = match self.tree.get(&slot)? {
+            Some(bytes) => decode::<Pending>(&bytes)?.wrap_ups,
+            None => 0,
+        };
+        let key = if in_slot > 0 {
+            slot
+        } else {
+            wrap_up_slot_key(agent, None)
+        };
+        self.change_pending_at(&key, |p| p.wrap_ups = p.wrap_ups.saturating_sub(1))
     }
 
     fn count(&self, at: Timestamp, fact: &DeskFact) -> Result<()> {
@@ -530,7 +568,9 @@ impl StatsService {
                         t.handled += 1;
                     }
                 })?;
-                self.change_pending(&[Scope::Agent(agent)], |p| p.wrap_ups += 1)
+                self.change_pending_at(&wrap_up_slot_key(agent, conversation.group), |p| {
+                    p.wrap_ups += 1
+                })
             }
             DeskFact::Abandoned { conversation } => {
                 self.change(at, &shared(conversation.group), |t| t.abandoned += 1)
@@ -551,9 +591,7 @@ impl StatsService {
             } => {
                 // Only the first wrap-up closes open work; a later one rewrites it.
                 match (first, conversation.agent) {
-                    (true, Some(agent)) => self.change_pending(&[Scope::Agent(agent)], |p| {
-                        p.wrap_ups = p.wrap_ups.saturating_sub(1)
-                    }),
+                    (true, Some(agent)) => self.wrap_up_written(agent, conversation.group),
                     _ => Ok(()),
                 }
             }
@@ -599,6 +637,29 @@ fn pending_key(scope: Scope) -> Vec<u8> {
     [PENDING_PREFIX, &scope.key()].concat()
 }
 
+/// Where the unwritten wrap-ups of `agent` in `group` are counted: the agent's own key when the
+/// conversation had no group, else that key followed by the group's.
+fn wrap_up_slot_key(agent: AccountId, group: Option<GroupId>) -> Vec<u8> {
+    let mut key = pending_key(Scope::Agent(agent));
+    if let Some(group) = group {
+        key.extend_from_slice(&Scope::Group(group).key());
+    }
+    key
+}
+
+/// The agent and group of a wrap-up slot with a group (the key without the prefix).
+fn wrap_up_slot_from_key(key: &[u8]) -> Option<(AccountId, GroupId)> {
+    const SCOPE_KEY_LEN: usize = 9;
+    if key.len() != 2 * SCOPE_KEY_LEN {
+        return None;
+    }
+    let (agent, group) = key.split_at(SCOPE_KEY_LEN);
+    match (Scope::from_key(agent)?, Scope::from_key(group)?) {
+        (Scope::Agent(agent), Scope::Group(group)) => Some((agent, group)),
+        _ => None,
+    }
+}
+
 fn hour_of(at: Timestamp) -> i64 {
     at.as_second().div_euclid(SECONDS_PER_HOUR)
 }
@@ -628,5 +689,47 @@ mod tests {
         assert!(refused.to_string().contains("whole number"), "{refused}");
         assert!(StatsService::new(tree(), "Asia/Kathmandu").is_err());
         assert!(StatsService::new(tree(), "Nowhere/Land").is_err());
+    }
+
+    #[test]
+    fn team_and_group_wrap_ups_are_the_sums_of_the_agents_including_counts_without_a_group() {
+        let stats = StatsService::new(tree(), "Asia/Shanghai").unwrap();
+        let (amy, ben) = (AccountId(1), AccountId(2));
+        let (after_sales, invoices) = (GroupId(7), GroupId(8));
+        let add_one = |p: &mut Pending| p.wrap_ups += 1;
+        // Amy: one counted before wrap-ups had a group, one in each group; Ben: one in 售后.
+        stats
+            .change_pending_at(&wrap_up_slot_key(amy, None), add_one)
+            .unwrap();
+        for (agent, group) in [(amy, after_sales), (amy, invoices), (ben, after_sales)] {
+            stats
+                .change_pending_at(&wrap_up_slot_key(agent, Some(group)), add_one)
+                .unwrap();
+        }
+        stats
+            .change_pending(&[Scope::Team, Scope::Group(invoices)], |p| {
+                p.offline_messages += 1
+            })
+            .unwrap();
+        let wrap_ups = |scope| stats.pending(scope).unwrap().wrap_ups;
+        assert_eq!(wrap_ups(Scope::Agent(amy)), 3);
+        assert_eq!(wrap_ups(Scope::Agent(ben)), 1);
+        assert_eq!(wrap_ups(Scope::Team), 4);
+        assert_eq!(wrap_ups(Scope::Group(after_sales)), 2);
+        assert_eq!(wrap_ups(Scope::Group(invoices)), 1);
+        assert_eq!(stats.pending(Scope::Team).unwrap().offline_messages, 1);
+        assert_eq!(
+            stats.pending(Scope::Agent(amy)).unwrap().offline_messages,
+            0
+        );
+
+        // Amy writes two wrap-ups in 发票: the second finds none left there and takes the one
+        // counted without a group.
+        stats.wrap_up_written(amy, Some(invoices)).unwrap();
+        stats.wrap_up_written(amy, Some(invoices)).unwrap();
+        assert_eq!(wrap_ups(Scope::Agent(amy)), 1);
+        assert_eq!(wrap_ups(Scope::Group(invoices)), 0);
+        assert_eq!(wrap_ups(Scope::Group(after_sales)), 2);
+        assert_eq!(wrap_ups(Scope::Team), 2);
     }
 }

@@ -343,7 +343,7 @@ impl TestApp {
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
         let handle = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(kefu::http::without_nagle(listener), app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

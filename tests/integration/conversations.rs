@@ -320,20 +320,20 @@ async fn automatic_routing_balances_load_and_respects_presence_and_capacity() {
 }
 
 /// A group in auto mode with one serving agent who already has the visitor's conversation.
-struct Served {
-    app: TestApp,
-    address: std::net::SocketAddr,
-    admin: Session,
-    group: u64,
-    agent_id: u64,
-    agent: Session,
-    desk_socket: Ws,
-    token: String,
-    id: String,
-    visitor: Ws,
+pub(crate) struct Served {
+    pub(crate) app: TestApp,
+    pub(crate) address: std::net::SocketAddr,
+    pub(crate) admin: Session,
+    pub(crate) group: u64,
+    pub(crate) agent_id: u64,
+    pub(crate) agent: Session,
+    pub(crate) desk_socket: Ws,
+    pub(crate) token: String,
+    pub(crate) id: String,
+    pub(crate) visitor: Ws,
 }
 
-async fn served() -> Served {
+pub(crate) async fn served() -> Served {
     let (app, address, admin, group) = desk("auto").await;
     let (agent_id, agent_session) = agent(&app, &admin, "xiaowang", group).await;
     let mut desk_socket = Ws::agent(address, &agent_session).await;
@@ -389,6 +389,29 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
         .await;
     let assigned = colleague_socket.expect("assigned").await;
     assert_eq!(assigned["conversation"]["agent"], colleague_id);
+    // The note stays in the conversation as an internal entry by its sender, before the notice.
+    let history = assigned["messages"].as_array().unwrap();
+    let note = history
+        .iter()
+        .position(|message| message["kind"] == "internal")
+        .unwrap_or_else(|| panic!("no internal note in {assigned}"));
+    assert_eq!(
+        history[note]["body"], "转接备注（转给 xiaoli）：客户要开专票",
+        "{assigned}"
+    );
+    assert_eq!(history[note]["agent"], desk.agent_id);
+    assert!(
+        bodies(&Value::Array(history[note + 1..].to_vec()))
+            .iter()
+            .any(|body| body.contains("专票由财务专员办理")),
+        "the note comes before the visitor's notice: {assigned}"
+    );
+    assert!(
+        visitor_messages(&desk.app, &desk.id)
+            .iter()
+            .all(|message| !message.body.contains("客户要开专票")),
+        "the visitor never gets the note"
+    );
     desk.desk_socket
         .expect_where("unassigned", |frame| frame["reason"] == "transferred")
         .await;

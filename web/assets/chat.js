@@ -252,11 +252,16 @@
       el("span", { class: "att-info" }, el("span", { class: "att-name" }, att.name), el("span", { class: "att-size" }, formatSize(att.size || 0))));
   }
 
+  // The welcome card lives inside #messages, which each render empties: hold on to it from the start
+  // (the script is deferred, so the page is parsed) so that a new consultation (发起新的咨询) shows it
+  // again.
+  const welcomeCard = $("welcome");
+
   function renderMessages() {
     const box = $("messages");
-    const welcome = $("welcome");
+    const card = welcomeCard;
     box.textContent = "";
-    if (!state.conversation && state.messages.size === 0) box.appendChild(welcome);
+    if (!state.conversation && state.messages.size === 0) box.appendChild(card);
     const list = Array.from(state.messages.values()).sort((a, b) => a.seq - b.seq);
     const storedKeys = new Set(list.map((m) => m.client_key).filter(Boolean));
     for (const msg of list) box.appendChild(messageNode(msg));
@@ -927,11 +932,11 @@
         await answerInvitation(true);
         if (agent || text) {
           // The agent's words greet the visitor where the welcome text was.
-          const welcome = $("welcome");
-          welcome.textContent = "";
-          welcome.appendChild(el("div", { class: "welcome-icon", "aria-hidden": "true" }, "👋"));
-          welcome.appendChild(el("div", { class: "welcome-title" }, agent ? "客服" + agent + "邀请您咨询" : "欢迎咨询在线客服"));
-          welcome.appendChild(el("div", { class: "welcome-text" }, text || ""));
+          const card = welcomeCard;
+          card.textContent = "";
+          card.appendChild(el("div", { class: "welcome-icon", "aria-hidden": "true" }, "👋"));
+          card.appendChild(el("div", { class: "welcome-title" }, agent ? "客服" + agent + "邀请您咨询" : "欢迎咨询在线客服"));
+          card.appendChild(el("div", { class: "welcome-text" }, text || ""));
         }
         notifyParent({ type: "open" });
       } else {

@@ -122,11 +122,13 @@
     $("queue-total").textContent = q.length;
 
     const pl = wb.clear($("pending-list"));
-    const pend = [...pending.offline_messages.map((c) => ({ c, kind: "offline" })), ...pending.wrap_ups.filter((c) => !convs.has(c.id) || convs.get(c.id).role !== "serving").map((c) => ({ c, kind: "wrap" }))];
+    // Every unwritten wrap-up is listed, also while its ended chat is still open under 我的会话: the
+    // badge counts exactly the rows shown.
+    const pend = [...pending.offline_messages.map((c) => ({ c, kind: "offline" })), ...pending.wrap_ups.map((c) => ({ c, kind: "wrap" }))];
     if (!pend.length) pl.append(el("div", { class: "empty" }, "没有待处理的留言或小结"));
     for (const p of pend) pl.append(pendingItem(p.c, p.kind));
-    $("pending-count").textContent = pending.offline_messages.length + pending.wrap_ups.length;
-    $("pending-count").className = pending.offline_messages.length + pending.wrap_ups.length ? "badge blue" : "badge grey";
+    $("pending-count").textContent = pend.length;
+    $("pending-count").className = pend.length ? "badge blue" : "badge grey";
 
     const gl = wb.clear($("my-groups"));
     const mine = wb.me.groups || [];
@@ -1283,6 +1285,16 @@
         renderLists();
         break;
       }
+      case "queue_positions": {
+        // Only the entries that moved are listed; the rest keep their place.
+        let moved = false;
+        for (const p of f.positions) {
+          const item = queue.get(p.conversation);
+          if (item && item.position !== p.position) { item.position = p.position; moved = true; }
+        }
+        if (moved) renderLists();
+        break;
+      }
       case "queue_removed": {
         queue.delete(f.conversation);
         const c = convs.get(f.conversation);
@@ -1477,7 +1489,8 @@
     const input = $("composer-input");
     input.addEventListener("keydown", onComposerKey);
     input.addEventListener("input", () => { onComposerInput(); onTypingInput(); });
-    input.addEventListener("blur", () => setTimeout(closePicker, 150));
+    // Leaving the composer closes the picker, unless focus came back (the ⚡ button gives it back).
+    input.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== input) closePicker(); }, 150));
     input.addEventListener("paste", (ev) => {
       const files = [...(ev.clipboardData ? ev.clipboardData.items : [])].filter((i) => i.kind === "file").map((i) => i.getAsFile()).filter(Boolean);
       if (files.length) { ev.preventDefault(); addFiles(files); }
@@ -1492,6 +1505,8 @@
     $("btn-file").addEventListener("click", () => $("file-input").click());
     $("image-input").addEventListener("change", (ev) => { addFiles([...ev.target.files]); ev.target.value = ""; });
     $("file-input").addEventListener("change", (ev) => { addFiles([...ev.target.files]); ev.target.value = ""; });
+    // The button must not take focus from the composer: the blur would close the picker it opens.
+    $("btn-quick").addEventListener("mousedown", (ev) => ev.preventDefault());
     $("btn-quick").addEventListener("click", () => { const i = $("composer-input"); if (!i.value.startsWith("/")) i.value = "/" + i.value; i.focus(); searchPicker(i.value); });
     $("note-toggle").addEventListener("click", () => { const c = convs.get(currentId); if (c) setNoteMode(!c.noteMode); });
     $("btn-accept").addEventListener("click", () => currentId && accept(currentId));

@@ -386,8 +386,9 @@
       $("reply-image-preview").hidden = false;
       $("reply-image-name").textContent = f.name + "（保存后上传）";
     });
-    document.querySelectorAll("#dlg-reply [data-var]").forEach((b) => b.addEventListener("click", () => {
-      const t = $("reply-content");
+    // Variable buttons insert at the cursor of their field (quick reply content, greeting).
+    document.querySelectorAll("[data-var][data-target]").forEach((b) => b.addEventListener("click", () => {
+      const t = $(b.dataset.target);
       const s = t.selectionStart;
       t.value = t.value.slice(0, s) + b.dataset.var + t.value.slice(t.selectionEnd);
       t.focus();

@@ -20,14 +20,14 @@ use crate::http::error::ErrorBody;
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, current_caller, readable_reply_scopes, session_token_in, Authenticated, ClientIp,
-    Permission, VISITOR_TOKEN_PREFIX,
+    authorize, current_caller, session_token_in, Authenticated, ClientIp, Permission,
+    VISITOR_TOKEN_PREFIX,
 };
 use crate::http::extract::AppQuery;
-use crate::http::{off_thread, AppState};
+use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    Connection, DeskEvent, DeskFact, Outbox, Party, TransferTarget, WrapUpInput,
+    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
 };
 use crate::services::quick_replies::fill_variables;
 
@@ -101,7 +101,9 @@ async fn visitor_socket(
             let connection = connection.clone();
             let visitor_id = visitor_id.clone();
             async move {
-                visitor_command(&state, &conversation, &visitor_id, ip, &connection, &text).await
+                let command =
+                    visitor_command(&state, &conversation, &visitor_id, ip, &connection, &text);
+                guarded(&state, &connection, command).await
             }
         })
         .await;
@@ -146,7 +148,10 @@ async fn agent_socket(
             let state = state.clone();
             let token = token.clone();
             let connection = connection.clone();
-            async move { agent_command(&state, &token, agent, &connection, &text).await }
+            async move {
+                let command = agent_command(&state, &token, agent, &connection, &text);
+                guarded(&state, &connection, command).await
+            }
         })
         .await;
         state.conversations.hub().disconnect(&connection);
@@ -239,6 +244,25 @@ where
     forward.abort();
 }
 
+/// Runs one socket command as the HTTP routes run a request: a panic is logged and answered with an
+/// `internal` error frame instead of ending the socket's task (the desk's locks do not poison, so
+/// the next command works).
+async fn guarded(
+    state: &AppState,
+    connection: &Connection,
+    command: impl std::future::Future<Output = bool>,
+) -> bool {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(command).catch_unwind().await {
+        Ok(keep) => keep,
+        Err(_) => {
+            let error = Error::Internal("a socket command panicked".into());
+            reply_error(state, connection, &error, None);
+            true
+        }
+    }
+}
+
 fn reply_error(
     state: &AppState,
     connection: &Connection,
@@ -329,7 +353,7 @@ async fn visitor_command(
             let outcome = match conversations.attachments_for(conversation, &attachments) {
                 Ok(files) => {
                     conversations
-                        .send(
+                        .send_reporting_new(
                             &Party::Visitor,
                             conversation,
                             client_key.clone(),
@@ -342,14 +366,17 @@ async fn visitor_command(
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(message) => {
+                Ok((message, new)) => {
                     let ack = DeskEvent::Ack {
                         conversation: conversation.to_string(),
                         client_key: client_key.clone(),
                         seq: message.seq,
                     };
                     conversations.hub().to_connection(connection, &ack);
-                    push_suggestions(state, conversation, message.seq);
+                    // A resend changes nothing: no new suggestions, nothing counted again.
+                    if new {
+                        state.suggestions.request(conversation, message.seq);
+                    }
                     (client_key, Ok(()))
                 }
                 Err(error) => (client_key, Err(error)),
@@ -383,52 +410,6 @@ async fn visitor_command(
         reply_error(state, connection, &error, client_key);
     }
     true
-}
-
-/// After a visitor message, the serving agent gets suggestions (辅助回复), computed off the socket's
-/// task so the visitor's acknowledgement never waits for them.
-fn push_suggestions(state: &AppState, conversation: &str, seq: u64) {
-    let state = state.clone();
-    let conversation = conversation.to_string();
-    tokio::spawn(async move {
-        let Ok(current) = state.conversations.conversation(&conversation) else {
-            return;
-        };
-        let Some(agent_id) = current.agent else {
-            return;
-        };
-        let Ok(agent) = state.accounts.account(agent_id) else {
-            return;
-        };
-        let scopes = readable_reply_scopes(&agent);
-        let id = conversation.clone();
-        let computed = off_thread(&state.assist, move |assist| {
-            let suggestions =
-                assist.for_conversation(&id, agent_id, &agent.display_name, &scopes)?;
-            assist.record_shown(&suggestions)?;
-            Ok(suggestions)
-        })
-        .await;
-        match computed {
-            Ok(suggestions) => {
-                if !suggestions.is_empty() {
-                    state.conversations.note(&[DeskFact::SuggestionsShown {
-                        agent: agent_id,
-                        group: current.group,
-                    }]);
-                }
-                state.conversations.hub().to_agents(
-                    &[agent_id],
-                    &DeskEvent::Suggestions {
-                        conversation,
-                        seq,
-                        suggestions,
-                    },
-                )
-            }
-            Err(error) => tracing::warn!(%error, "suggestions failed"),
-        }
-    });
 }
 
 #[derive(Debug, Deserialize)]

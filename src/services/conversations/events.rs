@@ -34,6 +34,15 @@ pub struct QueueItem {
     pub preview: String,
 }
 
+/// A queued conversation's new place, for the agents' queue lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuePosition {
+    /// The conversation.
+    pub conversation: String,
+    /// Position in its group's queue, from 1.
+    pub position: usize,
+}
+
 /// A frame pushed to a visitor or an agent.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -93,6 +102,11 @@ pub enum DeskEvent {
     Queued {
         /// It, with its position.
         item: QueueItem,
+    },
+    /// Queued conversations of the agent's groups moved (one ahead of them was taken or left).
+    QueuePositions {
+        /// Only the conversations whose position changed.
+        positions: Vec<QueuePosition>,
     },
     /// A conversation left the queue (taken, abandoned, left as a message).
     QueueRemoved {

@@ -4,41 +4,47 @@
 //!   leave a message, and the timers ([`ConversationService::tick`]).
 //! - `routing.rs`: who may take a conversation, who gets it, queue positions and waits, working hours.
 //! - `hub.rs`: open WebSockets and fan-out. `events.rs`: the frames pushed to them.
-//! - `flush.rs`: group commit, so a message is acknowledged only once durable.
+//! - `dispatch.rs`: group commit and ordered delivery, so a message is acknowledged only once
+//!   durable and every socket gets a conversation's frames in seq order.
 //!
 //! Open conversations and the queue are kept in memory ([`Desk`]) and written through to the store
-//! under one lock; nothing awaits while holding it. Messages are appended under the lock, the lock is
-//! released, one flush makes them durable, and only then are events sent and senders acknowledged.
+//! under one lock ([`ConversationService::locked`]); nothing awaits while holding it, and the work
+//! under it runs off the async workers. Messages are appended under the lock and their events queued
+//! in lock order; the lock is released, one flush makes a batch durable, and only then are events sent
+//! and senders acknowledged.
 
+mod dispatch;
 mod events;
 mod facts;
 mod files;
-mod flush;
 mod hub;
 mod routing;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use crate::config::ConversationsConfig;
 use crate::domain::{
-    AccountId, Attachment, Conversation, ConversationState, GroupId, GroupRouting, Message,
-    PendingTransfer, QueueEntry, QueueStatus, Rating, Role, SenderKind, VisitorIdentity, WrapUp,
+    Account, AccountId, Attachment, Conversation, ConversationState, GroupId, GroupRouting,
+    Message, PendingTransfer, PresenceStatus, QueueEntry, QueueStatus, Rating, Role, SenderKind,
+    VisitorIdentity, WrapUp,
 };
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::metrics::Metrics;
+use crate::services::quick_replies::{fill_variables, VISITOR_NAME_UNKNOWN};
 use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
-pub use events::{DeskEvent, QueueItem, VisitorView};
+pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
 pub use facts::{AssignedVia, DeskFact, DeskObserver};
-pub use flush::FlushBatcher;
 pub use hub::{Connection, Hub, Outbox};
 
 /// Folder of the message index under the data folder (derived; rebuilt from the store when needed).
@@ -47,6 +53,9 @@ const MESSAGE_INDEX_FOLDER: &str = "message-index";
 const RECENT_HANDLING: usize = 50;
 /// Assumed handling time before any conversation ended, in seconds.
 const DEFAULT_HANDLING_SECS: u64 = 180;
+/// Told to a visitor who arrives when the queue is full (`conversations.max_queue`).
+const QUEUE_FULL_NOTICE: &str =
+    "当前咨询人数较多，排队已满。您的问题已作为留言提交，客服会尽快回复您。";
 /// A queued visitor gone this long without coming back has abandoned the conversation.
 const ABANDON_AFTER: SignedDuration = SignedDuration::from_secs(60);
 
@@ -168,6 +177,9 @@ struct Desk {
     /// When each conversation's visitor closed their last page; a queued one is abandoned after
     /// [`ABANDON_AFTER`].
     visitor_gone: HashMap<String, Timestamp>,
+    /// Position and wait estimate last sent for each queued conversation, so that a change of the
+    /// queue sends only what moved.
+    shown_positions: HashMap<String, (usize, u64)>,
 }
 
 /// Events to send once the writes that caused them are durable.
@@ -201,13 +213,16 @@ pub struct ConversationService {
     accounts: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     config: ConversationsConfig,
-    hub: Hub,
-    flusher: FlushBatcher,
+    hub: Arc<Hub>,
+    dispatcher: dispatch::Dispatcher,
     files: files::Files,
     history: Arc<MessageIndex>,
     desk: Mutex<Desk>,
+    /// Async turn at the desk lock: changes wait here without holding a thread, and only the one
+    /// whose turn it is blocks (off the async workers) on the lock itself.
+    turn: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
-    observers: RwLock<Vec<Arc<dyn DeskObserver>>>,
+    observers: dispatch::Observers,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -255,7 +270,14 @@ impl ConversationService {
             .filter(|entry| entry.status == QueueStatus::Waiting)
             .collect();
         desk.queue.sort_by_key(|entry| entry.since);
-        let flusher = FlushBatcher::start(&store);
+        let hub = Arc::new(Hub::default());
+        let observers = dispatch::Observers::default();
+        let dispatcher = dispatch::Dispatcher::start(
+            &store,
+            Arc::clone(&hub),
+            Arc::clone(&observers),
+            Arc::clone(&clock),
+        );
         let files = files::Files::new(data_dir, accounts.store().files.clone());
         let history = Arc::new(MessageIndex::open(
             &data_dir.join(MESSAGE_INDEX_FOLDER),
@@ -270,11 +292,12 @@ impl ConversationService {
             accounts,
             clock,
             config,
-            hub: Hub::default(),
-            flusher,
+            hub,
+            dispatcher,
             desk: Mutex::new(desk),
+            turn: tokio::sync::Mutex::new(()),
             metrics: Arc::default(),
-            observers: RwLock::default(),
+            observers,
         })
     }
 
@@ -286,10 +309,7 @@ impl ConversationService {
 
     /// Tells `observer` every fact from now on.
     pub fn add_observer(&self, observer: Arc<dyn DeskObserver>) {
-        self.observers
-            .write()
-            .expect("observer list poisoned")
-            .push(observer);
+        self.observers.write().push(observer);
     }
 
     /// Records facts that happened outside the desk (suggestions shown and adopted); they are made
@@ -299,20 +319,7 @@ impl ConversationService {
     }
 
     fn tell_observers(&self, facts: &[DeskFact]) {
-        if facts.is_empty() {
-            return;
-        }
-        let at = self.now();
-        let observers = self
-            .observers
-            .read()
-            .expect("observer list poisoned")
-            .clone();
-        for observer in observers {
-            if let Err(error) = observer.observe(at, facts) {
-                tracing::warn!(%error, ?observer, "a desk observer failed");
-            }
-        }
+        dispatch::tell(&self.observers, self.now(), facts);
     }
 
     /// How many active conversations each agent serves now.
@@ -365,8 +372,29 @@ impl ConversationService {
         self.clock.now()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Desk> {
-        self.desk.lock().expect("desk lock poisoned")
+    /// The desk for a read or a change that sends nothing. The lock does not poison: a panic under it
+    /// fails that one call, not every later one.
+    fn lock(&self) -> MutexGuard<'_, Desk> {
+        self.desk.lock()
+    }
+
+    /// Runs a change of the desk under its lock, off the async workers, queues its events in lock
+    /// order, and returns once they are durable and sent.
+    async fn locked<T>(
+        &self,
+        change: impl FnOnce(&mut Desk, &mut Outgoing) -> Result<T> + Send,
+    ) -> Result<T> {
+        let turn = self.turn.lock().await;
+        let (value, ticket) = off_async_workers(|| {
+            let mut desk = self.lock();
+            let mut outgoing = Outgoing::default();
+            let value = change(&mut desk, &mut outgoing)?;
+            let ticket = self.dispatch(&mut desk, outgoing);
+            Ok::<_, Error>((value, ticket))
+        })?;
+        drop(turn);
+        ticket.wait().await?;
+        Ok(value)
     }
 
     /// One conversation, open or not.
@@ -408,7 +436,7 @@ impl ConversationService {
             self.config.max_upload_bytes,
             &self.config.upload_types,
         )?;
-        self.flusher.durable().await?;
+        self.dispatcher.durable().await?;
         Ok(attachment)
     }
 
@@ -491,7 +519,7 @@ impl ConversationService {
         } else {
             ConversationState::OfflineMessage
         };
-        let conversation = Conversation {
+        let mut conversation = Conversation {
             id: format!("c_{}", random_token(12)),
             visitor_id: grant.visitor_id.clone(),
             identity: request.identity,
@@ -514,12 +542,17 @@ impl ConversationService {
             first_assigned_at: None,
             awaiting_reply_since: Some(now),
         };
-        let mut outgoing = Outgoing::default();
-        outgoing.fact(DeskFact::Created {
-            conversation: conversation.clone(),
-        });
-        {
-            let mut desk = self.lock();
+        self.locked(|desk, outgoing| {
+            // A full queue takes messages for later instead of growing without end: anyone can
+            // start conversations, and each waiting one costs every later change of the queue.
+            let queue_full = desk.queue.len() >= self.config.max_queue;
+            if queue_full {
+                conversation.state = ConversationState::OfflineMessage;
+            }
+            let state = conversation.state;
+            outgoing.fact(DeskFact::Created {
+                conversation: conversation.clone(),
+            });
             self.store.put_conversation(&conversation)?;
             self.append(
                 &conversation,
@@ -543,22 +576,28 @@ impl ConversationService {
                 // Counted as away until their page's socket opens (`visitor_connected`): a visitor
                 // who never connects is abandoned like one who left, instead of waiting forever.
                 desk.visitor_gone.insert(conversation.id.clone(), now);
-                self.system_message(&conversation, "正在为您接入客服，请稍候。", &mut outgoing)?;
-                let item = self.queue_item(&desk, &conversation)?;
+                self.system_message(&conversation, "正在为您接入客服，请稍候。", outgoing)?;
+                let item = self.queue_item(desk, &conversation)?;
                 let agents = self.eligible_agents(conversation.group, None)?;
                 outgoing.agents(agents, DeskEvent::Queued { item });
                 outgoing.queue_changed = true;
-                self.route(&mut desk, &mut outgoing)?;
+                self.route(desk, outgoing)?;
             } else {
-                self.system_message(&conversation, &routing.off_hours_message, &mut outgoing)?;
+                let notice = if queue_full {
+                    QUEUE_FULL_NOTICE
+                } else {
+                    routing.off_hours_message.as_str()
+                };
+                self.system_message(&conversation, notice, outgoing)?;
                 outgoing.fact(DeskFact::OfflineMessage {
                     conversation: conversation.clone(),
                 });
             }
-        }
+            Ok(())
+        })
+        .await?;
         self.accounts
             .bind_visitor_conversation(token, &conversation.id)?;
-        self.deliver(outgoing).await?;
         self.conversation(&conversation.id)
     }
 
@@ -573,13 +612,33 @@ impl ConversationService {
         attachments: Vec<Attachment>,
         internal: bool,
     ) -> Result<Message> {
+        self.send_reporting_new(
+            party,
+            conversation_id,
+            client_key,
+            body,
+            attachments,
+            internal,
+        )
+        .await
+        .map(|(message, _)| message)
+    }
+
+    /// [`send`](Self::send), also telling whether the message is new (`false` for a resend).
+    pub async fn send_reporting_new(
+        &self,
+        party: &Party,
+        conversation_id: &str,
+        client_key: Option<String>,
+        body: &str,
+        attachments: Vec<Attachment>,
+        internal: bool,
+    ) -> Result<(Message, bool)> {
         let body = self.validate_body(body, &attachments)?;
         let now = self.now();
-        let mut outgoing = Outgoing::default();
-        let message = {
-            let mut desk = self.lock();
+        self.locked(|desk, outgoing| {
             // Offline messages are not on the desk; their visitor may still add to them.
-            let conversation = self.open_or_stored(&desk, conversation_id)?;
+            let conversation = self.open_or_stored(desk, conversation_id)?;
             let writable = match party {
                 Party::Visitor => matches!(
                     conversation.state,
@@ -661,12 +720,11 @@ impl ConversationService {
                         self.store.put_conversation(open)?;
                     }
                 }
-                self.broadcast_message(&conversation, &message, &mut outgoing);
+                self.broadcast_message(&conversation, &message, outgoing);
             }
-            message
-        };
-        self.deliver(outgoing).await?;
-        Ok(message)
+            Ok((message, new))
+        })
+        .await
     }
 
     /// Typing indicator, not stored.
@@ -695,34 +753,33 @@ impl ConversationService {
 
     /// The visitor leaves a message (留言) instead of waiting in the queue.
     pub async fn leave_message(&self, conversation_id: &str) -> Result<Conversation> {
-        let mut outgoing = Outgoing::default();
-        let conversation = {
-            let mut desk = self.lock();
-            let mut conversation = self.conversation_in(&desk, conversation_id)?;
-            if conversation.state != ConversationState::Queued {
-                return Err(Error::ConversationClosed(conversation_id.to_string()));
-            }
-            conversation.state = ConversationState::OfflineMessage;
-            outgoing.fact(DeskFact::OfflineMessage {
-                conversation: conversation.clone(),
-            });
-            self.leave_queue(&mut desk, conversation_id, None, &mut outgoing)?;
-            desk.open.remove(conversation_id);
-            self.store.put_conversation(&conversation)?;
-            self.system_message(
-                &conversation,
-                "已收到您的留言，客服上线后会尽快回复您。",
-                &mut outgoing,
-            )?;
-            outgoing.visitor(
-                conversation_id,
-                DeskEvent::State {
-                    conversation: self.visitor_view(&conversation),
-                },
-            );
-            conversation
-        };
-        self.deliver(outgoing).await?;
+        let conversation = self
+            .locked(|desk, outgoing| {
+                let mut conversation = self.conversation_in(desk, conversation_id)?;
+                if conversation.state != ConversationState::Queued {
+                    return Err(Error::ConversationClosed(conversation_id.to_string()));
+                }
+                conversation.state = ConversationState::OfflineMessage;
+                outgoing.fact(DeskFact::OfflineMessage {
+                    conversation: conversation.clone(),
+                });
+                self.leave_queue(desk, conversation_id, None, outgoing)?;
+                desk.open.remove(conversation_id);
+                self.store.put_conversation(&conversation)?;
+                self.system_message(
+                    &conversation,
+                    "已收到您的留言，客服上线后会尽快回复您。",
+                    outgoing,
+                )?;
+                outgoing.visitor(
+                    conversation_id,
+                    DeskEvent::State {
+                        conversation: self.visitor_view(&conversation),
+                    },
+                );
+                Ok(conversation)
+            })
+            .await?;
         Ok(conversation)
     }
 
@@ -738,9 +795,8 @@ impl ConversationService {
         }
         // Read, check and write under the desk lock: two ratings at once would otherwise both pass
         // the check and be counted twice, and a wrap-up written at the same time could be lost.
-        let (conversation, rating) = {
-            let desk = self.lock();
-            let mut conversation = self.open_or_stored(&desk, conversation_id)?;
+        self.locked(|desk, outgoing| {
+            let mut conversation = self.open_or_stored(desk, conversation_id)?;
             if conversation.state != ConversationState::Ended {
                 return Err(Error::InvalidInput(
                     "only an ended conversation can be rated".into(),
@@ -758,21 +814,18 @@ impl ConversationService {
             };
             conversation.rating = Some(rating.clone());
             self.store.put_conversation(&conversation)?;
-            (conversation, rating)
-        };
-        self.tell_observers(&[DeskFact::Rated { conversation }]);
-        self.flusher.durable().await?;
-        Ok(rating)
+            outgoing.fact(DeskFact::Rated { conversation });
+            Ok(rating)
+        })
+        .await
     }
 
     // ----- agent side -----
 
     /// The agent takes a queued conversation (or an offline message) themselves.
     pub async fn accept(&self, agent: AccountId, conversation_id: &str) -> Result<Conversation> {
-        let mut outgoing = Outgoing::default();
-        {
-            let mut desk = self.lock();
-            let conversation = self.open_or_stored(&desk, conversation_id)?;
+        self.locked(|desk, outgoing| {
+            let conversation = self.open_or_stored(desk, conversation_id)?;
             if !matches!(
                 conversation.state,
                 ConversationState::Queued | ConversationState::OfflineMessage
@@ -785,7 +838,7 @@ impl ConversationService {
                     "this conversation belongs to a skill group you are not in".into(),
                 ));
             }
-            if routing::active_count(&desk, agent) >= account.max_concurrent as usize {
+            if routing::active_count(desk, agent) >= account.max_concurrent as usize {
                 return Err(Error::AgentAtCapacity);
             }
             // A message left for later lives only in the store until someone takes it; putting it
@@ -796,14 +849,15 @@ impl ConversationService {
                     .insert(conversation.id.clone(), conversation.clone());
             }
             self.assign(
-                &mut desk,
+                desk,
                 conversation_id,
                 agent,
                 AssignedVia::Accepted,
-                &mut outgoing,
+                outgoing,
             )?;
-        }
-        self.deliver(outgoing).await?;
+            Ok(())
+        })
+        .await?;
         self.conversation(conversation_id)
     }
 
@@ -824,83 +878,109 @@ impl ConversationService {
                 "a transfer note is at most 500 characters, a reason at most 200".into(),
             ));
         }
-        let mut outgoing = Outgoing::default();
-        let conversation = {
-            let mut desk = self.lock();
-            let mut conversation = self.conversation_in(&desk, conversation_id)?;
-            if conversation.state != ConversationState::Active || conversation.agent != Some(from) {
-                return Err(Error::Forbidden(
-                    "only the serving agent can transfer an active conversation".into(),
-                ));
-            }
-            let (to_group, receiver) = match target {
-                TransferTarget::Agent(agent) => {
-                    let account = self.accounts.account(agent)?;
-                    if account.disabled || !account.has_role(Role::Agent) || agent == from {
-                        return Err(Error::TransferTargetUnavailable(format!(
-                            "`{}` cannot receive conversations",
-                            account.username
-                        )));
-                    }
-                    (None, agent)
+        let conversation = self
+            .locked(|desk, outgoing| {
+                let mut conversation = self.conversation_in(desk, conversation_id)?;
+                if conversation.state != ConversationState::Active
+                    || conversation.agent != Some(from)
+                {
+                    return Err(Error::Forbidden(
+                        "only the serving agent can transfer an active conversation".into(),
+                    ));
                 }
-                TransferTarget::Group(group) => {
-                    self.accounts.group(group)?;
-                    let candidates = self.eligible_agents(Some(group), Some(from))?;
-                    let receiver =
-                        routing::pick(&desk, &conversation, &candidates, &self.accounts)?
+                let (to_group, receiver) = match target {
+                    TransferTarget::Agent(agent) => {
+                        let account = self.accounts.account(agent)?;
+                        if account.disabled || !account.has_role(Role::Agent) || agent == from {
+                            return Err(Error::TransferTargetUnavailable(format!(
+                                "`{}` cannot receive conversations",
+                                account.username
+                            )));
+                        }
+                        (None, agent)
+                    }
+                    TransferTarget::Group(group) => {
+                        self.accounts.group(group)?;
+                        let staff = routing::Staff::online(desk, &self.accounts)?;
+                        let candidates = staff.candidates(Some(group), &[from]);
+                        let receiver = routing::pick(desk, &conversation, &candidates, &staff)
                             .ok_or_else(|| {
                                 Error::TransferTargetUnavailable(
                                     "no agent of that group is available".into(),
                                 )
                             })?;
-                    (Some(group), receiver)
-                }
-            };
-            let from_account = self.accounts.account(from)?;
-            let receiver_account = self.accounts.account(receiver)?;
-            conversation.pending_transfer = Some(PendingTransfer {
-                from,
-                to_group,
-                to_agent: Some(receiver),
-                note: note.to_string(),
-                at: self.now(),
-            });
-            desk.open
-                .insert(conversation.id.clone(), conversation.clone());
-            self.store.put_conversation(&conversation)?;
-            // The receiver answers or the offer lapses within the transfer timeout.
-            let wait = self
-                .estimated_wait(&desk, to_group.or(conversation.group), 1)
-                .min(self.config.transfer_timeout_secs);
-            // The note is for the receiver only; the visitor sees the reason.
-            let reason = if reason.is_empty() {
-                String::new()
-            } else {
-                format!("（{reason}）")
-            };
-            self.system_message(
-                &conversation,
-                &format!(
-                    "正在为您转接客服{}{reason}，预计等待约 {} 秒。",
-                    receiver_account.display_name, wait
-                ),
-                &mut outgoing,
-            )?;
-            let messages = self.store.messages_after(conversation_id, 0)?;
-            outgoing.agents(
-                vec![receiver],
-                DeskEvent::TransferOffered {
-                    conversation: conversation.clone(),
+                        (Some(group), receiver)
+                    }
+                };
+                let from_account = self.accounts.account(from)?;
+                let receiver_account = self.accounts.account(receiver)?;
+                conversation.pending_transfer = Some(PendingTransfer {
                     from,
-                    from_name: from_account.display_name,
+                    to_group,
+                    to_agent: Some(receiver),
                     note: note.to_string(),
-                    messages,
-                },
-            );
-            conversation
-        };
-        self.deliver(outgoing).await?;
+                    at: self.now(),
+                });
+                desk.open
+                    .insert(conversation.id.clone(), conversation.clone());
+                self.store.put_conversation(&conversation)?;
+                // The note stays in the conversation, where the transfer happened, as an internal
+                // entry: whoever serves or reviews it later reads it in place; the visitor never
+                // gets it.
+                if !note.is_empty() {
+                    let to = match to_group {
+                        Some(group) => format!(
+                            "{} · {}",
+                            self.accounts.group(group)?.name,
+                            receiver_account.display_name
+                        ),
+                        None => receiver_account.display_name.clone(),
+                    };
+                    let entry = Message {
+                        seq: 0,
+                        kind: SenderKind::Internal,
+                        agent: Some(from),
+                        sender_name: from_account.display_name.clone(),
+                        body: format!("转接备注（转给 {to}）：{note}"),
+                        attachments: Vec::new(),
+                        at: self.now(),
+                        client_key: None,
+                    };
+                    let (entry, _) = self.append(&conversation, entry)?;
+                    self.broadcast_message(&conversation, &entry, outgoing);
+                }
+                // The receiver answers or the offer lapses within the transfer timeout.
+                let wait = self
+                    .estimated_wait(desk, to_group.or(conversation.group), 1)
+                    .min(self.config.transfer_timeout_secs);
+                // The note is for the receiver only; the visitor sees the reason.
+                let reason = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("（{reason}）")
+                };
+                self.system_message(
+                    &conversation,
+                    &format!(
+                        "正在为您转接客服{}{reason}，预计等待约 {} 秒。",
+                        receiver_account.display_name, wait
+                    ),
+                    outgoing,
+                )?;
+                let messages = self.store.messages_after(conversation_id, 0)?;
+                outgoing.agents(
+                    vec![receiver],
+                    DeskEvent::TransferOffered {
+                        conversation: conversation.clone(),
+                        from,
+                        from_name: from_account.display_name,
+                        note: note.to_string(),
+                        messages,
+                    },
+                );
+                Ok(conversation)
+            })
+            .await?;
         Ok(conversation)
     }
 
@@ -911,10 +991,8 @@ impl ConversationService {
         conversation_id: &str,
         accept: bool,
     ) -> Result<Conversation> {
-        let mut outgoing = Outgoing::default();
-        {
-            let mut desk = self.lock();
-            let mut conversation = self.conversation_in(&desk, conversation_id)?;
+        self.locked(|desk, outgoing| {
+            let mut conversation = self.conversation_in(desk, conversation_id)?;
             let Some(transfer) = conversation.pending_transfer.clone() else {
                 return Err(Error::InvalidInput("no transfer is waiting".into()));
             };
@@ -925,7 +1003,7 @@ impl ConversationService {
                 // The offer may have been made to someone already full, or they filled up while it
                 // waited: accepting would put them over their limit. The offer stays open.
                 let account = self.accounts.account(receiver)?;
-                if routing::active_count(&desk, receiver) >= account.max_concurrent as usize {
+                if routing::active_count(desk, receiver) >= account.max_concurrent as usize {
                     return Err(Error::AgentAtCapacity);
                 }
                 let from_group = conversation.group;
@@ -942,23 +1020,24 @@ impl ConversationService {
                     },
                 );
                 self.assign(
-                    &mut desk,
+                    desk,
                     conversation_id,
                     receiver,
                     AssignedVia::Transfer,
-                    &mut outgoing,
+                    outgoing,
                 )?;
                 outgoing.fact(DeskFact::Transferred {
-                    conversation: self.conversation_in(&desk, conversation_id)?,
+                    conversation: self.conversation_in(desk, conversation_id)?,
                     from: transfer.from,
                     to: receiver,
                     from_group,
                 });
             } else {
-                self.cancel_transfer(&mut desk, &mut conversation, "declined", &mut outgoing)?;
+                self.cancel_transfer(desk, &mut conversation, "declined", outgoing)?;
             }
-        }
-        self.deliver(outgoing).await?;
+            Ok(())
+        })
+        .await?;
         self.conversation(conversation_id)
     }
 
@@ -969,51 +1048,50 @@ impl ConversationService {
         conversation_id: &str,
         colleague: AccountId,
     ) -> Result<Conversation> {
-        let mut outgoing = Outgoing::default();
-        let conversation = {
-            let mut desk = self.lock();
-            let mut conversation = self.conversation_in(&desk, conversation_id)?;
-            if conversation.state != ConversationState::Active {
-                return Err(Error::ConversationClosed(conversation_id.to_string()));
-            }
-            let account = self.accounts.account(colleague)?;
-            let can_help = !account.disabled
-                && (account.has_role(Role::Agent) || account.has_role(Role::Supervisor));
-            if !can_help || conversation.agent == Some(colleague) {
-                return Err(Error::TransferTargetUnavailable(format!(
-                    "`{}` cannot be invited",
-                    account.username
-                )));
-            }
-            conversation.invited.insert(colleague);
-            desk.open
-                .insert(conversation.id.clone(), conversation.clone());
-            self.store.put_conversation(&conversation)?;
-            let inviter = self.accounts.account(by)?;
-            let note = Message {
-                seq: 0,
-                kind: SenderKind::Internal,
-                agent: Some(by),
-                sender_name: inviter.display_name,
-                body: format!("邀请 {} 协助处理", account.display_name),
-                attachments: Vec::new(),
-                at: self.now(),
-                client_key: None,
-            };
-            let (note, _) = self.append(&conversation, note)?;
-            self.broadcast_message(&conversation, &note, &mut outgoing);
-            let messages = self.store.messages_after(conversation_id, 0)?;
-            outgoing.agents(
-                vec![colleague],
-                DeskEvent::Invited {
-                    conversation: conversation.clone(),
-                    by,
-                    messages,
-                },
-            );
-            conversation
-        };
-        self.deliver(outgoing).await?;
+        let conversation = self
+            .locked(|desk, outgoing| {
+                let mut conversation = self.conversation_in(desk, conversation_id)?;
+                if conversation.state != ConversationState::Active {
+                    return Err(Error::ConversationClosed(conversation_id.to_string()));
+                }
+                let account = self.accounts.account(colleague)?;
+                let can_help = !account.disabled
+                    && (account.has_role(Role::Agent) || account.has_role(Role::Supervisor));
+                if !can_help || conversation.agent == Some(colleague) {
+                    return Err(Error::TransferTargetUnavailable(format!(
+                        "`{}` cannot be invited",
+                        account.username
+                    )));
+                }
+                conversation.invited.insert(colleague);
+                desk.open
+                    .insert(conversation.id.clone(), conversation.clone());
+                self.store.put_conversation(&conversation)?;
+                let inviter = self.accounts.account(by)?;
+                let note = Message {
+                    seq: 0,
+                    kind: SenderKind::Internal,
+                    agent: Some(by),
+                    sender_name: inviter.display_name,
+                    body: format!("邀请 {} 协助处理", account.display_name),
+                    attachments: Vec::new(),
+                    at: self.now(),
+                    client_key: None,
+                };
+                let (note, _) = self.append(&conversation, note)?;
+                self.broadcast_message(&conversation, &note, outgoing);
+                let messages = self.store.messages_after(conversation_id, 0)?;
+                outgoing.agents(
+                    vec![colleague],
+                    DeskEvent::Invited {
+                        conversation: conversation.clone(),
+                        by,
+                        messages,
+                    },
+                );
+                Ok(conversation)
+            })
+            .await?;
         Ok(conversation)
     }
 
@@ -1023,14 +1101,13 @@ impl ConversationService {
             Party::Visitor => "visitor",
             Party::Agent(_) => "agent",
         };
-        let mut outgoing = Outgoing::default();
-        {
-            let mut desk = self.lock();
-            self.end_locked(&mut desk, conversation_id, ended_by, &mut outgoing)?;
+        self.locked(|desk, outgoing| {
+            self.end_locked(desk, conversation_id, ended_by, outgoing)?;
             // A slot is free: waiting conversations may move.
-            self.route(&mut desk, &mut outgoing)?;
-        }
-        self.deliver(outgoing).await?;
+            self.route(desk, outgoing)?;
+            Ok(())
+        })
+        .await?;
         self.conversation(conversation_id)
     }
 
@@ -1060,9 +1137,8 @@ impl ConversationService {
         }
         // Read, check and write under the desk lock, as for ratings: a rating stored at the same time
         // would otherwise be overwritten by this older copy of the conversation.
-        let (conversation, first) = {
-            let desk = self.lock();
-            let mut conversation = self.open_or_stored(&desk, conversation_id)?;
+        self.locked(|desk, outgoing| {
+            let mut conversation = self.open_or_stored(desk, conversation_id)?;
             if conversation.state != ConversationState::Ended {
                 return Err(Error::InvalidInput(
                     "only an ended conversation can be wrapped up".into(),
@@ -1088,14 +1164,13 @@ impl ConversationService {
                 at: self.now(),
             });
             self.store.put_conversation(&conversation)?;
-            (conversation, first)
-        };
-        self.tell_observers(&[DeskFact::WrappedUp {
-            conversation: conversation.clone(),
-            first,
-        }]);
-        self.flusher.durable().await?;
-        Ok(conversation)
+            outgoing.fact(DeskFact::WrappedUp {
+                conversation: conversation.clone(),
+                first,
+            });
+            Ok(conversation)
+        })
+        .await
     }
 
     /// Ended conversations of `agent` still waiting for a wrap-up, and offline messages of the agent's
@@ -1192,9 +1267,7 @@ impl ConversationService {
     /// Reacts to a presence change: an agent going offline gives their conversations back to the front
     /// of the queue; an agent coming online may get waiting ones.
     pub async fn on_presence(&self, agent: AccountId, online: bool, offline: bool) -> Result<()> {
-        let mut outgoing = Outgoing::default();
-        {
-            let mut desk = self.lock();
+        self.locked(|desk, outgoing| {
             if offline {
                 let theirs: Vec<String> = desk
                     .open
@@ -1206,14 +1279,16 @@ impl ConversationService {
                     .map(|conversation| conversation.id.clone())
                     .collect();
                 for id in theirs {
-                    self.requeue(&mut desk, &id, "offline", None, &mut outgoing)?;
+                    self.requeue(desk, &id, "offline", None, outgoing)?;
                 }
             }
             if online || offline {
-                self.route(&mut desk, &mut outgoing)?;
+                self.route(desk, outgoing)?;
             }
-        }
-        self.deliver(outgoing).await
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Runs the timers once: unanswered assignments, transfer offers, idle visitors, long waits.
@@ -1225,9 +1300,7 @@ impl ConversationService {
         let remind_after = SignedDuration::from_mins(self.config.visitor_idle_remind_mins as i64);
         let end_after = SignedDuration::from_mins(self.config.visitor_idle_end_mins as i64);
         let wait_limit = SignedDuration::from_mins(self.config.queue_wait_limit_mins as i64);
-        let mut outgoing = Outgoing::default();
-        {
-            let mut desk = self.lock();
+        self.locked(|desk, outgoing| {
             let open: Vec<Conversation> = desk.open.values().cloned().collect();
             for mut conversation in open {
                 if conversation.state != ConversationState::Active {
@@ -1235,12 +1308,7 @@ impl ConversationService {
                 }
                 if let Some(transfer) = &conversation.pending_transfer {
                     if now.duration_since(transfer.at) > transfer_timeout {
-                        self.cancel_transfer(
-                            &mut desk,
-                            &mut conversation,
-                            "timeout",
-                            &mut outgoing,
-                        )?;
+                        self.cancel_transfer(desk, &mut conversation, "timeout", outgoing)?;
                     }
                 }
                 let lapsed = conversation.answered_at.is_none()
@@ -1250,15 +1318,9 @@ impl ConversationService {
                 let idle = now.duration_since(conversation.last_visitor_activity);
                 if lapsed {
                     let agent = conversation.agent;
-                    self.requeue(
-                        &mut desk,
-                        &conversation.id,
-                        "unanswered",
-                        agent,
-                        &mut outgoing,
-                    )?;
+                    self.requeue(desk, &conversation.id, "unanswered", agent, outgoing)?;
                 } else if idle > end_after {
-                    self.end_locked(&mut desk, &conversation.id, "idle", &mut outgoing)?;
+                    self.end_locked(desk, &conversation.id, "idle", outgoing)?;
                 } else if idle > remind_after && !conversation.idle_reminded {
                     conversation.idle_reminded = true;
                     desk.open
@@ -1267,7 +1329,7 @@ impl ConversationService {
                     self.system_message(
                         &conversation,
                         "您好，请问还有其他问题吗？如无回复，本次会话将自动结束。",
-                        &mut outgoing,
+                        outgoing,
                     )?;
                 }
             }
@@ -1284,7 +1346,7 @@ impl ConversationService {
                 .collect();
             for id in abandoned {
                 desk.visitor_gone.remove(&id);
-                self.end_locked(&mut desk, &id, "visitor", &mut outgoing)?;
+                self.end_locked(desk, &id, "visitor", outgoing)?;
             }
             let mut long_waits = Vec::new();
             for entry in desk.queue.iter_mut() {
@@ -1305,13 +1367,15 @@ impl ConversationService {
                     },
                 );
             }
-            self.route(&mut desk, &mut outgoing)?;
-        }
+            self.route(desk, outgoing)?;
+            Ok(())
+        })
+        .await?;
         let history = Arc::clone(&self.history);
         tokio::task::spawn_blocking(move || history.commit_if_due())
             .await
             .map_err(|error| Error::Internal(format!("message index commit failed: {error}")))??;
-        self.deliver(outgoing).await
+        Ok(())
     }
 
     // ----- history -----
@@ -1535,12 +1599,23 @@ impl ConversationService {
             outgoing,
         )?;
         if !account.settings.greeting.is_empty() {
+            // The same variables as a quick reply's, filled the same way.
+            let body = fill_variables(
+                &account.settings.greeting,
+                conversation
+                    .identity
+                    .name
+                    .as_deref()
+                    .unwrap_or(VISITOR_NAME_UNKNOWN),
+                &account.display_name,
+                now,
+            );
             let greeting = Message {
                 seq: 0,
                 kind: SenderKind::Agent,
                 agent: Some(agent),
                 sender_name: account.display_name.clone(),
-                body: account.settings.greeting.clone(),
+                body,
                 attachments: Vec::new(),
                 at: now,
                 client_key: None,
@@ -1774,31 +1849,51 @@ impl ConversationService {
     /// Assigns what automatic routing can: for each waiting entry, oldest first, the returning
     /// visitor's last agent or the least-loaded eligible agent. Manual groups only get the former.
     fn route(&self, desk: &mut Desk, outgoing: &mut Outgoing) -> Result<()> {
+        if !desk
+            .queue
+            .iter()
+            .any(|entry| entry.status == QueueStatus::Waiting)
+        {
+            return Ok(());
+        }
+        let mut staff = routing::Staff::online(desk, &self.accounts)?;
         let waiting: Vec<QueueEntry> = desk
             .queue
             .iter()
             .filter(|entry| entry.status == QueueStatus::Waiting)
             .cloned()
             .collect();
+        let mut modes = HashMap::new();
         for entry in waiting {
+            // Nobody has room: the rest of the queue waits, however long it is.
+            if !staff.any_room() {
+                break;
+            }
             let Some(conversation) = desk.open.get(&entry.conversation).cloned() else {
                 continue;
             };
+            let declined: Vec<AccountId> = entry.declined_by.iter().copied().collect();
+            let candidates = staff.candidates(entry.group, &declined);
+            if candidates.is_empty() {
+                continue;
+            }
             let mode = match entry.group {
-                Some(group) => self.group_routing(group)?.mode,
+                Some(group) => match modes.get(&group) {
+                    Some(mode) => *mode,
+                    None => {
+                        let mode = self.group_routing(group)?.mode;
+                        modes.insert(group, mode);
+                        mode
+                    }
+                },
                 None => crate::domain::RoutingMode::Auto,
             };
-            let candidates: Vec<AccountId> = self
-                .eligible_agents(entry.group, None)?
-                .into_iter()
-                .filter(|agent| !entry.declined_by.contains(agent))
-                .collect();
             let choice = match mode {
                 crate::domain::RoutingMode::Auto => {
-                    routing::pick(desk, &conversation, &candidates, &self.accounts)?
+                    routing::pick(desk, &conversation, &candidates, &staff)
                 }
                 crate::domain::RoutingMode::Manual => {
-                    routing::returning_agent(desk, &conversation, &candidates, &self.accounts)?
+                    routing::returning_agent(desk, &conversation, &candidates)
                 }
             };
             if let Some(agent) = choice {
@@ -1809,6 +1904,7 @@ impl ConversationService {
                     AssignedVia::Routing,
                     outgoing,
                 )?;
+                staff.assigned(agent);
             }
         }
         Ok(())
@@ -1852,30 +1948,71 @@ impl ConversationService {
             .iter()
             .find(|entry| entry.conversation == conversation_id)
             .and_then(|entry| entry.group);
+        let online = self.accounts.online_agents().unwrap_or_default();
         DeskEvent::Queue {
             conversation: conversation_id.to_string(),
             position,
-            estimated_wait_secs: self.estimated_wait(desk, group, position),
+            estimated_wait_secs: estimated_wait(desk, &online, group, position),
         }
     }
 
     /// A slot frees about every (average handling time / open slots) seconds; the visitor at
     /// `position` waits for that many. Slots are the maximums of the online agents of the group.
     fn estimated_wait(&self, desk: &Desk, group: Option<GroupId>, position: usize) -> u64 {
-        let average = if desk.recent_handling.is_empty() {
-            DEFAULT_HANDLING_SECS
-        } else {
-            desk.recent_handling.iter().sum::<u64>() / desk.recent_handling.len() as u64
-        };
-        let slots: u64 = self
-            .accounts
-            .online_agents()
-            .unwrap_or_default()
+        let online = self.accounts.online_agents().unwrap_or_default();
+        estimated_wait(desk, &online, group, position)
+    }
+
+    /// After the queue changed: each queued visitor whose position or wait estimate changed gets it,
+    /// and the agents who see a group's queue get the positions that changed in it. One pass over
+    /// the queue; nothing is sent for the entries that did not move.
+    fn queue_positions(&self, desk: &mut Desk, outgoing: &mut Outgoing) {
+        let positions = routing::positions(desk);
+        let present = self.accounts.present_agents().unwrap_or_default();
+        let online: Vec<Account> = present
             .iter()
-            .filter(|account| routing::may_take(account, group))
-            .map(|account| u64::from(account.max_concurrent))
-            .sum();
-        (average * position.max(1) as u64 / slots.max(1)).max(10)
+            .filter(|account| account.presence.status == PresenceStatus::Online)
+            .cloned()
+            .collect();
+        let mut moved: BTreeMap<Option<GroupId>, Vec<QueuePosition>> = BTreeMap::new();
+        let mut ordered: Vec<(&String, &(Option<GroupId>, usize))> = positions.iter().collect();
+        ordered.sort_by_key(|(_, (group, position))| (*group, *position));
+        for (conversation, &(group, position)) in ordered {
+            let wait = estimated_wait(desk, &online, group, position);
+            let shown = desk
+                .shown_positions
+                .insert(conversation.clone(), (position, wait));
+            if shown == Some((position, wait)) {
+                continue;
+            }
+            outgoing.visitor(
+                conversation,
+                DeskEvent::Queue {
+                    conversation: conversation.clone(),
+                    position,
+                    estimated_wait_secs: wait,
+                },
+            );
+            // A conversation new to the queue reached the agents with its position (`queued`).
+            if shown.is_some_and(|(before, _)| before != position) {
+                moved.entry(group).or_default().push(QueuePosition {
+                    conversation: conversation.clone(),
+                    position,
+                });
+            }
+        }
+        desk.shown_positions
+            .retain(|conversation, _| positions.contains_key(conversation));
+        for (group, positions) in moved {
+            let agents: Vec<AccountId> = present
+                .iter()
+                .filter(|account| routing::may_take(account, group))
+                .map(|account| account.id)
+                .collect();
+            if !agents.is_empty() {
+                outgoing.agents(agents, DeskEvent::QueuePositions { positions });
+            }
+        }
     }
 
     fn visitor_view(&self, conversation: &Conversation) -> VisitorView {
@@ -1892,25 +2029,45 @@ impl ConversationService {
         }
     }
 
-    /// Flushes, then sends the events; queued visitors get their new positions.
-    async fn deliver(&self, mut outgoing: Outgoing) -> Result<()> {
-        self.tell_observers(&outgoing.facts);
-        self.flusher.durable().await?;
+    /// Queues the events of a change in desk order; queued visitors, and the agents who see the
+    /// queue, get the positions that changed.
+    fn dispatch(&self, desk: &mut Desk, mut outgoing: Outgoing) -> dispatch::Ticket {
         if outgoing.queue_changed {
-            let desk = self.lock();
-            for entry in &desk.queue {
-                let event = self.queue_event(&desk, &entry.conversation);
-                outgoing.visitor(&entry.conversation, event);
-            }
+            self.queue_positions(desk, &mut outgoing);
         }
-        for (agents, event) in &outgoing.to_agents {
-            self.hub.to_agents(agents, event);
-        }
-        for (conversation, event) in &outgoing.to_visitors {
-            self.hub.to_visitor(conversation, event);
-        }
-        Ok(())
+        self.dispatcher.queue(dispatch::Delivery {
+            to_agents: outgoing.to_agents,
+            to_visitors: outgoing.to_visitors,
+            facts: outgoing.facts,
+        })
     }
+}
+
+/// Runs `work`, which blocks (the desk lock, sled, the message index), without stalling the async
+/// worker it is called on: under a multi-threaded runtime the worker's other tasks move elsewhere.
+fn off_async_workers<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// A slot frees about every (average handling time / open slots) seconds; the visitor at `position`
+/// waits for that many. Slots are the maximums of the `online` agents who may take `group`.
+fn estimated_wait(desk: &Desk, online: &[Account], group: Option<GroupId>, position: usize) -> u64 {
+    let average = if desk.recent_handling.is_empty() {
+        DEFAULT_HANDLING_SECS
+    } else {
+        desk.recent_handling.iter().sum::<u64>() / desk.recent_handling.len() as u64
+    };
+    let slots: u64 = online
+        .iter()
+        .filter(|account| routing::may_take(account, group))
+        .map(|account| u64::from(account.max_concurrent))
+        .sum();
+    (average * position.max(1) as u64 / slots.max(1)).max(10)
 }
 
 /// Seconds from `from` to `to`, never negative.

@@ -1,6 +1,8 @@
 //! Who may take a conversation and who gets it: eligibility, load, the returning visitor's last agent
 //! (历史坐席优先), queue positions, working hours.
 
+use std::collections::HashMap;
+
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -29,13 +31,67 @@ pub fn active_count(desk: &Desk, agent: AccountId) -> usize {
         .count()
 }
 
-/// The visitor's last agent, if among `candidates` and under their maximum.
+/// The online agents with their loads, read once per routing pass instead of once per queued
+/// conversation and candidate (which made every start slower as the queue grew).
+#[derive(Debug)]
+pub struct Staff {
+    agents: Vec<Account>,
+    loads: HashMap<AccountId, usize>,
+}
+
+impl Staff {
+    /// Online agents and how many active conversations each serves now.
+    pub fn online(desk: &Desk, accounts: &AccountService) -> Result<Staff> {
+        let agents = accounts.online_agents()?;
+        let mut loads = HashMap::new();
+        for conversation in desk.open.values() {
+            if let (ConversationState::Active, Some(agent)) =
+                (conversation.state, conversation.agent)
+            {
+                *loads.entry(agent).or_insert(0) += 1;
+            }
+        }
+        Ok(Staff { agents, loads })
+    }
+
+    fn has_room(&self, account: &Account) -> bool {
+        self.load(account.id) < account.max_concurrent as usize
+    }
+
+    fn load(&self, agent: AccountId) -> usize {
+        self.loads.get(&agent).copied().unwrap_or(0)
+    }
+
+    /// Whether any online agent could take one more conversation.
+    pub fn any_room(&self) -> bool {
+        self.agents
+            .iter()
+            .any(|account| may_take(account, None) && self.has_room(account))
+    }
+
+    /// Agents who may take a conversation of `group` and have room for it, but `except`.
+    pub fn candidates(&self, group: Option<GroupId>, except: &[AccountId]) -> Vec<AccountId> {
+        self.agents
+            .iter()
+            .filter(|account| {
+                may_take(account, group) && self.has_room(account) && !except.contains(&account.id)
+            })
+            .map(|account| account.id)
+            .collect()
+    }
+
+    /// Counts a conversation just given to `agent`.
+    pub fn assigned(&mut self, agent: AccountId) {
+        *self.loads.entry(agent).or_insert(0) += 1;
+    }
+}
+
+/// The visitor's last agent, if among `candidates` (who all have room).
 pub fn returning_agent(
     desk: &Desk,
     conversation: &Conversation,
     candidates: &[AccountId],
-    accounts: &AccountService,
-) -> Result<Option<AccountId>> {
+) -> Option<AccountId> {
     let previous = desk
         .last_agent
         .get(&conversation.visitor_id)
@@ -47,56 +103,72 @@ pub fn returning_agent(
                 .as_ref()
                 .and_then(|external| desk.last_agent.get(&format!("ext:{external}")).copied())
         });
-    let Some(previous) = previous.filter(|agent| candidates.contains(agent)) else {
-        return Ok(None);
-    };
-    let account = accounts.account(previous)?;
-    Ok((active_count(desk, previous) < account.max_concurrent as usize).then_some(previous))
+    previous.filter(|agent| candidates.contains(agent))
 }
 
-/// The returning visitor's last agent, else the candidate with the fewest active conversations under
-/// their maximum; ties go to the one idle longest (assigned least recently).
+/// The returning visitor's last agent, else the candidate with the fewest active conversations;
+/// ties go to the one idle longest (assigned least recently). `candidates` all have room.
 pub fn pick(
     desk: &Desk,
     conversation: &Conversation,
     candidates: &[AccountId],
-    accounts: &AccountService,
-) -> Result<Option<AccountId>> {
-    if let Some(previous) = returning_agent(desk, conversation, candidates, accounts)? {
-        return Ok(Some(previous));
+    staff: &Staff,
+) -> Option<AccountId> {
+    if let Some(previous) = returning_agent(desk, conversation, candidates) {
+        return Some(previous);
     }
-    let mut best: Option<(usize, Timestamp, AccountId)> = None;
-    for &agent in candidates {
-        let account = accounts.account(agent)?;
-        let load = active_count(desk, agent);
-        if load >= account.max_concurrent as usize {
-            continue;
-        }
-        let idle_since = desk
-            .last_assigned
-            .get(&agent)
-            .copied()
-            .unwrap_or(Timestamp::MIN);
-        let key = (load, idle_since, agent);
-        if best.is_none_or(|current| key < current) {
-            best = Some(key);
-        }
-    }
-    Ok(best.map(|(_, _, agent)| agent))
+    candidates
+        .iter()
+        .map(|&agent| {
+            let idle_since = desk
+                .last_assigned
+                .get(&agent)
+                .copied()
+                .unwrap_or(Timestamp::MIN);
+            (staff.load(agent), idle_since, agent)
+        })
+        .min()
+        .map(|(_, _, agent)| agent)
 }
 
-/// 1-based position among the waiting entries of the same group.
+/// Positions of every queued conversation, 1-based within its group's queue, in one pass: equal
+/// to [`position`] for each.
+pub fn positions(desk: &Desk) -> HashMap<String, (Option<GroupId>, usize)> {
+    let mut by_group: HashMap<Option<GroupId>, Vec<(Timestamp, usize, &str)>> = HashMap::new();
+    for (index, entry) in desk.queue.iter().enumerate() {
+        by_group.entry(entry.group).or_default().push((
+            entry.since,
+            index,
+            entry.conversation.as_str(),
+        ));
+    }
+    let mut positions = HashMap::new();
+    for (group, mut entries) in by_group {
+        entries.sort();
+        for (position, (_, _, conversation)) in entries.into_iter().enumerate() {
+            positions.insert(conversation.to_string(), (group, position + 1));
+        }
+    }
+    positions
+}
+
+/// 1-based position among the entries of the same group: by waiting time, then (for entries that
+/// began at the same instant) by their order in the queue, so that no two share a place.
 pub fn position(desk: &Desk, conversation_id: &str) -> usize {
-    let Some(entry) = desk
+    let Some((mine, entry)) = desk
         .queue
         .iter()
-        .find(|entry| entry.conversation == conversation_id)
+        .enumerate()
+        .find(|(_, entry)| entry.conversation == conversation_id)
     else {
         return 0;
     };
     desk.queue
         .iter()
-        .filter(|other| other.group == entry.group && other.since <= entry.since)
+        .enumerate()
+        .filter(|(index, other)| {
+            other.group == entry.group && (other.since, *index) <= (entry.since, mine)
+        })
         .count()
 }
 

@@ -465,7 +465,11 @@ fn usage_key(agent: AccountId, id: u64) -> [u8; 16] {
     key
 }
 
-/// Fills `{访客昵称}`, `{客服昵称}` and `{当前时间}`.
+/// What `{访客昵称}` becomes for a visitor who gave no name.
+pub const VISITOR_NAME_UNKNOWN: &str = "访客";
+
+/// Fills `{访客昵称}`, `{客服昵称}` and `{当前时间}`: in quick replies and suggestions when they are
+/// sent, and in an agent's greeting (欢迎语).
 pub fn fill_variables(text: &str, visitor_name: &str, agent_name: &str, now: Timestamp) -> String {
     let time = jiff::tz::TimeZone::get(DISPLAY_TIME_ZONE)
         .map(|zone| now.to_zoned(zone).strftime("%Y-%m-%d %H:%M").to_string())
