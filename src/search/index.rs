@@ -1,11 +1,12 @@
 //! The article index on disk: opening (and rebuilding when it is missing, stale or corrupt), one
 //! long-lived writer, batched commits, and searching with snippets.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -380,20 +381,13 @@ impl SearchIndex {
                 }
             })
             .expect("spawning a thread at startup only fails when the process is out of resources");
-        *self
-            .commit_requests
-            .lock()
-            .expect("commit sender lock poisoned") = Some(sender);
+        *self.commit_requests.lock() = Some(sender);
     }
 
     /// Commits pending edits and makes them visible, sharing the commit with concurrent callers when
     /// batching was started; otherwise commits at once.
     pub async fn commit(&self) -> Result<()> {
-        let sender = self
-            .commit_requests
-            .lock()
-            .expect("commit sender lock poisoned")
-            .clone();
+        let sender = self.commit_requests.lock().clone();
         let Some(sender) = sender else {
             return self.commit_now();
         };
@@ -415,17 +409,11 @@ impl SearchIndex {
 
     /// Waits for background merges to finish; used after bulk builds so the index is compact.
     pub fn wait_merging(self) -> Result<()> {
-        *self
-            .commit_requests
-            .lock()
-            .expect("commit sender lock poisoned") = None;
+        *self.commit_requests.lock() = None;
         let core = Arc::try_unwrap(self.core)
             .map_err(|_| Error::Internal("index still shared while closing".to_string()))?;
         if let Some(writer) = core.writer {
-            writer
-                .into_inner()
-                .expect("index writer lock poisoned")
-                .wait_merging_threads()?;
+            writer.into_inner().wait_merging_threads()?;
         }
         Ok(())
     }
@@ -465,19 +453,19 @@ impl SearchIndex {
         fingerprint: &IndexFingerprint,
     ) -> Result<()> {
         register_tokenizers(&self.core.index, &analyzer);
-        *self.core.analyzer.write().expect("analyzer lock poisoned") = analyzer;
-        *self.core.synonyms.write().expect("synonyms lock poisoned") = synonyms;
+        *self.core.analyzer.write() = analyzer;
+        *self.core.synonyms.write() = synonyms;
         write_fingerprint(&self.directory, fingerprint)
     }
 
     /// Replaces only the synonyms (they act at query time, so nothing is reindexed).
     pub fn set_synonyms(&self, synonyms: Arc<Synonyms>) {
-        *self.core.synonyms.write().expect("synonyms lock poisoned") = synonyms;
+        *self.core.synonyms.write() = synonyms;
     }
 
     /// The analyzer in use.
     pub fn analyzer(&self) -> Arc<Analyzer> {
-        Arc::clone(&self.core.analyzer.read().expect("analyzer lock poisoned"))
+        Arc::clone(&self.core.analyzer.read())
     }
 
     /// Path → (id, content hash) of every indexed article, for incremental sync.
@@ -541,8 +529,8 @@ impl SearchIndex {
     pub fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
         let fields = &self.core.fields;
         let analyzed = {
-            let analyzer = self.core.analyzer.read().expect("analyzer lock poisoned");
-            let synonyms = self.core.synonyms.read().expect("synonyms lock poisoned");
+            let analyzer = self.core.analyzer.read();
+            let synonyms = self.core.synonyms.read();
             AnalyzedQuery::new(&analyzer, &synonyms, request.text)
         };
         if analyzed.is_empty() || request.limit == 0 {
@@ -641,12 +629,12 @@ impl SearchIndex {
 }
 
 impl IndexCore {
-    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {
+    fn lock_writer(&self) -> Result<parking_lot::MutexGuard<'_, IndexWriter>> {
         let writer = self
             .writer
             .as_ref()
             .ok_or_else(|| Error::Internal("index was opened read-only".to_string()))?;
-        Ok(writer.lock().expect("index writer lock poisoned"))
+        Ok(writer.lock())
     }
 
     fn commit_and_reload(&self) -> Result<()> {

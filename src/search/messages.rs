@@ -4,9 +4,10 @@
 //!
 //! Bodies are indexed twice, like articles: jieba words (search mode) and CJK characters and bigrams.
 
+use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
@@ -150,7 +151,7 @@ impl MessageIndex {
 
     fn rebuild(&self, messages: Vec<(String, Message)>) -> Result<()> {
         {
-            let mut writer = self.writer.lock().expect("message writer poisoned");
+            let mut writer = self.writer.lock();
             writer.delete_all_documents()?;
             for (conversation, message) in &messages {
                 writer.add_document(self.document(conversation, message))?;
@@ -173,10 +174,7 @@ impl MessageIndex {
     /// Queues a stored message; searchable after the next [`MessageIndex::commit`].
     pub fn add(&self, conversation: &str, message: &Message) -> Result<()> {
         let document = self.document(conversation, message);
-        self.pending
-            .lock()
-            .expect("message queue poisoned")
-            .push(document);
+        self.pending.lock().push(document);
         self.dirty.store(true, Ordering::Release);
         Ok(())
     }
@@ -185,8 +183,8 @@ impl MessageIndex {
     /// search never misses a message. Every commit costs tantivy a fresh segment writer (measured:
     /// committing every second grew the server by ~4 MiB/s), so the desk commits rarely.
     pub fn commit_if_due(&self) -> Result<()> {
-        let waiting = self.pending.lock().expect("message queue poisoned").len();
-        let last = *self.last_commit.lock().expect("commit clock poisoned");
+        let waiting = self.pending.lock().len();
+        let last = *self.last_commit.lock();
         if waiting >= COMMIT_AFTER_MESSAGES || (waiting > 0 && last.elapsed() >= COMMIT_AFTER) {
             self.commit()?;
         }
@@ -196,13 +194,13 @@ impl MessageIndex {
     /// Indexes and commits queued messages, if any, and makes them searchable. Blocking: call it off
     /// the async workers.
     pub fn commit(&self) -> Result<()> {
-        *self.last_commit.lock().expect("commit clock poisoned") = std::time::Instant::now();
+        *self.last_commit.lock() = std::time::Instant::now();
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let documents = std::mem::take(&mut *self.pending.lock().expect("message queue poisoned"));
+        let documents = std::mem::take(&mut *self.pending.lock());
         {
-            let mut writer = self.writer.lock().expect("message writer poisoned");
+            let mut writer = self.writer.lock();
             for document in documents {
                 writer.add_document(document)?;
             }

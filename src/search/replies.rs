@@ -6,8 +6,9 @@
 //! `tuik`, `tuikuan`, … and `s`, `sq`, `sqt`, `tk`, …), so a typed prefix of any run of syllables is a
 //! single term lookup.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pinyin::ToPinyin;
 use tantivy::collector::TopDocs;
@@ -126,8 +127,8 @@ impl ReplyIndex {
     /// Adds or replaces replies and makes them searchable.
     pub fn upsert(&self, replies: &[QuickReply]) -> Result<()> {
         {
-            let mut writer = self.writer.lock().expect("reply writer poisoned");
-            let mut shortcuts = self.shortcuts.lock().expect("shortcut map poisoned");
+            let mut writer = self.writer.lock();
+            let mut shortcuts = self.shortcuts.lock();
             for reply in replies {
                 writer.delete_term(Term::from_field_u64(self.fields.id, reply.id));
                 writer.add_document(self.document(reply))?;
@@ -148,13 +149,9 @@ impl ReplyIndex {
 
     /// Whether another reply than `except` in scope `scope_key` has shortcut `code`.
     pub fn shortcut_taken(&self, scope_key: &str, code: &str, except: Option<u64>) -> bool {
-        self.shortcuts
-            .lock()
-            .expect("shortcut map poisoned")
-            .iter()
-            .any(|(id, (shortcut, scope))| {
-                Some(*id) != except && scope == scope_key && shortcut == code
-            })
+        self.shortcuts.lock().iter().any(|(id, (shortcut, scope))| {
+            Some(*id) != except && scope == scope_key && shortcut == code
+        })
     }
 
     /// Records a reply's shortcut before the reply is indexed (an import checks duplicates row by row
@@ -163,7 +160,6 @@ impl ReplyIndex {
         if let Some(shortcut) = &reply.shortcut {
             self.shortcuts
                 .lock()
-                .expect("shortcut map poisoned")
                 .insert(reply.id, (shortcut.to_lowercase(), reply.scope.key()));
         }
     }
@@ -171,14 +167,11 @@ impl ReplyIndex {
     /// Removes a reply.
     pub fn remove(&self, id: u64) -> Result<()> {
         {
-            let mut writer = self.writer.lock().expect("reply writer poisoned");
+            let mut writer = self.writer.lock();
             writer.delete_term(Term::from_field_u64(self.fields.id, id));
             writer.commit()?;
         }
-        self.shortcuts
-            .lock()
-            .expect("shortcut map poisoned")
-            .remove(&id);
+        self.shortcuts.lock().remove(&id);
         self.reader.reload()?;
         Ok(())
     }
@@ -221,8 +214,7 @@ impl ReplyIndex {
         } else {
             format!("/{lowered}")
         };
-        for (id, (shortcut, scope)) in self.shortcuts.lock().expect("shortcut map poisoned").iter()
-        {
+        for (id, (shortcut, scope)) in self.shortcuts.lock().iter() {
             if !scopes.contains(scope) {
                 continue;
             }

@@ -2,8 +2,8 @@
 //!
 //! A challenge is kept in memory for a few minutes and can be answered once; answers ignore case.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -67,7 +67,7 @@ impl Captchas {
     pub fn issue(&self, now: Timestamp) -> Challenge {
         let (answer, png) = self.source.generate();
         let id = crate::services::secrets::random_token(16);
-        let mut open = self.open.lock().expect("captcha lock poisoned");
+        let mut open = self.open.lock();
         open.retain(|_, (_, expires)| *expires > now);
         if open.len() >= MAX_OPEN_CHALLENGES {
             if let Some(oldest) = open
@@ -84,7 +84,7 @@ impl Captchas {
 
     /// Whether `answer` solves challenge `id`; the challenge is used up either way.
     pub fn verify(&self, id: &str, answer: &str, now: Timestamp) -> bool {
-        let mut open = self.open.lock().expect("captcha lock poisoned");
+        let mut open = self.open.lock();
         match open.remove(id) {
             Some((expected, expires)) => {
                 expires > now && expected.eq_ignore_ascii_case(answer.trim())

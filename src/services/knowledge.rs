@@ -1,9 +1,10 @@
 //! The knowledge base as a service: keeps the index in step with `kb/` (incremental sync by content
 //! hash), edits articles on disk atomically, searches, and remembers which files are broken and why.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -302,8 +303,8 @@ impl KnowledgeService {
         &self.index
     }
 
-    fn lock_catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
-        self.catalog.lock().expect("catalog lock poisoned")
+    fn lock_catalog(&self) -> parking_lot::MutexGuard<'_, Catalog> {
+        self.catalog.lock()
     }
 
     fn record_errors(&self, errors: &[ArticleError]) {
@@ -518,10 +519,7 @@ impl KnowledgeService {
     pub fn reload_analysis(&self) -> Result<SyncReport> {
         let analysis = Analysis::from_knowledge_base(&self.kb_dir);
         analysis.save_beside_index(&self.index_dir)?;
-        let mut current_hash = self
-            .analyzer_hash
-            .lock()
-            .expect("analyzer hash lock poisoned");
+        let mut current_hash = self.analyzer_hash.lock();
         {
             let mut catalog = self.lock_catalog();
             catalog.errors.remove(DICT_FILE);

@@ -3,8 +3,9 @@
 //! Bounded by entries and by bytes; when full, the oldest entry goes first. An edit changes the
 //! content hash, so a stale entry is never served: it just ages out.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Most articles kept rendered.
 const MAX_ENTRIES: usize = 512;
@@ -57,11 +58,9 @@ impl RenderedHtml {
         html
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        // A cache is only a cache: whatever a panicking holder left is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, CacheState> {
+        // parking_lot locks do not poison: a cache left half updated by a panic is still a cache.
+        self.state.lock()
     }
 }
 

@@ -8,7 +8,7 @@
 //! conversation, and is put back on every read. Copied into each message, one long name multiplied
 //! the store by the number of messages.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::domain::{Conversation, Message, QueueEntry, SenderKind};
 use crate::error::Result;
@@ -119,7 +119,7 @@ impl ConversationStore for SledConversationStore {
     }
 
     fn append_message(&self, conversation: &str, new: NewMessage) -> Result<(Message, bool)> {
-        let _guard = self.append_lock.lock().expect("append lock poisoned");
+        let _guard = self.append_lock.lock();
         let mut message = new.message;
         if let Some(key) = &message.client_key {
             if let Some(seq) = self.store.message_keys.get(client_key(conversation, key))? {

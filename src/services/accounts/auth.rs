@@ -143,20 +143,12 @@ impl AccountService {
         // reach the failure counters or the audit log (each failure stores the name it was for).
         check_login_lengths(request)?;
         let username = request.username.trim().to_lowercase();
-        let name_lock = Arc::clone(
-            self.signing_in
-                .lock()
-                .expect("sign-in lock poisoned")
-                .entry(username.clone())
-                .or_default(),
-        );
+        let name_lock = Arc::clone(self.signing_in.lock().entry(username.clone()).or_default());
         let outcome = {
-            let _one_at_a_time = name_lock
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _one_at_a_time = name_lock.lock();
             self.login_admitted(&username, request, &actor, ip, user_agent)
         };
-        let mut signing_in = self.signing_in.lock().expect("sign-in lock poisoned");
+        let mut signing_in = self.signing_in.lock();
         // The map's own reference and ours: nobody else is waiting, so the entry can go.
         if Arc::strong_count(&name_lock) == 2 {
             signing_in.remove(&username);

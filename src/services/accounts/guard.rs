@@ -13,10 +13,10 @@
 //! password and a solved captcha, always gets in. IPv6 addresses are counted per /64, the block one
 //! client usually holds. Usernames are kept as BLAKE3 hashes, so a long name costs 32 bytes.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -176,11 +176,9 @@ impl SignInGuard {
         }
     }
 
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        // The counters stay meaningful whatever a panicking holder left half done.
-        self.tables
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn tables(&self) -> parking_lot::MutexGuard<'_, Tables> {
+        // parking_lot locks do not poison: the counters stay usable whatever a panic left half done.
+        self.tables.lock()
     }
 
     /// Checks the locks of `address` and of (`username`, `address`) and, when neither holds, counts a

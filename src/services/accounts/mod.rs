@@ -15,10 +15,11 @@ mod issuance;
 mod password;
 mod profile;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
@@ -348,7 +349,7 @@ impl AccountService {
             },
             created: now,
         };
-        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let _guard = self.write_lock.lock();
         let claimed = self.store.usernames.compare_and_swap(
             username.as_bytes(),
             None as Option<&[u8]>,
@@ -477,7 +478,7 @@ impl AccountService {
         id: AccountId,
         change: impl FnOnce(&mut Account) -> Result<()>,
     ) -> Result<Account> {
-        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let _guard = self.write_lock.lock();
         let mut account = self.account(id)?;
         let before = account.clone();
         change(&mut account)?;
@@ -526,7 +527,7 @@ impl AccountService {
             input.description.trim(),
             crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
         )?;
-        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let _guard = self.write_lock.lock();
         self.ensure_group_name_free(&name, None)?;
         let group = SkillGroup {
             id: GroupId(self.store.next_id()?),
@@ -547,7 +548,7 @@ impl AccountService {
             input.description.trim(),
             crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
         )?;
-        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let _guard = self.write_lock.lock();
         let mut group = self.group(id)?;
         self.ensure_group_name_free(&name, Some(id))?;
         group.name = name;
@@ -567,7 +568,7 @@ impl AccountService {
         for member in members {
             self.account(*member)?;
         }
-        let _guard = self.write_lock.lock().expect("account lock poisoned");
+        let _guard = self.write_lock.lock();
         let mut result = Vec::new();
         for mut account in storage::scan_json::<Account>(&self.store.accounts)? {
             let should_belong = members.contains(&account.id);

@@ -22,17 +22,17 @@ thread_local! {
 
 /// Runs `work` on one of the hashing threads and waits for its result.
 fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    static JOBS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+    static JOBS: std::sync::OnceLock<parking_lot::Mutex<std::sync::mpsc::Sender<Job>>> =
         std::sync::OnceLock::new();
     let jobs = JOBS.get_or_init(|| {
         let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let receiver = std::sync::Arc::new(parking_lot::Mutex::new(receiver));
         for index in 0..HASHING_THREADS {
             let receiver = std::sync::Arc::clone(&receiver);
             std::thread::Builder::new()
                 .name(format!("kefu-argon2-{index}"))
                 .spawn(move || loop {
-                    let job = receiver.lock().expect("hashing queue poisoned").recv();
+                    let job = receiver.lock().recv();
                     match job {
                         Ok(job) => job(),
                         Err(_) => break,
@@ -40,16 +40,13 @@ fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
                 })
                 .expect("starting a hashing thread");
         }
-        std::sync::Mutex::new(sender)
+        parking_lot::Mutex::new(sender)
     });
     let (reply, answer) = std::sync::mpsc::sync_channel(1);
     let job: Job = Box::new(move || {
         let _ = reply.send(work());
     });
-    jobs.lock()
-        .expect("hashing queue poisoned")
-        .send(job)
-        .expect("hashing threads never stop");
+    jobs.lock().send(job).expect("hashing threads never stop");
     answer.recv().expect("a hashing job always answers")
 }
 

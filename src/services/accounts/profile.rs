@@ -219,10 +219,7 @@ impl AccountService {
     }
 
     pub(super) fn record_activity(&self, id: AccountId, now: Timestamp) {
-        self.activity
-            .lock()
-            .expect("activity lock poisoned")
-            .insert(id, now);
+        self.activity.lock().insert(id, now);
     }
 
     /// Activity after an automatic away brings the agent back online.
@@ -250,7 +247,6 @@ impl AccountService {
             let last_active = self
                 .activity
                 .lock()
-                .expect("activity lock poisoned")
                 .get(&account.id)
                 .copied()
                 .unwrap_or(account.presence.since)

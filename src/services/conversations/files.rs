@@ -5,10 +5,10 @@
 //! (`visitor_uploads_per_minute`), a quota per conversation and one per visitor (files and bytes), and
 //! a disk budget for all files together (`upload_disk_budget_bytes`).
 
+use parking_lot::Mutex;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -123,10 +123,7 @@ impl Files {
         let hash = blake3::hash(bytes).to_hex().to_string();
         let size = bytes.len() as u64;
 
-        let _counting = self
-            .quota_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _counting = self.quota_lock.lock();
         let (files, stored_bytes) = self.conversation_usage(conversation)?;
         let again = self.index.contains_key(key(conversation, &hash))?;
         if !again

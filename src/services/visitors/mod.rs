@@ -11,10 +11,11 @@
 mod geo;
 mod identity;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::{SignedDuration, Timestamp};
@@ -215,8 +216,8 @@ impl VisitorService {
         self.clock.now()
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().expect("visitor state poisoned")
+    fn live(&self) -> parking_lot::MutexGuard<'_, Live> {
+        self.live.lock()
     }
 
     /// Reads the location database now rather than on the first visitor's request (`kefu serve` does
