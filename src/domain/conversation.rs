@@ -224,14 +224,17 @@ pub struct Conversation {
     pub awaiting_reply_since: Option<Timestamp>,
 }
 
+/// The name of a visitor who gave none: on their messages and for `{访客昵称}`.
+pub const VISITOR_NAME_UNKNOWN: &str = "访客";
+
 impl Conversation {
-    /// The name shown with the visitor's messages: their nickname, or 访客. Stored once, on the
-    /// conversation; messages get it when they are read (see `storage::conversations`).
-    pub fn visitor_name(&self) -> String {
+    /// The name shown with the visitor's messages, and `{访客昵称}`: their nickname, or 访客. Stored
+    /// once, on the conversation; messages get it when they are read (see `storage::conversations`).
+    pub fn visitor_name(&self) -> &str {
         self.identity
             .name
-            .clone()
-            .unwrap_or_else(|| "访客".to_string())
+            .as_deref()
+            .unwrap_or(VISITOR_NAME_UNKNOWN)
     }
 }
 

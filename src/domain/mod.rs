@@ -16,7 +16,7 @@ pub use article::{Article, ArticleId, ArticleStatus, Section};
 pub use conversation::{
     Attachment, Conversation, ConversationState, GroupRouting, Message, PendingTransfer,
     QueueEntry, QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours,
-    WrapUp, MAX_MESSAGE_CHARS,
+    WrapUp, MAX_MESSAGE_CHARS, VISITOR_NAME_UNKNOWN,
 };
 pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};
 pub use visitor::{

@@ -364,12 +364,13 @@ impl AssistService {
         let conversation = self.conversations.conversation(conversation_id)?;
         let recent = self.recent_visitor_messages(conversation_id)?;
         let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
-        let visitor_name = conversation
-            .identity
-            .name
-            .as_deref()
-            .unwrap_or(VISITOR_NAME_UNKNOWN);
-        self.suggest(&recent, agent, agent_name, visitor_name, scopes)
+        self.suggest(
+            &recent,
+            agent,
+            agent_name,
+            conversation.visitor_name(),
+            scopes,
+        )
     }
 
     /// Suggestions for one text (the agent's search box, or an API call).

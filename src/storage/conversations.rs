@@ -10,7 +10,7 @@
 
 use parking_lot::Mutex;
 
-use crate::domain::{Conversation, Message, QueueEntry, SenderKind};
+use crate::domain::{Conversation, Message, QueueEntry, SenderKind, VISITOR_NAME_UNKNOWN};
 use crate::error::Result;
 use crate::storage::{self, Store};
 
@@ -226,10 +226,13 @@ impl ConversationStore for SledConversationStore {
 impl SledConversationStore {
     /// The name of a conversation's visitor, as shown with their messages.
     fn visitor_name(&self, conversation: &str) -> Result<String> {
-        Ok(self.conversation(conversation)?.map_or_else(
-            || "访客".to_string(),
-            |conversation| conversation.visitor_name(),
-        ))
+        Ok(self
+            .conversation(conversation)?
+            .as_ref()
+            .map_or(VISITOR_NAME_UNKNOWN, |conversation| {
+                conversation.visitor_name()
+            })
+            .to_string())
     }
 }
 

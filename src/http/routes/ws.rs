@@ -628,7 +628,7 @@ async fn agent_command_inner(
                         return Err(Error::QuickReplyNotFound(*id));
                     }
                 }
-                let visitor = current.identity.name.as_deref().unwrap_or("访客");
+                let visitor = current.visitor_name();
                 fill_variables(
                     &body,
                     visitor,

@@ -521,18 +521,13 @@ impl AccountService {
 
     /// Creates a skill group.
     pub fn create_group(&self, input: GroupInput) -> Result<SkillGroup> {
-        let name = validate_group_name(&input.name)?;
-        crate::domain::limits::check_length(
-            "description",
-            input.description.trim(),
-            crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
-        )?;
+        let (name, description) = validate_group(&input)?;
         let _guard = self.write_lock.lock();
         self.ensure_group_name_free(&name, None)?;
         let group = SkillGroup {
             id: GroupId(self.store.next_id()?),
             name,
-            description: input.description.trim().to_string(),
+            description,
             created: self.now(),
         };
         storage::put_json(&self.store.groups, id_key(group.id.0), &group)?;
@@ -542,17 +537,12 @@ impl AccountService {
 
     /// Renames or redescribes a skill group.
     pub fn update_group(&self, id: GroupId, input: GroupInput) -> Result<SkillGroup> {
-        let name = validate_group_name(&input.name)?;
-        crate::domain::limits::check_length(
-            "description",
-            input.description.trim(),
-            crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
-        )?;
+        let (name, description) = validate_group(&input)?;
         let _guard = self.write_lock.lock();
         let mut group = self.group(id)?;
         self.ensure_group_name_free(&name, Some(id))?;
         group.name = name;
-        group.description = input.description.trim().to_string();
+        group.description = description;
         storage::put_json(&self.store.groups, id_key(id.0), &group)?;
         self.store.flush()?;
         Ok(group)
@@ -757,6 +747,18 @@ fn validate_display_name(name: &str) -> Result<String> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// A group's name and description, trimmed and within their limits.
+fn validate_group(input: &GroupInput) -> Result<(String, String)> {
+    let name = validate_group_name(&input.name)?;
+    let description = input.description.trim();
+    crate::domain::limits::check_length(
+        "description",
+        description,
+        crate::domain::limits::MAX_GROUP_DESCRIPTION_CHARS,
+    )?;
+    Ok((name, description.to_string()))
 }
 
 fn validate_group_name(name: &str) -> Result<String> {

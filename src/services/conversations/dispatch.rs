@@ -29,6 +29,7 @@ pub(super) type Observers = Arc<RwLock<Vec<Arc<dyn DeskObserver>>>>;
 pub(super) struct Delivery {
     pub to_agents: Vec<(Vec<AccountId>, DeskEvent)>,
     pub to_visitors: Vec<(String, DeskEvent)>,
+    /// For the observers (statistics, webhooks).
     pub facts: Vec<DeskFact>,
 }
 

@@ -39,7 +39,7 @@ use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::metrics::Metrics;
-use crate::services::quick_replies::{fill_variables, VISITOR_NAME_UNKNOWN};
+use crate::services::quick_replies::fill_variables;
 use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
@@ -182,28 +182,27 @@ struct Desk {
     shown_positions: HashMap<String, (usize, u64)>,
 }
 
-/// Events to send once the writes that caused them are durable.
+/// What a change of the desk sends once durable, and whether it moved the queue.
 #[derive(Debug, Default)]
 struct Outgoing {
-    to_agents: Vec<(Vec<AccountId>, DeskEvent)>,
-    to_visitors: Vec<(String, DeskEvent)>,
+    delivery: dispatch::Delivery,
     /// The queue changed: queued visitors get their new position.
     queue_changed: bool,
-    /// For the observers (statistics, webhooks).
-    facts: Vec<DeskFact>,
 }
 
 impl Outgoing {
     fn agents(&mut self, agents: Vec<AccountId>, event: DeskEvent) {
-        self.to_agents.push((agents, event));
+        self.delivery.to_agents.push((agents, event));
     }
 
     fn visitor(&mut self, conversation: &str, event: DeskEvent) {
-        self.to_visitors.push((conversation.to_string(), event));
+        self.delivery
+            .to_visitors
+            .push((conversation.to_string(), event));
     }
 
     fn fact(&mut self, fact: DeskFact) {
-        self.facts.push(fact);
+        self.delivery.facts.push(fact);
     }
 }
 
@@ -329,16 +328,7 @@ impl ConversationService {
 
     /// How many active conversations each agent serves now.
     pub fn loads(&self) -> HashMap<AccountId, usize> {
-        let desk = self.lock();
-        let mut loads = HashMap::new();
-        for conversation in desk.open.values() {
-            if let (ConversationState::Active, Some(agent)) =
-                (conversation.state, conversation.agent)
-            {
-                *loads.entry(agent).or_insert(0) += 1;
-            }
-        }
-        loads
+        routing::loads(&self.lock())
     }
 
     /// Routes this visitor's next conversation to `agent` when they can take it, as for a returning
@@ -1638,11 +1628,7 @@ impl ConversationService {
             // The same variables as a quick reply's, filled the same way.
             let body = fill_variables(
                 &account.settings.greeting,
-                conversation
-                    .identity
-                    .name
-                    .as_deref()
-                    .unwrap_or(VISITOR_NAME_UNKNOWN),
+                conversation.visitor_name(),
                 &account.display_name,
                 now,
             );
@@ -1984,11 +1970,10 @@ impl ConversationService {
             .iter()
             .find(|entry| entry.conversation == conversation_id)
             .and_then(|entry| entry.group);
-        let online = self.accounts.online_agents().unwrap_or_default();
         DeskEvent::Queue {
             conversation: conversation_id.to_string(),
             position,
-            estimated_wait_secs: estimated_wait(desk, &online, group, position),
+            estimated_wait_secs: self.estimated_wait(desk, group, position),
         }
     }
 
@@ -2071,11 +2056,7 @@ impl ConversationService {
         if outgoing.queue_changed {
             self.queue_positions(desk, &mut outgoing);
         }
-        self.dispatcher.queue(dispatch::Delivery {
-            to_agents: outgoing.to_agents,
-            to_visitors: outgoing.to_visitors,
-            facts: outgoing.facts,
-        })
+        self.dispatcher.queue(outgoing.delivery)
     }
 }
 
@@ -2132,7 +2113,7 @@ fn visitor_message(
         kind: SenderKind::Visitor,
         agent: None,
         // The store keeps the name on the conversation only and puts it back when reading.
-        sender_name: conversation.visitor_name(),
+        sender_name: conversation.visitor_name().to_string(),
         body,
         attachments,
         at,

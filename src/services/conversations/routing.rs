@@ -31,6 +31,17 @@ pub fn active_count(desk: &Desk, agent: AccountId) -> usize {
         .count()
 }
 
+/// How many active conversations each agent serves now.
+pub fn loads(desk: &Desk) -> HashMap<AccountId, usize> {
+    let mut loads = HashMap::new();
+    for conversation in desk.open.values() {
+        if let (ConversationState::Active, Some(agent)) = (conversation.state, conversation.agent) {
+            *loads.entry(agent).or_insert(0) += 1;
+        }
+    }
+    loads
+}
+
 /// The online agents with their loads, read once per routing pass instead of once per queued
 /// conversation and candidate (which made every start slower as the queue grew).
 #[derive(Debug)]
@@ -42,16 +53,10 @@ pub struct Staff {
 impl Staff {
     /// Online agents and how many active conversations each serves now.
     pub fn online(desk: &Desk, accounts: &AccountService) -> Result<Staff> {
-        let agents = accounts.online_agents()?;
-        let mut loads = HashMap::new();
-        for conversation in desk.open.values() {
-            if let (ConversationState::Active, Some(agent)) =
-                (conversation.state, conversation.agent)
-            {
-                *loads.entry(agent).or_insert(0) += 1;
-            }
-        }
-        Ok(Staff { agents, loads })
+        Ok(Staff {
+            agents: accounts.online_agents()?,
+            loads: loads(desk),
+        })
     }
 
     fn has_room(&self, account: &Account) -> bool {

@@ -466,8 +466,7 @@ fn usage_key(agent: AccountId, id: u64) -> [u8; 16] {
     key
 }
 
-/// What `{访客昵称}` becomes for a visitor who gave no name.
-pub const VISITOR_NAME_UNKNOWN: &str = "访客";
+pub use crate::domain::VISITOR_NAME_UNKNOWN;
 
 /// Fills `{访客昵称}`, `{客服昵称}` and `{当前时间}`: in quick replies and suggestions when they are
 /// sent, and in an agent's greeting (欢迎语).
