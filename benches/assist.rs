@@ -23,7 +23,7 @@ use kefu::services::{
     AccountService, AssistService, ConversationService, KnowledgeService, QuickReplyService,
     SystemClock,
 };
-use kefu::storage::{SledConversationStore, Store};
+use kefu::storage::{Store, StoredConversations};
 
 const STARTER: &str = include_str!("../src/services/quick_replies/starter.csv");
 
@@ -217,7 +217,7 @@ fn suggest(kb: PathBuf, index: PathBuf, conversations: usize, samples: usize) {
         let accounts = Arc::new(accounts);
         let desk = Arc::new(
             ConversationService::open(
-                Arc::new(SledConversationStore::new(store.clone())),
+                Arc::new(StoredConversations::new(store.clone())),
                 Arc::clone(&accounts),
                 Arc::clone(&clock),
                 ConversationsConfig::default(),

@@ -19,7 +19,7 @@ use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, Metrics, QuickReplyService, SystemClock,
 };
-use crate::storage::{SledConversationStore, Store};
+use crate::storage::{Store, StoredConversations};
 
 /// How often the conversation timers run.
 const DESK_TICK: Duration = Duration::from_secs(1);
@@ -75,7 +75,7 @@ pub async fn build_state_with(
     let knowledge = knowledge.with_metrics(Arc::clone(&metrics));
     let clock_for_replies = Arc::clone(&clock);
     let accounts = Arc::new(open_accounts(config, Arc::clone(&clock), captcha).await?);
-    let conversation_store = Arc::new(SledConversationStore::new(accounts.store().clone()));
+    let conversation_store = Arc::new(StoredConversations::new(accounts.store().clone()));
     let conversations = ConversationService::open(
         conversation_store,
         Arc::clone(&accounts),
@@ -159,12 +159,18 @@ async fn open_accounts(
 ) -> anyhow::Result<AccountService> {
     let data_dir = config.paths.data.clone();
     let accounts_config = config.accounts.clone();
+    let storage_config = config.storage.clone();
     let (accounts, bootstrap) = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&data_dir)?;
+        let store = Store::open_configured(&storage_config, &data_dir)?;
         AccountService::open(store, accounts_config, clock, captcha)
     })
     .await?
-    .with_context(|| format!("opening accounts in {}", config.paths.data.display()))?;
+    .with_context(|| match config.storage.backend {
+        crate::config::StorageBackend::Sled => {
+            format!("opening accounts in {}", config.paths.data.display())
+        }
+        crate::config::StorageBackend::Postgres => "opening accounts in PostgreSQL".to_string(),
+    })?;
     announce_bootstrap(&bootstrap);
     Ok(accounts)
 }

@@ -4,6 +4,7 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, FlagOverrides};
@@ -41,6 +42,45 @@ pub enum Command {
     Suggest(SuggestArgs),
     /// Manage accounts without the web UI (stop `kefu serve` first: the database has one owner).
     User(UserArgs),
+    /// Create or upgrade the database schema (PostgreSQL; `serve` does it too) and say which store
+    /// is configured.
+    Migrate(StoreArgs),
+    /// Write the whole installation (every record and uploaded file) to one file, to move it to
+    /// another store: `kefu export --out kefu.export`.
+    Export(ExportArgs),
+    /// Read an export into the configured store, which must be empty:
+    /// `KEFU_STORAGE__BACKEND=postgres kefu import kefu.export`.
+    Import(ImportArgs),
+}
+
+/// Flags of the commands that only open the store.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data folder of the embedded store [default: data].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// `kefu export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The store to read.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// File to write (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `kefu import` flags.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The store to fill.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// An export written by `kefu export`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// `kefu suggest` flags.
@@ -204,6 +244,12 @@ impl Cli {
                 data: args.data.clone(),
                 ..FlagOverrides::default()
             },
+            Command::Migrate(store)
+            | Command::Export(ExportArgs { store, .. })
+            | Command::Import(ImportArgs { store, .. }) => FlagOverrides {
+                data: store.data.clone(),
+                ..FlagOverrides::default()
+            },
         };
         Ok(Config::load(self.config.as_deref(), &flags)?)
     }
@@ -327,9 +373,67 @@ fn request<'a>(args: &'a SearchArgs, text: &'a str, with_snippets: bool) -> Sear
     }
 }
 
+/// `kefu migrate`: opens the configured store, which creates or upgrades its schema.
+pub fn run_migrate(config: &Config) -> anyhow::Result<i32> {
+    let store = Store::open_configured(&config.storage, &config.paths.data)?;
+    println!("{} store ready", store.backend_name());
+    store.close();
+    Ok(0)
+}
+
+/// `kefu export`: returns the process exit code.
+pub fn run_export(config: &Config, args: &ExportArgs) -> anyhow::Result<i32> {
+    let store = Store::open_configured(&config.storage, &config.paths.data)?;
+    let blobs = store.blobs(&config.paths.data);
+    let counts = if args.out == Path::new("-") {
+        let stdout = std::io::stdout();
+        crate::storage::transfer::export(
+            &store,
+            &blobs,
+            &mut std::io::BufWriter::new(stdout.lock()),
+        )?
+    } else {
+        let file = std::fs::File::create(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let counts = crate::storage::transfer::export(&store, &blobs, &mut out)?;
+        out.into_inner()
+            .map_err(|error| anyhow::anyhow!("writing {}: {error}", args.out.display()))?
+            .sync_all()?;
+        counts
+    };
+    store.close();
+    eprintln!(
+        "exported {} records and {} files from the {} store",
+        counts.records,
+        counts.files,
+        store.backend_name()
+    );
+    Ok(0)
+}
+
+/// `kefu import`: returns the process exit code.
+pub fn run_import(config: &Config, args: &ImportArgs) -> anyhow::Result<i32> {
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let mut store = Store::open_configured(&config.storage, &config.paths.data)?;
+    let blobs = store.blobs(&config.paths.data);
+    let counts =
+        crate::storage::transfer::import(&mut store, &blobs, std::io::BufReader::new(file))
+            .with_context(|| format!("importing {}", args.file.display()))?;
+    store.close();
+    eprintln!(
+        "imported {} records and {} files into the {} store",
+        counts.records,
+        counts.files,
+        store.backend_name()
+    );
+    Ok(0)
+}
+
 /// `kefu user`: returns the process exit code.
 pub fn run_user(config: &Config, action: &UserAction) -> anyhow::Result<i32> {
-    let store = Store::open(&config.paths.data)?;
+    let store = Store::open_configured(&config.storage, &config.paths.data)?;
     let (accounts, bootstrap) = AccountService::open(
         store,
         config.accounts.clone(),

@@ -28,6 +28,43 @@ pub struct Config {
     pub conversations: ConversationsConfig,
     /// Visitor context: location database, signing sites, page-trail limits.
     pub visitors: VisitorsConfig,
+    /// Where records live: the embedded database (default) or PostgreSQL.
+    pub storage: StorageConfig,
+}
+
+/// Which database holds accounts, conversations, messages and the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded sled database under `paths.data`: nothing to install.
+    #[default]
+    Sled,
+    /// A PostgreSQL server at `storage.postgres_url`.
+    Postgres,
+}
+
+/// Where records live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sled` (embedded, the default) or `postgres`.
+    pub backend: StorageBackend,
+    /// libpq-style URL of the PostgreSQL database, e.g. `postgres://kefu@127.0.0.1/kefu`; a
+    /// `?options=-csearch_path%3Dname` parameter puts kefu's tables in their own schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// Connections to PostgreSQL, each served by one worker thread.
+    pub postgres_connections: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sled,
+            postgres_url: None,
+            postgres_connections: 8,
+        }
+    }
 }
 
 /// HTTP server settings.

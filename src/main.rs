@@ -25,6 +25,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Search(args) => cli::run_search(&config, args)?,
         Command::Suggest(args) => cli::run_suggest(&config, args)?,
         Command::User(args) => cli::run_user(&config, &args.action)?,
+        Command::Migrate(_) => cli::run_migrate(&config)?,
+        Command::Export(args) => cli::run_export(&config, args)?,
+        Command::Import(args) => cli::run_import(&config, args)?,
     };
     Ok(exit_code)
 }

@@ -23,6 +23,8 @@ mod http_openapi;
 mod http_search;
 #[path = "integration/limits.rs"]
 mod limits;
+#[path = "integration/postgres.rs"]
+mod postgres;
 #[path = "integration/quick_replies.rs"]
 mod quick_replies;
 #[path = "integration/stats.rs"]

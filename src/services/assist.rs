@@ -584,8 +584,7 @@ impl AssistService {
     /// Adoption figures of every suggested item, most shown first.
     pub fn adoption(&self) -> Result<Vec<Adoption>> {
         let mut figures = Vec::new();
-        for item in self.store.assist_feedback.iter() {
-            let (key, value) = item?;
+        for (key, value) in self.store.assist_feedback.iter()? {
             let key = String::from_utf8_lossy(&key).into_owned();
             let (kind, id) = match key.split_once(':') {
                 Some(("article", id)) => (SuggestionKind::Article, id.to_string()),
@@ -654,16 +653,18 @@ impl AssistService {
         };
         let is_full = |hashes: &[u8]| hashes.len() / QUESTION_HASH_BYTES >= MAX_OUTCOMES_PER_TOKEN;
         // One atomic step decides and records, so repeated or parallel posts count once.
-        let stored_before =
-            self.store
-                .deflection_outcomes
-                .fetch_and_update(token_key.as_bytes(), |old| {
-                    let hashes = old.unwrap_or_default();
-                    if answered_before(hashes) || is_full(hashes) {
-                        return old.map(<[u8]>::to_vec);
-                    }
-                    Some([hashes, question_hash].concat())
-                })?;
+        let mut stored_before: Option<Vec<u8>> = None;
+        self.store
+            .deflection_outcomes
+            .update_and_fetch(token_key.as_bytes(), |old| {
+                // The last run is the one that was stored.
+                stored_before = old.map(<[u8]>::to_vec);
+                let hashes = old.unwrap_or_default();
+                if answered_before(hashes) || is_full(hashes) {
+                    return old.map(<[u8]>::to_vec);
+                }
+                Some([hashes, question_hash].concat())
+            })?;
         let before = stored_before.as_deref().unwrap_or_default();
         if answered_before(before) {
             return Ok((false, self.deflection()?));

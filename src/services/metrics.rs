@@ -237,7 +237,7 @@ fn gauge_registry(gauges: &DeskGauges) -> Registry {
     db_bytes.set(saturating_i64(gauges.db_bytes));
     registry.register_with_unit(
         "db_size",
-        "Size of the sled database on disk",
+        "Size of the database on disk (sled files, or the PostgreSQL tables)",
         Unit::Bytes,
         db_bytes,
     );

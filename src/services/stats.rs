@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{AccountId, GroupId};
 use crate::error::{Error, Result};
 use crate::services::conversations::{AssignedVia, DeskFact, DeskObserver};
-use crate::storage::{decode, encode};
+use crate::storage::{decode, encode, Table};
 
 /// Longest range of one report, in days.
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -252,7 +252,7 @@ pub struct HourFigures {
 /// Keeps the tallies; a [`DeskObserver`] of the desk.
 #[derive(Debug)]
 pub struct StatsService {
-    tree: sled::Tree,
+    tree: Table,
     time_zone: TimeZone,
     time_zone_name: String,
     /// Read-modify-write of a tally must not interleave with another.
@@ -261,7 +261,7 @@ pub struct StatsService {
 
 impl StatsService {
     /// Statistics over `tree` (the store's `stats`), with days in `time_zone`.
-    pub fn new(tree: sled::Tree, time_zone_name: &str) -> Result<Arc<StatsService>> {
+    pub fn new(tree: Table, time_zone_name: &str) -> Result<Arc<StatsService>> {
         let time_zone = TimeZone::get(time_zone_name).map_err(|_| {
             Error::Internal(format!(
                 "conversations.time_zone: unknown time zone `{time_zone_name}`"
@@ -382,8 +382,7 @@ impl StatsService {
     /// unwritten wrap-ups added up from the agents' counts into the agent, the team and the group.
     fn pending_all(&self) -> Result<HashMap<Scope, Pending>> {
         let mut all: HashMap<Scope, Pending> = HashMap::new();
-        for entry in self.tree.scan_prefix(PENDING_PREFIX) {
-            let (key, value) = entry?;
+        for (key, value) in self.tree.scan_prefix(PENDING_PREFIX)? {
             let counted: Pending = decode(&value)?;
             let key = &key[PENDING_PREFIX.len()..];
             let (agent, group) = match (Scope::from_key(key), wrap_up_slot_from_key(key)) {
@@ -412,18 +411,23 @@ impl StatsService {
         range: &Range,
         wanted: impl Fn(Scope) -> bool + 'static,
     ) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
-        let from = hour_of(range.start).to_be_bytes();
-        let to = hour_of(range.end).to_be_bytes();
-        self.tree
-            .range(from..to)
-            .filter_map(move |entry| match entry {
-                Err(error) => Some(Err(Error::from(error))),
-                Ok((key, value)) => {
-                    let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-                    let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(*scope))?;
-                    Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
-                }
-            })
+        let from = hour_of(range.start).to_be_bytes().to_vec();
+        let to = hour_of(range.end).to_be_bytes().to_vec();
+        let records = match self.tree.range(
+            std::ops::Bound::Included(from),
+            std::ops::Bound::Excluded(to),
+        ) {
+            Ok(records) => records.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(error) => vec![Err(error)],
+        };
+        records.into_iter().filter_map(move |entry| match entry {
+            Err(error) => Some(Err(error)),
+            Ok((key, value)) => {
+                let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+                let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(*scope))?;
+                Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
+            }
+        })
     }
 
     fn change(&self, at: Timestamp, scopes: &[Scope], apply: impl Fn(&mut Tally)) -> Result<()> {
@@ -673,13 +677,8 @@ fn seconds(duration: SignedDuration) -> f64 {
 mod tests {
     use super::*;
 
-    fn tree() -> sled::Tree {
-        sled::Config::new()
-            .temporary(true)
-            .open()
-            .unwrap()
-            .open_tree("stats")
-            .unwrap()
+    fn tree() -> Table {
+        Table::temporary().unwrap()
     }
 
     #[test]

@@ -152,8 +152,8 @@ impl WebhookService {
     pub fn delete(&self, id: u64) -> Result<Webhook> {
         let webhook = self.get(id)?;
         self.store.webhooks.remove(id_key(id))?;
-        for key in self.store.webhook_deliveries.scan_prefix(id_key(id)).keys() {
-            self.store.webhook_deliveries.remove(key?)?;
+        for key in self.store.webhook_deliveries.scan_prefix_keys(id_key(id))? {
+            self.store.webhook_deliveries.remove(key)?;
         }
         self.store.flush()?;
         Ok(webhook)
@@ -164,11 +164,11 @@ impl WebhookService {
         self.get(id)?;
         self.store
             .webhook_deliveries
-            .scan_prefix(id_key(id))
-            .values()
+            .scan_prefix(id_key(id))?
+            .into_iter()
             .rev()
             .take(LISTED_DELIVERIES)
-            .map(|value| decode(&value?))
+            .map(|(_, value)| decode(&value))
             .collect()
     }
 
@@ -191,7 +191,7 @@ impl WebhookService {
     /// attempt as the value so the sender skips it without reading the delivery until then.
     fn queue_attempt(&self, key: &[u8], next_attempt: Timestamp) -> Result<()> {
         let millis = next_attempt.as_millisecond().to_be_bytes();
-        self.store.webhook_queue.insert(key, &millis)?;
+        self.store.webhook_queue.insert(key, millis)?;
         Ok(())
     }
 
@@ -202,8 +202,7 @@ impl WebhookService {
         let now = self.clock.now();
         // Only pending deliveries are in the queue, so this never reads the history.
         let mut due = Vec::new();
-        for entry in self.store.webhook_queue.iter() {
-            let (key, next_attempt) = entry?;
+        for (key, next_attempt) in self.store.webhook_queue.iter()? {
             // A delivery waiting for a retry (up to hours) is not read every second.
             if queued_attempt(&next_attempt).is_some_and(|next_attempt| next_attempt > now) {
                 continue;
@@ -250,8 +249,7 @@ impl WebhookService {
     /// Drops the oldest finished deliveries of `webhook` beyond `keep`; pending ones always stay.
     fn trim(&self, webhook: u64, keep: usize) -> Result<usize> {
         let mut finished = Vec::new();
-        for entry in self.store.webhook_deliveries.scan_prefix(id_key(webhook)) {
-            let (key, value) = entry?;
+        for (key, value) in self.store.webhook_deliveries.scan_prefix(id_key(webhook))? {
             if decode::<Delivery>(&value)?.status != DeliveryStatus::Pending {
                 finished.push(key);
             }

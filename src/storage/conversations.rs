@@ -1,5 +1,5 @@
-//! Conversations, queue entries and messages behind [`ConversationStore`], so a server database can
-//! replace sled without touching the services. [`SledConversationStore`] is the embedded default.
+//! Conversations, queue entries and messages behind [`ConversationStore`]. [`StoredConversations`]
+//! keeps them in the store's tables, whichever database holds them.
 //!
 //! Messages are keyed `conversation id, 0x00, seq (big-endian)`, so one conversation's messages are a
 //! contiguous, ordered range and the next sequence number is the last key's plus one.
@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use crate::domain::{Conversation, Message, QueueEntry, SenderKind, VISITOR_NAME_UNKNOWN};
 use crate::error::Result;
-use crate::storage::{self, Store};
+use crate::storage::{self, Store, Write};
 
 /// A message before the store numbers it.
 #[derive(Debug, Clone)]
@@ -50,18 +50,18 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     fn flush(&self) -> Result<()>;
 }
 
-/// [`ConversationStore`] in the embedded sled database.
+/// [`ConversationStore`] in the store's tables.
 #[derive(Debug)]
-pub struct SledConversationStore {
+pub struct StoredConversations {
     store: Store,
     /// Appends read the last sequence number and write the next: one at a time.
     append_lock: Mutex<()>,
 }
 
-impl SledConversationStore {
+impl StoredConversations {
     /// Conversations in `store`.
-    pub fn new(store: Store) -> SledConversationStore {
-        SledConversationStore {
+    pub fn new(store: Store) -> StoredConversations {
+        StoredConversations {
             store,
             append_lock: Mutex::new(()),
         }
@@ -86,7 +86,7 @@ fn client_key(conversation: &str, key: &str) -> Vec<u8> {
     bytes
 }
 
-impl ConversationStore for SledConversationStore {
+impl ConversationStore for StoredConversations {
     fn put_conversation(&self, conversation: &Conversation) -> Result<()> {
         storage::put_json(&self.store.conversations, &conversation.id, conversation)
     }
@@ -123,7 +123,7 @@ impl ConversationStore for SledConversationStore {
         let mut message = new.message;
         if let Some(key) = &message.client_key {
             if let Some(seq) = self.store.message_keys.get(client_key(conversation, key))? {
-                let seq = u64::from_be_bytes(seq.as_ref().try_into().unwrap_or([0; 8]));
+                let seq = u64::from_be_bytes(seq.as_slice().try_into().unwrap_or([0; 8]));
                 if let Some(mut existing) = storage::get_json::<Message>(
                     &self.store.messages,
                     message_key(conversation, seq),
@@ -138,11 +138,9 @@ impl ConversationStore for SledConversationStore {
         let last_seq = match self
             .store
             .messages
-            .scan_prefix(message_prefix(conversation))
-            .next_back()
+            .last_with_prefix(message_prefix(conversation))?
         {
-            Some(item) => {
-                let (key, _) = item?;
+            Some((key, _)) => {
                 let seq_bytes = &key[key.len() - 8..];
                 u64::from_be_bytes(seq_bytes.try_into().unwrap_or([0; 8]))
             }
@@ -154,20 +152,26 @@ impl ConversationStore for SledConversationStore {
         } else {
             String::new()
         };
-        let stored = storage::put_json(
-            &self.store.messages,
-            message_key(conversation, message.seq),
-            &message,
-        );
+        let encoded = storage::encode(&message);
         if message.kind == SenderKind::Visitor {
             message.sender_name = sender_name;
         }
-        stored?;
+        // The client key first: a crash between the two writes (sled keeps their order) leaves a key
+        // without its message, which a resend then stores; never a message a resend would duplicate.
+        let mut writes = Vec::with_capacity(2);
         if let Some(key) = &message.client_key {
-            self.store
-                .message_keys
-                .insert(client_key(conversation, key), &message.seq.to_be_bytes())?;
+            writes.push(Write {
+                table: &self.store.message_keys,
+                key: client_key(conversation, key),
+                value: Some(message.seq.to_be_bytes().to_vec()),
+            });
         }
+        writes.push(Write {
+            table: &self.store.messages,
+            key: message_key(conversation, message.seq),
+            value: Some(encoded?),
+        });
+        self.store.write_all(&writes)?;
         Ok((message, true))
     }
 
@@ -177,9 +181,12 @@ impl ConversationStore for SledConversationStore {
         let mut messages: Vec<Message> = self
             .store
             .messages
-            .range(start..=end)
-            .values()
-            .map(|value| storage::decode(&value?))
+            .range(
+                std::ops::Bound::Included(start),
+                std::ops::Bound::Included(end),
+            )?
+            .into_iter()
+            .map(|(_, value)| storage::decode(&value))
             .collect::<Result<_>>()?;
         if messages
             .iter()
@@ -194,8 +201,7 @@ impl ConversationStore for SledConversationStore {
     fn all_messages(&self) -> Result<Vec<(String, Message)>> {
         let mut messages = Vec::new();
         let mut names: std::collections::HashMap<String, String> = Default::default();
-        for item in self.store.messages.iter() {
-            let (key, value) = item?;
+        for (key, value) in self.store.messages.iter()? {
             let end = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
             let conversation = String::from_utf8_lossy(&key[..end]).into_owned();
             let mut message: Message = storage::decode(&value)?;
@@ -215,7 +221,7 @@ impl ConversationStore for SledConversationStore {
     }
 
     fn message_count(&self) -> Result<u64> {
-        Ok(self.store.messages.len() as u64)
+        Ok(self.store.messages.len()? as u64)
     }
 
     fn flush(&self) -> Result<()> {
@@ -223,7 +229,7 @@ impl ConversationStore for SledConversationStore {
     }
 }
 
-impl SledConversationStore {
+impl StoredConversations {
     /// The name of a conversation's visitor, as shown with their messages.
     fn visitor_name(&self, conversation: &str) -> Result<String> {
         Ok(self
@@ -269,7 +275,7 @@ mod tests {
     #[test]
     fn messages_are_numbered_per_conversation_and_resends_are_recognised() {
         let folder = tempfile::tempdir().unwrap();
-        let store = SledConversationStore::new(Store::open(folder.path()).unwrap());
+        let store = StoredConversations::new(Store::open(folder.path()).unwrap());
         let (first, new) = store
             .append_message("c_a", message("你好", Some("k1")))
             .unwrap();

@@ -1,93 +1,151 @@
-//! The embedded database: one sled instance in the data folder, one tree per kind of record, values as
-//! JSON. Services own the rules; this module only opens trees and reads and writes typed values.
+//! Where records live: [`Store`] opens the installation's database (the embedded sled by default,
+//! PostgreSQL when configured) as one [`Table`] per kind of record, keyed by bytes in sorted order,
+//! values as JSON. Services own the rules; this module only reads and writes typed values.
 //!
-//! Depends on `domain` and `error` only, so a server database could replace it behind the same calls.
+//! Depends on `domain`, `config` and `error` only. Nothing outside `storage` names sled or SQL.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::{StorageBackend, StorageConfig};
 use crate::error::{Error, Result};
 
+mod blobs;
 mod conversations;
+pub(crate) mod postgres;
+mod table;
+pub mod transfer;
 
-pub use conversations::{ConversationStore, NewMessage, SledConversationStore};
+pub use blobs::Blobs;
+pub use conversations::{ConversationStore, NewMessage, StoredConversations};
+pub use table::{Record, Table};
+
+use postgres::PgPool;
 
 /// sled's page cache. Its default (1 GiB) let the server's memory grow with every message written;
 /// the hot records (open conversations, sessions) are few and small.
 const CACHE_BYTES: u64 = 32 << 20;
 /// Folder under the data folder that holds the sled files.
 const DB_FOLDER: &str = "db";
+/// `meta` key of the number added to sled's id generator, so ids continue after an import.
+const ID_BASE_KEY: &[u8] = b"id_base";
 
-/// The opened database and its trees.
+/// The database behind the tables.
 #[derive(Debug, Clone)]
-pub struct Store {
-    db: sled::Db,
+enum Backend {
+    Sled(sled::Db),
+    Postgres(Arc<PgPool>),
+}
+
+/// A write of [`Store::write_all`]: `value` under `key` in `table`, or removal when `None`.
+#[derive(Debug)]
+pub struct Write<'a> {
+    /// The table written.
+    pub table: &'a Table,
+    /// The record's key.
+    pub key: Vec<u8>,
+    /// The new value; `None` removes the record.
+    pub value: Option<Vec<u8>>,
+}
+
+macro_rules! tables {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// The opened database and its tables.
+        #[derive(Debug, Clone)]
+        pub struct Store {
+            backend: Backend,
+            /// Added to sled's generated ids (0 on PostgreSQL, which has its own sequence).
+            id_base: u64,
+            $( $(#[$doc])* pub $name: Table, )*
+        }
+
+        impl Store {
+            fn with_tables(backend: Backend, open: impl Fn(&'static str) -> Result<Table>) -> Result<Store> {
+                Ok(Store {
+                    backend,
+                    id_base: 0,
+                    $( $name: open(stringify!($name))?, )*
+                })
+            }
+
+            /// Every table with its name, for export and import.
+            pub fn tables(&self) -> Vec<(&'static str, &Table)> {
+                vec![$( (stringify!($name), &self.$name), )*]
+            }
+        }
+    };
+}
+
+tables! {
     /// Account id → `Account`.
-    pub accounts: sled::Tree,
+    accounts,
     /// Lower-cased username → account id.
-    pub usernames: sled::Tree,
+    usernames,
     /// Group id → `SkillGroup`.
-    pub groups: sled::Tree,
+    groups,
     /// Hash of a session token → session record.
-    pub sessions: sled::Tree,
+    sessions,
     /// Sequence → `AuditEntry`.
-    pub audit: sled::Tree,
+    audit,
     /// Sequence → `PresenceChange`.
-    pub presence_log: sled::Tree,
+    presence_log,
     /// Account id → avatar bytes.
-    pub avatars: sled::Tree,
+    avatars,
     /// Hash of a visitor token → visitor grant.
-    pub visitor_tokens: sled::Tree,
+    visitor_tokens,
     /// Conversation id → `Conversation`.
-    pub conversations: sled::Tree,
+    conversations,
     /// Conversation id → `QueueEntry`.
-    pub queue: sled::Tree,
+    queue,
     /// Conversation id, 0, seq → `Message`.
-    pub messages: sled::Tree,
+    messages,
     /// Conversation id, 0, client key → seq (idempotent sends).
-    pub message_keys: sled::Tree,
+    message_keys,
     /// Group id → routing settings.
-    pub group_routing: sled::Tree,
+    group_routing,
     /// Conversation id, 0, content hash → attachment metadata.
-    pub files: sled::Tree,
+    files,
+    /// Content hash → the file's bytes (PostgreSQL; the embedded store keeps them as files).
+    file_bytes,
     /// Visitor id → files and bytes they uploaded (their quota).
-    pub visitor_uploads: sled::Tree,
+    visitor_uploads,
     /// Quick-reply id → `QuickReply`.
-    pub quick_replies: sled::Tree,
+    quick_replies,
     /// Quick-reply id → image bytes.
-    pub reply_images: sled::Tree,
+    reply_images,
     /// Agent id, reply id → times the agent sent it.
-    pub reply_usage: sled::Tree,
+    reply_usage,
     /// `article:<id>` or `quick_reply:<id>` → suggestion feedback counters.
-    pub assist_feedback: sled::Tree,
+    assist_feedback,
     /// Hash of a visitor token → the 16-byte hashes of the questions it posted a self-service outcome
     /// for (each counts once).
-    pub deflection_outcomes: sled::Tree,
+    deflection_outcomes,
     /// Visitor id → `VisitorProfile`.
-    pub visitors: sled::Tree,
+    visitors,
     /// Visitor id, 0, sequence → `PageView`.
-    pub page_views: sled::Tree,
+    page_views,
     /// Block id → `Block`.
-    pub blocks: sled::Tree,
+    blocks,
     /// `v:<visitor id>` or `p:<site>:<user id>`, 0, conversation id → nothing: a visitor's and a verified
     /// person's conversations.
-    pub visitor_conversations: sled::Tree,
+    visitor_conversations,
     /// Webhook id → `Webhook`.
-    pub webhooks: sled::Tree,
+    webhooks,
     /// Webhook id, delivery id → `Delivery`.
-    pub webhook_deliveries: sled::Tree,
+    webhook_deliveries,
     /// Webhook id, delivery id → nothing: the deliveries still pending.
-    pub webhook_queue: sled::Tree,
+    webhook_queue,
     /// Hour, scope → statistics tally; `pending`, scope → open work counts.
-    pub stats: sled::Tree,
+    stats,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
-    pub meta: sled::Tree,
+    meta,
 }
 
 impl Store {
-    /// Opens (creating) the database under `data_dir`.
+    /// Opens (creating) the embedded database under `data_dir`.
     ///
     /// Fails with [`Error::Storage`] when another process holds it, e.g. a running `kefu serve`.
     pub fn open(data_dir: &Path) -> Result<Store> {
@@ -103,66 +161,184 @@ impl Store {
                     path.display()
                 ))
             })?;
-        Store::with_db(db)
-    }
-
-    fn with_db(db: sled::Db) -> Result<Store> {
         // Failed sign-ins were once kept here per username; they live in memory now (bounded), and
         // the old records would only take space.
         db.drop_tree("login_attempts")?;
-        let tree = |name: &str| db.open_tree(name).map_err(Error::from);
-        Ok(Store {
-            accounts: tree("accounts")?,
-            usernames: tree("usernames")?,
-            groups: tree("groups")?,
-            sessions: tree("sessions")?,
-            audit: tree("audit")?,
-            presence_log: tree("presence_log")?,
-            avatars: tree("avatars")?,
-            visitor_tokens: tree("visitor_tokens")?,
-            conversations: tree("conversations")?,
-            queue: tree("queue")?,
-            messages: tree("messages")?,
-            message_keys: tree("message_keys")?,
-            group_routing: tree("group_routing")?,
-            files: tree("files")?,
-            visitor_uploads: tree("visitor_uploads")?,
-            quick_replies: tree("quick_replies")?,
-            reply_images: tree("reply_images")?,
-            reply_usage: tree("reply_usage")?,
-            meta: tree("meta")?,
-            stats: tree("stats")?,
-            webhooks: tree("webhooks")?,
-            webhook_deliveries: tree("webhook_deliveries")?,
-            webhook_queue: tree("webhook_queue")?,
-            visitors: tree("visitors")?,
-            page_views: tree("page_views")?,
-            blocks: tree("blocks")?,
-            visitor_conversations: tree("visitor_conversations")?,
-            assist_feedback: tree("assist_feedback")?,
-            deflection_outcomes: tree("deflection_outcomes")?,
-            db,
-        })
+        let tree_db = db.clone();
+        let mut store = Store::with_tables(Backend::Sled(db), |name| {
+            Ok(Table::sled(tree_db.open_tree(name)?))
+        })?;
+        store.id_base = match store.meta.get(ID_BASE_KEY)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        Ok(store)
+    }
+
+    /// Opens the database `config` names: sled under `data_dir`, or PostgreSQL (migrating its schema
+    /// to this version).
+    ///
+    /// Fails with [`Error::Storage`] when the database cannot be opened or reached.
+    pub fn open_configured(config: &StorageConfig, data_dir: &Path) -> Result<Store> {
+        match config.backend {
+            StorageBackend::Sled => Store::open(data_dir),
+            StorageBackend::Postgres => {
+                let url = config.postgres_url.as_deref().ok_or_else(|| {
+                    Error::Storage(
+                        "storage.backend is postgres but storage.postgres_url is not set \
+                         (KEFU_STORAGE__POSTGRES_URL)"
+                            .into(),
+                    )
+                })?;
+                let pool = PgPool::connect(url, config.postgres_connections)?;
+                let tables_pool = Arc::clone(&pool);
+                Store::with_tables(Backend::Postgres(pool), |name| {
+                    Ok(Table::postgres(postgres::PgTable::new(
+                        name,
+                        Arc::clone(&tables_pool),
+                    )))
+                })
+            }
+        }
+    }
+
+    /// `sled` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sled(_) => "sled",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where uploaded files' bytes live: files under `data_dir` with sled, a table with PostgreSQL
+    /// (so every node sees them).
+    pub fn blobs(&self, data_dir: &Path) -> Blobs {
+        match self.backend {
+            Backend::Sled(_) => Blobs::on_disk(data_dir.join("files")),
+            Backend::Postgres(_) => Blobs::in_table(self.file_bytes.clone()),
+        }
     }
 
     /// Bytes the database takes on disk (for metrics).
     ///
-    /// Returns [`Error::Storage`] when the folder cannot be read.
+    /// Returns [`Error::Storage`] when the folder or the server cannot be read.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        match &self.backend {
+            Backend::Sled(db) => Ok(db.size_on_disk()?),
+            Backend::Postgres(pool) => pool.run(|client| {
+                let bytes: i64 = client
+                    .query_one(
+                        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                        &[],
+                    )?
+                    .get(0);
+                Ok(u64::try_from(bytes).unwrap_or(0))
+            }),
+        }
     }
 
     /// A fresh id, unique for the life of the database.
     pub fn next_id(&self) -> Result<u64> {
-        // sled starts at 0; ids start at 1 so that 0 never names a record.
-        Ok(self.db.generate_id()? + 1)
+        match &self.backend {
+            // sled starts at 0; ids start at 1 so that 0 never names a record.
+            Backend::Sled(db) => Ok(self.id_base + db.generate_id()? + 1),
+            Backend::Postgres(pool) => pool.run(|client| {
+                let id: i64 = client.query_one("SELECT nextval('kefu_ids')", &[])?.get(0);
+                Ok(u64::try_from(id).unwrap_or(0))
+            }),
+        }
+    }
+
+    /// Makes ids continue above `floor` (after an import).
+    pub fn raise_ids_above(&mut self, floor: u64) -> Result<()> {
+        match &self.backend {
+            Backend::Sled(db) => {
+                let next = self.id_base + db.generate_id()? + 1;
+                if next <= floor {
+                    self.id_base += floor - next + 1;
+                    self.meta.insert(ID_BASE_KEY, self.id_base.to_be_bytes())?;
+                }
+                Ok(())
+            }
+            Backend::Postgres(pool) => {
+                let floor = i64::try_from(floor).unwrap_or(i64::MAX);
+                pool.run(move |client| {
+                    client.execute(
+                        "SELECT setval('kefu_ids', greatest($1, (SELECT last_value FROM kefu_ids)))",
+                        &[&floor],
+                    )?;
+                    Ok(())
+                })
+            }
+        }
     }
 
     /// Makes everything written so far durable. Called before acknowledging a change the user must not
-    /// lose (accounts, passwords, audit entries).
+    /// lose (accounts, passwords, audit entries). PostgreSQL commits each write before answering, so
+    /// there is nothing left to do there.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        match &self.backend {
+            Backend::Sled(db) => {
+                db.flush()?;
+                Ok(())
+            }
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Applies `writes` all or none: in one transaction on PostgreSQL; on sled in the order given,
+    /// which its log keeps, so a crash leaves a prefix of them (callers order writes so that any
+    /// prefix is safe).
+    pub fn write_all(&self, writes: &[Write<'_>]) -> Result<()> {
+        match &self.backend {
+            Backend::Sled(_) => {
+                for write in writes {
+                    match &write.value {
+                        Some(value) => write.table.insert(&write.key, value)?,
+                        None => {
+                            write.table.remove(&write.key)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Backend::Postgres(pool) => {
+                let statements: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = writes
+                    .iter()
+                    .map(|write| {
+                        let name = write
+                            .table
+                            .as_postgres()
+                            .map_or("meta", postgres::PgTable::name);
+                        let sql = match write.value {
+                            Some(_) => postgres::upsert_sql(name),
+                            None => format!("DELETE FROM {name} WHERE key = $1"),
+                        };
+                        (sql, write.key.clone(), write.value.clone())
+                    })
+                    .collect();
+                pool.run(move |client| {
+                    let mut transaction = client.transaction()?;
+                    for (sql, key, value) in &statements {
+                        match value {
+                            Some(value) => transaction.execute(sql.as_str(), &[key, value])?,
+                            None => transaction.execute(sql.as_str(), &[key])?,
+                        };
+                    }
+                    transaction.commit()?;
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Closes the connections (PostgreSQL); the embedded database closes when its last handle drops.
+    pub fn close(&self) {
+        if let Backend::Postgres(pool) = &self.backend {
+            pool.close();
+        }
     }
 }
 
@@ -172,10 +348,7 @@ pub fn id_key(id: u64) -> [u8; 8] {
 }
 
 /// Reads and decodes a JSON value.
-pub fn get_json<T: DeserializeOwned>(
-    tree: &sled::Tree,
-    key: impl AsRef<[u8]>,
-) -> Result<Option<T>> {
+pub fn get_json<T: DeserializeOwned>(tree: &Table, key: impl AsRef<[u8]>) -> Result<Option<T>> {
     match tree.get(key)? {
         Some(bytes) => Ok(Some(decode(&bytes)?)),
         None => Ok(None),
@@ -183,7 +356,7 @@ pub fn get_json<T: DeserializeOwned>(
 }
 
 /// Encodes and writes a JSON value.
-pub fn put_json<T: Serialize>(tree: &sled::Tree, key: impl AsRef<[u8]>, value: &T) -> Result<()> {
+pub fn put_json<T: Serialize>(tree: &Table, key: impl AsRef<[u8]>, value: &T) -> Result<()> {
     tree.insert(key, encode(value)?)?;
     Ok(())
 }
@@ -192,7 +365,7 @@ pub fn put_json<T: Serialize>(tree: &sled::Tree, key: impl AsRef<[u8]>, value: &
 /// may run more than once when another writer got there first, so it must only change its argument.
 /// Returns the value as stored.
 pub fn update_json<T: Serialize + DeserializeOwned + Default>(
-    tree: &sled::Tree,
+    tree: &Table,
     key: impl AsRef<[u8]>,
     mut change: impl FnMut(&mut T),
 ) -> Result<T> {
@@ -223,8 +396,11 @@ pub fn update_json<T: Serialize + DeserializeOwned + Default>(
 }
 
 /// Every value of a tree in key order, skipping none: a record that does not decode is an error.
-pub fn scan_json<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
-    tree.iter().values().map(|value| decode(&value?)).collect()
+pub fn scan_json<T: DeserializeOwned>(tree: &Table) -> Result<Vec<T>> {
+    tree.iter()?
+        .into_iter()
+        .map(|(_, value)| decode(&value))
+        .collect()
 }
 
 /// JSON bytes of a value.

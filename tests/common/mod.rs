@@ -109,9 +109,102 @@ pub const PUBLISHED_IDS: [&str; 4] = [
     "shipping/freight-insurance",
 ];
 
+/// The PostgreSQL server the suite runs against instead of the embedded store, when set (unless
+/// `KEFU_TEST_STORE=sled`), and that the PostgreSQL-only tests need.
+pub const POSTGRES_URL_VAR: &str = "KEFU_TEST_POSTGRES_URL";
+
+/// The PostgreSQL server for tests that need one: `None` (with a note on stderr) when
+/// `KEFU_TEST_POSTGRES_URL` is unset; under CI (`CI` set) its absence fails the test instead.
+pub fn postgres_url_or_skip(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test} needs PostgreSQL: {POSTGRES_URL_VAR} is unset under CI")
+        }
+        _ => {
+            eprintln!(
+                "skipped {test}: {POSTGRES_URL_VAR} is unset (no PostgreSQL to test against)"
+            );
+            None
+        }
+    }
+}
+
+/// Whether the suite runs on PostgreSQL (see [`POSTGRES_URL_VAR`]).
+fn suite_postgres_url() -> Option<String> {
+    if std::env::var("KEFU_TEST_STORE").is_ok_and(|store| store == "sled") {
+        return None;
+    }
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A schema of its own in the test PostgreSQL database, dropped with it.
+pub struct PgSchema {
+    server_url: String,
+    name: String,
+    /// `server_url` with the schema as the search path: what kefu is configured with.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// Creates a fresh, empty schema on `server_url`.
+    pub fn create(server_url: &str) -> PgSchema {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "kefu_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            fastrand::u32(..)
+        );
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let url = format!("{server_url}{separator}options=-c%20search_path%3D{name}");
+        let schema = PgSchema {
+            server_url: server_url.to_string(),
+            name,
+            url,
+        };
+        schema.execute(&format!("CREATE SCHEMA {}", schema.name));
+        schema
+    }
+
+    /// Runs `sql` on the server (on a thread of its own: the synchronous client refuses to run
+    /// inside the tests' async runtime).
+    fn execute(&self, sql: &str) {
+        let (url, sql) = (self.server_url.clone(), sql.to_string());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap_or_else(|error| panic!("connecting to the test PostgreSQL {url}: {error}"));
+            client.batch_execute(&sql).expect(&sql);
+        })
+        .join()
+        .expect("the PostgreSQL helper thread panicked");
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, sql) = (
+            self.server_url.clone(),
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+        // Best effort: a failure here leaves a schema behind, not a wrong result.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
 /// A root `TempDir` holding `kb/`, `index/` and `data/`; the root lets tests check that nothing is
-/// written beside `kb/`.
+/// written beside `kb/`. On PostgreSQL (see [`POSTGRES_URL_VAR`]) the records live in a schema of
+/// their own instead of `data/db`.
 pub struct TestDirs {
+    /// The PostgreSQL schema of this installation, when the suite runs on PostgreSQL.
+    pub postgres: Option<PgSchema>,
     _root: TempDir,
     /// The root folder.
     pub root: PathBuf,
@@ -129,6 +222,7 @@ impl TestDirs {
         let root_dir = tempfile::tempdir().expect("creating a temporary folder");
         let root = root_dir.path().to_path_buf();
         let dirs = TestDirs {
+            postgres: suite_postgres_url().map(|url| PgSchema::create(&url)),
             _root: root_dir,
             kb: root.join("kb"),
             index: root.join("index"),
@@ -147,6 +241,14 @@ impl TestDirs {
         }
         dirs.write("_dict.txt", DICTIONARY);
         dirs.write("_synonyms.txt", SYNONYMS);
+        dirs
+    }
+
+    /// As [`TestDirs::with_fixtures`], with the records in `postgres` (`None`: the embedded store),
+    /// whichever store the suite runs on.
+    pub fn with_fixtures_on(postgres: Option<PgSchema>) -> TestDirs {
+        let mut dirs = TestDirs::with_fixtures();
+        dirs.postgres = postgres;
         dirs
     }
 
@@ -170,7 +272,25 @@ impl TestDirs {
         config.paths.data = self.data.clone();
         config.search.watch = false;
         config.accounts.admin_password = Some(INITIAL_ADMIN_PASSWORD.to_string());
+        if let Some(schema) = &self.postgres {
+            config.storage.backend = kefu::config::StorageBackend::Postgres;
+            config.storage.postgres_url = Some(schema.url.clone());
+            config.storage.postgres_connections = 3;
+        }
         config
+    }
+
+    /// The environment that points a `kefu` process at this installation's store (empty for the
+    /// embedded store, whose folder is passed with `--data`).
+    pub fn storage_env(&self) -> Vec<(String, String)> {
+        match &self.postgres {
+            Some(schema) => vec![
+                ("KEFU_STORAGE__BACKEND".into(), "postgres".into()),
+                ("KEFU_STORAGE__POSTGRES_URL".into(), schema.url.clone()),
+                ("KEFU_STORAGE__POSTGRES_CONNECTIONS".into(), "3".into()),
+            ],
+            None => Vec::new(),
+        }
     }
 
     /// Every file under `root`, relative, sorted (for "nothing was written outside kb/" checks).

@@ -1208,6 +1208,7 @@ fn the_user_command_adds_resets_and_disables_accounts() {
             .env_clear()
             .env("RUST_LOG", "warn")
             .env("KEFU_ADMIN_PASSWORD", INITIAL_ADMIN_PASSWORD)
+            .envs(dirs.storage_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

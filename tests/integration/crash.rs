@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{TestDirs, INITIAL_ADMIN_PASSWORD, PASSWORD};
+use crate::common::{TestDirs, Ws, INITIAL_ADMIN_PASSWORD, PASSWORD};
 
 struct Server {
     child: Child,
@@ -35,6 +35,7 @@ fn serve(dirs: &TestDirs) -> Server {
         .env("KEFU_ADMIN_PASSWORD", INITIAL_ADMIN_PASSWORD)
         .env("KEFU_SEARCH__WATCH", "false")
         .env("RUST_LOG", "warn")
+        .envs(dirs.storage_env())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -177,4 +178,85 @@ fn revocations_and_blocks_survive_a_kill_right_after_the_answer() {
         blocks.to_string().contains("192.0.2.0/24"),
         "the block is still there: {blocks}"
     );
+}
+
+/// A visitor's messages, each acknowledged, then SIGKILL: after the restart every acknowledged message
+/// is there once, in order, and resending them all with their keys (the page never saw the acks)
+/// stores nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_a_kill_and_resends_are_not_stored_twice() {
+    const SENT: usize = 30;
+    let dirs = TestDirs::with_fixtures();
+    let server = tokio::task::block_in_place(|| serve(&dirs));
+    let (status, started, _) = tokio::task::block_in_place(|| {
+        call(
+            &server,
+            "POST",
+            "/api/v1/visitor/conversations",
+            None,
+            Some(json!({"message": "你好，我的订单还没发货"})),
+        )
+    });
+    assert_eq!(status, 201, "{started}");
+    let token = started["token"].as_str().unwrap().to_string();
+    let mut visitor = Ws::visitor(address_of(&server), &token, 0).await;
+    visitor.expect("hello").await;
+    let mut acked = Vec::new();
+    for index in 0..SENT {
+        visitor
+            .send(json!({"type": "send", "client_key": format!("k{index}"), "body": format!("第 {index} 条")}))
+            .await;
+        let ack = visitor.expect("ack").await;
+        acked.push(ack["seq"].as_u64().unwrap());
+    }
+    drop(visitor);
+    tokio::task::block_in_place(|| drop(server));
+
+    let server = tokio::task::block_in_place(|| serve(&dirs));
+    let mut visitor = Ws::visitor(address_of(&server), &token, 0).await;
+    let hello = visitor.expect("hello").await;
+    let bodies: Vec<&str> = hello["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["kind"] == "visitor")
+        .map(|message| message["body"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = std::iter::once("你好，我的订单还没发货".to_string())
+        .chain((0..SENT).map(|index| format!("第 {index} 条")))
+        .collect();
+    assert_eq!(
+        bodies, expected,
+        "every acknowledged message, once, in order"
+    );
+    for (index, seq) in acked.iter().enumerate() {
+        visitor
+            .send(json!({"type": "send", "client_key": format!("k{index}"), "body": format!("第 {index} 条")}))
+            .await;
+        let ack = visitor.expect("ack").await;
+        assert_eq!(
+            ack["seq"].as_u64(),
+            Some(*seq),
+            "a resend answers the stored message"
+        );
+    }
+    drop(visitor);
+    let mut visitor = Ws::visitor(address_of(&server), &token, 0).await;
+    let hello = visitor.expect("hello").await;
+    let visitor_messages = hello["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["kind"] == "visitor")
+        .count();
+    assert_eq!(
+        visitor_messages,
+        SENT + 1,
+        "resends stored nothing: {hello}"
+    );
+    tokio::task::block_in_place(|| drop(server));
+}
+
+fn address_of(server: &Server) -> std::net::SocketAddr {
+    server.base.trim_start_matches("http://").parse().unwrap()
 }

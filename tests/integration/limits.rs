@@ -49,11 +49,11 @@ fn json_body(value: Value) -> Option<(&'static str, Vec<u8>)> {
 fn visitor_records(app: &TestApp) -> [usize; 5] {
     let store = app.state.accounts.store();
     [
-        store.visitor_tokens.len(),
-        store.visitors.len(),
-        store.page_views.len(),
-        store.conversations.len(),
-        store.messages.len(),
+        store.visitor_tokens.len().unwrap(),
+        store.visitors.len().unwrap(),
+        store.page_views.len().unwrap(),
+        store.conversations.len().unwrap(),
+        store.messages.len().unwrap(),
     ]
 }
 
@@ -145,8 +145,9 @@ async fn visitor_fields_over_their_limits_are_refused_and_nothing_is_stored() {
         store
             .visitors
             .iter()
-            .values()
-            .map(|value| value.unwrap().to_vec())
+            .unwrap()
+            .into_iter()
+            .map(|(_, value)| value)
             .collect()
     };
     let profile_before = profiles();
@@ -209,8 +210,7 @@ async fn the_visitor_name_is_stored_once_not_in_every_message() {
     // The stored messages do not carry the name; the conversation does, once.
     let store = app.state.accounts.store();
     let mut visitor_messages = 0;
-    for value in store.messages.iter().values() {
-        let value = value.unwrap();
+    for (_, value) in store.messages.iter().unwrap() {
         let message: Value = serde_json::from_slice(&value).unwrap();
         if message["kind"] == "visitor" {
             visitor_messages += 1;
@@ -254,7 +254,7 @@ async fn over_long_sign_ins_are_refused_before_any_lookup_and_leave_no_trace() {
     let app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
     let admin = app.admin().await;
     let store = app.state.accounts.store();
-    let audit_before = store.audit.len();
+    let audit_before = store.audit.len().unwrap();
     for request in [
         json!({"username": "a".repeat(33), "password": "x"}),
         json!({"username": "a".repeat(200_000), "password": "x"}),
@@ -267,7 +267,7 @@ async fn over_long_sign_ins_are_refused_before_any_lookup_and_leave_no_trace() {
         assert_eq!(error.0, StatusCode::BAD_REQUEST, "{}", error.1);
         assert_eq!(error.1["code"], "invalid_input", "{}", error.1);
     }
-    assert_eq!(store.audit.len(), audit_before, "nothing audited");
+    assert_eq!(store.audit.len().unwrap(), audit_before, "nothing audited");
     // Nothing counted: four of those named `admin`, past the three failures that bring the captcha.
     let (status, required) = app
         .get("/api/v1/auth/captcha-required?username=admin")
@@ -333,7 +333,7 @@ async fn passwords_with_control_characters_and_blocks_wider_than_a_prefix_are_re
             "{wide}: {body}"
         );
     }
-    assert_eq!(app.state.accounts.store().blocks.len(), 0);
+    assert_eq!(app.state.accounts.store().blocks.len().unwrap(), 0);
     for narrow in ["10.1.0.0/16", "2001:db8:1::/48"] {
         let (status, body) = app
             .json_as(
@@ -398,11 +398,12 @@ async fn upload(app: &TestApp, token: &str, id: &str, name: &str, bytes: Vec<u8>
     .await
 }
 
-/// Attachments indexed, and files on disk.
+/// Attachments indexed, and files stored (on disk with sled, in `file_bytes` with PostgreSQL).
 fn upload_records(app: &TestApp) -> (usize, usize) {
     let files = app.dirs.data.join("files");
-    let on_disk = walkdir_count(&files);
-    (app.state.accounts.store().files.len(), on_disk)
+    let store = app.state.accounts.store();
+    let stored = walkdir_count(&files) + store.file_bytes.len().unwrap();
+    (store.files.len().unwrap(), stored)
 }
 
 fn walkdir_count(folder: &std::path::Path) -> usize {
@@ -541,8 +542,8 @@ async fn visitor_tokens_and_captchas_are_rate_limited_per_address_and_tokens_exp
     )
     .await;
     assert_refused(&start, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    assert_eq!(store.visitor_tokens.len(), 3);
-    assert_eq!(store.conversations.len(), 0);
+    assert_eq!(store.visitor_tokens.len().unwrap(), 3);
+    assert_eq!(store.conversations.len().unwrap(), 0);
     let elsewhere = new_visitor("198.51.100.7").await;
     assert_eq!(elsewhere.status, StatusCode::CREATED, "another address");
 
@@ -595,7 +596,7 @@ async fn visitor_tokens_and_captchas_are_rate_limited_per_address_and_tokens_exp
         app.state.accounts.purge_expired_visitor_tokens().unwrap(),
         4
     );
-    assert_eq!(store.visitor_tokens.len(), 0);
+    assert_eq!(store.visitor_tokens.len().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -422,10 +422,9 @@ impl AccountService {
         Ok(revoked)
     }
 
-    fn sessions_of(&self, account: AccountId) -> Result<Vec<(sled::IVec, SessionRecord)>> {
+    fn sessions_of(&self, account: AccountId) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
         let mut sessions = Vec::new();
-        for item in self.store.sessions.iter() {
-            let (key, value) = item?;
+        for (key, value) in self.store.sessions.iter()? {
             let record: SessionRecord = storage::decode(&value)?;
             if record.account == account {
                 sessions.push((key, record));
@@ -442,8 +441,7 @@ impl AccountService {
         self.sign_in_guard.purge(now);
         let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
         let mut purged = 0;
-        for item in self.store.sessions.iter() {
-            let (key, value) = item?;
+        for (key, value) in self.store.sessions.iter()? {
             let record: SessionRecord = storage::decode(&value)?;
             if now.duration_since(record.last_seen) > idle_limit {
                 self.store.sessions.remove(key)?;

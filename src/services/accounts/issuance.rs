@@ -66,8 +66,7 @@ impl AccountService {
         self.issuance.visitor_tokens.retain_recent();
         self.issuance.captchas.retain_recent();
         let mut purged = 0;
-        for item in self.store.visitor_tokens.iter() {
-            let (key, value) = item?;
+        for (key, value) in self.store.visitor_tokens.iter()? {
             let grant: VisitorGrant = storage::decode(&value)?;
             if self.visitor_token_expired(&grant) {
                 self.store.visitor_tokens.remove(key)?;

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -48,6 +49,8 @@ const MAX_DISPLAY_NAME_CHARS: usize = 32;
 const MAX_GREETING_CHARS: usize = 500;
 /// Longest group name, in characters.
 const MAX_GROUP_NAME_CHARS: usize = 32;
+/// Audit entries read at a time while filtering the log.
+const AUDIT_PAGE: usize = 256;
 
 /// Accounts and everything about them.
 pub struct AccountService {
@@ -198,7 +201,7 @@ impl AccountService {
     }
 
     fn bootstrap_admin(&self) -> Result<Bootstrap> {
-        if !self.store.accounts.is_empty() {
+        if !self.store.accounts.is_empty()? {
             return Ok(Bootstrap::Existing);
         }
         let (password, outcome) = match &self.config.admin_password {
@@ -279,7 +282,7 @@ impl AccountService {
             return Ok(None);
         };
         let id =
-            u64::from_be_bytes(id.as_ref().try_into().map_err(|_| {
+            u64::from_be_bytes(id.as_slice().try_into().map_err(|_| {
                 Error::Storage(format!("username index of `{username}` is corrupt"))
             })?);
         storage::get_json(&self.store.accounts, id_key(id))
@@ -352,10 +355,10 @@ impl AccountService {
         let _guard = self.write_lock.lock();
         let claimed = self.store.usernames.compare_and_swap(
             username.as_bytes(),
-            None as Option<&[u8]>,
+            None,
             Some(&id_key(account.id.0)[..]),
         )?;
-        if claimed.is_err() {
+        if !claimed {
             return Err(Error::UsernameTaken(username));
         }
         storage::put_json(&self.store.accounts, id_key(account.id.0), &account)?;
@@ -630,30 +633,43 @@ impl AccountService {
     /// Audit entries, newest first.
     pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-        let upper = query.before.map(id_key);
-        let range = match &upper {
-            Some(upper) => self.store.audit.range(..&upper[..]),
-            None => self.store.audit.range::<&[u8], _>(..),
+        let mut upper = match query.before {
+            Some(before) => Bound::Excluded(id_key(before).to_vec()),
+            None => Bound::Unbounded,
         };
         let mut entries = Vec::new();
-        for item in range.rev() {
-            let (_, value) = item?;
-            let entry: AuditEntry = storage::decode(&value)?;
-            let wanted = query.account.as_ref().is_none_or(|account| {
-                entry.account.eq_ignore_ascii_case(account)
-                    || entry
-                        .actor
-                        .as_ref()
-                        .is_some_and(|actor| actor.eq_ignore_ascii_case(account))
-            }) && query.kind.is_none_or(|kind| kind == entry.kind);
-            if wanted {
-                entries.push(entry);
-                if entries.len() == limit {
-                    break;
+        // Newest first, a page at a time, until `limit` entries pass the filter.
+        loop {
+            let page = self.store.audit.range_limited(
+                Bound::Unbounded,
+                upper.clone(),
+                Some(AUDIT_PAGE),
+                true,
+            )?;
+            let full = page.len() == AUDIT_PAGE;
+            if let Some((oldest, _)) = page.last() {
+                upper = Bound::Excluded(oldest.clone());
+            }
+            for (_, value) in page {
+                let entry: AuditEntry = storage::decode(&value)?;
+                let wanted = query.account.as_ref().is_none_or(|account| {
+                    entry.account.eq_ignore_ascii_case(account)
+                        || entry
+                            .actor
+                            .as_ref()
+                            .is_some_and(|actor| actor.eq_ignore_ascii_case(account))
+                }) && query.kind.is_none_or(|kind| kind == entry.kind);
+                if wanted {
+                    entries.push(entry);
+                    if entries.len() == limit {
+                        return Ok(entries);
+                    }
                 }
             }
+            if !full {
+                return Ok(entries);
+            }
         }
-        Ok(entries)
     }
 
     fn log_presence(&self, change: &PresenceChange) -> Result<()> {

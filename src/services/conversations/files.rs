@@ -1,5 +1,5 @@
 //! Files sent in a conversation: size and type checks (the content is sniffed and must match the
-//! name's extension), storage under `data/files/` by content hash, and per-conversation access.
+//! name's extension), storage by content hash (`storage::Blobs`), and per-conversation access.
 //!
 //! Uploads are bounded four ways, checked in this order before anything is written: a rate per visitor
 //! (`visitor_uploads_per_minute`), a quota per conversation and one per visitor (files and bytes), and
@@ -7,7 +7,6 @@
 
 use parking_lot::Mutex;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -17,7 +16,7 @@ use crate::config::ConversationsConfig;
 use crate::domain::limits::MAX_FILE_NAME_CHARS;
 use crate::domain::Attachment;
 use crate::error::{Error, Result};
-use crate::storage;
+use crate::storage::{self, Blobs, Table};
 
 /// Longest extension kept whole when a long name is cut.
 const MAX_EXTENSION_CHARS: usize = 16;
@@ -42,10 +41,10 @@ struct Usage {
 
 /// The file store.
 pub struct Files {
-    root: PathBuf,
-    index: sled::Tree,
-    visitor_uploads: sled::Tree,
-    /// Bytes of every stored file, read from disk at start.
+    blobs: Blobs,
+    index: Table,
+    visitor_uploads: Table,
+    /// Bytes of every stored file, read at start.
     bytes_on_disk: AtomicU64,
     visitor_rate: DefaultKeyedRateLimiter<String>,
     /// Quotas are checked and counted under this lock, so concurrent uploads cannot both slip in.
@@ -56,31 +55,32 @@ impl std::fmt::Debug for Files {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Files")
-            .field("root", &self.root)
+            .field("blobs", &self.blobs)
             .field("bytes_on_disk", &self.bytes_on_disk)
             .finish_non_exhaustive()
     }
 }
 
 impl Files {
-    /// Files under `data_dir/files`, indexed in `index` (conversation, 0, hash → attachment), with
-    /// each visitor's usage in `visitor_uploads`; accepts `per_minute` uploads per visitor.
+    /// Files whose bytes live in `blobs`, indexed in `index` (conversation, 0, hash → attachment),
+    /// with each visitor's usage in `visitor_uploads`; accepts `per_minute` uploads per visitor.
+    ///
+    /// Fails when the stored bytes cannot be counted.
     pub fn new(
-        data_dir: &Path,
-        index: sled::Tree,
-        visitor_uploads: sled::Tree,
+        blobs: Blobs,
+        index: Table,
+        visitor_uploads: Table,
         per_minute: u32,
-    ) -> Files {
-        let root = data_dir.join("files");
+    ) -> Result<Files> {
         let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        Files {
-            bytes_on_disk: AtomicU64::new(bytes_under(&root)),
-            root,
+        Ok(Files {
+            bytes_on_disk: AtomicU64::new(blobs.total_bytes()?),
+            blobs,
             index,
             visitor_uploads,
             visitor_rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
             quota_lock: Mutex::new(()),
-        }
+        })
     }
 
     /// Checks and stores an upload for `conversation`; see the module docs for the bounds.
@@ -151,16 +151,13 @@ impl Files {
             }
             Uploader::Staff => None,
         };
-        let path = self.path_of(&hash);
-        if !path.exists() {
+        if !self.blobs.contains(&hash)? {
             let budget_bytes = config.upload_disk_budget_bytes;
             if self.bytes_on_disk.load(Ordering::Relaxed) + size > budget_bytes {
                 tracing::warn!(budget_bytes, "upload disk budget reached");
                 return Err(Error::UploadStorageFull { budget_bytes });
             }
-            let folder = path.parent().expect("a hash path has a folder");
-            std::fs::create_dir_all(folder).map_err(|error| Error::io(folder, error))?;
-            crate::articles::write_file_atomically(&path, bytes)?;
+            self.blobs.write(&hash, bytes)?;
             self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
         }
         let attachment = Attachment {
@@ -186,8 +183,8 @@ impl Files {
         prefix.push(0);
         let mut files = 0;
         let mut bytes = 0;
-        for value in self.index.scan_prefix(prefix).values() {
-            let attachment: Attachment = storage::decode(&value?)?;
+        for (_, value) in self.index.scan_prefix(prefix)? {
+            let attachment: Attachment = storage::decode(&value)?;
             files += 1;
             bytes += attachment.size;
         }
@@ -221,25 +218,9 @@ impl Files {
     pub fn read(&self, conversation: &str, hash: &str) -> Result<(Attachment, Vec<u8>)> {
         let attachment: Attachment = storage::get_json(&self.index, key(conversation, hash))?
             .ok_or_else(|| Error::NotFound(format!("no file `{hash}` in this conversation")))?;
-        let path = self.path_of(&attachment.hash);
-        let bytes = std::fs::read(&path).map_err(|error| Error::io(&path, error))?;
+        let bytes = self.blobs.read(&attachment.hash)?;
         Ok((attachment, bytes))
     }
-
-    fn path_of(&self, hash: &str) -> PathBuf {
-        self.root.join(&hash[..2]).join(hash)
-    }
-}
-
-/// Bytes of the files under `root` (two levels: prefix folder, file); 0 when it does not exist yet.
-fn bytes_under(root: &Path) -> u64 {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(std::result::Result::ok)
-        .filter(|entry| entry.file_type().is_file())
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|metadata| metadata.len())
-        .sum()
 }
 
 fn key(conversation: &str, hash: &str) -> Vec<u8> {

@@ -278,11 +278,11 @@ impl ConversationService {
             Arc::clone(&clock),
         );
         let files = files::Files::new(
-            data_dir,
+            accounts.store().blobs(data_dir),
             accounts.store().files.clone(),
             accounts.store().visitor_uploads.clone(),
             config.visitor_uploads_per_minute,
-        );
+        )?;
         let history = Arc::new(MessageIndex::open(
             &data_dir.join(MESSAGE_INDEX_FOLDER),
             analyzer,

@@ -371,7 +371,7 @@ impl QuickReplyService {
             .store
             .reply_usage
             .get(usage_key(agent, id))?
-            .map(|bytes| u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or([0; 8])))
+            .map(|bytes| u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])))
             .unwrap_or(0))
     }
 

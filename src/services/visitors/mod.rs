@@ -385,12 +385,10 @@ impl VisitorService {
             trail_key(visitor_id, sequence),
             &view,
         )?;
-        let keys: Vec<sled::IVec> = self
+        let keys = self
             .store
             .page_views
-            .scan_prefix(trail_prefix(visitor_id))
-            .keys()
-            .collect::<std::result::Result<_, _>>()?;
+            .scan_prefix_keys(trail_prefix(visitor_id))?;
         // Keys end in an increasing sequence: the oldest views come first.
         let excess = keys.len().saturating_sub(self.config.max_page_views);
         for key in keys.into_iter().take(excess) {
@@ -408,9 +406,9 @@ impl VisitorService {
         let views: Vec<PageView> = self
             .store
             .page_views
-            .scan_prefix(trail_prefix(visitor_id))
-            .values()
-            .map(|value| storage::decode(&value?))
+            .scan_prefix(trail_prefix(visitor_id))?
+            .into_iter()
+            .map(|(_, value)| storage::decode(&value))
             .collect::<Result<_>>()?;
         let online = self.is_online(visitor_id);
         let now = self.now();
@@ -580,8 +578,7 @@ impl VisitorService {
         let mut ids = BTreeSet::new();
         for key in self.filing_keys(visitor_id) {
             let prefix = [key.as_bytes(), &[0]].concat();
-            for entry in self.store.visitor_conversations.scan_prefix(&prefix).keys() {
-                let entry = entry?;
+            for entry in self.store.visitor_conversations.scan_prefix_keys(&prefix)? {
                 ids.insert(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned());
             }
         }
@@ -706,7 +703,7 @@ impl DeskObserver for VisitorService {
             };
             for key in self.filing_keys(&conversation.visitor_id) {
                 let entry = [key.as_bytes(), &[0], conversation.id.as_bytes()].concat();
-                self.store.visitor_conversations.insert(entry, &[])?;
+                self.store.visitor_conversations.insert(entry, [])?;
             }
         }
         Ok(())

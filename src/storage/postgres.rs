@@ -1,0 +1,393 @@
+//! The PostgreSQL backend: each kind of record is a table `(key bytea primary key, value bytea)`,
+//! so keys sort exactly as in the embedded database and values stay the same JSON bytes; the schema
+//! is created by versioned migrations applied at start.
+//!
+//! The services call the store synchronously (the desk runs its transitions under a lock), so the
+//! connections live on their own worker threads: a call sends a job to the next free worker and
+//! waits for its answer. That never blocks inside an async runtime's own machinery (the synchronous
+//! client would refuse to run there) and bounds the connections to `postgres_connections`.
+
+use std::ops::Bound;
+use std::str::FromStr;
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use parking_lot::Mutex;
+use postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+use crate::storage::table::Record;
+
+/// Every table, in the order the migrations create them.
+pub(crate) const TABLES: &[&str] = &[
+    "accounts",
+    "usernames",
+    "groups",
+    "sessions",
+    "audit",
+    "presence_log",
+    "avatars",
+    "visitor_tokens",
+    "conversations",
+    "queue",
+    "messages",
+    "message_keys",
+    "group_routing",
+    "files",
+    "file_bytes",
+    "visitor_uploads",
+    "quick_replies",
+    "reply_images",
+    "reply_usage",
+    "assist_feedback",
+    "deflection_outcomes",
+    "visitors",
+    "page_views",
+    "blocks",
+    "visitor_conversations",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_queue",
+    "stats",
+    "meta",
+];
+
+/// Key of the advisory lock held while migrating, so two nodes starting at once migrate once.
+const MIGRATION_LOCK: i64 = 0x6b65_6675_0001;
+
+/// One job for a connection: runs with the worker's client, or with the error that kept it from
+/// connecting.
+type Job = Box<dyn FnOnce(std::result::Result<&mut Client, Error>) + Send>;
+
+/// Connections on worker threads.
+#[derive(Debug)]
+pub struct PgPool {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    url: String,
+}
+
+impl PgPool {
+    /// Connects `connections` workers to `url` and migrates the schema to this version.
+    ///
+    /// Fails with [`Error::Storage`] when the server does not answer or refuses the URL.
+    pub fn connect(url: &str, connections: usize) -> Result<Arc<PgPool>> {
+        let config = postgres::Config::from_str(url).map_err(|error| {
+            Error::Storage(format!(
+                "storage.postgres_url is not a PostgreSQL URL: {error}"
+            ))
+        })?;
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for number in 0..connections.max(1) {
+            let receiver = Arc::clone(&receiver);
+            let config = config.clone();
+            thread::Builder::new()
+                .name(format!("kefu-pg-{number}"))
+                .spawn(move || serve_jobs(&config, &receiver))
+                .map_err(|error| {
+                    Error::Storage(format!("starting a PostgreSQL worker: {error}"))
+                })?;
+        }
+        let pool = Arc::new(PgPool {
+            jobs: Mutex::new(Some(sender)),
+            url: describe(&config),
+        });
+        pool.run(|client| {
+            client.simple_query("SELECT 1")?;
+            Ok(())
+        })
+        .map_err(|error| {
+            Error::Storage(format!("cannot reach PostgreSQL at {}: {error}", pool.url))
+        })?;
+        pool.run(migrate)?;
+        Ok(pool)
+    }
+
+    /// Runs `work` on a connection and waits for its answer.
+    pub fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (answer, answered) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let result = client.and_then(work);
+            let _ = answer.send(result);
+        });
+        let sent = match &*self.jobs.lock() {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::Storage(
+                "the PostgreSQL connections are closed".into(),
+            ));
+        }
+        answered
+            .recv()
+            .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?
+    }
+
+    /// Stops the workers once their jobs are done.
+    pub fn close(&self) {
+        self.jobs.lock().take();
+    }
+}
+
+/// A worker: one connection, (re)opened when needed, serving jobs until the pool closes.
+fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut client: Option<Client> = None;
+    loop {
+        let job = match jobs.lock().recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        if client.as_ref().is_some_and(Client::is_closed) {
+            client = None;
+        }
+        if client.is_none() {
+            match config.connect(NoTls) {
+                Ok(connected) => client = Some(connected),
+                Err(error) => {
+                    job(Err(Error::from(error)));
+                    continue;
+                }
+            }
+        }
+        if let Some(connected) = client.as_mut() {
+            // A panic inside a job must not take the connection's worker with it.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(connected))));
+            if outcome.is_err() {
+                client = None;
+            }
+        }
+    }
+}
+
+/// The migrations, in order; each runs once, in its own transaction, under an advisory lock.
+fn migrations() -> Vec<(i32, String)> {
+    let mut first = String::from("CREATE SEQUENCE kefu_ids START 1;\n");
+    for table in TABLES {
+        first.push_str(&format!(
+            "CREATE TABLE {table} (key bytea PRIMARY KEY, value bytea NOT NULL);\n"
+        ));
+    }
+    vec![(1, first)]
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    transaction.batch_execute(
+        "CREATE TABLE IF NOT EXISTS kefu_schema (version integer PRIMARY KEY, \
+         applied timestamptz NOT NULL DEFAULT now())",
+    )?;
+    let current: i32 = transaction
+        .query_one("SELECT coalesce(max(version), 0) FROM kefu_schema", &[])?
+        .get(0);
+    let known = migrations();
+    let newest = known.last().map_or(0, |(version, _)| *version);
+    if current > newest {
+        return Err(Error::Storage(format!(
+            "the PostgreSQL schema is version {current}, newer than this kefu knows ({newest}); \
+             run a newer kefu"
+        )));
+    }
+    for (version, sql) in known {
+        if version > current {
+            transaction.batch_execute(&sql)?;
+            transaction.execute("INSERT INTO kefu_schema (version) VALUES ($1)", &[&version])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// Where `config` points, without its password, for messages.
+fn describe(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "host {} port {} database {}",
+        hosts.join(","),
+        if ports.is_empty() {
+            "5432".to_string()
+        } else {
+            ports.join(",")
+        },
+        config.get_dbname().unwrap_or("(the user's)")
+    )
+}
+
+/// One kind of record in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgTable {
+    name: &'static str,
+    pool: Arc<PgPool>,
+}
+
+impl PgTable {
+    pub(crate) fn new(name: &'static str, pool: Arc<PgPool>) -> PgTable {
+        PgTable { name, pool }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let sql = format!("SELECT value FROM {} WHERE key = $1", self.name);
+        let key = key.to_vec();
+        self.pool.run(move |client| {
+            Ok(client
+                .query_opt(sql.as_str(), &[&key])?
+                .map(|row| row.get::<_, Vec<u8>>(0)))
+        })
+    }
+
+    pub(crate) fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let sql = upsert_sql(self.name);
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.pool.run(move |client| {
+            client.execute(sql.as_str(), &[&key, &value])?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn remove(&self, key: &[u8]) -> Result<bool> {
+        let sql = format!("DELETE FROM {} WHERE key = $1", self.name);
+        let key = key.to_vec();
+        self.pool
+            .run(move |client| Ok(client.execute(sql.as_str(), &[&key])? > 0))
+    }
+
+    pub(crate) fn len(&self) -> Result<usize> {
+        let sql = format!("SELECT count(*) FROM {}", self.name);
+        self.pool.run(move |client| {
+            let count: i64 = client.query_one(sql.as_str(), &[])?.get(0);
+            Ok(usize::try_from(count).unwrap_or(0))
+        })
+    }
+
+    pub(crate) fn clear(&self) -> Result<()> {
+        let sql = format!("DELETE FROM {}", self.name);
+        self.pool.run(move |client| {
+            client.execute(sql.as_str(), &[])?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn range(
+        &self,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+        limit: Option<usize>,
+        newest_first: bool,
+    ) -> Result<Vec<Record>> {
+        let mut conditions = Vec::new();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for (bound, inclusive, exclusive) in [(from, ">=", ">"), (to, "<=", "<")] {
+            let operator = match &bound {
+                Bound::Included(_) => inclusive,
+                Bound::Excluded(_) => exclusive,
+                Bound::Unbounded => continue,
+            };
+            if let Bound::Included(key) | Bound::Excluded(key) = bound {
+                keys.push(key);
+                conditions.push(format!("key {operator} ${}", keys.len()));
+            }
+        }
+        let mut sql = format!("SELECT key, value FROM {}", self.name);
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(if newest_first {
+            " ORDER BY key DESC"
+        } else {
+            " ORDER BY key"
+        });
+        if let Some(limit) = limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        self.pool.run(move |client| {
+            let parameters: Vec<&(dyn postgres::types::ToSql + Sync)> = keys
+                .iter()
+                .map(|key| key as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            Ok(client
+                .query(sql.as_str(), &parameters)?
+                .into_iter()
+                .map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1)))
+                .collect())
+        })
+    }
+
+    pub(crate) fn compare_and_swap(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        let name = self.name;
+        let (key, old, new) = (
+            key.to_vec(),
+            old.map(<[u8]>::to_vec),
+            new.map(<[u8]>::to_vec),
+        );
+        self.pool.run(move |client| {
+            let changed = match (old, new) {
+                (None, None) => client
+                    .query_opt(
+                        format!("SELECT 1 FROM {name} WHERE key = $1").as_str(),
+                        &[&key],
+                    )?
+                    .is_none() as u64,
+                (None, Some(new)) => client.execute(
+                    format!(
+                        "INSERT INTO {name} (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    )
+                    .as_str(),
+                    &[&key, &new],
+                )?,
+                (Some(old), Some(new)) => client.execute(
+                    format!("UPDATE {name} SET value = $3 WHERE key = $1 AND value = $2").as_str(),
+                    &[&key, &old, &new],
+                )?,
+                (Some(old), None) => client.execute(
+                    format!("DELETE FROM {name} WHERE key = $1 AND value = $2").as_str(),
+                    &[&key, &old],
+                )?,
+            };
+            Ok(changed == 1)
+        })
+    }
+}
+
+/// `INSERT … ON CONFLICT UPDATE` for `table`.
+pub(crate) fn upsert_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+    )
+}
+
+impl From<postgres::Error> for Error {
+    fn from(error: postgres::Error) -> Error {
+        match error.as_db_error() {
+            Some(db) => Error::Storage(format!(
+                "PostgreSQL: {}: {}",
+                db.code().code(),
+                db.message()
+            )),
+            None => Error::Storage(format!("PostgreSQL: {error}")),
+        }
+    }
+}
