@@ -6,6 +6,10 @@
 //! - `cargo bench --bench load -- burst [VISITORS=200] [EACH=5]`: VISITORS/5 agents (max 5) serve every
 //!   visitor; then every visitor sends EACH messages at the same moment.
 //!
+//! `--postgres URL` runs the server on PostgreSQL (a fresh schema of the database at URL, dropped
+//! afterwards) instead of the embedded store; `--both URL` runs the scenario on sled, then on
+//! PostgreSQL, and ends with the two side by side (ack p50/p99, messages/s, server CPU).
+//!
 //! `--no-suggestions` starts the server with `KEFU_CONVERSATIONS__PUSH_SUGGESTIONS=false` (a server
 //! without that setting refuses to start with it, so it is only passed when asked). `KEFU_BIN` names the
 //! `kefu` binary to start (default: the one cargo built with the bench); `LOAD_CLIENT_WORKERS` the
@@ -125,16 +129,104 @@ struct Options {
     push_suggestions: bool,
 }
 
+/// Where the server keeps its records.
+#[derive(Debug, Clone)]
+enum StoreChoice {
+    Sled,
+    /// The server URL; each run makes a schema of its own there.
+    Postgres(String),
+}
+
+impl StoreChoice {
+    fn name(&self) -> &'static str {
+        match self {
+            StoreChoice::Sled => "sled",
+            StoreChoice::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The figures the side-by-side table compares.
+struct Summary {
+    ack_p50_us: u64,
+    ack_p99_us: u64,
+    messages_per_second: f64,
+    server_cpu_percent: f64,
+    rss_peak_kib: u64,
+    lost: usize,
+}
+
+/// A PostgreSQL schema for one run, dropped with it.
+struct BenchSchema {
+    server_url: String,
+    name: String,
+}
+
+impl BenchSchema {
+    fn create(server_url: &str) -> BenchSchema {
+        let name = format!("kefu_bench_{}", std::process::id());
+        let schema = BenchSchema {
+            server_url: server_url.to_string(),
+            name,
+        };
+        schema.execute(&format!(
+            "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
+            schema.name
+        ));
+        schema
+    }
+
+    fn url(&self) -> String {
+        let separator = if self.server_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.server_url, self.name
+        )
+    }
+
+    /// On a thread of its own: the synchronous client refuses to run inside the async runtime.
+    fn execute(&self, sql: &str) {
+        let (url, sql) = (self.server_url.clone(), sql.to_string());
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap_or_else(|error| panic!("connecting to PostgreSQL at {url}: {error}"));
+            client.batch_execute(&sql).unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+impl Drop for BenchSchema {
+    fn drop(&mut self) {
+        self.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
 fn main() {
     let mut scenario = None;
     let mut numbers = Vec::new();
     let mut push_suggestions = true;
+    let mut stores = vec![StoreChoice::Sled];
+    let mut arguments = std::env::args().skip(1);
     // `cargo bench` passes `--bench`; other flags are ignored.
-    for argument in std::env::args().skip(1) {
+    while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "day" => scenario = Some(Scenario::Day),
             "burst" => scenario = Some(Scenario::Burst),
             "--no-suggestions" => push_suggestions = false,
+            "--postgres" => {
+                let url = arguments.next().expect("--postgres URL");
+                stores = vec![StoreChoice::Postgres(url)];
+            }
+            "--both" => {
+                let url = arguments.next().expect("--both URL");
+                stores = vec![StoreChoice::Sled, StoreChoice::Postgres(url)];
+            }
             other => {
                 if let Ok(number) = other.parse() {
                     numbers.push(number);
@@ -144,7 +236,7 @@ fn main() {
     }
     let Some(scenario) = scenario else {
         eprintln!(
-            "usage: load day [VISITORS] [AGENTS] [MAX] [RATE] [SECONDS] [--no-suggestions]\n       load burst [VISITORS] [EACH] [--no-suggestions]"
+            "usage: load day [VISITORS] [AGENTS] [MAX] [RATE] [SECONDS] [--no-suggestions] [--postgres URL | --both URL]\n       load burst [VISITORS] [EACH] [--no-suggestions] [--postgres URL | --both URL]"
         );
         std::process::exit(2);
     };
@@ -162,7 +254,29 @@ fn main() {
         numbers,
         push_suggestions,
     };
-    runtime.block_on(run(options, workers));
+    let mut summaries = Vec::new();
+    for store in &stores {
+        summaries.push((
+            store.name(),
+            runtime.block_on(run(&options, store, workers)),
+        ));
+    }
+    if summaries.len() > 1 {
+        println!("=== side by side ===");
+        println!("| store | ack p50 | ack p99 | messages/s | server CPU | peak RSS | lost |");
+        println!("|---|---|---|---|---|---|---|");
+        for (name, summary) in &summaries {
+            println!(
+                "| {name} | {} | {} | {:.1} | {:.0}% of one core | {:.0} MiB | {} |",
+                ms(summary.ack_p50_us),
+                ms(summary.ack_p99_us),
+                summary.messages_per_second,
+                summary.server_cpu_percent,
+                mib(summary.rss_peak_kib),
+                summary.lost
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +287,8 @@ struct Server {
     address: SocketAddr,
     log: PathBuf,
     _root: tempfile::TempDir,
+    /// Dropped after `Drop for Server` stopped the process.
+    _schema: Option<BenchSchema>,
 }
 
 impl Drop for Server {
@@ -188,7 +304,7 @@ fn kefu_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kefu")))
 }
 
-fn start_server(push_suggestions: bool) -> Server {
+fn start_server(push_suggestions: bool, store: &StoreChoice) -> Server {
     let root = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -221,12 +337,23 @@ fn start_server(push_suggestions: bool) -> Server {
     if !push_suggestions {
         command.env("KEFU_CONVERSATIONS__PUSH_SUGGESTIONS", "false");
     }
+    let schema = match store {
+        StoreChoice::Sled => None,
+        StoreChoice::Postgres(url) => {
+            let schema = BenchSchema::create(url);
+            command
+                .env("KEFU_STORAGE__BACKEND", "postgres")
+                .env("KEFU_STORAGE__POSTGRES_URL", schema.url());
+            Some(schema)
+        }
+    };
     let child = command.spawn().expect("starting kefu serve");
     let mut server = Server {
         child,
         address,
         log,
         _root: root,
+        _schema: schema,
     };
     // kefu listens before it has opened the index; every route but `/healthz` answers `503 starting`
     // until `/readyz` answers 200.
@@ -988,9 +1115,9 @@ fn server_log_summary(server: &Server) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-async fn run(options: Options, workers: usize) {
+async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary {
     let ticks = clock_ticks_per_second();
-    let server = start_server(options.push_suggestions);
+    let server = start_server(options.push_suggestions, store);
     let address = server.address;
     let pid = server.child.id();
     let number =
@@ -1016,8 +1143,9 @@ async fn run(options: Options, workers: usize) {
         ),
     }
     println!(
-        "server: {} serve, pid {pid} on {address}; client: this process, {workers} tokio worker(s); load average at start {}",
+        "server: {} serve on {}, pid {pid} on {address}; client: this process, {workers} tokio worker(s); load average at start {}",
         kefu_binary().display(),
+        store.name(),
         load_average()
     );
     let observations = Arc::new(Observations::new());
@@ -1124,6 +1252,14 @@ async fn run(options: Options, workers: usize) {
         verdict(measured.duplicated == 0),
         measured.duplicated
     );
+    Summary {
+        ack_p50_us: measured.ack.p50,
+        ack_p99_us: measured.ack.p99,
+        messages_per_second: sent as f64 / sending_seconds.max(0.001),
+        server_cpu_percent: 100.0 * server_cpu / load_seconds,
+        rss_peak_kib: rss_peak,
+        lost: measured.lost,
+    }
 }
 
 /// `rate` messages/s in total for `seconds`, each from a random visitor (served or queued).

@@ -2132,3 +2132,70 @@ async fn open_sockets_stop_working_once_the_agent_is_disabled_or_the_visitor_blo
     let messages = visitor_messages(&desk.app, &desk.id);
     assert!(!messages.iter().any(|m| m.body == "停用后发出的消息"));
 }
+
+/// The permission of a desk command is checked under the desk lock, on the conversation as it is
+/// then: an agent whom a transfer replaced cannot end the conversation or write in it, whatever copy
+/// of it their command was checked against before.
+#[tokio::test]
+async fn commands_are_checked_against_the_conversation_as_it_is_when_they_run() {
+    use kefu::domain::{AccountId, ConversationState};
+    use kefu::services::conversations::{Party, TransferTarget};
+    let desk = served().await;
+    let (colleague_id, colleague) = agent(&desk.app, &desk.admin, "xiaoli", desk.group).await;
+    let mut colleague_socket = Ws::agent(desk.address, &colleague).await;
+    colleague_socket.expect("agent_hello").await;
+    let conversations = &desk.app.state.conversations;
+    let first = AccountId(desk.agent_id);
+    // The check the socket route makes for the first agent's commands: "I serve it".
+    let serves = |conversation: &kefu::domain::Conversation| {
+        if conversation.agent == Some(first) {
+            Ok(())
+        } else {
+            Err(kefu::Error::Forbidden("not serving".into()))
+        }
+    };
+    let before = conversations.conversation(&desk.id).unwrap();
+    assert!(
+        serves(&before).is_ok(),
+        "checked on the copy, the first agent may end it"
+    );
+    conversations
+        .transfer(
+            first,
+            &desk.id,
+            TransferTarget::Agent(AccountId(colleague_id)),
+            "",
+            "",
+        )
+        .await
+        .unwrap();
+    conversations
+        .answer_transfer(AccountId(colleague_id), &desk.id, true)
+        .await
+        .unwrap();
+
+    let refused = conversations
+        .end_checked(&Party::Agent(first), &desk.id, &serves)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "forbidden");
+    let written = conversations
+        .send_reporting_new(
+            &Party::Agent(first),
+            &desk.id,
+            Some("late".into()),
+            "我来结束吧",
+            Vec::new(),
+            false,
+            &serves,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(written.code().as_str(), "forbidden");
+    let now = conversations.conversation(&desk.id).unwrap();
+    assert_eq!(now.state, ConversationState::Active);
+    assert_eq!(now.agent, Some(AccountId(colleague_id)));
+    assert!(!visitor_messages(&desk.app, &desk.id)
+        .iter()
+        .any(|message| message.body == "我来结束吧"));
+}

@@ -27,7 +27,7 @@ use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
+    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput, ANYONE,
 };
 use crate::services::quick_replies::fill_variables;
 
@@ -377,6 +377,7 @@ async fn visitor_command(
                             &body,
                             files,
                             false,
+                            ANYONE,
                         )
                         .await
                 }
@@ -637,15 +638,17 @@ async fn agent_command_inner(
                 )
             };
             let message = conversations
-                .send(
+                .send_reporting_new(
                     &party,
                     &conversation,
                     client_key.clone(),
                     &body,
                     files,
                     false,
+                    &|now| check(caller, now, Needs::Serve),
                 )
-                .await?;
+                .await?
+                .0;
             if !quick_replies.is_empty() {
                 state.quick_replies.record_use(me, &quick_replies)?;
             }
@@ -661,21 +664,18 @@ async fn agent_command_inner(
             client_key,
             body,
         } => {
-            check(
-                caller,
-                &conversations.conversation(&conversation)?,
-                Needs::Assist,
-            )?;
             let message = conversations
-                .send(
+                .send_reporting_new(
                     &party,
                     &conversation,
                     client_key.clone(),
                     &body,
                     Vec::new(),
                     true,
+                    &|now| check(caller, now, Needs::Assist),
                 )
-                .await?;
+                .await?
+                .0;
             let ack = DeskEvent::Ack {
                 conversation,
                 client_key,
@@ -731,22 +731,18 @@ async fn agent_command_inner(
             conversation,
             agent,
         } => {
-            check(
-                caller,
-                &conversations.conversation(&conversation)?,
-                Needs::Serve,
-            )?;
             conversations
-                .invite(me, &conversation, AccountId(agent))
+                .invite(me, &conversation, AccountId(agent), &|now| {
+                    check(caller, now, Needs::Serve)
+                })
                 .await?;
         }
         AgentCommand::End { conversation } => {
-            check(
-                caller,
-                &conversations.conversation(&conversation)?,
-                Needs::Serve,
-            )?;
-            conversations.end(&party, &conversation).await?;
+            conversations
+                .end_checked(&party, &conversation, &|now| {
+                    check(caller, now, Needs::Serve)
+                })
+                .await?;
         }
         AgentCommand::WrapUp { conversation, form } => {
             conversations.wrap_up(me, &conversation, form).await?;

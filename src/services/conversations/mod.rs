@@ -68,6 +68,15 @@ pub enum Party {
     Agent(AccountId),
 }
 
+/// A caller's permission on a conversation, run under the desk lock against the conversation as it
+/// is at that moment: a check on an earlier copy could still pass for an agent whom a transfer has
+/// replaced in between.
+pub type Check<'a> = &'a (dyn Fn(&Conversation) -> Result<()> + Sync);
+
+/// The check of callers the route has already tied to the conversation (the visitor's own token,
+/// the service's own timers and tests).
+pub const ANYONE: Check<'static> = &|_| Ok(());
+
 /// What the visitor's page sends to start a conversation.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -626,12 +635,15 @@ impl ConversationService {
             body,
             attachments,
             internal,
+            ANYONE,
         )
         .await
         .map(|(message, _)| message)
     }
 
-    /// [`send`](Self::send), also telling whether the message is new (`false` for a resend).
+    /// [`send`](Self::send) once `check` passes on the conversation under the lock, also telling
+    /// whether the message is new (`false` for a resend).
+    #[allow(clippy::too_many_arguments)]
     pub async fn send_reporting_new(
         &self,
         party: &Party,
@@ -640,6 +652,7 @@ impl ConversationService {
         body: &str,
         attachments: Vec<Attachment>,
         internal: bool,
+        check: Check<'_>,
     ) -> Result<(Message, bool)> {
         let body = self.validate_body(body, &attachments)?;
         crate::domain::limits::check_optional_length(
@@ -651,6 +664,7 @@ impl ConversationService {
         self.locked(|desk, outgoing| {
             // Offline messages are not on the desk; their visitor may still add to them.
             let conversation = self.open_or_stored(desk, conversation_id)?;
+            check(&conversation)?;
             let writable = match party {
                 Party::Visitor => matches!(
                     conversation.state,
@@ -1059,10 +1073,12 @@ impl ConversationService {
         by: AccountId,
         conversation_id: &str,
         colleague: AccountId,
+        check: Check<'_>,
     ) -> Result<Conversation> {
         let conversation = self
             .locked(|desk, outgoing| {
                 let mut conversation = self.conversation_in(desk, conversation_id)?;
+                check(&conversation)?;
                 if conversation.state != ConversationState::Active {
                     return Err(Error::ConversationClosed(conversation_id.to_string()));
                 }
@@ -1109,11 +1125,22 @@ impl ConversationService {
 
     /// Ends a conversation. A visitor ending while still queued abandons it.
     pub async fn end(&self, party: &Party, conversation_id: &str) -> Result<Conversation> {
+        self.end_checked(party, conversation_id, ANYONE).await
+    }
+
+    /// [`end`](Self::end) once `check` passes on the conversation under the lock.
+    pub async fn end_checked(
+        &self,
+        party: &Party,
+        conversation_id: &str,
+        check: Check<'_>,
+    ) -> Result<Conversation> {
         let ended_by = match party {
             Party::Visitor => "visitor",
             Party::Agent(_) => "agent",
         };
         self.locked(|desk, outgoing| {
+            check(&self.conversation_in(desk, conversation_id)?)?;
             self.end_locked(desk, conversation_id, ended_by, outgoing)?;
             // A slot is free: waiting conversations may move.
             self.route(desk, outgoing)?;
