@@ -734,3 +734,59 @@ async fn csv_cells_that_look_like_formulas_are_escaped_and_the_export_imports_un
     assert!(csv.contains("\"'=HYPERLINK("), "{csv}");
     assert!(!csv.contains(",\"=HYPERLINK"), "{csv}");
 }
+
+/// Every body of the API is a JSON object: the array form serde would read a struct from
+/// (`[null, null]`), a bare string or number are refused before anything is stored, and a body
+/// without the JSON content type too.
+#[tokio::test]
+async fn bodies_that_are_not_json_objects_are_refused() {
+    let app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
+    let before = visitor_records(&app);
+    for body in ["[null,null]", "[]", "\"visitor\"", "42"] {
+        let reply = from(
+            &app,
+            Method::POST,
+            "/api/v1/visitors",
+            "198.51.100.7",
+            None,
+            Some(("application/json", body.as_bytes().to_vec())),
+        )
+        .await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "bad_request");
+        let login = from(
+            &app,
+            Method::POST,
+            "/api/v1/auth/login",
+            "198.51.100.7",
+            None,
+            Some(("application/json", body.as_bytes().to_vec())),
+        )
+        .await;
+        assert_refused(&login, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    assert_eq!(visitor_records(&app), before, "nothing stored");
+    let untyped = from(
+        &app,
+        Method::POST,
+        "/api/v1/auth/login",
+        "198.51.100.7",
+        None,
+        Some((
+            "text/plain",
+            br#"{"username":"admin","password":"x"}"#.to_vec(),
+        )),
+    )
+    .await;
+    assert_refused(&untyped, StatusCode::BAD_REQUEST, "bad_request");
+    // The object form still works, with or without a charset.
+    let welcomed = from(
+        &app,
+        Method::POST,
+        "/api/v1/visitors",
+        "198.51.100.7",
+        None,
+        Some(("application/json; charset=utf-8", b"{}".to_vec())),
+    )
+    .await;
+    assert_eq!(welcomed.status, StatusCode::CREATED, "{}", welcomed.body);
+}
