@@ -3,6 +3,7 @@
 //! Every layer returns [`Error`]; [`Error::code`] gives the stable snake_case code that clients rely on.
 //! Only `http::error` knows how a code becomes an HTTP status.
 
+use std::fmt;
 use std::path::PathBuf;
 
 /// Result alias used across the crate.
@@ -199,7 +200,7 @@ pub enum Error {
     },
     /// An article could not be parsed.
     #[error("{0}")]
-    InvalidArticle(#[from] crate::articles::ArticleError),
+    InvalidArticle(#[from] ArticleError),
     /// No article with that id.
     #[error("article `{0}` not found")]
     ArticleNotFound(String),
@@ -451,3 +452,23 @@ impl Error {
         }
     }
 }
+
+/// A file that could not become an article, with where and why. Kept here rather than in `articles`,
+/// which produces it, because [`Error::InvalidArticle`] carries it and `error` imports nothing internal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ArticleError {
+    /// Path relative to the knowledge base, `/`-separated.
+    pub file: String,
+    /// 1-based line of the problem (1 when the whole file is at fault).
+    pub line: usize,
+    /// What is wrong, in lowercase English.
+    pub reason: String,
+}
+
+impl fmt::Display for ArticleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+impl std::error::Error for ArticleError {}

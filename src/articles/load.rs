@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use super::parse::{parse_article, ArticleError};
+use super::parse::parse_article;
 use crate::domain::Article;
-use crate::error::{Error, Result};
+use crate::error::{ArticleError, Error, Result};
 
 /// The jieba user dictionary inside the knowledge base.
 pub const DICT_FILE: &str = "_dict.txt";

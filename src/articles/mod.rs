@@ -10,5 +10,5 @@ pub use load::{
     relative_path, remove_file_durably, resolve_duplicate_ids, write_file_atomically,
     write_shared_file_atomically, KnowledgeBaseScan, CATEGORIES_FILE, DICT_FILE, SYNONYMS_FILE,
 };
-pub use parse::{parse_article, ArticleError};
+pub use parse::parse_article;
 pub use render::{render_html, MAX_RENDERED_DEPTH};

@@ -1,30 +1,10 @@
 //! Parsing one article: optional YAML front matter, then a markdown body read with pulldown-cmark.
 
-use std::fmt;
-
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::Deserialize;
 
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
-
-/// A file that could not become an article, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct ArticleError {
-    /// Path relative to the knowledge base, `/`-separated.
-    pub file: String,
-    /// 1-based line of the problem (1 when the whole file is at fault).
-    pub line: usize,
-    /// What is wrong, in lowercase English.
-    pub reason: String,
-}
-
-impl fmt::Display for ArticleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
-    }
-}
-
-impl std::error::Error for ArticleError {}
+use crate::error::ArticleError;
 
 /// Front matter as written; every field is optional.
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! Conversations of the live-chat desk: the conversation, its queue entry, its messages, wrap-up and
-//! rating. Plain data; rules live in `services::conversations`, storage in `storage::conversations`.
+//! rating. Plain data; rules live in `services::conversations`, storage in `storage::conversations`,
+//! and the API's form of conversations and messages in `services::conversations` (`wire.rs`).
 
 use std::collections::BTreeSet;
 
@@ -61,8 +62,8 @@ pub struct Attachment {
     pub size: u64,
 }
 
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// One message of a conversation, as stored (the API sends `MessageView`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Position in the conversation, from 1, without gaps.
     pub seq: u64,
@@ -174,8 +175,8 @@ pub struct Rating {
     pub at: Timestamp,
 }
 
-/// A conversation between a visitor and the desk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A conversation between a visitor and the desk, as stored (the API sends `ConversationView`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     /// Id, `c_` + random.
     pub id: String,

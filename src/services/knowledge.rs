@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use crate::articles::{
     list_article_files, load_knowledge_base, parse_article, read_article_file, render_html,
-    resolve_duplicate_ids, write_file_atomically, write_shared_file_atomically, ArticleError,
-    DICT_FILE, SYNONYMS_FILE,
+    resolve_duplicate_ids, write_file_atomically, write_shared_file_atomically, DICT_FILE,
+    SYNONYMS_FILE,
 };
 use crate::config::SearchConfig;
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
-use crate::error::{Error, Result};
+use crate::error::{ArticleError, Error, Result};
 use crate::search::{
     Analyzer, IndexFingerprint, IndexedArticle, OpenOutcome, SearchHit, SearchIndex, SearchRequest,
     Synonyms, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY, SCHEMA_VERSION,

@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::domain::{AccountId, Delivery, DeliveryStatus, Webhook, WEBHOOK_EVENTS};
 use crate::error::{Error, Result};
 use crate::services::clock::Clock;
-use crate::services::conversations::{DeskFact, DeskObserver};
+use crate::services::conversations::{ConversationView, DeskFact, DeskObserver};
 use crate::services::secrets::random_token;
 use crate::storage::{self, decode, id_key, Store};
 
@@ -357,23 +357,34 @@ impl DeskObserver for WebhookService {
             return Ok(());
         }
         for fact in facts {
+            // Payloads carry the conversation in its API form, as the sockets and routes do.
             let data = match fact {
                 DeskFact::Created { conversation }
                 | DeskFact::OfflineMessage { conversation }
                 | DeskFact::Ended { conversation }
-                | DeskFact::Rated { conversation } => json!({ "conversation": conversation }),
+                | DeskFact::Rated { conversation } => {
+                    json!({ "conversation": ConversationView::from(conversation) })
+                }
                 DeskFact::Assigned {
                     conversation,
                     agent,
                     via,
                     ..
-                } => json!({"conversation": conversation, "agent": agent, "via": via}),
+                } => json!({
+                    "conversation": ConversationView::from(conversation),
+                    "agent": agent,
+                    "via": via,
+                }),
                 DeskFact::Transferred {
                     conversation,
                     from,
                     to,
                     ..
-                } => json!({"conversation": conversation, "from": from, "to": to}),
+                } => json!({
+                    "conversation": ConversationView::from(conversation),
+                    "from": from,
+                    "to": to,
+                }),
                 _ => continue,
             };
             self.enqueue(&webhooks, at, fact.name(), &data)?;

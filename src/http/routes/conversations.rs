@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 
-use crate::domain::{Attachment, Conversation, GroupId, GroupRouting, Message};
+use crate::domain::{Attachment, Conversation, GroupId, GroupRouting};
 use crate::error::{Error, Result};
 use crate::http::access::{
     authorize, user_agent, visitor_token, Admin, Authenticated, ClientIp, MaybeSignedIn,
@@ -24,7 +24,8 @@ use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::{blocking, off_thread, AppState};
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    DeskEvent, HistoryPage, HistoryQuery, Party, StartRequest, VisitorView,
+    message_views, ConversationView, DeskEvent, HistoryPage, HistoryQuery, MessageView, Party,
+    StartRequest, VisitorView,
 };
 use crate::services::spreadsheet::escape_cell;
 use crate::services::visitors::{Arrival, Origin};
@@ -52,7 +53,7 @@ struct Started {
     token: String,
     visitor_id: String,
     conversation: VisitorView,
-    messages: Vec<Message>,
+    messages: Vec<MessageView>,
 }
 
 /// A visitor token in `Authorization` is reused (a returning visitor); otherwise one is issued.
@@ -159,9 +160,9 @@ async fn limits(State(state): State<AppState>) -> Json<Limits> {
 #[derive(Debug, Serialize, ToSchema)]
 struct Pending {
     /// Ended conversations of mine without a wrap-up.
-    wrap_ups: Vec<Conversation>,
+    wrap_ups: Vec<ConversationView>,
     /// Offline messages (留言) of my groups, unanswered.
-    offline_messages: Vec<Conversation>,
+    offline_messages: Vec<ConversationView>,
 }
 
 #[utoipa::path(
@@ -182,8 +183,11 @@ async fn pending(
     authorize(&caller.account, Permission::UseAgentDesk)?;
     let (wrap_ups, offline_messages) = state.conversations.pending(caller.account.id)?;
     Ok(Json(Pending {
-        wrap_ups,
-        offline_messages,
+        wrap_ups: wrap_ups.into_iter().map(ConversationView::from).collect(),
+        offline_messages: offline_messages
+            .into_iter()
+            .map(ConversationView::from)
+            .collect(),
     }))
 }
 
@@ -261,7 +265,7 @@ fn participant(
 
 #[derive(Debug, Serialize, ToSchema)]
 struct MessageList {
-    messages: Vec<Message>,
+    messages: Vec<MessageView>,
 }
 
 #[utoipa::path(
@@ -290,7 +294,9 @@ async fn messages(
     let messages = state
         .conversations
         .messages_after(&id, params.after, &party)?;
-    Ok(Json(MessageList { messages }))
+    Ok(Json(MessageList {
+        messages: message_views(messages),
+    }))
 }
 
 /// The body is the file; `?name=` gives its name (and so the type it must be).
@@ -498,8 +504,8 @@ struct TranscriptParams {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct Transcript {
-    conversation: Conversation,
-    messages: Vec<Message>,
+    conversation: ConversationView,
+    messages: Vec<MessageView>,
 }
 
 /// The whole conversation as JSON, or as CSV (UTF-8 with a BOM so that Excel reads the Chinese).
@@ -534,8 +540,8 @@ async fn transcript(
         .messages_after(&id, 0, &Party::Agent(caller.account.id))?;
     match params.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(Transcript {
-            conversation,
-            messages,
+            conversation: conversation.into(),
+            messages: message_views(messages),
         })
         .into_response()),
         "csv" => {

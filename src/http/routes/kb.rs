@@ -8,9 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::articles::ArticleError;
 use crate::domain::ArticleStatus;
-use crate::error::Result;
+use crate::error::{ArticleError, Result};
 use crate::http::access::{CanEditArticles, MaybeSignedIn, Permission};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};

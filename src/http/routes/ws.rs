@@ -27,7 +27,7 @@ use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
-    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput, ANYONE,
+    message_views, Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput, ANYONE,
 };
 use crate::services::quick_replies::fill_variables;
 
@@ -761,7 +761,7 @@ async fn agent_command_inner(
                 connection,
                 &DeskEvent::History {
                     conversation,
-                    messages,
+                    messages: message_views(messages),
                 },
             );
         }

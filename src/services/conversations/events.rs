@@ -4,7 +4,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::domain::{AccountId, Conversation, ConversationState, Message, SenderKind};
+use super::wire::{ConversationView, MessageView};
+use crate::domain::{AccountId, ConversationState, SenderKind};
 
 /// A conversation as its visitor sees it: no notes, no invitations, no transfer details.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -27,7 +28,7 @@ pub struct VisitorView {
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueItem {
     /// The conversation.
-    pub conversation: Conversation,
+    pub conversation: ConversationView,
     /// Position in its group's queue, from 1.
     pub position: usize,
     /// Its first visitor message, as a preview.
@@ -52,12 +53,12 @@ pub enum DeskEvent {
         /// The conversation.
         conversation: VisitorView,
         /// Missed messages, in order.
-        messages: Vec<Message>,
+        messages: Vec<MessageView>,
     },
     /// First frame to an agent: their open conversations and the queue they may pick from.
     AgentHello {
         /// Conversations the agent serves or was invited to.
-        conversations: Vec<Conversation>,
+        conversations: Vec<ConversationView>,
         /// Waiting conversations of the agent's groups.
         queue: Vec<QueueItem>,
     },
@@ -66,7 +67,7 @@ pub enum DeskEvent {
         /// The conversation.
         conversation: String,
         /// The message.
-        message: Message,
+        message: MessageView,
     },
     /// The sender's message is durable.
     Ack {
@@ -82,7 +83,7 @@ pub enum DeskEvent {
         /// The conversation.
         conversation: String,
         /// Messages after the given sequence number.
-        messages: Vec<Message>,
+        messages: Vec<MessageView>,
     },
     /// The visitor's place in the queue.
     Queue {
@@ -116,9 +117,9 @@ pub enum DeskEvent {
     /// The conversation is now the agent's; the whole history comes along.
     Assigned {
         /// The conversation.
-        conversation: Conversation,
+        conversation: ConversationView,
         /// Every message.
-        messages: Vec<Message>,
+        messages: Vec<MessageView>,
     },
     /// The conversation was taken away from the agent (went offline, left unanswered, transferred).
     Unassigned {
@@ -144,7 +145,7 @@ pub enum DeskEvent {
     /// A colleague hands a conversation over (转接).
     TransferOffered {
         /// The conversation.
-        conversation: Conversation,
+        conversation: ConversationView,
         /// The colleague handing over.
         from: AccountId,
         /// Their display name.
@@ -152,7 +153,7 @@ pub enum DeskEvent {
         /// Their note.
         note: String,
         /// The whole history.
-        messages: Vec<Message>,
+        messages: Vec<MessageView>,
     },
     /// A transfer was declined or timed out; the conversation stays with its sender.
     TransferDeclined {
@@ -164,11 +165,11 @@ pub enum DeskEvent {
     /// A colleague asks for help without a transfer.
     Invited {
         /// The conversation.
-        conversation: Conversation,
+        conversation: ConversationView,
         /// Who invited.
         by: AccountId,
         /// The whole history.
-        messages: Vec<Message>,
+        messages: Vec<MessageView>,
     },
     /// The visitor closed their last page of the conversation (it stays open: they may come back).
     VisitorLeft {

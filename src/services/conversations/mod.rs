@@ -4,6 +4,7 @@
 //!   leave a message, and the timers ([`ConversationService::tick`]).
 //! - `routing.rs`: who may take a conversation, who gets it, queue positions and waits, working hours.
 //! - `hub.rs`: open WebSockets and fan-out. `events.rs`: the frames pushed to them.
+//! - `wire.rs`: conversations and messages as the API shows them, apart from the stored records.
 //! - `dispatch.rs`: group commit and ordered delivery, so a message is acknowledged only once
 //!   durable and every socket gets a conversation's frames in seq order.
 //!
@@ -19,6 +20,7 @@ mod facts;
 mod files;
 mod hub;
 mod routing;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +48,7 @@ use crate::storage::{self, id_key, ConversationStore, NewMessage};
 pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
 pub use facts::{AssignedVia, DeskFact, DeskObserver};
 pub use hub::{Connection, Hub, Outbox};
+pub use wire::{ConversationView, MessageView};
 
 /// Folder of the message index under the data folder (derived; rebuilt from the store when needed).
 const MESSAGE_INDEX_FOLDER: &str = "message-index";
@@ -153,7 +156,7 @@ pub struct HistoryQuery {
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     /// The conversation.
-    pub conversation: Conversation,
+    pub conversation: ConversationView,
     /// Sequence numbers of the messages that matched `q`, best first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched: Option<Vec<u64>>,
@@ -997,11 +1000,11 @@ impl ConversationService {
                 outgoing.agents(
                     vec![receiver],
                     DeskEvent::TransferOffered {
-                        conversation: conversation.clone(),
+                        conversation: ConversationView::from(&conversation),
                         from,
                         from_name: from_account.display_name,
                         note: note.to_string(),
-                        messages,
+                        messages: message_views(messages),
                     },
                 );
                 Ok(conversation)
@@ -1112,9 +1115,9 @@ impl ConversationService {
                 outgoing.agents(
                     vec![colleague],
                     DeskEvent::Invited {
-                        conversation: conversation.clone(),
+                        conversation: ConversationView::from(&conversation),
                         by,
-                        messages,
+                        messages: message_views(messages),
                     },
                 );
                 Ok(conversation)
@@ -1248,7 +1251,7 @@ impl ConversationService {
             .open
             .values()
             .filter(|conversation| participants(conversation).contains(&agent))
-            .cloned()
+            .map(ConversationView::from)
             .collect();
         let mut queue = Vec::new();
         for entry in &desk.queue {
@@ -1270,7 +1273,7 @@ impl ConversationService {
         let messages = self.messages_after(conversation_id, last_seq, &Party::Visitor)?;
         let mut events = vec![DeskEvent::Hello {
             conversation: self.visitor_view(&conversation),
-            messages,
+            messages: message_views(messages),
         }];
         if conversation.state == ConversationState::Queued {
             let desk = self.lock();
@@ -1481,7 +1484,7 @@ impl ConversationService {
                 None => None,
             };
             found.push(HistoryItem {
-                conversation,
+                conversation: conversation.into(),
                 matched: matched_seqs,
             });
         }
@@ -1590,7 +1593,7 @@ impl ConversationService {
     ) {
         let event = DeskEvent::Message {
             conversation: conversation.id.clone(),
-            message: message.clone(),
+            message: MessageView::from(message),
         };
         if message.kind != SenderKind::Internal {
             outgoing.visitor(&conversation.id, event.clone());
@@ -1683,8 +1686,8 @@ impl ConversationService {
         outgoing.agents(
             vec![agent],
             DeskEvent::Assigned {
-                conversation: conversation.clone(),
-                messages,
+                conversation: ConversationView::from(&conversation),
+                messages: message_views(messages),
             },
         );
         outgoing.visitor(
@@ -1984,7 +1987,7 @@ impl ConversationService {
             .map(|message| message.body.chars().take(100).collect())
             .unwrap_or_default();
         Ok(QueueItem {
-            conversation: conversation.clone(),
+            conversation: ConversationView::from(conversation),
             position: routing::position(desk, &conversation.id),
             preview,
         })
@@ -2117,6 +2120,11 @@ fn estimated_wait(desk: &Desk, online: &[Account], group: Option<GroupId>, posit
 /// Seconds from `from` to `to`, never negative.
 fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     to.duration_since(from).as_secs_f64().max(0.0)
+}
+
+/// The wire form of stored messages, in order.
+pub fn message_views(messages: Vec<Message>) -> Vec<MessageView> {
+    messages.into_iter().map(MessageView::from).collect()
 }
 
 /// The serving agent and the invited colleagues.
