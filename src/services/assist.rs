@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::limits::{MAX_REPLY_QUERY_CHARS, MAX_SUGGEST_CHARS};
 use crate::domain::{AccountId, ArticleStatus, ReplyScope, SenderKind};
+// Owned by `domain` so that the desk's frames can carry them without the desk importing this module.
+pub use crate::domain::{Suggestion, SuggestionKind};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
@@ -54,33 +56,6 @@ const ADOPTION_HALF_LIFE: SignedDuration = SignedDuration::from_hours(7 * 24);
 const MAX_ADOPTION_BOOST: f64 = 0.3;
 /// Boost per (decayed) adoption.
 const BOOST_PER_ADOPTION: f64 = 0.05;
-
-/// What is suggested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SuggestionKind {
-    /// A knowledge-base article (its best passage).
-    Article,
-    /// A quick reply.
-    QuickReply,
-}
-
-/// One suggestion.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Suggestion {
-    /// Article or quick reply.
-    pub kind: SuggestionKind,
-    /// Article id, or quick-reply id as text.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Ready-to-send text: the best passage of the article, or the quick reply with its variables filled.
-    pub reply: String,
-    /// Relevance, comparable within a kind.
-    pub score: f32,
-    /// Query words found in the title or the passage.
-    pub matched_terms: Vec<String>,
-}
 
 /// What the agent did with a suggestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

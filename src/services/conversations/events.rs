@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::domain::{AccountId, Conversation, ConversationState, Message, SenderKind};
+use crate::domain::{AccountId, Conversation, ConversationState, Message, SenderKind, Suggestion};
 
 /// A conversation as its visitor sees it: no notes, no invitations, no transfer details.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -194,7 +194,7 @@ pub enum DeskEvent {
         /// The seq of the visitor message they answer.
         seq: u64,
         /// Articles (best passage) and quick replies, each kind best first.
-        suggestions: Vec<crate::services::assist::Suggestion>,
+        suggestions: Vec<Suggestion>,
     },
     /// A command was refused.
     Error {
