@@ -28,7 +28,7 @@ use crate::http::AppState;
 use crate::services::accounts::Caller;
 use crate::services::agent_messages::{self, AgentMessage, Sender};
 use crate::services::conversations::{
-    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput, ANYONE,
+    Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
 };
 
 /// Largest frame accepted from a client: a message of 5,000 characters is at most 20 kB of UTF-8.
@@ -370,31 +370,26 @@ async fn visitor_command(
             let outcome = match conversations.attachments_for(conversation, &attachments) {
                 Ok(files) => {
                     conversations
-                        .send_reporting_new(
+                        .send(
                             &Party::Visitor,
                             conversation,
                             client_key.clone(),
                             &body,
                             files,
                             false,
-                            ANYONE,
                         )
                         .await
                 }
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok((message, new)) => {
+                Ok(message) => {
                     let ack = DeskEvent::Ack {
                         conversation: conversation.to_string(),
                         client_key: client_key.clone(),
                         seq: message.seq,
                     };
                     conversations.hub().to_connection(connection, &ack);
-                    // A resend changes nothing: no new suggestions, nothing counted again.
-                    if new {
-                        state.suggestions.request(conversation, message.seq);
-                    }
                     (client_key, Ok(()))
                 }
                 Err(error) => (client_key, Err(error)),
