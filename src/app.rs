@@ -137,6 +137,9 @@ pub async fn build_state_with(
     } else {
         SuggestionPump::disabled()
     });
+    if config.conversations.push_suggestions {
+        conversations.subscribe_to_visitor_messages(suggestions.clone());
+    }
     Ok(AppState {
         knowledge,
         accounts,

@@ -5,6 +5,7 @@ pub mod article;
 pub mod conversation;
 pub mod limits;
 pub mod quick_reply;
+pub mod suggestion;
 pub mod visitor;
 pub mod webhook;
 
@@ -19,6 +20,7 @@ pub use conversation::{
     WrapUp, MAX_MESSAGE_CHARS, VISITOR_NAME_UNKNOWN,
 };
 pub use quick_reply::{QuickReply, ReplyScope, MAX_REPLY_CHARS};
+pub use suggestion::{Suggestion, SuggestionKind};
 pub use visitor::{
     Block, ClientInfo, Invitation, Location, PageView, SiteIdentity, VisitorProfile,
 };

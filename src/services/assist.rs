@@ -12,7 +12,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::limits::{MAX_REPLY_QUERY_CHARS, MAX_SUGGEST_CHARS};
-use crate::domain::{AccountId, ArticleStatus, ReplyScope, SenderKind};
+use crate::domain::{AccountId, ArticleStatus, Message, ReplyScope, SenderKind};
+// Owned by `domain` so that the desk's frames can carry them without the desk importing this module.
+pub use crate::domain::{Suggestion, SuggestionKind};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
@@ -54,33 +56,6 @@ const ADOPTION_HALF_LIFE: SignedDuration = SignedDuration::from_hours(7 * 24);
 const MAX_ADOPTION_BOOST: f64 = 0.3;
 /// Boost per (decayed) adoption.
 const BOOST_PER_ADOPTION: f64 = 0.05;
-
-/// What is suggested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SuggestionKind {
-    /// A knowledge-base article (its best passage).
-    Article,
-    /// A quick reply.
-    QuickReply,
-}
-
-/// One suggestion.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Suggestion {
-    /// Article or quick reply.
-    pub kind: SuggestionKind,
-    /// Article id, or quick-reply id as text.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Ready-to-send text: the best passage of the article, or the quick reply with its variables filled.
-    pub reply: String,
-    /// Relevance, comparable within a kind.
-    pub score: f32,
-    /// Query words found in the title or the passage.
-    pub matched_terms: Vec<String>,
-}
 
 /// What the agent did with a suggestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -208,6 +183,16 @@ pub fn suggestion_query(analyzer: &Analyzer, newest_first: &[&str]) -> String {
         }
     }
     query
+}
+
+/// The visitor messages that make up the question, newest first: the newest visitor message and the
+/// two before it, from a conversation's messages given newest first.
+pub fn question_of<'a>(newest_first: impl Iterator<Item = &'a Message>) -> Vec<&'a str> {
+    newest_first
+        .filter(|message| message.kind == SenderKind::Visitor)
+        .take(EARLIER_MESSAGES + 1)
+        .map(|message| message.body.as_str())
+        .collect()
 }
 
 /// Appends ` word` to `query` when the result stays within [`MAX_REPLY_QUERY_CHARS`].
@@ -362,15 +347,29 @@ impl AssistService {
         scopes: &[ReplyScope],
     ) -> Result<Vec<Suggestion>> {
         let conversation = self.conversations.conversation(conversation_id)?;
-        let recent = self.recent_visitor_messages(conversation_id)?;
-        let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
-        self.suggest(
-            &recent,
+        let messages = self.visitor_visible_messages(conversation_id)?;
+        self.for_messages(
+            messages.iter().rev(),
             agent,
             agent_name,
             conversation.visitor_name(),
             scopes,
         )
+    }
+
+    /// Suggestions for the question asked by a conversation's messages given newest first (any kind;
+    /// the last few visitor messages make the question), for `agent` (who sees quick replies of
+    /// `scopes`); quick replies have their variables filled with `visitor_name`.
+    pub fn for_messages<'a>(
+        &self,
+        newest_first: impl Iterator<Item = &'a Message>,
+        agent: AccountId,
+        agent_name: &str,
+        visitor_name: &str,
+        scopes: &[ReplyScope],
+    ) -> Result<Vec<Suggestion>> {
+        let question = question_of(newest_first);
+        self.suggest(&question, agent, agent_name, visitor_name, scopes)
     }
 
     /// Suggestions for one text (the agent's search box, or an API call).
@@ -472,17 +471,10 @@ impl AssistService {
         )))
     }
 
-    /// The conversation's last visitor messages that make up the question, newest first.
-    fn recent_visitor_messages(&self, conversation_id: &str) -> Result<Vec<String>> {
-        Ok(self
-            .conversations
-            .messages_after(conversation_id, 0, &Party::Visitor)?
-            .into_iter()
-            .rev()
-            .filter(|message| message.kind == SenderKind::Visitor)
-            .take(EARLIER_MESSAGES + 1)
-            .map(|message| message.body)
-            .collect())
+    /// The conversation's messages as its visitor sees them, oldest first.
+    fn visitor_visible_messages(&self, conversation_id: &str) -> Result<Vec<Message>> {
+        self.conversations
+            .messages_after(conversation_id, 0, &Party::Visitor)
     }
 
     /// The jieba words of the question suggestions are built from: a conversation's recent visitor
@@ -498,12 +490,15 @@ impl AssistService {
             });
         }
         let analyzer = self.knowledge.index().analyzer();
-        let recent: Vec<String> = match (conversation_id, text) {
-            (Some(id), _) => self.recent_visitor_messages(id)?,
-            (None, Some(text)) => vec![text.to_string()],
+        let messages = match conversation_id {
+            Some(id) => self.visitor_visible_messages(id)?,
+            None => Vec::new(),
+        };
+        let recent: Vec<&str> = match (conversation_id, text) {
+            (Some(_), _) => question_of(messages.iter().rev()),
+            (None, Some(text)) => vec![text],
             (None, None) => Vec::new(),
         };
-        let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
         let mut words = analyzer.query_words(&suggestion_query(&analyzer, &recent));
         // What an adoption remembers per question; more words would only make every later
         // suggestion slower to weigh.
@@ -725,6 +720,37 @@ fn feedback_key(kind: SuggestionKind, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(seq: u64, kind: SenderKind, body: &str) -> Message {
+        Message {
+            seq,
+            kind,
+            agent: None,
+            sender_name: String::new(),
+            body: body.into(),
+            attachments: Vec::new(),
+            at: "2026-11-25T08:00:00Z".parse().unwrap(),
+            client_key: None,
+        }
+    }
+
+    #[test]
+    fn the_question_is_the_last_three_visitor_messages_newest_first() {
+        let messages = [
+            message(1, SenderKind::Visitor, "你好"),
+            message(2, SenderKind::Visitor, "我申请了退款"),
+            message(3, SenderKind::Agent, "请稍等"),
+            message(4, SenderKind::Internal, "查一下退款单"),
+            message(5, SenderKind::Visitor, "银行卡支付的"),
+            message(6, SenderKind::System, "客服已接入"),
+            message(7, SenderKind::Visitor, "那要多久"),
+        ];
+        assert_eq!(
+            question_of(messages.iter().rev()),
+            ["那要多久", "银行卡支付的", "我申请了退款"]
+        );
+        assert!(question_of(messages[2..4].iter().rev()).is_empty());
+    }
 
     #[test]
     fn earlier_messages_add_their_keywords_after_the_newest_message() {

@@ -1,6 +1,7 @@
 //! Use cases over the index and the knowledge-base folder, independent of HTTP.
 
 pub mod accounts;
+pub mod agent_messages;
 pub mod assist;
 pub mod captcha;
 pub mod clock;

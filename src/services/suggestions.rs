@@ -1,10 +1,14 @@
-//! Pushing suggested replies (辅助回复) to the serving agent after each visitor message.
+//! Pushing suggested replies (辅助回复) to the serving agent after each new visitor message.
+//!
+//! The pump subscribes to the desk's new visitor messages and computes from what the desk hands it
+//! (the conversation as stored and the messages just before), so it reads neither the conversation
+//! nor its history again, and a resend, which the desk does not announce, costs nothing.
 //!
 //! The work runs on a fixed number of threads fed by a bounded queue, so a busy afternoon cannot
 //! grow threads or memory without end, and it never delays the visitor's acknowledgement or the
-//! delivery of a message. Requests are coalesced per conversation: a visitor who sends three messages
+//! delivery of a message. Messages are coalesced per conversation: a visitor who sends three messages
 //! before the first suggestion is computed gets one computation, for the newest. A conversation that
-//! has ended (or lost its agent) by the time its turn comes is skipped.
+//! its agent no longer serves by the time its turn comes is skipped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +18,9 @@ use parking_lot::Mutex;
 
 use crate::domain::{Account, ConversationState, ReplyScope};
 use crate::error::Result;
-use crate::services::conversations::{DeskEvent, DeskFact};
+use crate::services::conversations::{
+    DeskEvent, DeskFact, VisitorMessageStored, VisitorMessageSubscriber,
+};
 use crate::services::{AccountService, AssistService, ConversationService};
 
 /// Which quick-reply scopes an agent may read (decided by the access rules of the HTTP layer).
@@ -25,20 +31,23 @@ pub type ScopesOf = fn(&Account) -> Vec<ReplyScope>;
 pub struct PumpCounts {
     /// Suggestions computed and pushed (possibly empty).
     pub computed: AtomicU64,
-    /// Requests folded into one already waiting for the same conversation.
+    /// Messages folded into one already waiting for the same conversation.
     pub coalesced: AtomicU64,
-    /// Requests refused because the queue was full.
+    /// Messages refused because the queue was full.
     pub dropped: AtomicU64,
-    /// Requests skipped because the conversation ended or has no agent any more.
+    /// Messages skipped because the conversation had no serving agent, or no longer has that one.
     pub skipped: AtomicU64,
 }
+
+/// The newest message waiting per conversation; the queue carries conversation ids only.
+type Pending = Arc<Mutex<HashMap<String, VisitorMessageStored>>>;
 
 /// Queue and workers computing suggestions.
 #[derive(Debug)]
 pub struct SuggestionPump {
-    /// Off (`conversations.push_suggestions = false`): requests are ignored.
+    /// Off (`conversations.push_suggestions = false`): messages are ignored.
     enabled: bool,
-    pending: Arc<Mutex<HashMap<String, u64>>>,
+    pending: Pending,
     queue: mpsc::SyncSender<String>,
     counts: Arc<PumpCounts>,
 }
@@ -48,7 +57,7 @@ struct Worker {
     accounts: Weak<AccountService>,
     assist: Weak<AssistService>,
     scopes_of: ScopesOf,
-    pending: Arc<Mutex<HashMap<String, u64>>>,
+    pending: Pending,
     counts: Arc<PumpCounts>,
 }
 
@@ -65,7 +74,8 @@ impl SuggestionPump {
     }
 
     /// Starts `workers` threads with room for `capacity` conversations waiting. The threads hold the
-    /// services weakly and end when the pump is dropped.
+    /// services weakly and end when the pump is dropped. The caller subscribes the pump to the desk's
+    /// visitor messages.
     pub fn start(
         conversations: &Arc<ConversationService>,
         accounts: &Arc<AccountService>,
@@ -76,7 +86,7 @@ impl SuggestionPump {
     ) -> SuggestionPump {
         let (queue, receiver) = mpsc::sync_channel::<String>(capacity.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
-        let pending = Arc::new(Mutex::new(HashMap::new()));
+        let pending: Pending = Arc::default();
         let counts = Arc::new(PumpCounts::default());
         for index in 0..workers.max(1) {
             let worker = Worker {
@@ -111,20 +121,31 @@ impl SuggestionPump {
         }
     }
 
-    /// Asks for suggestions answering the visitor message `seq` of `conversation`. Returns at once.
-    pub fn request(&self, conversation: &str, seq: u64) {
+    /// The pump's counters.
+    pub fn counts(&self) -> &PumpCounts {
+        &self.counts
+    }
+}
+
+impl VisitorMessageSubscriber for SuggestionPump {
+    /// Queues suggestions answering `stored`. Returns at once.
+    fn visitor_message_stored(&self, stored: &VisitorMessageStored) {
         if !self.enabled {
             return;
         }
+        let conversation = &stored.conversation.id;
         let mut pending = self.pending.lock();
         if let Some(waiting) = pending.get_mut(conversation) {
-            *waiting = (*waiting).max(seq);
+            // Messages may be announced out of order by concurrent senders: the newest wins.
+            if stored.message.seq > waiting.message.seq {
+                *waiting = stored.clone();
+            }
             self.counts.coalesced.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match self.queue.try_send(conversation.to_string()) {
+        match self.queue.try_send(conversation.clone()) {
             Ok(()) => {
-                pending.insert(conversation.to_string(), seq);
+                pending.insert(conversation.clone(), stored.clone());
             }
             Err(_) => {
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
@@ -135,17 +156,12 @@ impl SuggestionPump {
             }
         }
     }
-
-    /// The pump's counters.
-    pub fn counts(&self) -> &PumpCounts {
-        &self.counts
-    }
 }
 
 impl Worker {
     /// Computes and pushes one conversation's suggestions; `false` once the services are gone.
     fn run(&self, conversation: &str) -> bool {
-        let Some(seq) = self.pending.lock().remove(conversation) else {
+        let Some(stored) = self.pending.lock().remove(conversation) else {
             return true;
         };
         let (Some(conversations), Some(accounts), Some(assist)) = (
@@ -157,7 +173,7 @@ impl Worker {
         };
         // A panic in one computation must not take the thread (and the pump) with it.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.push(&conversations, &accounts, &assist, conversation, seq)
+            self.push(&conversations, &accounts, &assist, &stored)
         }));
         match outcome {
             Ok(Ok(())) => {}
@@ -172,37 +188,53 @@ impl Worker {
         conversations: &ConversationService,
         accounts: &AccountService,
         assist: &AssistService,
-        conversation_id: &str,
-        seq: u64,
+        stored: &VisitorMessageStored,
     ) -> Result<()> {
-        let current = conversations.conversation(conversation_id)?;
-        let Some(agent_id) = current
-            .agent
-            .filter(|_| current.state == ConversationState::Active)
-        else {
+        let conversation = &stored.conversation;
+        let Some(agent_id) = serving_agent(stored) else {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
+        // The queue may have waited: an agent who ended or handed over the conversation since has no
+        // use for them (the desk answers this from memory).
+        if !conversations.is_served_by(&conversation.id, agent_id) {
+            self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let agent = accounts.account(agent_id)?;
         let scopes = (self.scopes_of)(&agent);
-        let suggestions =
-            assist.for_conversation(conversation_id, agent_id, &agent.display_name, &scopes)?;
+        let newest_first = std::iter::once(&stored.message).chain(stored.earlier.iter().rev());
+        let suggestions = assist.for_messages(
+            newest_first,
+            agent_id,
+            &agent.display_name,
+            conversation.visitor_name(),
+            &scopes,
+        )?;
         assist.record_shown(&suggestions)?;
         if !suggestions.is_empty() {
             conversations.note(&[DeskFact::SuggestionsShown {
                 agent: agent_id,
-                group: current.group,
+                group: conversation.group,
             }]);
         }
         conversations.hub().to_agents(
             &[agent_id],
             &DeskEvent::Suggestions {
-                conversation: conversation_id.to_string(),
-                seq,
+                conversation: conversation.id.clone(),
+                seq: stored.message.seq,
                 suggestions,
             },
         );
         self.counts.computed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The agent serving the conversation when the message was stored, if it was being served.
+fn serving_agent(stored: &VisitorMessageStored) -> Option<crate::domain::AccountId> {
+    let conversation = &stored.conversation;
+    conversation
+        .agent
+        .filter(|_| conversation.state == ConversationState::Active)
 }

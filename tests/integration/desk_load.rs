@@ -1,8 +1,11 @@
 //! The desk under concurrent load: frames in seq order on every socket when both sides send at once,
 //! queue positions kept current for visitors and agents, suggestions computed once per new message.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use kefu::domain::{ConversationState, Message, SenderKind};
+use kefu::services::conversations::{VisitorMessageStored, VisitorMessageSubscriber};
 use serde_json::{json, Value};
 
 use crate::common::Ws;
@@ -182,6 +185,64 @@ async fn a_resent_message_gets_no_second_suggestion() {
         "{frames:?}"
     );
     assert_eq!(shown_counts(&desk).await, shown_after_first);
+}
+
+#[tokio::test]
+async fn suggestions_are_computed_from_the_messages_the_desk_hands_over() {
+    let mut desk = served().await;
+    let state = &desk.app.state;
+    let conversation = state.conversations.conversation(&desk.id).unwrap();
+    let message = |seq: u64, body: &str| Message {
+        seq,
+        kind: SenderKind::Visitor,
+        agent: None,
+        sender_name: conversation.visitor_name().to_string(),
+        body: body.to_string(),
+        attachments: Vec::new(),
+        at: state.conversations.now(),
+        client_key: None,
+    };
+    // Messages the store never held: refund answers can only come from what the pump is handed, and
+    // the follow-up names no topic, so the earlier message must be part of the question.
+    let handed = VisitorMessageStored {
+        conversation: conversation.clone(),
+        message: message(4242, "那要等几天"),
+        earlier: vec![message(4241, "我申请了退款，银行卡支付的")],
+    };
+    state.suggestions.visitor_message_stored(&handed);
+    let event = desk
+        .desk_socket
+        .expect_where("suggestions", |frame| frame["seq"] == 4242)
+        .await;
+    assert_eq!(event["conversation"], desk.id.as_str());
+    assert!(
+        event["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|suggestion| suggestion["id"] == "returns/refund"),
+        "{event}"
+    );
+    // A conversation handed over without a serving agent gets none.
+    let skipped = state.suggestions.counts().skipped.load(Ordering::Relaxed);
+    let mut queued = conversation;
+    queued.agent = None;
+    queued.state = ConversationState::Queued;
+    state
+        .suggestions
+        .visitor_message_stored(&VisitorMessageStored {
+            conversation: queued,
+            ..handed
+        });
+    let frames = desk.desk_socket.drain(Duration::from_millis(500)).await;
+    assert!(
+        !frames.iter().any(|frame| frame["type"] == "suggestions"),
+        "{frames:?}"
+    );
+    assert_eq!(
+        state.suggestions.counts().skipped.load(Ordering::Relaxed),
+        skipped + 1
+    );
 }
 
 /// Times the suggestions were shown, summed over every item (the adoption figures).

@@ -26,10 +26,10 @@ use crate::http::access::{
 use crate::http::extract::AppQuery;
 use crate::http::AppState;
 use crate::services::accounts::Caller;
+use crate::services::agent_messages::{self, AgentMessage, Sender};
 use crate::services::conversations::{
-    message_views, Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput, ANYONE,
+    message_views, Connection, DeskEvent, Outbox, Party, TransferTarget, WrapUpInput,
 };
-use crate::services::quick_replies::fill_variables;
 
 /// Largest frame accepted from a client: a message of 5,000 characters is at most 20 kB of UTF-8.
 const MAX_FRAME_BYTES: usize = 64 << 10;
@@ -370,31 +370,26 @@ async fn visitor_command(
             let outcome = match conversations.attachments_for(conversation, &attachments) {
                 Ok(files) => {
                     conversations
-                        .send_reporting_new(
+                        .send(
                             &Party::Visitor,
                             conversation,
                             client_key.clone(),
                             &body,
                             files,
                             false,
-                            ANYONE,
                         )
                         .await
                 }
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok((message, new)) => {
+                Ok(message) => {
                     let ack = DeskEvent::Ack {
                         conversation: conversation.to_string(),
                         client_key: client_key.clone(),
                         seq: message.seq,
                     };
                     conversations.hub().to_connection(connection, &ack);
-                    // A resend changes nothing: no new suggestions, nothing counted again.
-                    if new {
-                        state.suggestions.request(conversation, message.seq);
-                    }
                     (client_key, Ok(()))
                 }
                 Err(error) => (client_key, Err(error)),
@@ -617,45 +612,32 @@ async fn agent_command_inner(
             attachments,
             quick_replies,
         } => {
-            let current = conversations.conversation(&conversation)?;
-            check(caller, &current, Needs::Serve)?;
-            let files = conversations.attachments_for(&conversation, &attachments)?;
-            let body = if quick_replies.is_empty() {
-                body
-            } else {
-                for id in &quick_replies {
-                    let reply = state.quick_replies.get(*id)?;
-                    if authorize(&caller.account, Permission::ReadReplies(reply.scope)).is_err() {
-                        return Err(Error::QuickReplyNotFound(*id));
-                    }
-                }
-                let visitor = current.visitor_name();
-                fill_variables(
-                    &body,
-                    visitor,
-                    &caller.account.display_name,
-                    conversations.now(),
-                )
+            let may_read =
+                |scope| authorize(&caller.account, Permission::ReadReplies(scope)).is_ok();
+            let sender = Sender {
+                agent: me,
+                name: &caller.account.display_name,
+                may_read: &may_read,
             };
-            let message = conversations
-                .send_reporting_new(
-                    &party,
-                    &conversation,
-                    client_key.clone(),
-                    &body,
-                    files,
-                    false,
-                    &|now| check(caller, now, Needs::Serve),
-                )
-                .await?
-                .0;
-            if !quick_replies.is_empty() {
-                state.quick_replies.record_use(me, &quick_replies)?;
-            }
+            let message = AgentMessage {
+                conversation: conversation.clone(),
+                client_key: client_key.clone(),
+                body,
+                attachments,
+                quick_replies,
+            };
+            let stored = agent_messages::send(
+                conversations,
+                &state.quick_replies,
+                &sender,
+                message,
+                &|now| check(caller, now, Needs::Serve),
+            )
+            .await?;
             let ack = DeskEvent::Ack {
                 conversation,
                 client_key,
-                seq: message.seq,
+                seq: stored.seq,
             };
             conversations.hub().to_connection(connection, &ack);
         }

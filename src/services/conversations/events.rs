@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::wire::{ConversationView, MessageView};
-use crate::domain::{AccountId, ConversationState, SenderKind};
+use crate::domain::{AccountId, ConversationState, SenderKind, Suggestion};
 
 /// A conversation as its visitor sees it: no notes, no invitations, no transfer details.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -195,7 +195,7 @@ pub enum DeskEvent {
         /// The seq of the visitor message they answer.
         seq: u64,
         /// Articles (best passage) and quick replies, each kind best first.
-        suggestions: Vec<crate::services::assist::Suggestion>,
+        suggestions: Vec<Suggestion>,
     },
     /// A command was refused.
     Error {

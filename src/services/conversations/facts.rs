@@ -4,11 +4,14 @@
 //! the flush that makes those changes durable, so an observer's own writes to the same database are
 //! durable with them: a figure never counts a change that was lost, nor misses one that was
 //! acknowledged.
+//!
+//! A new visitor message is also announced to its subscribers (suggestions), after it is durable and
+//! delivered, so that what they push the agent never arrives before the message it answers.
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::domain::{AccountId, Conversation, GroupId};
+use crate::domain::{AccountId, Conversation, GroupId, Message};
 use crate::error::Result;
 
 /// How a conversation reached its agent.
@@ -146,4 +149,24 @@ impl DeskFact {
 pub trait DeskObserver: Send + Sync + std::fmt::Debug {
     /// Takes note of `facts`, which happened at `at`.
     fn observe(&self, at: Timestamp, facts: &[DeskFact]) -> Result<()>;
+}
+
+/// A visitor message stored for the first time (a resend is not one), with what answering it needs.
+#[derive(Debug, Clone)]
+pub struct VisitorMessageStored {
+    /// The conversation as stored with the message.
+    pub conversation: Conversation,
+    /// The message.
+    pub message: Message,
+    /// The conversation's messages just before it, oldest first: the last few only (see
+    /// [`EARLIER_MESSAGES_ANNOUNCED`](super::EARLIER_MESSAGES_ANNOUNCED)), enough for a question that
+    /// spans a few visitor messages.
+    pub earlier: Vec<Message>,
+}
+
+/// Answers new visitor messages (suggested replies). Told from the sender's task once the message is
+/// durable and delivered: it should hand the work elsewhere and return at once.
+pub trait VisitorMessageSubscriber: Send + Sync + std::fmt::Debug {
+    /// Takes note of a new visitor message.
+    fn visitor_message_stored(&self, stored: &VisitorMessageStored);
 }

@@ -25,7 +25,7 @@ mod wire;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -46,7 +46,9 @@ use crate::services::secrets::random_token;
 use crate::storage::{self, id_key, ConversationStore, NewMessage};
 
 pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
-pub use facts::{AssignedVia, DeskFact, DeskObserver};
+pub use facts::{
+    AssignedVia, DeskFact, DeskObserver, VisitorMessageStored, VisitorMessageSubscriber,
+};
 pub use hub::{Connection, Hub, Outbox};
 pub use wire::{ConversationView, MessageView};
 
@@ -61,6 +63,9 @@ const QUEUE_FULL_NOTICE: &str =
     "当前咨询人数较多，排队已满。您的问题已作为留言提交，客服会尽快回复您。";
 /// A queued visitor gone this long without coming back has abandoned the conversation.
 const ABANDON_AFTER: SignedDuration = SignedDuration::from_secs(60);
+/// Messages before a new visitor message handed to its subscribers: a suggestion's question takes the
+/// last three visitor messages, and a few agent or system messages may stand between them.
+pub const EARLIER_MESSAGES_ANNOUNCED: u64 = 10;
 
 /// Who sends a message or command.
 #[derive(Debug, Clone)]
@@ -234,6 +239,7 @@ pub struct ConversationService {
     turn: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
     observers: dispatch::Observers,
+    visitor_message_subscribers: RwLock<Vec<Arc<dyn VisitorMessageSubscriber>>>,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -314,6 +320,7 @@ impl ConversationService {
             turn: tokio::sync::Mutex::new(()),
             metrics: Arc::default(),
             observers,
+            visitor_message_subscribers: RwLock::default(),
         })
     }
 
@@ -326,6 +333,19 @@ impl ConversationService {
     /// Tells `observer` every fact from now on.
     pub fn add_observer(&self, observer: Arc<dyn DeskObserver>) {
         self.observers.write().push(observer);
+    }
+
+    /// Tells `subscriber` every new visitor message from now on.
+    pub fn subscribe_to_visitor_messages(&self, subscriber: Arc<dyn VisitorMessageSubscriber>) {
+        self.visitor_message_subscribers.write().push(subscriber);
+    }
+
+    /// Whether `agent` serves the open conversation `conversation_id` now; read from the desk in
+    /// memory, for work queued earlier that is pointless once the conversation moved on.
+    pub fn is_served_by(&self, conversation_id: &str, agent: AccountId) -> bool {
+        self.lock().open.get(conversation_id).is_some_and(|open| {
+            open.state == ConversationState::Active && open.agent == Some(agent)
+        })
     }
 
     /// Records facts that happened outside the desk (suggestions shown and adopted); they are made
@@ -664,96 +684,143 @@ impl ConversationService {
             crate::domain::limits::MAX_CLIENT_KEY_CHARS,
         )?;
         let now = self.now();
-        self.locked(|desk, outgoing| {
-            // Offline messages are not on the desk; their visitor may still add to them.
-            let conversation = self.open_or_stored(desk, conversation_id)?;
-            check(&conversation)?;
-            let writable = match party {
-                Party::Visitor => matches!(
-                    conversation.state,
-                    ConversationState::Queued
-                        | ConversationState::Active
-                        | ConversationState::OfflineMessage
-                ),
-                Party::Agent(_) if internal => conversation.state.is_open(),
-                Party::Agent(_) => conversation.state == ConversationState::Active,
-            };
-            if !writable {
-                return Err(Error::ConversationClosed(conversation_id.to_string()));
-            }
-            let draft = match party {
-                Party::Visitor => {
-                    visitor_message(&conversation, body, attachments, client_key, now)
+        let (message, new, stored_with) = self
+            .locked(|desk, outgoing| {
+                // Offline messages are not on the desk; their visitor may still add to them.
+                let conversation = self.open_or_stored(desk, conversation_id)?;
+                check(&conversation)?;
+                let writable = match party {
+                    Party::Visitor => matches!(
+                        conversation.state,
+                        ConversationState::Queued
+                            | ConversationState::Active
+                            | ConversationState::OfflineMessage
+                    ),
+                    Party::Agent(_) if internal => conversation.state.is_open(),
+                    Party::Agent(_) => conversation.state == ConversationState::Active,
+                };
+                if !writable {
+                    return Err(Error::ConversationClosed(conversation_id.to_string()));
                 }
-                Party::Agent(agent) => {
-                    let account = self.accounts.account(*agent)?;
-                    Message {
-                        seq: 0,
-                        kind: if internal {
-                            SenderKind::Internal
-                        } else {
-                            SenderKind::Agent
-                        },
-                        agent: Some(*agent),
-                        sender_name: account.display_name,
-                        body,
-                        attachments,
-                        at: now,
-                        client_key,
+                let draft = match party {
+                    Party::Visitor => {
+                        visitor_message(&conversation, body, attachments, client_key, now)
                     }
-                }
-            };
-            let (message, new) = self.append(&conversation, draft)?;
-            if new {
-                if let Some(open) = desk.open.get_mut(conversation_id) {
-                    let mut changed = false;
-                    match party {
-                        Party::Visitor => {
-                            open.last_visitor_activity = now;
-                            open.idle_reminded = false;
-                            open.awaiting_reply_since.get_or_insert(now);
-                            changed = true;
+                    Party::Agent(agent) => {
+                        let account = self.accounts.account(*agent)?;
+                        Message {
+                            seq: 0,
+                            kind: if internal {
+                                SenderKind::Internal
+                            } else {
+                                SenderKind::Agent
+                            },
+                            agent: Some(*agent),
+                            sender_name: account.display_name,
+                            body,
+                            attachments,
+                            at: now,
+                            client_key,
                         }
-                        Party::Agent(agent) if !internal => {
-                            if open.agent == Some(*agent) && open.answered_at.is_none() {
-                                open.answered_at = Some(now);
+                    }
+                };
+                let (message, new) = self.append(&conversation, draft)?;
+                if new {
+                    if let Some(open) = desk.open.get_mut(conversation_id) {
+                        let mut changed = false;
+                        match party {
+                            Party::Visitor => {
+                                open.last_visitor_activity = now;
+                                open.idle_reminded = false;
+                                open.awaiting_reply_since.get_or_insert(now);
                                 changed = true;
-                                let mut was_offered = false;
-                                if let Some(mut entry) = self.store.queue_entry(conversation_id)? {
-                                    if entry.status == QueueStatus::Offered {
-                                        was_offered = true;
-                                        entry.status = QueueStatus::Taken;
-                                        self.store.put_queue_entry(&entry)?;
+                            }
+                            Party::Agent(agent) if !internal => {
+                                if open.agent == Some(*agent) && open.answered_at.is_none() {
+                                    open.answered_at = Some(now);
+                                    changed = true;
+                                    let mut was_offered = false;
+                                    if let Some(mut entry) =
+                                        self.store.queue_entry(conversation_id)?
+                                    {
+                                        if entry.status == QueueStatus::Offered {
+                                            was_offered = true;
+                                            entry.status = QueueStatus::Taken;
+                                            self.store.put_queue_entry(&entry)?;
+                                        }
                                     }
+                                    let assigned_at = open.assigned_at.unwrap_or(now);
+                                    outgoing.fact(DeskFact::Taken {
+                                        conversation: open.clone(),
+                                        agent: *agent,
+                                        first_response_secs: seconds_between(assigned_at, now),
+                                        was_offered,
+                                    });
                                 }
-                                let assigned_at = open.assigned_at.unwrap_or(now);
-                                outgoing.fact(DeskFact::Taken {
-                                    conversation: open.clone(),
-                                    agent: *agent,
-                                    first_response_secs: seconds_between(assigned_at, now),
-                                    was_offered,
-                                });
+                                if let Some(since) = open.awaiting_reply_since.take() {
+                                    changed = true;
+                                    outgoing.fact(DeskFact::Replied {
+                                        conversation: open.clone(),
+                                        agent: *agent,
+                                        response_secs: seconds_between(since, now),
+                                    });
+                                }
                             }
-                            if let Some(since) = open.awaiting_reply_since.take() {
-                                changed = true;
-                                outgoing.fact(DeskFact::Replied {
-                                    conversation: open.clone(),
-                                    agent: *agent,
-                                    response_secs: seconds_between(since, now),
-                                });
-                            }
+                            Party::Agent(_) => {}
                         }
-                        Party::Agent(_) => {}
+                        if changed {
+                            self.store.put_conversation(open)?;
+                        }
                     }
-                    if changed {
-                        self.store.put_conversation(open)?;
-                    }
+                    self.broadcast_message(&conversation, &message, outgoing);
                 }
-                self.broadcast_message(&conversation, &message, outgoing);
+                let stored_with = match party {
+                    Party::Visitor if new => Some(
+                        desk.open
+                            .get(conversation_id)
+                            .cloned()
+                            .unwrap_or(conversation),
+                    ),
+                    _ => None,
+                };
+                Ok((message, new, stored_with))
+            })
+            .await?;
+        if let Some(conversation) = stored_with {
+            self.announce_visitor_message(conversation, &message);
+        }
+        Ok((message, new))
+    }
+
+    /// Tells the subscribers of a new visitor message, with the messages just before it. Those are
+    /// read only when someone listens, and a failed read leaves them out rather than failing a send
+    /// that is already durable.
+    fn announce_visitor_message(&self, conversation: Conversation, message: &Message) {
+        let subscribers = self.visitor_message_subscribers.read().clone();
+        if subscribers.is_empty() {
+            return;
+        }
+        let after = message.seq.saturating_sub(EARLIER_MESSAGES_ANNOUNCED + 1);
+        let earlier = match off_async_workers(|| self.store.messages_after(&conversation.id, after))
+        {
+            Ok(mut earlier) => {
+                // Messages stored since by someone else are not before this one.
+                earlier.retain(|earlier| earlier.seq < message.seq);
+                earlier
             }
-            Ok((message, new))
-        })
-        .await
+            Err(error) => {
+                tracing::warn!(%error, conversation = conversation.id, "reading recent messages failed");
+                Vec::new()
+            }
+        };
+        let stored = VisitorMessageStored {
+            conversation,
+            message: message.clone(),
+            earlier,
+        };
+        for subscriber in subscribers {
+            subscriber.visitor_message_stored(&stored);
+        }
     }
 
     /// Typing indicator, not stored.

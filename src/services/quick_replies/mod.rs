@@ -375,6 +375,32 @@ impl QuickReplyService {
             .unwrap_or(0))
     }
 
+    /// `body` as it is sent with the quick replies `ids` inserted into it: each must exist and be one
+    /// the sender may read (`may_read` of its scope), and their variables are then filled for this
+    /// conversation. A body without quick replies is sent as typed, braces and all.
+    ///
+    /// Errors: [`Error::QuickReplyNotFound`] for a reply that does not exist or that the sender may
+    /// not read, so that its id tells nothing of others' replies.
+    pub fn fill_inserted(
+        &self,
+        ids: &[u64],
+        may_read: &dyn Fn(ReplyScope) -> bool,
+        body: &str,
+        visitor_name: &str,
+        agent_name: &str,
+        now: Timestamp,
+    ) -> Result<String> {
+        if ids.is_empty() {
+            return Ok(body.to_string());
+        }
+        for id in ids {
+            if !may_read(self.get(*id)?.scope) {
+                return Err(Error::QuickReplyNotFound(*id));
+            }
+        }
+        Ok(fill_variables(body, visitor_name, agent_name, now))
+    }
+
     /// Counts one use of each reply by `agent` (a message may combine several).
     pub fn record_use(&self, agent: AccountId, ids: &[u64]) -> Result<()> {
         let distinct: HashSet<u64> = ids.iter().copied().collect();
@@ -482,6 +508,66 @@ pub fn fill_variables(text: &str, visitor_name: &str, agent_name: &str, now: Tim
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::clock::ManualClock;
+
+    fn service(folder: &std::path::Path) -> QuickReplyService {
+        let store = Store::open(folder).unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-25T08:05:00Z".parse().unwrap()));
+        QuickReplyService::open(store, Arc::new(Analyzer::new()), clock, AccountId(1)).unwrap()
+    }
+
+    fn reply(scope: ScopeInput, title: &str) -> ReplyInput {
+        ReplyInput {
+            scope,
+            title: title.into(),
+            content: "您好{访客昵称}，我是{客服昵称}".into(),
+            category: String::new(),
+            shortcut: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn inserted_replies_are_checked_by_scope_before_their_variables_are_filled() {
+        let folder = tempfile::tempdir().unwrap();
+        let replies = service(folder.path());
+        let team = replies
+            .create(AccountId(1), reply(ScopeInput::Team, "团队问候"))
+            .unwrap();
+        let someone_elses = replies
+            .create(AccountId(7), reply(ScopeInput::Personal, "别人的问候"))
+            .unwrap();
+        let now: Timestamp = "2026-11-25T08:05:00Z".parse().unwrap();
+        let team_only = |scope: ReplyScope| scope == ReplyScope::Team;
+        let body = "您好{访客昵称}，我是{客服昵称}，现在是{当前时间}";
+
+        let filled = replies
+            .fill_inserted(&[team.id], &team_only, body, "王女士", "小美", now)
+            .unwrap();
+        assert_eq!(filled, "您好王女士，我是小美，现在是2026-11-25 16:05");
+
+        // One reply the sender may not read refuses the whole message, as if it did not exist.
+        let refused = replies.fill_inserted(
+            &[team.id, someone_elses.id],
+            &team_only,
+            body,
+            "王女士",
+            "小美",
+            now,
+        );
+        assert!(
+            matches!(refused, Err(Error::QuickReplyNotFound(id)) if id == someone_elses.id),
+            "{refused:?}"
+        );
+        let missing = replies.fill_inserted(&[987_654], &|_| true, body, "王女士", "小美", now);
+        assert!(matches!(missing, Err(Error::QuickReplyNotFound(987_654))));
+
+        // Typed text is sent as typed.
+        let typed = replies
+            .fill_inserted(&[], &team_only, body, "王女士", "小美", now)
+            .unwrap();
+        assert_eq!(typed, body);
+    }
 
     #[test]
     fn variables_are_filled_in_shanghai_time() {

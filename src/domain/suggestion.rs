@@ -1,0 +1,31 @@
+//! Suggested replies (辅助回复) as the agent receives them: pushed by the desk after a visitor message
+//! and answered by the assist routes, so the type lives below both.
+
+use serde::{Deserialize, Serialize};
+
+/// What is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionKind {
+    /// A knowledge-base article (its best passage).
+    Article,
+    /// A quick reply.
+    QuickReply,
+}
+
+/// One suggestion.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Suggestion {
+    /// Article or quick reply.
+    pub kind: SuggestionKind,
+    /// Article id, or quick-reply id as text.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Ready-to-send text: the best passage of the article, or the quick reply with its variables filled.
+    pub reply: String,
+    /// Relevance, comparable within a kind.
+    pub score: f32,
+    /// Query words found in the title or the passage.
+    pub matched_terms: Vec<String>,
+}
