@@ -322,8 +322,9 @@ fn start_server(push_suggestions: bool, store: &StoreChoice) -> Server {
         .args(["--data", root.path().join("data").to_str().unwrap()])
         .env("KEFU_ADMIN_PASSWORD", ADMIN_INITIAL)
         .env("KEFU_SEARCH__WATCH", "false")
-        // The benchmark signs every agent in from one address.
+        // The benchmark signs every agent in, and starts every visitor, from one address.
         .env("KEFU_ACCOUNTS__LOGIN_ATTEMPTS_PER_MINUTE", "100000")
+        .env("KEFU_ACCOUNTS__VISITOR_TOKENS_PER_MINUTE", "100000")
         // Opening a thousand conversations can take minutes while the queue grows: the desk's idle
         // timers (visitors silent for 10 minutes are ended, agents idle for 10 minutes go away, queued
         // visitors are offered to leave a message after 5) must not change who serves what meanwhile.
