@@ -48,6 +48,8 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     fn message_count(&self) -> Result<u64>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<()>;
+    /// Runs `work` as one unit of work (see `Store::in_transaction`): its writes commit together.
+    fn in_transaction(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()>;
 }
 
 /// [`ConversationStore`] in the store's tables.
@@ -226,6 +228,10 @@ impl ConversationStore for StoredConversations {
 
     fn flush(&self) -> Result<()> {
         self.store.flush()
+    }
+
+    fn in_transaction(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.store.in_transaction(work)
     }
 }
 

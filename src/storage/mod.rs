@@ -305,6 +305,8 @@ impl Store {
                 Ok(())
             }
             Backend::Postgres(pool) => {
+                // Inside a transaction already: the statements join it (a nested BEGIN would not).
+                let nested = pool.in_scope();
                 let statements: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = writes
                     .iter()
                     .map(|write| {
@@ -320,6 +322,15 @@ impl Store {
                     })
                     .collect();
                 pool.run(move |client| {
+                    if nested {
+                        for (sql, key, value) in &statements {
+                            match value {
+                                Some(value) => client.execute(sql.as_str(), &[key, value])?,
+                                None => client.execute(sql.as_str(), &[key])?,
+                            };
+                        }
+                        return Ok(());
+                    }
                     let mut transaction = client.transaction()?;
                     for (sql, key, value) in &statements {
                         match value {
@@ -331,6 +342,16 @@ impl Store {
                     Ok(())
                 })
             }
+        }
+    }
+
+    /// Runs `work` as one unit of work: on PostgreSQL every read and write this thread makes through
+    /// the store joins one transaction, committed when `work` succeeds and rolled back when it fails;
+    /// on sled the writes go to its log in order and the next flush makes them durable together.
+    pub fn in_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sled(_) => work(),
+            Backend::Postgres(pool) => pool.in_transaction(work),
         }
     }
 

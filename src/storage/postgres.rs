@@ -7,6 +7,7 @@
 //! waits for its answer. That never blocks inside an async runtime's own machinery (the synchronous
 //! client would refuse to run there) and bounds the connections to `postgres_connections`.
 
+use std::cell::RefCell;
 use std::ops::Bound;
 use std::str::FromStr;
 use std::sync::{mpsc, Arc};
@@ -59,6 +60,25 @@ const MIGRATION_LOCK: i64 = 0x6b65_6675_0001;
 /// connecting.
 type Job = Box<dyn FnOnce(std::result::Result<&mut Client, Error>) + Send>;
 
+/// What a worker holding an open transaction is told: run a job in it, or end it.
+enum ScopeMessage {
+    Job(Box<dyn FnOnce(&mut Client) + Send>),
+    End {
+        commit: bool,
+        done: mpsc::SyncSender<Result<()>>,
+    },
+}
+
+/// The transaction the current thread is inside, if any: which pool, and its worker's inbox.
+struct Scope {
+    pool: *const PgPool,
+    messages: mpsc::Sender<ScopeMessage>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
 /// Connections on worker threads.
 #[derive(Debug)]
 pub struct PgPool {
@@ -78,7 +98,8 @@ impl PgPool {
         })?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
-        for number in 0..connections.max(1) {
+        // At least two: a desk turn holds one connection for its transaction while other calls go on.
+        for number in 0..connections.max(2) {
             let receiver = Arc::clone(&receiver);
             let config = config.clone();
             thread::Builder::new()
@@ -103,12 +124,34 @@ impl PgPool {
         Ok(pool)
     }
 
-    /// Runs `work` on a connection and waits for its answer.
+    /// Runs `work` on a connection and waits for its answer; inside [`PgPool::in_transaction`] on this
+    /// thread, on the transaction's connection, as part of it.
     pub fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let (answer, answered) = mpsc::sync_channel(1);
+        let in_scope = SCOPE.with(|scope| {
+            scope
+                .borrow()
+                .as_ref()
+                .filter(|scope| std::ptr::eq(scope.pool, self))
+                .map(|scope| scope.messages.clone())
+        });
+        if let Some(messages) = in_scope {
+            let answer = answer.clone();
+            let job = ScopeMessage::Job(Box::new(move |client| {
+                let _ = answer.send(work(client));
+            }));
+            if messages.send(job).is_err() {
+                return Err(Error::Storage(
+                    "the PostgreSQL transaction ended mid-call".into(),
+                ));
+            }
+            return answered
+                .recv()
+                .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?;
+        }
         let job: Job = Box::new(move |client| {
             let result = client.and_then(work);
             let _ = answer.send(result);
@@ -125,6 +168,105 @@ impl PgPool {
         answered
             .recv()
             .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?
+    }
+
+    /// Whether the current thread is inside a transaction of this pool.
+    pub fn in_scope(&self) -> bool {
+        SCOPE.with(|scope| {
+            scope
+                .borrow()
+                .as_ref()
+                .is_some_and(|scope| std::ptr::eq(scope.pool, self))
+        })
+    }
+
+    /// Runs `work` with every call this thread makes to this pool inside one transaction on one
+    /// connection, committed when `work` succeeds and rolled back when it fails: the writes of one
+    /// change commit together, with one WAL flush instead of one per write. Nested calls join the
+    /// outer transaction.
+    pub fn in_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.in_scope() {
+            return work();
+        }
+        let (messages, inbox) = mpsc::channel::<ScopeMessage>();
+        let (begun, begun_answer) = mpsc::sync_channel::<Result<()>>(1);
+        // One job holds a worker's connection for the whole transaction, serving the scope's calls.
+        let holder: Job = Box::new(move |client| {
+            let client = match client {
+                Ok(client) => client,
+                Err(error) => {
+                    let _ = begun.send(Err(error));
+                    return;
+                }
+            };
+            if let Err(error) = client.batch_execute("BEGIN") {
+                let _ = begun.send(Err(Error::from(error)));
+                return;
+            }
+            let _ = begun.send(Ok(()));
+            loop {
+                match inbox.recv() {
+                    Ok(ScopeMessage::Job(job)) => job(client),
+                    Ok(ScopeMessage::End { commit, done }) => {
+                        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+                        let _ = done.send(client.batch_execute(end).map_err(Error::from));
+                        return;
+                    }
+                    // The scope's thread went away without ending it.
+                    Err(_) => {
+                        let _ = client.batch_execute("ROLLBACK");
+                        return;
+                    }
+                }
+            }
+        });
+        let sent = match &*self.jobs.lock() {
+            Some(jobs) => jobs.send(holder).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::Storage(
+                "the PostgreSQL connections are closed".into(),
+            ));
+        }
+        begun_answer
+            .recv()
+            .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))??;
+        SCOPE.with(|scope| {
+            *scope.borrow_mut() = Some(Scope {
+                pool: self,
+                messages: messages.clone(),
+            })
+        });
+        // Leaves the scope even if `work` panics, so the thread's later calls run on their own.
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                SCOPE.with(|scope| scope.borrow_mut().take());
+            }
+        }
+        let leave = Leave;
+        let outcome = work();
+        drop(leave);
+        let (done, finished) = mpsc::sync_channel(1);
+        let end = ScopeMessage::End {
+            commit: outcome.is_ok(),
+            done,
+        };
+        let ended = if messages.send(end).is_ok() {
+            finished
+                .recv()
+                .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))
+                .and_then(|result| result)
+        } else {
+            Err(Error::Storage(
+                "the PostgreSQL transaction ended early".into(),
+            ))
+        };
+        match outcome {
+            Ok(value) => ended.map(|()| value),
+            Err(error) => Err(error),
+        }
     }
 
     /// Stops the workers once their jobs are done.

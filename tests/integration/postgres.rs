@@ -311,3 +311,64 @@ async fn an_installation_moves_from_sled_to_postgres_and_back() {
     kefu(&sled_again, &["import", back.to_str().unwrap()]);
     assert_installation(sled_again, &conversation, &hash, &file).await;
 }
+
+#[test]
+fn a_unit_of_work_commits_together_or_not_at_all() {
+    let Some(url) = postgres_url_or_skip("postgres::a_unit_of_work…") else {
+        return;
+    };
+    let schema = PgSchema::create(&url);
+    let folder = tempfile::tempdir().unwrap();
+    let store = Store::open_configured(&postgres_config(&schema), folder.path()).unwrap();
+
+    // Inside the unit: its own writes are visible to it, to nobody else until the commit.
+    let seen_outside = store
+        .in_transaction(|| {
+            store.conversations.insert(b"c_1", b"{}")?;
+            store.write_all(&[kefu::storage::Write {
+                table: &store.queue,
+                key: b"c_1".to_vec(),
+                value: Some(b"{}".to_vec()),
+            }])?;
+            // A nested unit joins this one.
+            store.in_transaction(|| store.messages.insert(b"c_1\x00\x01", b"m"))?;
+            assert_eq!(
+                store.conversations.get(b"c_1")?.as_deref(),
+                Some(&b"{}"[..])
+            );
+            Ok(query_i64(&schema, "SELECT count(*) FROM conversations"))
+        })
+        .unwrap();
+    assert_eq!(
+        seen_outside, 0,
+        "uncommitted writes are not seen by other connections"
+    );
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 1);
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM queue"), 1);
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM messages"), 1);
+
+    // A unit that fails leaves nothing behind, and the thread's next calls run on their own.
+    let failed = store.in_transaction(|| {
+        store.conversations.insert(b"c_2", b"{}")?;
+        store.messages.insert(b"c_2\x00\x01", b"m")?;
+        Err::<(), _>(kefu::Error::InvalidInput("the change was refused".into()))
+    });
+    assert!(failed.is_err());
+    assert!(store.conversations.get(b"c_2").unwrap().is_none());
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM messages"), 1);
+    store.conversations.insert(b"c_3", b"{}").unwrap();
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 2);
+
+    // A statement PostgreSQL refuses inside the unit (a key longer than a btree index entry may be)
+    // fails the unit and rolls back what came before it.
+    let huge_key: Vec<u8> = (0..10_000u32).map(|_| fastrand::u8(..)).collect();
+    let failed = store.in_transaction(|| {
+        store.conversations.insert(b"c_4", b"{}")?;
+        store.conversations.insert(&huge_key, b"{}")?;
+        Ok(())
+    });
+    assert!(failed.is_err());
+    assert!(store.conversations.get(b"c_4").unwrap().is_none());
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 2);
+    store.close();
+}

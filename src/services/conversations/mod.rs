@@ -415,7 +415,18 @@ impl ConversationService {
         let (value, ticket) = off_async_workers(|| {
             let mut desk = self.lock();
             let mut outgoing = Outgoing::default();
-            let value = change(&mut desk, &mut outgoing)?;
+            // One unit of work per turn: on PostgreSQL the turn's writes commit together, before
+            // anything is acknowledged.
+            let mut change = Some(change);
+            let mut value = None;
+            self.store.in_transaction(&mut || {
+                let change = change
+                    .take()
+                    .ok_or_else(|| Error::Internal("a desk turn ran twice".into()))?;
+                value = Some(change(&mut desk, &mut outgoing)?);
+                Ok(())
+            })?;
+            let value = value.ok_or_else(|| Error::Internal("a desk turn left no value".into()))?;
             let ticket = self.dispatch(&mut desk, outgoing);
             Ok::<_, Error>((value, ticket))
         })?;
