@@ -506,19 +506,28 @@ impl AssistService {
         Ok(words)
     }
 
-    /// Counts that `suggestions` were shown.
+    /// Counts that `suggestions` were shown: one unit of work (one commit on PostgreSQL), the
+    /// counters changed in key order so that two workers counting at once never wait on each other
+    /// in a cycle.
     pub fn record_shown(&self, suggestions: &[Suggestion]) -> Result<()> {
-        for suggestion in suggestions {
-            let key = feedback_key(suggestion.kind, &suggestion.id);
-            storage::update_json(
-                &self.store.assist_feedback,
-                key,
-                |counts: &mut FeedbackCounts| {
-                    counts.shown += 1;
-                },
-            )?;
-        }
-        Ok(())
+        let mut keys: Vec<String> = suggestions
+            .iter()
+            .map(|suggestion| feedback_key(suggestion.kind, &suggestion.id))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        self.store.in_transaction(|| {
+            for key in &keys {
+                storage::update_json(
+                    &self.store.assist_feedback,
+                    key,
+                    |counts: &mut FeedbackCounts| {
+                        counts.shown += 1;
+                    },
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Records what an agent did with a suggestion made for a question with `words`.

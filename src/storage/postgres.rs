@@ -57,8 +57,25 @@ pub(crate) const TABLES: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x6b65_6675_0001;
 
 /// One job for a connection: runs with the worker's client, or with the error that kept it from
-/// connecting.
-type Job = Box<dyn FnOnce(std::result::Result<&mut Client, Error>) + Send>;
+/// connecting. The flag says whether the job may ask to be run again on a fresh connection, which it
+/// does (answering nothing yet) when it finds its connection lost before anything was done.
+type Job = Box<dyn FnMut(std::result::Result<&mut Client, Error>, bool) -> Attempt + Send>;
+
+/// How a job's run ended.
+enum Attempt {
+    /// Answered (with a result or an error).
+    Done,
+    /// The connection was found lost; run the job again on a new one.
+    ConnectionLost,
+}
+
+/// Start of the message of an error that means the connection is gone (closed, or the server ended
+/// it), so that a fresh connection may succeed where it failed.
+const CONNECTION_LOST: &str = "PostgreSQL: the connection was lost";
+
+fn is_connection_lost<T>(result: &std::result::Result<T, Error>) -> bool {
+    matches!(result, Err(Error::Storage(message)) if message.starts_with(CONNECTION_LOST))
+}
 
 /// What a worker holding an open transaction is told: run a job in it, or end it.
 enum ScopeMessage {
@@ -91,11 +108,15 @@ impl PgPool {
     ///
     /// Fails with [`Error::Storage`] when the server does not answer or refuses the URL.
     pub fn connect(url: &str, connections: usize) -> Result<Arc<PgPool>> {
-        let config = postgres::Config::from_str(url).map_err(|error| {
+        let mut config = postgres::Config::from_str(url).map_err(|error| {
             Error::Storage(format!(
                 "storage.postgres_url is not a PostgreSQL URL: {error}"
             ))
         })?;
+        // Named in pg_stat_activity, unless the URL names it.
+        if config.get_application_name().is_none() {
+            config.application_name("kefu");
+        }
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         // At least two: a desk turn holds one connection for its transaction while other calls go on.
@@ -126,9 +147,13 @@ impl PgPool {
 
     /// Runs `work` on a connection and waits for its answer; inside [`PgPool::in_transaction`] on this
     /// thread, on the transaction's connection, as part of it.
+    ///
+    /// A call whose connection turns out to be lost (the server restarted, or ended it) runs once
+    /// more on a new connection; `work` must therefore be safe to start again, which every caller's
+    /// is (reads, upserts, compare-and-swap, whole transactions).
     pub fn run<R: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Client) -> Result<R> + Send + 'static,
+        mut work: impl FnMut(&mut Client) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let (answer, answered) = mpsc::sync_channel(1);
         let in_scope = SCOPE.with(|scope| {
@@ -152,9 +177,13 @@ impl PgPool {
                 .recv()
                 .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?;
         }
-        let job: Job = Box::new(move |client| {
-            let result = client.and_then(work);
+        let job: Job = Box::new(move |client, may_retry| {
+            let result = client.and_then(&mut work);
+            if may_retry && is_connection_lost(&result) {
+                return Attempt::ConnectionLost;
+            }
             let _ = answer.send(result);
+            Attempt::Done
         });
         let sent = match &*self.jobs.lock() {
             Some(jobs) => jobs.send(job).is_ok(),
@@ -191,17 +220,21 @@ impl PgPool {
         let (messages, inbox) = mpsc::channel::<ScopeMessage>();
         let (begun, begun_answer) = mpsc::sync_channel::<Result<()>>(1);
         // One job holds a worker's connection for the whole transaction, serving the scope's calls.
-        let holder: Job = Box::new(move |client| {
+        let holder: Job = Box::new(move |client, may_retry| {
             let client = match client {
                 Ok(client) => client,
                 Err(error) => {
                     let _ = begun.send(Err(error));
-                    return;
+                    return Attempt::Done;
                 }
             };
-            if let Err(error) = client.batch_execute("BEGIN") {
-                let _ = begun.send(Err(Error::from(error)));
-                return;
+            let started = client.batch_execute("BEGIN").map_err(Error::from);
+            if may_retry && is_connection_lost(&started) {
+                return Attempt::ConnectionLost;
+            }
+            if let Err(error) = started {
+                let _ = begun.send(Err(error));
+                return Attempt::Done;
             }
             let _ = begun.send(Ok(()));
             loop {
@@ -210,12 +243,12 @@ impl PgPool {
                     Ok(ScopeMessage::End { commit, done }) => {
                         let end = if commit { "COMMIT" } else { "ROLLBACK" };
                         let _ = done.send(client.batch_execute(end).map_err(Error::from));
-                        return;
+                        return Attempt::Done;
                     }
                     // The scope's thread went away without ending it.
                     Err(_) => {
                         let _ = client.batch_execute("ROLLBACK");
-                        return;
+                        return Attempt::Done;
                     }
                 }
             }
@@ -279,28 +312,41 @@ impl PgPool {
 fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
     let mut client: Option<Client> = None;
     loop {
-        let job = match jobs.lock().recv() {
+        let mut job = match jobs.lock().recv() {
             Ok(job) => job,
             Err(_) => return,
         };
-        if client.as_ref().is_some_and(Client::is_closed) {
-            client = None;
-        }
-        if client.is_none() {
-            match config.connect(NoTls) {
-                Ok(connected) => client = Some(connected),
-                Err(error) => {
-                    job(Err(Error::from(error)));
-                    continue;
+        for attempt in 0..2 {
+            if client.as_ref().is_some_and(Client::is_closed) {
+                client = None;
+            }
+            if client.is_none() {
+                match config.connect(NoTls) {
+                    Ok(connected) => client = Some(connected),
+                    Err(error) => {
+                        job(Err(Error::from(error)), false);
+                        break;
+                    }
                 }
             }
-        }
-        if let Some(connected) = client.as_mut() {
+            let Some(connected) = client.as_mut() else {
+                break;
+            };
             // A panic inside a job must not take the connection's worker with it.
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(connected))));
-            if outcome.is_err() {
-                client = None;
+            let may_retry = attempt == 0;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job(Ok(connected), may_retry)
+            }));
+            match outcome {
+                Ok(Attempt::Done) => break,
+                Ok(Attempt::ConnectionLost) => {
+                    tracing::warn!("PostgreSQL connection lost; reconnecting");
+                    client = None;
+                }
+                Err(_) => {
+                    client = None;
+                    break;
+                }
             }
         }
     }
@@ -485,7 +531,7 @@ impl PgTable {
             new.map(<[u8]>::to_vec),
         );
         self.pool.run(move |client| {
-            let changed = match (old, new) {
+            let changed = match (&old, &new) {
                 (None, None) => client
                     .query_opt(
                         format!("SELECT 1 FROM {name} WHERE key = $1").as_str(),
@@ -523,6 +569,20 @@ pub(crate) fn upsert_sql(table: &str) -> String {
 
 impl From<postgres::Error> for Error {
     fn from(error: postgres::Error) -> Error {
+        use postgres::error::SqlState;
+        let ended_by_server = error.code().is_some_and(|code| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code)
+        });
+        let broken_socket =
+            std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+        if error.is_closed() || ended_by_server || broken_socket {
+            return Error::Storage(format!("{CONNECTION_LOST}: {error}"));
+        }
         match error.as_db_error() {
             Some(db) => Error::Storage(format!(
                 "PostgreSQL: {}: {}",

@@ -372,3 +372,67 @@ fn a_unit_of_work_commits_together_or_not_at_all() {
     assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 2);
     store.close();
 }
+
+#[test]
+fn calls_go_on_after_the_server_ends_the_connections() {
+    let Some(url) = postgres_url_or_skip("postgres::calls_go_on_after…") else {
+        return;
+    };
+    let schema = PgSchema::create(&url);
+    let name = format!("kefu_lost_{}", fastrand::u32(..));
+    let config = StorageConfig {
+        postgres_url: Some(format!("{}&application_name={name}", schema.url)),
+        ..postgres_config(&schema)
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let store = Store::open_configured(&config, folder.path()).unwrap();
+    // Both connections open: one held by a unit of work while another thread calls.
+    store
+        .in_transaction(|| {
+            std::thread::scope(|scope| {
+                scope.spawn(|| store.meta.insert(b"other", b"1").unwrap());
+            });
+            store.meta.insert(b"k", b"v")
+        })
+        .unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let count = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(count(&mut admin), 2);
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap();
+    // Every call after it still answers, each worker reconnecting once.
+    for _ in 0..6 {
+        assert_eq!(store.meta.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    // Both workers again: a unit holds one, another thread calls on the other.
+    store
+        .in_transaction(|| {
+            std::thread::scope(|scope| {
+                scope.spawn(|| store.meta.insert(b"other", b"2").unwrap());
+            });
+            store.meta.insert(b"after", b"1")
+        })
+        .unwrap();
+    assert_eq!(
+        store.meta.get(b"after").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        store.meta.get(b"other").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(count(&mut admin), 2, "each worker opened a new connection");
+    store.close();
+}
