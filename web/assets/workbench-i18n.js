@@ -46,7 +46,7 @@
     upload_too_large: "文件过大，请压缩后重新发送",
     invalid_avatar: "头像仅支持 PNG、JPEG、GIF 或 WebP 格式的图片",
     invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
-    account_locked: "登录失败次数过多，账号已被临时锁定，请稍后再试",
+    account_locked: "登录失败次数过多，已暂时限制从当前网络登录，请稍后再试",
     rate_limited: "操作过于频繁，请稍后再试",
     internal: "服务器开小差了，请稍后再试",
   };
@@ -67,7 +67,7 @@
       const m = /after (\d{4}-\d\d-\d\dT[0-9:.]+Z)/.exec(err.message);
       if (m) {
         const d = new Date(m[1]);
-        if (!isNaN(d)) return "登录失败次数过多，账号已被临时锁定，请于 " + d.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" }) + " 后再试";
+        if (!isNaN(d)) return "登录失败次数过多，已暂时限制从当前网络登录，请于 " + d.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" }) + " 后再试";
       }
     }
     if (code && ERRORS[code]) return ERRORS[code];
