@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{AccountId, GroupId};
 use crate::error::{Error, Result};
 use crate::services::conversations::{AssignedVia, DeskFact, DeskObserver};
-use crate::storage::{decode, encode, Table};
+use crate::storage::{decode, update_json, Table};
 
 /// Longest range of one report, in days.
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -434,12 +434,8 @@ impl StatsService {
         let hour = hour_of(at).to_be_bytes();
         for scope in scopes {
             let key = [&hour[..], &scope.key()].concat();
-            let mut tally: Tally = match self.tree.get(&key)? {
-                Some(bytes) => decode(&bytes)?,
-                None => Tally::default(),
-            };
-            apply(&mut tally);
-            self.tree.insert(key, encode(&tally)?)?;
+            // Atomic, so nodes sharing one database never lose each other's counts.
+            update_json(&self.tree, key, |tally: &mut Tally| apply(tally))?;
         }
         Ok(())
     }
@@ -452,12 +448,7 @@ impl StatsService {
     }
 
     fn change_pending_at(&self, key: &[u8], apply: impl Fn(&mut Pending)) -> Result<()> {
-        let mut pending: Pending = match self.tree.get(key)? {
-            Some(bytes) => decode(&bytes)?,
-            None => Pending::default(),
-        };
-        apply(&mut pending);
-        self.tree.insert(key, encode(&pending)?)?;
+        update_json(&self.tree, key, |pending: &mut Pending| apply(pending))?;
         Ok(())
     }
 
@@ -679,6 +670,26 @@ mod tests {
 
     fn tree() -> Table {
         Table::temporary().unwrap()
+    }
+
+    #[test]
+    fn tallies_changed_from_several_threads_lose_no_count() {
+        let stats = StatsService::new(tree(), "Asia/Shanghai").unwrap();
+        let at: Timestamp = "2026-12-02T04:00:00Z".parse().unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        stats
+                            .change(at, &[Scope::Team], |tally| tally.received += 1)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let key = [&hour_of(at).to_be_bytes()[..], &Scope::Team.key()].concat();
+        let tally: Tally = decode(&stats.tree.get(key).unwrap().unwrap()).unwrap();
+        assert_eq!(tally.received, 400);
     }
 
     #[test]
