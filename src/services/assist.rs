@@ -506,9 +506,10 @@ impl AssistService {
         Ok(words)
     }
 
-    /// Counts that `suggestions` were shown: one unit of work (one commit on PostgreSQL), the
-    /// counters changed in key order so that two workers counting at once never wait on each other
-    /// in a cycle.
+    /// Counts that `suggestions` were shown: one unit of work (one commit on PostgreSQL, which does not
+    /// wait for the WAL flush: these are statistics on the path of every pushed suggestion, not
+    /// something a user was told is saved), the counters changed in key order so that two workers
+    /// counting at once never wait on each other in a cycle.
     pub fn record_shown(&self, suggestions: &[Suggestion]) -> Result<()> {
         let mut keys: Vec<String> = suggestions
             .iter()
@@ -516,7 +517,7 @@ impl AssistService {
             .collect();
         keys.sort();
         keys.dedup();
-        self.store.in_transaction(|| {
+        self.store.in_relaxed_transaction(|| {
             for key in &keys {
                 storage::update_json(
                     &self.store.assist_feedback,

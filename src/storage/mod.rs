@@ -355,6 +355,16 @@ impl Store {
         }
     }
 
+    /// As [`Store::in_transaction`], for counters only: on PostgreSQL the commit does not wait for the
+    /// WAL flush (a crash of the database server may lose the last moments of counts, never
+    /// half a unit); on sled the same as `in_transaction`.
+    pub fn in_relaxed_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sled(_) => work(),
+            Backend::Postgres(pool) => pool.in_relaxed_transaction(work),
+        }
+    }
+
     /// Closes the connections (PostgreSQL); the embedded database closes when its last handle drops.
     pub fn close(&self) {
         if let Backend::Postgres(pool) = &self.backend {

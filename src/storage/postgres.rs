@@ -86,6 +86,15 @@ enum ScopeMessage {
     },
 }
 
+/// When a transaction's commit returns.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// After the WAL is flushed (the server's default): what is acknowledged to users.
+    WaitForFlush,
+    /// Before the WAL is flushed (within `wal_writer_delay`): counters only.
+    Relaxed,
+}
+
 /// The transaction the current thread is inside, if any: which pool, and its worker's inbox.
 struct Scope {
     pool: *const PgPool,
@@ -214,6 +223,22 @@ impl PgPool {
     /// change commit together, with one WAL flush instead of one per write. Nested calls join the
     /// outer transaction.
     pub fn in_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.transaction_of(Durability::WaitForFlush, work)
+    }
+
+    /// As [`PgPool::in_transaction`], committed without waiting for the WAL flush
+    /// (`synchronous_commit = off` for this transaction only): for counters whose last moments may be
+    /// lost in a crash of the database server (never of kefu, which PostgreSQL survives), and never for
+    /// anything acknowledged to a user. The commit stays atomic and ordered.
+    pub fn in_relaxed_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.transaction_of(Durability::Relaxed, work)
+    }
+
+    fn transaction_of<T>(
+        &self,
+        durability: Durability,
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if self.in_scope() {
             return work();
         }
@@ -228,7 +253,11 @@ impl PgPool {
                     return Attempt::Done;
                 }
             };
-            let started = client.batch_execute("BEGIN").map_err(Error::from);
+            let begin = match durability {
+                Durability::WaitForFlush => "BEGIN",
+                Durability::Relaxed => "BEGIN; SET LOCAL synchronous_commit TO OFF",
+            };
+            let started = client.batch_execute(begin).map_err(Error::from);
             if may_retry && is_connection_lost(&started) {
                 return Attempt::ConnectionLost;
             }
@@ -591,5 +620,72 @@ impl From<postgres::Error> for Error {
             )),
             None => Error::Storage(format!("PostgreSQL: {error}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server (`KEFU_TEST_POSTGRES_URL`); `None` with a note when unset, a failure under CI.
+    fn server_url() -> Option<String> {
+        match std::env::var("KEFU_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("KEFU_TEST_POSTGRES_URL is unset under CI")
+            }
+            _ => {
+                eprintln!(
+                    "skipped: KEFU_TEST_POSTGRES_URL is unset (no PostgreSQL to test against)"
+                );
+                None
+            }
+        }
+    }
+
+    fn setting(pool: &PgPool) -> String {
+        pool.run(|client| {
+            Ok(client
+                .query_one("SHOW synchronous_commit", &[])?
+                .get::<_, String>(0))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn only_relaxed_units_commit_without_waiting_for_the_flush() {
+        let Some(server) = server_url() else {
+            return;
+        };
+        let schema = format!("kefu_unit_{}_{}", std::process::id(), rand::random::<u32>());
+        let admin_url = server.clone();
+        let create = format!("CREATE SCHEMA {schema}");
+        thread::spawn(move || {
+            let mut client = Client::connect(&admin_url, NoTls).unwrap();
+            client.batch_execute(&create).unwrap();
+        })
+        .join()
+        .unwrap();
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
+        let pool = PgPool::connect(&url, 2).unwrap();
+        assert_eq!(setting(&pool), "on");
+        assert_eq!(
+            pool.in_relaxed_transaction(|| Ok(setting(&pool))).unwrap(),
+            "off"
+        );
+        // SET LOCAL ends with its transaction: the connection is back to the default.
+        for _ in 0..4 {
+            assert_eq!(setting(&pool), "on");
+        }
+        assert_eq!(pool.in_transaction(|| Ok(setting(&pool))).unwrap(), "on");
+        pool.close();
+        let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
+        thread::spawn(move || {
+            let mut client = Client::connect(&server, NoTls).unwrap();
+            client.batch_execute(&drop_schema).unwrap();
+        })
+        .join()
+        .unwrap();
     }
 }
