@@ -4,7 +4,7 @@
 //! Who may read or change which reply is decided in `http::access`; this service is told the scopes a
 //! caller may see and checks nothing about roles itself.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -401,10 +401,18 @@ impl QuickReplyService {
         Ok(fill_variables(body, visitor_name, agent_name, now))
     }
 
-    /// Counts one use of each reply by `agent` (a message may combine several).
+    /// Counts one use of each reply by `agent` (a message may combine several), as one unit of work
+    /// that does not wait for PostgreSQL's WAL flush: usage counts rank the agent's replies, and the
+    /// agent's message is already stored when they are counted.
     pub fn record_use(&self, agent: AccountId, ids: &[u64]) -> Result<()> {
-        let distinct: HashSet<u64> = ids.iter().copied().collect();
-        for id in distinct {
+        // In id order, so two counts at once never wait on each other in a cycle.
+        let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+        self.store
+            .in_relaxed_transaction(|| self.count_uses(agent, &distinct))
+    }
+
+    fn count_uses(&self, agent: AccountId, distinct: &BTreeSet<u64>) -> Result<()> {
+        for &id in distinct {
             self.store
                 .reply_usage
                 .update_and_fetch(usage_key(agent, id), |old| {
