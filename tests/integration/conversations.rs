@@ -461,6 +461,15 @@ async fn transfers_to_an_agent_and_to_a_group_carry_the_note_and_the_history() {
     desk.app.state.conversations.tick().await.unwrap();
     let timed_out = colleague_socket.expect("transfer_declined").await;
     assert_eq!(timed_out["reason"], "timeout");
+    // The offer leaves the receiver's list: nobody can accept it any more.
+    let withdrawn = desk.desk_socket.expect("unassigned").await;
+    assert_eq!(
+        (
+            withdrawn["conversation"].as_str(),
+            withdrawn["reason"].as_str()
+        ),
+        (Some(desk.id.as_str()), Some("transfer_withdrawn"))
+    );
 
     // Disabled colleagues cannot receive transfers.
     let (disabled_id, _) = agent(&desk.app, &desk.admin, "gone", desk.group).await;
@@ -2198,4 +2207,36 @@ async fn commands_are_checked_against_the_conversation_as_it_is_when_they_run() 
     assert!(!visitor_messages(&desk.app, &desk.id)
         .iter()
         .any(|message| message.body == "我来结束吧"));
+}
+
+/// A conversation that ends while a transfer is offered withdraws the offer from its receiver (who
+/// could otherwise still click 接受转接 on an ended chat); the sender gets `ended` as the serving agent.
+#[tokio::test]
+async fn ending_a_conversation_withdraws_the_transfer_offered_for_it() {
+    let mut desk = served().await;
+    let (colleague_id, colleague) = agent(&desk.app, &desk.admin, "xiaoli", desk.group).await;
+    let mut colleague_socket = Ws::agent(desk.address, &colleague).await;
+    colleague_socket.expect("agent_hello").await;
+    desk.desk_socket
+        .send(json!({"type": "transfer", "conversation": desk.id, "to_agent": colleague_id, "note": "专票"}))
+        .await;
+    colleague_socket.expect("transfer_offered").await;
+    desk.visitor.send(json!({"type": "end"})).await;
+    let ended = desk.desk_socket.expect("ended").await;
+    assert_eq!(ended["conversation"], desk.id.as_str());
+    let withdrawn = colleague_socket.expect("unassigned").await;
+    assert_eq!(
+        (
+            withdrawn["conversation"].as_str(),
+            withdrawn["reason"].as_str()
+        ),
+        (Some(desk.id.as_str()), Some("transfer_withdrawn"))
+    );
+    let refused = desk
+        .app
+        .state
+        .conversations
+        .answer_transfer(kefu::domain::AccountId(colleague_id), &desk.id, true)
+        .await;
+    assert!(refused.is_err(), "the withdrawn offer cannot be accepted");
 }

@@ -1416,8 +1416,8 @@
       case "unassigned": {
         const c = convs.get(f.conversation);
         const name = c ? wb.visitorName(c.conv) : "会话";
-        const text = { offline: "你已离线，" + name + " 的会话已退回队列", unanswered: name + " 的会话超时未回复，已退回队列", transferred: name + " 的会话已成功转接" + (c && c.transferTarget ? "给 " + c.transferTarget : "") }[f.reason] || name + " 的会话已移出";
-        wb.toast(text, f.reason === "transferred" ? "success" : "error", 5000);
+        const text = { offline: "你已离线，" + name + " 的会话已退回队列", unanswered: name + " 的会话超时未回复，已退回队列", transferred: name + " 的会话已成功转接" + (c && c.transferTarget ? "给 " + c.transferTarget : ""), transfer_withdrawn: name + " 的转接已取消（会话已结束或超时）" }[f.reason] || name + " 的会话已移出";
+        wb.toast(text, f.reason === "transferred" ? "success" : f.reason === "transfer_withdrawn" ? "info" : "error", 5000);
         convs.delete(f.conversation);
         if (currentId === f.conversation) { currentId = null; renderChat(true); renderRight(); }
         renderLists();
@@ -1467,8 +1467,10 @@
       case "ended": {
         const c = convs.get(f.conversation);
         if (!c) break;
-        c.conv.state = "ended";
+                c.conv.state = "ended";
         c.conv.ended_by = f.ended_by;
+        // Ending cancels a transfer in flight: the banner says the chat ended, not that it waits.
+        c.transferWaiting = false;
         c.conv.ended_at = new Date().toISOString();
         c.typingUntil = 0;
         if (f.conversation === currentId) { renderChat(false); renderComposer(c, false); renderRight(); }

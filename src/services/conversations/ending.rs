@@ -194,7 +194,7 @@ impl ConversationService {
                 desk.recent_handling.pop_front();
             }
         }
-        conversation.pending_transfer = None;
+        let withdrawn = conversation.pending_transfer.take();
         if was_queued {
             self.leave_queue(desk, conversation_id, None, outgoing)?;
         }
@@ -223,6 +223,16 @@ impl ConversationService {
                 ended_by: ended_by.to_string(),
             },
         );
+        // A colleague offered the conversation would otherwise keep an offer nobody can accept.
+        if let Some(receiver) = withdrawn.and_then(|transfer| transfer.to_agent) {
+            outgoing.agents(
+                vec![receiver],
+                DeskEvent::Unassigned {
+                    conversation: conversation_id.to_string(),
+                    reason: "transfer_withdrawn".into(),
+                },
+            );
+        }
         outgoing.visitor(
             conversation_id,
             DeskEvent::State {

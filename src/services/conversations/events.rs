@@ -121,11 +121,12 @@ pub enum DeskEvent {
         /// Every message.
         messages: Vec<MessageView>,
     },
-    /// The conversation was taken away from the agent (went offline, left unanswered, transferred).
+    /// The conversation was taken away from the agent (went offline, left unanswered, transferred), or
+    /// an offer made to them was withdrawn (the conversation ended, or the offer timed out).
     Unassigned {
         /// The conversation.
         conversation: String,
-        /// `offline`, `unanswered` or `transferred`.
+        /// `offline`, `unanswered`, `transferred` or `transfer_withdrawn`.
         reason: String,
     },
     /// The visitor's view changed (accepted, transferred, ended).

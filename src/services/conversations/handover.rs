@@ -467,6 +467,16 @@ impl ConversationService {
                 reason: reason.to_string(),
             },
         );
+        // An offer that timed out leaves the receiver's list too (one who declined removed it).
+        if let Some(receiver) = transfer.to_agent.filter(|_| reason == "timeout") {
+            outgoing.agents(
+                vec![receiver],
+                DeskEvent::Unassigned {
+                    conversation: conversation.id.clone(),
+                    reason: "transfer_withdrawn".into(),
+                },
+            );
+        }
         self.system_message(conversation, "转接未成功，原客服将继续为您服务。", outgoing)?;
         Ok(())
     }
