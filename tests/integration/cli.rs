@@ -49,7 +49,9 @@ fn help_lists_the_subcommands() {
         .unwrap();
     assert!(output.status.success());
     let help = stdout(&output);
-    for command in ["serve", "index", "search", "suggest", "user"] {
+    for command in [
+        "serve", "index", "search", "suggest", "user", "migrate", "export", "import",
+    ] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(command)),

@@ -291,6 +291,12 @@ async fn an_installation_moves_from_sled_to_postgres_and_back() {
     let export = sled_dirs.root.join("kefu.export");
     kefu(&sled_dirs, &["export", "--out", export.to_str().unwrap()]);
     let postgres_dirs = TestDirs::with_fixtures_on(Some(PgSchema::create(&url)));
+    // `kefu migrate` creates the schema ahead of the import (and says which store it opened).
+    let migrated = kefu(&postgres_dirs, &["migrate"]);
+    assert_eq!(
+        String::from_utf8_lossy(&migrated.stdout).trim(),
+        "postgres store ready"
+    );
     let imported = kefu(&postgres_dirs, &["import", export.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&imported.stderr).contains("into the postgres store"));
     // A second import into the filled store is refused and changes nothing.
