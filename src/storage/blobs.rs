@@ -65,11 +65,7 @@ impl Blobs {
     pub fn total_bytes(&self) -> Result<u64> {
         match self {
             Blobs::OnDisk(root) => Ok(bytes_under(root)),
-            Blobs::InTable(table) => Ok(table
-                .iter()?
-                .iter()
-                .map(|(_, value)| value.len() as u64)
-                .sum()),
+            Blobs::InTable(table) => table.value_bytes(),
         }
     }
 

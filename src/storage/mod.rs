@@ -307,20 +307,25 @@ impl Store {
             Backend::Postgres(pool) => {
                 // Inside a transaction already: the statements join it (a nested BEGIN would not).
                 let nested = pool.in_scope();
-                let statements: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = writes
+                let statements = writes
                     .iter()
                     .map(|write| {
                         let name = write
                             .table
                             .as_postgres()
-                            .map_or("meta", postgres::PgTable::name);
+                            .map(postgres::PgTable::name)
+                            .ok_or_else(|| {
+                                Error::Internal(
+                                    "a write_all on PostgreSQL names a sled table".into(),
+                                )
+                            })?;
                         let sql = match write.value {
                             Some(_) => postgres::upsert_sql(name),
                             None => format!("DELETE FROM {name} WHERE key = $1"),
                         };
-                        (sql, write.key.clone(), write.value.clone())
+                        Ok((sql, write.key.clone(), write.value.clone()))
                     })
-                    .collect();
+                    .collect::<Result<Vec<(String, Vec<u8>, Option<Vec<u8>>)>>>()?;
                 pool.run(move |client| {
                     if nested {
                         for (sql, key, value) in &statements {
@@ -466,6 +471,14 @@ mod tests {
         let read: Option<String> = get_json(&store.groups, id_key(first)).unwrap();
         assert_eq!(read.as_deref(), Some("售后"));
         assert_eq!(scan_json::<String>(&store.groups).unwrap(), vec!["售后"]);
+    }
+
+    #[test]
+    fn every_table_of_the_store_is_created_by_the_postgres_migrations() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(folder.path()).unwrap();
+        let names: Vec<&str> = store.tables().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, postgres::TABLES);
     }
 
     #[test]

@@ -194,18 +194,25 @@ impl PgPool {
             let _ = answer.send(result);
             Attempt::Done
         });
+        self.submit(job)?;
+        answered
+            .recv()
+            .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?
+    }
+
+    /// Hands `job` to the next free worker.
+    fn submit(&self, job: Job) -> Result<()> {
         let sent = match &*self.jobs.lock() {
             Some(jobs) => jobs.send(job).is_ok(),
             None => false,
         };
-        if !sent {
-            return Err(Error::Storage(
+        if sent {
+            Ok(())
+        } else {
+            Err(Error::Storage(
                 "the PostgreSQL connections are closed".into(),
-            ));
+            ))
         }
-        answered
-            .recv()
-            .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))?
     }
 
     /// Whether the current thread is inside a transaction of this pool.
@@ -282,15 +289,7 @@ impl PgPool {
                 }
             }
         });
-        let sent = match &*self.jobs.lock() {
-            Some(jobs) => jobs.send(holder).is_ok(),
-            None => false,
-        };
-        if !sent {
-            return Err(Error::Storage(
-                "the PostgreSQL connections are closed".into(),
-            ));
-        }
+        self.submit(holder)?;
         begun_answer
             .recv()
             .map_err(|_| Error::Storage("a PostgreSQL worker stopped mid-call".into()))??;
@@ -466,6 +465,26 @@ impl PgTable {
             Ok(client
                 .query_opt(sql.as_str(), &[&key])?
                 .map(|row| row.get::<_, Vec<u8>>(0)))
+        })
+    }
+
+    /// Whether `key` holds a value, without reading the value (file bytes can be megabytes).
+    pub(crate) fn contains_key(&self, key: &[u8]) -> Result<bool> {
+        let sql = format!("SELECT 1 FROM {} WHERE key = $1", self.name);
+        let key = key.to_vec();
+        self.pool
+            .run(move |client| Ok(client.query_opt(sql.as_str(), &[&key])?.is_some()))
+    }
+
+    /// Bytes of every value together, summed by the server.
+    pub(crate) fn value_bytes(&self) -> Result<u64> {
+        let sql = format!(
+            "SELECT coalesce(sum(length(value)), 0)::bigint FROM {}",
+            self.name
+        );
+        self.pool.run(move |client| {
+            let bytes: i64 = client.query_one(sql.as_str(), &[])?.get(0);
+            Ok(u64::try_from(bytes).unwrap_or(0))
         })
     }
 

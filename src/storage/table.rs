@@ -64,7 +64,7 @@ impl Table {
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         match &self.inner {
             Inner::Sled(tree) => Ok(tree.contains_key(key)?),
-            Inner::Postgres(table) => Ok(table.get(key.as_ref())?.is_some()),
+            Inner::Postgres(table) => table.contains_key(key.as_ref()),
         }
     }
 
@@ -187,11 +187,24 @@ impl Table {
         }
     }
 
-    /// Whether the table holds no record.
+    /// Whether the table holds no record (one key read, not a count).
     pub fn is_empty(&self) -> Result<bool> {
         match &self.inner {
             Inner::Sled(tree) => Ok(tree.is_empty()),
-            Inner::Postgres(table) => Ok(table.len()? == 0),
+            Inner::Postgres(table) => Ok(table
+                .range(Bound::Unbounded, Bound::Unbounded, Some(1), false)?
+                .is_empty()),
+        }
+    }
+
+    /// Bytes of every value together, without holding them all at once.
+    pub fn value_bytes(&self) -> Result<u64> {
+        match &self.inner {
+            Inner::Sled(tree) => tree
+                .iter()
+                .values()
+                .try_fold(0u64, |total, value| Ok(total + value?.len() as u64)),
+            Inner::Postgres(table) => table.value_bytes(),
         }
     }
 
