@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use fantoccini::key::Key;
 use serde_json::{json, Value};
 
-use super::common::{TestApp, INITIAL_PASSWORD, PASSWORD};
+use super::common::{visitor_bodies, TestApp, INITIAL_PASSWORD, PASSWORD};
 use super::harness::{self, Harness};
 use super::{agent_account, agent_says, desk, open_workbench, real_now, sign_in, starter_kb};
 
@@ -108,13 +108,7 @@ async fn visitor_composer_keeps_long_pastes_whole_and_shows_no_scrollbar() {
             .get_as(Some(admin_ref), &format!("/api/v1/conversations/{id}/transcript"))
             .await;
         assert_eq!(status, StatusCode::OK, "{transcript}");
-        let bodies: Vec<&str> = transcript["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|message| message["kind"] == "visitor")
-            .map(|message| message["body"].as_str().unwrap())
-            .collect();
+        let bodies = visitor_bodies(&transcript["messages"]);
         assert_eq!(bodies.len(), 2, "{bodies:?}");
         assert!(bodies.iter().all(|body| body.chars().count() <= 5000 && body.ends_with('。')));
         assert_eq!(bodies.concat(), text);

@@ -798,6 +798,17 @@ pub async fn post_from(server: SocketAddr, from: IpAddr, uri: &str, json: &Value
     }
 }
 
+/// The bodies of the visitor's messages in a list of messages (a `hello`, a transcript, a history).
+pub fn visitor_bodies(messages: &Value) -> Vec<&str> {
+    messages
+        .as_array()
+        .expect("a list of messages")
+        .iter()
+        .filter(|message| message["kind"] == "visitor")
+        .map(|message| message["body"].as_str().expect("a message body"))
+        .collect()
+}
+
 /// Ids of the hits of a search response, best first.
 pub fn hit_ids(results: &Value) -> Vec<String> {
     results["hits"]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{TestDirs, Ws, INITIAL_ADMIN_PASSWORD, PASSWORD};
+use crate::common::{visitor_bodies, TestDirs, Ws, INITIAL_ADMIN_PASSWORD, PASSWORD};
 
 struct Server {
     child: Child,
@@ -215,13 +215,7 @@ async fn acknowledged_messages_survive_a_kill_and_resends_are_not_stored_twice()
     let server = tokio::task::block_in_place(|| serve(&dirs));
     let mut visitor = Ws::visitor(address_of(&server), &token, 0).await;
     let hello = visitor.expect("hello").await;
-    let bodies: Vec<&str> = hello["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|message| message["kind"] == "visitor")
-        .map(|message| message["body"].as_str().unwrap())
-        .collect();
+    let bodies = visitor_bodies(&hello["messages"]);
     let expected: Vec<String> = std::iter::once("你好，我的订单还没发货".to_string())
         .chain((0..SENT).map(|index| format!("第 {index} 条")))
         .collect();
@@ -243,12 +237,7 @@ async fn acknowledged_messages_survive_a_kill_and_resends_are_not_stored_twice()
     drop(visitor);
     let mut visitor = Ws::visitor(address_of(&server), &token, 0).await;
     let hello = visitor.expect("hello").await;
-    let visitor_messages = hello["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|message| message["kind"] == "visitor")
-        .count();
+    let visitor_messages = visitor_bodies(&hello["messages"]).len();
     assert_eq!(
         visitor_messages,
         SENT + 1,

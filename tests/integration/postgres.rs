@@ -12,7 +12,7 @@ use kefu::config::{StorageBackend, StorageConfig};
 use kefu::storage::Store;
 use serde_json::json;
 
-use crate::common::{postgres_url_or_skip, PgSchema, TestApp, TestDirs, Ws};
+use crate::common::{postgres_url_or_skip, visitor_bodies, PgSchema, TestApp, TestDirs, Ws};
 
 fn postgres_config(schema: &PgSchema) -> StorageConfig {
     StorageConfig {
@@ -192,13 +192,7 @@ async fn assert_installation(
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{messages}");
-    let bodies: Vec<&str> = messages["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|message| message["kind"] == "visitor")
-        .map(|message| message["body"].as_str().unwrap())
-        .collect();
+    let bodies = visitor_bodies(&messages["messages"]);
     assert_eq!(bodies, ["我想开发票", "抬头是杭州某某公司"]);
     let request = Request::builder()
         .method(Method::GET)
