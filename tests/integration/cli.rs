@@ -301,3 +301,32 @@ fn search_without_an_index_fails_cleanly() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn export_to_standard_output_writes_the_header_and_every_record() {
+    let dirs = TestDirs::empty();
+    let data = dirs.data.to_str().unwrap();
+    // `kefu user list` on an empty store creates `admin`, as the first start would.
+    let listed = kefu(&dirs.root, &["user", "list", "--data", data]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let exported = kefu(&dirs.root, &["export", "--out", "-", "--data", data]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let text = stdout(&exported);
+    let mut lines = text.lines();
+    let header: Value = serde_json::from_str(lines.next().expect("a header")).unwrap();
+    assert_eq!(header["kefu_export"], 1);
+    let tables: Vec<String> = lines
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["table"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(tables.iter().any(|table| table == "accounts"), "{tables:?}");
+    assert!(
+        stderr(&exported).contains("from the sled store"),
+        "{}",
+        stderr(&exported)
+    );
+}
