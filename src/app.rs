@@ -123,7 +123,8 @@ pub async fn build_state_with(
             Arc::clone(&conversations),
             accounts.store().clone(),
         )
-        .with_metrics(Arc::clone(&metrics)),
+        .with_metrics(Arc::clone(&metrics))
+        .with_min_confidence(config.search.min_confidence),
     );
     let suggestions = Arc::new(if config.conversations.push_suggestions {
         SuggestionPump::start(

@@ -98,6 +98,9 @@ pub struct SuggestArgs {
     /// Read `qid<TAB>message` lines from FILE and print `qid<TAB>id1,id2,...` per line.
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
+    /// Suggest only when a hit reaches this confidence (0 to 1) [default: search.min_confidence].
+    #[arg(long, value_name = "CONFIDENCE")]
+    pub min_confidence: Option<f32>,
     /// Before answering, learn from judged questions (`qid<TAB>question<TAB>relevant ids`): each
     /// relevant article that is suggested counts as adopted, as when an agent sends it. For measuring
     /// the feedback boost on held-out questions.
@@ -539,7 +542,11 @@ fn whoami() -> String {
 /// `kefu suggest`: returns the process exit code.
 pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
     use crate::services::assist::{adoption_boost, learned_weight, AdoptedFor};
-    use crate::services::assist::{suggest_articles, suggestion_query};
+    use crate::services::assist::{confident_or_nothing, suggest_articles, suggestion_query};
+    let min_confidence = args.min_confidence.unwrap_or(config.search.min_confidence);
+    if !(0.0..=1.0).contains(&min_confidence) {
+        anyhow::bail!("--min-confidence must be between 0 and 1");
+    }
     let index = open_for_search(&config.paths.index)?;
     let analyzer = index.analyzer();
     // Learned adoptions all happen "now": the half-life plays no part in a batch.
@@ -591,7 +598,13 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let suggest = |text: &str| rank(text, &adopted);
+    // Greetings and thanks get no article; otherwise the ranking, when one of it is confident enough.
+    let suggest = |text: &str| -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
+        if !crate::search::classify(text).is_question() {
+            return Ok(Vec::new());
+        }
+        Ok(confident_or_nothing(rank(text, &adopted)?, min_confidence))
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(batch) = &args.batch {
@@ -606,11 +619,12 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
         for (rank, suggestion) in suggestions.iter().enumerate() {
             writeln!(
                 out,
-                "{:>2}. {}  [{}]  {:.2}\n    {}",
+                "{:>2}. {}  [{}]  score {:.2}  confidence {:.2}\n    {}",
                 rank + 1,
                 suggestion.title,
                 suggestion.id,
                 suggestion.score,
+                suggestion.confidence,
                 suggestion.reply
             )?;
         }

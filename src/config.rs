@@ -105,6 +105,9 @@ pub struct SearchConfig {
     pub commit_delay_ms: u64,
     /// Whether `kefu serve` watches `kb` for edits made on disk.
     pub watch: bool,
+    /// Suggestions (the agent's 辅助回复, the visitor's 自助服务, `kefu suggest`) are made only when
+    /// a hit's confidence (0 to 1) reaches this; 0 suggests whatever ranks first.
+    pub min_confidence: f32,
 }
 
 /// Accounts, sign-in and sessions.
@@ -319,6 +322,9 @@ impl Default for PathsConfig {
     }
 }
 
+/// Measured on the shared relevance and abstention sets (see BENCHMARKS.md, "Abstention").
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.34;
+
 impl Default for SearchConfig {
     fn default() -> Self {
         SearchConfig {
@@ -327,6 +333,7 @@ impl Default for SearchConfig {
             max_query_chars: 1000,
             commit_delay_ms: 50,
             watch: true,
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
         }
     }
 }
@@ -356,6 +363,9 @@ pub enum ConfigError {
     /// A value is malformed or a key is unknown.
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// A value is well-formed but outside what it may be.
+    #[error("invalid configuration: {0}")]
+    OutOfRange(String),
 }
 
 impl Config {
@@ -390,6 +400,12 @@ impl Config {
             config.accounts.admin_password = Some(password.clone());
         }
         config.apply(flags);
+        if !(0.0..=1.0).contains(&config.search.min_confidence) {
+            return Err(ConfigError::OutOfRange(format!(
+                "search.min_confidence is {}; it must be between 0 and 1",
+                config.search.min_confidence
+            )));
+        }
         Ok(config)
     }
 
@@ -520,6 +536,16 @@ mod tests {
             r#"["not a network"]"#.to_string(),
         )]);
         assert!(Config::load_from(None, &bad, &FlagOverrides::default()).is_err());
+    }
+
+    #[test]
+    fn a_confidence_outside_0_to_1_is_refused() {
+        let env = HashMap::from([("KEFU_SEARCH__MIN_CONFIDENCE".to_string(), "1.5".to_string())]);
+        let result = Config::load_from(None, &env, &FlagOverrides::default());
+        assert!(matches!(result, Err(ConfigError::OutOfRange(_))));
+        let env = HashMap::from([("KEFU_SEARCH__MIN_CONFIDENCE".to_string(), "0.5".to_string())]);
+        let config = Config::load_from(None, &env, &FlagOverrides::default()).unwrap();
+        assert_eq!(config.search.min_confidence, 0.5);
     }
 
     #[test]

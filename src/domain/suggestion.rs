@@ -26,6 +26,9 @@ pub struct Suggestion {
     pub reply: String,
     /// Relevance, comparable within a kind.
     pub score: f32,
+    /// How sure it is to answer the visitor, from 0 to 1, comparable across messages (see
+    /// `search::confidence`); suggestions are made only when one reaches `search.min_confidence`.
+    pub confidence: f32,
     /// Query words found in the title or the passage.
     pub matched_terms: Vec<String>,
 }

@@ -19,6 +19,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
+use super::confidence::{self, DocumentFrequency, HitText, MessageProfile};
 use super::query::AnalyzedQuery;
 use super::schema::{build_schema, Fields, SCHEMA_VERSION};
 use super::snippet::Highlighter;
@@ -114,6 +115,9 @@ pub struct SearchHit {
     pub status: ArticleStatus,
     /// Relevance score (higher is better; comparable within one search only).
     pub score: f32,
+    /// How sure it is to answer the query, from 0 to 1, comparable across queries and knowledge
+    /// bases (see `search::confidence`). Suggestions below the configured minimum are not made.
+    pub confidence: f32,
     /// HTML-safe body excerpt with matched words in `<mark>`; empty when snippets were not asked for.
     pub snippet: String,
 }
@@ -573,9 +577,28 @@ impl SearchIndex {
             None
         };
         let analyzer = self.analyzer();
+        let profile = MessageProfile::new(&analyzer, request.text);
+        let frequencies = IndexFrequencies {
+            searcher: &searcher,
+            fields,
+        };
         let mut hits = Vec::with_capacity(ranked.len());
         for (score, address) in ranked {
             let document: TantivyDocument = searcher.doc(address)?;
+            let questions: Vec<String> = document
+                .get_all(fields.questions)
+                .filter_map(|value| value.as_str().map(str::to_string))
+                .collect();
+            let confidence = confidence::confidence(
+                &analyzer,
+                &profile,
+                HitText {
+                    title: first_str(&document, fields.title).unwrap_or_default(),
+                    questions: &questions,
+                    body: first_str(&document, fields.body).unwrap_or_default(),
+                },
+                Some(&frequencies),
+            );
             let snippet = match &highlighter {
                 Some(highlighter) => {
                     let body = first_str(&document, fields.body).unwrap_or_default();
@@ -601,6 +624,7 @@ impl SearchIndex {
                     .to_string(),
                 status: status_of(&document, fields),
                 score,
+                confidence,
                 snippet,
             });
         }
@@ -696,6 +720,37 @@ impl IndexCore {
             path: text(fields.path),
             content_hash: text(fields.hash),
         }
+    }
+}
+
+/// Document frequencies of jieba words in the fields where they say what an article is about.
+struct IndexFrequencies<'a> {
+    searcher: &'a tantivy::Searcher,
+    fields: &'a Fields,
+}
+
+impl DocumentFrequency for IndexFrequencies<'_> {
+    fn document_frequency(&self, word: &str) -> (u64, u64) {
+        // Two-character words are also counted where every character pair is indexed, which finds
+        // them where jieba cut them apart (花呗 in 花呗怎么还 when no dictionary names it).
+        let mut fields = vec![self.fields.title, self.fields.questions, self.fields.body];
+        if word.chars().count() == 2 {
+            fields.extend([
+                self.fields.title_ngram,
+                self.fields.questions_ngram,
+                self.fields.body_ngram,
+            ]);
+        }
+        let containing = fields
+            .into_iter()
+            .map(|field| {
+                self.searcher
+                    .doc_freq(&Term::from_field_text(field, word))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        (containing, self.searcher.num_docs())
     }
 }
 

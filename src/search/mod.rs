@@ -3,7 +3,9 @@
 //!
 //! Depends on `domain` and `articles`; knows nothing of HTTP or storage.
 
+pub mod confidence;
 mod index;
+pub mod intent;
 mod messages;
 mod query;
 mod replies;
@@ -13,10 +15,12 @@ mod synonyms;
 pub mod text;
 pub mod tokenizer;
 
+pub use confidence::{DocumentFrequency, HitText, MessageProfile};
 pub use index::{
     IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,
     SearchRequest, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY,
 };
+pub use intent::{classify, Intent};
 pub use messages::{MessageHit, MessageIndex};
 pub use query::{AnalyzedQuery, MAX_QUERY_TERMS};
 pub use replies::{pinyin_prefixes, pinyin_spelling, ReplyHit, ReplyIndex, ReplyMatch};

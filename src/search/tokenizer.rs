@@ -120,6 +120,40 @@ impl Analyzer {
             .collect()
     }
 
+    /// jieba's IDF of `word` in general Chinese (its TF-IDF table; the table's median for words it
+    /// does not know, such as a shop's own terms), so that 的 is near 0 and 耳机 near 9.
+    pub fn general_idf(&self, word: &str) -> f32 {
+        use jieba_rs::{KeywordExtract, KeywordExtractConfig};
+        static TF_IDF: std::sync::OnceLock<jieba_rs::TfIdf> = std::sync::OnceLock::new();
+        let tf_idf = TF_IDF.get_or_init(|| {
+            let mut tf_idf = jieba_rs::TfIdf::default();
+            // Single characters (伞, 傻) are words too; the default skips them.
+            *tf_idf.config_mut() = KeywordExtractConfig::builder()
+                .min_keyword_length(1)
+                .build();
+            tf_idf
+        });
+        // One word, so the weight (term frequency × IDF / words) is its IDF; should jieba cut it in
+        // parts, the rarest part's IDF shared among them.
+        tf_idf
+            .extract_keywords(&self.jieba, word, 1, Vec::new())
+            .first()
+            .map_or(0.0, |keyword| keyword.weight as f32)
+    }
+
+    /// How much a word tells about what a message asks, from 0 (的, 我, 什么, numbers) up: its general
+    /// IDF above a floor. See [`crate::search::confidence`].
+    pub fn informativeness(&self, word: &str) -> f32 {
+        if word
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_punctuation())
+            || (word.chars().count() == 1 && word.is_ascii())
+        {
+            return 0.0;
+        }
+        super::confidence::informative_weight(self.general_idf(word))
+    }
+
     /// Distinct words of a query, in order of first appearance. Queries are cut in jieba's precise mode:
     /// the index already holds the sub-words of long words, and adding them to the query as well only
     /// adds noise (measured: MRR@10 0.4336 precise vs 0.4276 search mode on the relevance set).

@@ -15,8 +15,8 @@ use crate::http::access::{authorize, readable_reply_scopes, Authenticated, Permi
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::{off_thread, AppState};
 use crate::services::assist::{
-    suggest_articles, suggestion_query, Adoption, Deflection, DeflectionEvent, FeedbackAction,
-    FeedbackCounts, FeedbackReader, Suggestion, SuggestionKind, SUGGESTED_ARTICLES,
+    Adoption, Deflection, DeflectionEvent, FeedbackAction, FeedbackCounts, FeedbackReader,
+    Suggestion, SuggestionKind, VisitorSuggestions,
 };
 use crate::services::conversations::DeskFact;
 
@@ -252,7 +252,9 @@ struct VisitorSuggestParams {
     q: String,
 }
 
-/// Before queueing, the visitor page shows the best published articles for the typed question.
+/// Before queueing, the visitor page shows the best published articles for the typed question:
+/// none for greetings, thanks and chit-chat, or when no article is confident enough; `intent` says
+/// when the visitor asks for a person (`ask_for_agent`), so the page offers the queue at once.
 #[utoipa::path(
     get,
     path = "/api/v1/visitor/suggest",
@@ -260,31 +262,22 @@ struct VisitorSuggestParams {
     params(VisitorSuggestParams),
     security(()),
     responses(
-        (status = 200, description = "Up to 3 published articles for the visitor's question", body = Suggestions),
+        (status = 200, description = "The message's intent and up to 3 published articles (none when not confident)", body = VisitorSuggestions),
         (status = 400, description = "`invalid_query` or `bad_request`", body = ErrorBody),
     ),
 )]
 async fn visitor_suggest(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<VisitorSuggestParams>,
-) -> Result<Json<Suggestions>> {
+) -> Result<Json<VisitorSuggestions>> {
     let text = params.q.trim().to_string();
     if text.is_empty() || text.chars().count() > 500 {
         return Err(Error::InvalidQuery {
             reason: "a question is 1-500 characters".into(),
         });
     }
-    let suggestions = off_thread(&state.assist, move |assist| {
-        let index = assist.knowledge().index();
-        let query = suggestion_query(&index.analyzer(), &[text.as_str()]);
-        let found = suggest_articles(index, &query, SUGGESTED_ARTICLES)?;
-        if !found.is_empty() {
-            assist.record_deflection(DeflectionEvent::Shown)?;
-        }
-        Ok(found)
-    })
-    .await?;
-    Ok(Json(Suggestions { suggestions }))
+    let answer = off_thread(&state.assist, move |assist| assist.for_visitor(&text)).await?;
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
