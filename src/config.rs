@@ -323,7 +323,7 @@ impl Default for PathsConfig {
 }
 
 /// Measured on the shared relevance and abstention sets (see BENCHMARKS.md, "Abstention").
-pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.34;
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.33;
 
 impl Default for SearchConfig {
     fn default() -> Self {
