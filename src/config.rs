@@ -106,7 +106,7 @@ pub struct SearchConfig {
     /// Whether `kefu serve` watches `kb` for edits made on disk.
     pub watch: bool,
     /// Suggestions (the agent's 辅助回复, the visitor's 自助服务, `kefu suggest`) are made only when
-    /// a hit's confidence (0 to 1) reaches this; 0 suggests whatever ranks first.
+    /// a hit's confidence (0 to 1) reaches this; 0 switches abstention off (whatever ranks first).
     pub min_confidence: f32,
 }
 

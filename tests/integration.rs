@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "integration/abstention.rs"]
+mod abstention;
 #[path = "integration/accounts.rs"]
 mod accounts;
 #[path = "integration/cli.rs"]

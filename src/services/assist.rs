@@ -27,6 +27,9 @@ use crate::storage::{self, Store};
 pub const SUGGESTED_ARTICLES: usize = 3;
 /// Quick replies suggested at most.
 pub const SUGGESTED_REPLIES: usize = 3;
+/// Beside a confident suggestion, others are kept when their confidence reaches this share of the
+/// minimum. Measured on the relevance set (see BENCHMARKS.md, "Abstention").
+const COMPANION_SHARE: f32 = 0.25;
 /// Earlier visitor messages whose keywords join the query.
 const EARLIER_MESSAGES: usize = 2;
 /// Keywords taken from each earlier message.
@@ -301,21 +304,28 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
 
 /// `ranked` (best first) when one of its first [`SUGGESTED_ARTICLES`] reaches `min_confidence`,
 /// otherwise nothing: the agent and the visitor are better served by no suggestion than by a wrong
-/// one. The whole list is kept once one is confident, since the agent chooses among them.
+/// one. Once one is confident, the others stay when they reach [`COMPANION_SHARE`] of the minimum,
+/// since the agent chooses among them; a hit matching only single characters (confidence 0) never.
+/// A minimum of 0 switches abstention off.
 ///
 /// Deciding per message rather than per hit was measured on the relevance set: dropping each hit
 /// below the minimum lost a third of MRR@10 (right answers ranked second or third are often less
 /// alike in wording than a wrong first), while one confident hit in three kept the list's worth.
-pub fn confident_or_nothing(ranked: Vec<Suggestion>, min_confidence: f32) -> Vec<Suggestion> {
+pub fn confident_or_nothing(mut ranked: Vec<Suggestion>, min_confidence: f32) -> Vec<Suggestion> {
+    if min_confidence <= 0.0 {
+        // Abstention switched off: the ranking as it is.
+        return ranked;
+    }
     let confident = ranked
         .iter()
         .take(SUGGESTED_ARTICLES)
         .any(|suggestion| suggestion.confidence >= min_confidence);
-    if confident {
-        ranked
-    } else {
-        Vec::new()
+    if !confident {
+        return Vec::new();
     }
+    let companion = min_confidence * COMPANION_SHARE;
+    ranked.retain(|suggestion| suggestion.confidence > 0.0 && suggestion.confidence >= companion);
+    ranked
 }
 
 /// What the visitor's self-service (自助服务) shows for a question typed before a conversation.

@@ -244,6 +244,23 @@ impl TestDirs {
         dirs
     }
 
+    /// Folders whose knowledge base is the shipped starter set (`kb/` of this repository).
+    pub fn with_starter_kb() -> TestDirs {
+        let dirs = TestDirs::empty();
+        let starter_kb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
+        for entry in walkdir::WalkDir::new(&starter_kb) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                let relative = entry.path().strip_prefix(&starter_kb).unwrap();
+                dirs.write(
+                    relative.to_str().unwrap(),
+                    std::fs::read(entry.path()).unwrap(),
+                );
+            }
+        }
+        dirs
+    }
+
     /// As [`TestDirs::with_fixtures`], with the records in `postgres` (`None`: the embedded store),
     /// whichever store the suite runs on.
     pub fn with_fixtures_on(postgres: Option<PgSchema>) -> TestDirs {

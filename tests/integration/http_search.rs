@@ -402,19 +402,7 @@ async fn unknown_routes_and_health() {
 /// backwards and tantivy's snippet builder panicked on queries such as 你好可以电子发票报销吗.
 #[tokio::test]
 async fn every_similar_question_of_the_starter_knowledge_base_finds_its_article() {
-    let dirs = TestDirs::empty();
-    let starter_kb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
-    for entry in walkdir::WalkDir::new(&starter_kb) {
-        let entry = entry.unwrap();
-        if entry.file_type().is_file() {
-            let relative = entry.path().strip_prefix(&starter_kb).unwrap();
-            dirs.write(
-                relative.to_str().unwrap(),
-                std::fs::read(entry.path()).unwrap(),
-            );
-        }
-    }
-    let app = TestApp::start(dirs).await;
+    let app = TestApp::start(TestDirs::with_starter_kb()).await;
     let (status, errors) = app.get("/api/v1/kb/errors").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(errors, serde_json::json!({"errors": []}));
