@@ -15,6 +15,8 @@ mod harness;
 mod day_one;
 #[path = "browser/day_one_more.rs"]
 mod day_one_more;
+#[path = "browser/self_service.rs"]
+mod self_service;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,19 +39,7 @@ fn real_now() -> jiff::Timestamp {
 
 /// Folders whose knowledge base is a copy of the starter articles in `kb/`.
 fn starter_kb() -> TestDirs {
-    let dirs = TestDirs::empty();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
-    for entry in walkdir::WalkDir::new(&source) {
-        let entry = entry.expect("reading kb/");
-        if entry.file_type().is_file() {
-            let relative = entry.path().strip_prefix(&source).unwrap();
-            dirs.write(
-                &relative.to_string_lossy(),
-                std::fs::read(entry.path()).unwrap(),
-            );
-        }
-    }
-    dirs
+    TestDirs::with_starter_kb()
 }
 
 /// The desk: the starter knowledge base, a listener, the admin, and the skill group 售后服务 with

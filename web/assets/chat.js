@@ -622,12 +622,21 @@
       if (state.conversation || $("message-input").value.trim().slice(0, 500) !== q) return;
       state.suggestShownFor = q;
       state.suggestions = data.suggestions || [];
+      state.suggestIntent = data.intent || "question";
       renderSuggestions();
     } catch (e) { hideSuggestions(); }
   }
+  // Greetings, thanks and chit-chat get no articles (the server stays quiet when it is not confident);
+  // a visitor who asks for a person (转人工) is offered the queue at once.
   function renderSuggestions() {
     const list = $("suggest-list");
     list.textContent = "";
+    const wantsAgent = state.suggestIntent === "ask_for_agent";
+    $("suggest-heading").textContent = wantsAgent ? "需要人工服务？" : "猜您想问";
+    $("suggest-hint").textContent = wantsAgent ? "点击「转人工」或直接发送，马上为您接入人工客服" : "看看这些解答能否解决您的问题";
+    show($("suggest-resolved"), !wantsAgent);
+    show(list, !wantsAgent);
+    if (wantsAgent) { show($("suggest-panel"), true); return; }
     if (!state.suggestions.length) { show($("suggest-panel"), false); return; }
     state.suggestions.forEach((s, i) => {
       const reply = el("div", { class: "suggest-reply" }, s.reply);
@@ -640,6 +649,7 @@
   }
   function hideSuggestions() {
     state.suggestions = [];
+    state.suggestIntent = "question";
     state.suggestShownFor = null;
     show($("suggest-panel"), false);
   }
