@@ -348,6 +348,8 @@ fn answer_batch(
 ) -> anyhow::Result<()> {
     let file = std::fs::File::open(batch)
         .map_err(|error| anyhow::anyhow!("{}: {error}", batch.display()))?;
+    // Per-line latency, reported on standard error so that the ids on standard output stay as they are.
+    let mut took = Vec::new();
     for (line_number, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -361,7 +363,24 @@ fn answer_batch(
             );
             continue;
         };
-        writeln!(out, "{query_id}\t{}", rank(text)?.join(","))?;
+        let started = std::time::Instant::now();
+        let ranked = rank(text)?;
+        took.push(started.elapsed());
+        writeln!(out, "{query_id}\t{}", ranked.join(","))?;
+    }
+    if !took.is_empty() {
+        took.sort_unstable();
+        let at = |share: f64| {
+            let index = ((took.len() as f64 * share).ceil() as usize).clamp(1, took.len()) - 1;
+            took[index].as_secs_f64() * 1000.0
+        };
+        eprintln!(
+            "{} {text_name}s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            took.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
     }
     Ok(())
 }
