@@ -28,6 +28,11 @@ const INFORMATIVE_FLOOR: f32 = 4.0;
 /// log-lift, and the lift's clamp. Measured: 0.05 beat 0 and 0.1.
 const CHARACTERISTIC_WEIGHT: f32 = 0.05;
 const LIFT_RANGE: (f32, f32) = (-5.0, 10.0);
+/// Of a hit's body, only the beginning is judged: articles lead with the answer, and the cost of a
+/// search stays bounded whatever an editor pastes into one.
+const MAX_JUDGED_BODY_CHARS: usize = 3000;
+/// Sentences judged at most per hit (title and similar questions first).
+const MAX_JUDGED_SENTENCES: usize = 60;
 
 /// Words that say how something is asked, not what: every question has them, in a customer-service
 /// message far more often than in the news text of jieba's IDF table, so a match on them alone
@@ -88,7 +93,7 @@ pub struct MessageProfile {
     /// Distinct words with their informativeness.
     words: Vec<(String, f32)>,
     /// Distinct characters and adjacent character pairs of the normalised message.
-    grams: HashSet<String>,
+    grams: HashSet<Gram>,
     /// Distinct pairs of adjacent ideographs: jieba cuts words it does not know into characters
     /// (花呗 → 花 呗), and a pair found in the hit is a two-character match all the same.
     pairs: Vec<String>,
@@ -172,11 +177,16 @@ pub fn confidence(
     if profile.is_empty() {
         return 0.0;
     }
+    let body_end = hit
+        .body
+        .char_indices()
+        .nth(MAX_JUDGED_BODY_CHARS)
+        .map_or(hit.body.len(), |(end, _)| end);
     let whole = normalize(&format!(
         "{}\n{}\n{}",
         hit.title,
         hit.questions.join("\n"),
-        hit.body
+        &hit.body[..body_end]
     ))
     .text;
     let mut shared: Vec<&str> = profile
@@ -203,26 +213,34 @@ pub fn confidence(
     let message_mass: f32 = profile.words.iter().map(|(_, weight)| weight).sum();
     let mut best_words = 0.0f32;
     let mut best_grams = 0.0f32;
-    for sentence in sentences(hit) {
-        let normalized = normalize(sentence).text;
-        let sentence_grams = grams(&normalized);
+    for sentence in sentences(&whole).take(MAX_JUDGED_SENTENCES) {
+        let sentence_grams = grams(sentence);
         if sentence_grams.is_empty() {
             continue;
         }
         best_grams = best_grams.max(dice(&profile.grams, &sentence_grams));
-        let words = analyzer.query_words(&normalized);
+        // Only a sentence holding one of the message's informative words can share one as a word:
+        // the others (most of a long answer) are not cut into words at all.
+        let holds_a_word = profile
+            .words
+            .iter()
+            .any(|(word, weight)| *weight > 0.0 && sentence.contains(word.as_str()));
+        if !holds_a_word || message_mass <= 0.0 {
+            continue;
+        }
         let mut sentence_mass = 0.0f32;
         let mut common_mass = 0.0f32;
-        for word in &words {
+        for word in analyzer.query_words(sentence) {
+            let shared = profile.words.iter().any(|(own, _)| *own == word);
             let weight = *weights
-                .entry(word.clone())
-                .or_insert_with(|| analyzer.informativeness(word));
+                .entry(word)
+                .or_insert_with_key(|word| analyzer.informativeness(word));
             sentence_mass += weight;
-            if profile.words.iter().any(|(own, _)| own == word) {
+            if shared {
                 common_mass += weight;
             }
         }
-        if common_mass > 0.0 && message_mass > 0.0 && sentence_mass > 0.0 {
+        if common_mass > 0.0 && sentence_mass > 0.0 {
             let precision = common_mass / message_mass;
             let recall = common_mass / sentence_mass;
             best_words = best_words.max(2.0 * precision * recall / (precision + recall));
@@ -236,33 +254,33 @@ fn is_telling(word: &str) -> bool {
     word.chars().count() > 1 || word.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// The hit's sentences: its title, similar questions, and the body's lines cut at sentence ends,
-/// without markdown list and heading marks.
-fn sentences<'a>(hit: HitText<'a>) -> impl Iterator<Item = &'a str> {
-    let body = hit
-        .body
-        .split(['\n', '。', '？', '！', '?', '!', '；', ';'])
+/// The sentences of a hit's normalised text (title, similar questions and body, one per line): its
+/// lines cut at sentence ends, without markdown list and heading marks. Normalisation turned
+/// full-width ？！； into ASCII.
+fn sentences(whole: &str) -> impl Iterator<Item = &str> {
+    whole
+        .split(['\n', '。', '?', '!', ';'])
         .map(|line| line.trim_matches(|c: char| c.is_whitespace() || "-*#>|".contains(c)))
-        .filter(|line| !line.is_empty());
-    std::iter::once(hit.title)
-        .chain(hit.questions.iter().map(String::as_str))
-        .chain(body)
+        .filter(|line| !line.is_empty())
 }
 
+/// A character (`'\0'` second) or a pair of adjacent characters.
+type Gram = (char, char);
+
 /// Distinct characters and adjacent pairs of ideographs, letters and digits.
-fn grams(text: &str) -> HashSet<String> {
+fn grams(text: &str) -> HashSet<Gram> {
     let chars: Vec<char> = text
         .chars()
         .filter(|c| is_cjk(*c) || c.is_alphanumeric())
         .collect();
-    let mut grams: HashSet<String> = chars.iter().map(char::to_string).collect();
+    let mut grams: HashSet<Gram> = chars.iter().map(|c| (*c, '\0')).collect();
     for pair in chars.windows(2) {
-        grams.insert(pair.iter().collect());
+        grams.insert((pair[0], pair[1]));
     }
     grams
 }
 
-fn dice(left: &HashSet<String>, right: &HashSet<String>) -> f32 {
+fn dice(left: &HashSet<Gram>, right: &HashSet<Gram>) -> f32 {
     let common = left.intersection(right).count();
     if common == 0 {
         return 0.0;

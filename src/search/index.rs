@@ -581,6 +581,7 @@ impl SearchIndex {
         let frequencies = IndexFrequencies {
             searcher: &searcher,
             fields,
+            known: Default::default(),
         };
         let mut hits = Vec::with_capacity(ranked.len());
         for (score, address) in ranked {
@@ -723,14 +724,27 @@ impl IndexCore {
     }
 }
 
-/// Document frequencies of jieba words in the fields where they say what an article is about.
+/// Document frequencies of jieba words in the fields where they say what an article is about, each
+/// looked up once per search (every hit asks for the same words).
 struct IndexFrequencies<'a> {
     searcher: &'a tantivy::Searcher,
     fields: &'a Fields,
+    known: std::cell::RefCell<HashMap<String, (u64, u64)>>,
 }
 
 impl DocumentFrequency for IndexFrequencies<'_> {
     fn document_frequency(&self, word: &str) -> (u64, u64) {
+        if let Some(known) = self.known.borrow().get(word) {
+            return *known;
+        }
+        let found = self.look_up(word);
+        self.known.borrow_mut().insert(word.to_string(), found);
+        found
+    }
+}
+
+impl IndexFrequencies<'_> {
+    fn look_up(&self, word: &str) -> (u64, u64) {
         // Two-character words are also counted where every character pair is indexed, which finds
         // them where jieba cut them apart (花呗 in 花呗怎么还 when no dictionary names it).
         let mut fields = vec![self.fields.title, self.fields.questions, self.fields.body];

@@ -30,7 +30,14 @@ pub struct DictionaryLineError {
 /// every tokenizer instance and by query analysis.
 pub struct Analyzer {
     jieba: Jieba,
+    /// Informativeness of words already weighed: confidence weighs every word of the sentences of
+    /// each hit, and a long answer's words recur from search to search. Bounded by
+    /// [`MAX_REMEMBERED_WEIGHTS`] (cleared when full).
+    weights: parking_lot::RwLock<std::collections::HashMap<String, f32>>,
 }
+
+/// Words whose informativeness is remembered at most (a few MiB).
+const MAX_REMEMBERED_WEIGHTS: usize = 100_000;
 
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,8 +48,10 @@ impl std::fmt::Debug for Analyzer {
 impl Analyzer {
     /// jieba's default dictionary only.
     pub fn new() -> Analyzer {
+        general_idf_table();
         Analyzer {
             jieba: Jieba::new(),
+            weights: Default::default(),
         }
     }
 
@@ -82,7 +91,14 @@ impl Analyzer {
                 jieba.add_word(&normalized, None, None);
             }
         }
-        (Analyzer { jieba }, errors)
+        general_idf_table();
+        (
+            Analyzer {
+                jieba,
+                weights: Default::default(),
+            },
+            errors,
+        )
     }
 
     /// Search-mode jieba tokens of `text`: every word plus the dictionary words inside longer words, so
@@ -123,19 +139,10 @@ impl Analyzer {
     /// jieba's IDF of `word` in general Chinese (its TF-IDF table; the table's median for words it
     /// does not know, such as a shop's own terms), so that 的 is near 0 and 耳机 near 9.
     pub fn general_idf(&self, word: &str) -> f32 {
-        use jieba_rs::{KeywordExtract, KeywordExtractConfig};
-        static TF_IDF: std::sync::OnceLock<jieba_rs::TfIdf> = std::sync::OnceLock::new();
-        let tf_idf = TF_IDF.get_or_init(|| {
-            let mut tf_idf = jieba_rs::TfIdf::default();
-            // Single characters (伞, 傻) are words too; the default skips them.
-            *tf_idf.config_mut() = KeywordExtractConfig::builder()
-                .min_keyword_length(1)
-                .build();
-            tf_idf
-        });
+        use jieba_rs::KeywordExtract;
         // One word, so the weight (term frequency × IDF / words) is its IDF; should jieba cut it in
         // parts, the rarest part's IDF shared among them.
-        tf_idf
+        general_idf_table()
             .extract_keywords(&self.jieba, word, 1, Vec::new())
             .first()
             .map_or(0.0, |keyword| keyword.weight as f32)
@@ -144,6 +151,19 @@ impl Analyzer {
     /// How much a word tells about what a message asks, from 0 (的, 我, 什么, numbers) up: its general
     /// IDF above a floor. See [`crate::search::confidence`].
     pub fn informativeness(&self, word: &str) -> f32 {
+        if let Some(weight) = self.weights.read().get(word) {
+            return *weight;
+        }
+        let weight = self.weigh(word);
+        let mut weights = self.weights.write();
+        if weights.len() >= MAX_REMEMBERED_WEIGHTS {
+            weights.clear();
+        }
+        weights.insert(word.to_string(), weight);
+        weight
+    }
+
+    fn weigh(&self, word: &str) -> f32 {
         if word
             .chars()
             .all(|c| c.is_ascii_digit() || c.is_ascii_punctuation())
@@ -167,6 +187,20 @@ impl Analyzer {
             .filter(|word| is_meaningful(word) && seen.insert(word.clone()))
             .collect()
     }
+}
+
+/// jieba's IDF table for [`Analyzer::general_idf`], loaded once per process (about 0.1 s, so the
+/// analyzer loads it when built rather than in the first search).
+fn general_idf_table() -> &'static jieba_rs::TfIdf {
+    static TF_IDF: std::sync::OnceLock<jieba_rs::TfIdf> = std::sync::OnceLock::new();
+    TF_IDF.get_or_init(|| {
+        let mut tf_idf = jieba_rs::TfIdf::default();
+        // Single characters (伞, 傻) are words too; the default skips them.
+        *tf_idf.config_mut() = jieba_rs::KeywordExtractConfig::builder()
+            .min_keyword_length(1)
+            .build();
+        tf_idf
+    })
 }
 
 impl Default for Analyzer {
