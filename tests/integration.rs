@@ -5,6 +5,8 @@ mod common;
 
 #[path = "integration/accounts.rs"]
 mod accounts;
+#[path = "integration/admin.rs"]
+mod admin;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/conversations.rs"]
