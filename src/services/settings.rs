@@ -466,16 +466,45 @@ fn differences(before: &DeskSettings, after: &DeskSettings) -> Changes {
         };
         for (field, value) in after_fields {
             let old = before_fields.get(field).cloned().unwrap_or_default();
-            if old != *value {
-                changes.push(format!(
+            if old == *value {
+                continue;
+            }
+            match (string_list(&old), string_list(value)) {
+                // Lists (problem types, upload types, labels) by what was added and removed.
+                (Some(old), Some(new)) if old.len() + new.len() > 6 => {
+                    let mut edits: Vec<String> = new
+                        .iter()
+                        .filter(|item| !old.contains(item))
+                        .map(|item| format!("+{item}"))
+                        .collect();
+                    edits.extend(
+                        old.iter()
+                            .filter(|item| !new.contains(item))
+                            .map(|item| format!("-{item}")),
+                    );
+                    if edits.is_empty() {
+                        edits.push("reordered".into());
+                    }
+                    changes.push(format!("{section}.{field}: {}", edits.join(", ")));
+                }
+                _ => changes.push(format!(
                     "{section}.{field}: {} → {}",
                     short_json(&old),
                     short_json(value)
-                ));
+                )),
             }
         }
     }
     changes
+}
+
+/// The strings of a JSON list of strings.
+fn string_list(value: &serde_json::Value) -> Option<Vec<&str>> {
+    value
+        .as_array()?
+        .iter()
+        .map(serde_json::Value::as_str)
+        .collect()
 }
 
 /// A value for the audit log: strings without quotes, lists and numbers as JSON, cut at 300
