@@ -258,6 +258,7 @@ async fn admin_console_sets_up_a_team_that_then_serves_a_visitor() {
         admin.wait_text("#grp-members-msg", "共 2 人").await;
         set_value(&admin, "#grp-member-search", "").await;
         shot(&admin, "3-group-members").await;
+        admin.save_screenshot_for_docs("admin.png").await;
 
         // 会话设置: a new problem type with a child, an existing child renamed.
         admin.click("#menu-desk").await;
@@ -464,4 +465,128 @@ async fn admin_console_sets_up_a_team_that_then_serves_a_visitor() {
         .await;
     assert_eq!(served["agent"], accounts["accounts"][0]["id"]);
     let _ = &mut app;
+}
+
+/// A supervisor sees the routing of their own group only (name and members read-only) and the block
+/// list; an editor sees the knowledge-base settings only, with a Chinese error for a bad synonym line.
+#[tokio::test]
+async fn supervisors_and_editors_see_only_what_they_may_change() {
+    if !harness::chromium_available() {
+        return;
+    }
+    const TEST: &str = "supervisors_and_editors_see_only_what_they_may_change";
+    let mut app = TestApp::start_signed_out_at(starter_kb(), real_now()).await;
+    let address = app.listen().await;
+    let admin = app.admin().await;
+    let mine = app.skill_group(&admin, "售后服务", "auto").await;
+    let other = app.skill_group(&admin, "物流", "auto").await;
+    for (username, roles, group) in [
+        ("zhuguan", json!(["supervisor", "agent"]), Some(mine)),
+        ("bianji", json!(["editor"]), None),
+    ] {
+        let (status, body) = app
+            .json_as(
+                Some(&admin),
+                Method::POST,
+                "/api/v1/admin/accounts",
+                json!({"username": username, "password": INITIAL_PASSWORD, "roles": roles,
+                    "groups": group.into_iter().collect::<Vec<u64>>()}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    harness::run(TEST, address, |h: Arc<Harness>| async move {
+        let supervisor = h.browser("supervisor", false).await;
+        first_sign_in(&supervisor, "/admin", "zhuguan", INITIAL_PASSWORD).await;
+        supervisor.wait("#view-groups:not([hidden]):not([data-loading])").await;
+        let menu = supervisor
+            .script(
+                "return Array.from(document.querySelectorAll('#ad-menu a')).filter(a => !a.hidden).map(a => a.dataset.section);",
+                vec![],
+            )
+            .await;
+        assert_eq!(menu, json!(["groups", "channels"]));
+        let groups = supervisor
+            .script(
+                "return Array.from(document.querySelectorAll('[data-testid=grp-item]')).map(i => Number(i.dataset.groupId));",
+                vec![],
+            )
+            .await;
+        assert_eq!(groups, json!([mine]), "not group {other}");
+        let read_only = supervisor
+            .script(
+                "return [document.getElementById('grp-name').disabled, document.getElementById('grp-members-save').hidden, \
+                 document.getElementById('grp-new').hidden];",
+                vec![],
+            )
+            .await;
+        assert_eq!(read_only, json!([true, true, true]));
+        supervisor.fill("#grp-queue-message", "主管设置的排队提示").await;
+        supervisor.click("#grp-routing-save").await;
+        supervisor.wait_text("#grp-routing-msg", "已保存").await;
+        shot_as(&supervisor, TEST, "supervisor-groups").await;
+        supervisor.click("#menu-channels").await;
+        supervisor.wait("#view-channels:not([hidden]):not([data-loading])").await;
+        let cards = supervisor
+            .script(
+                "return ['card-sites', 'card-widget', 'card-uploads', 'card-blocks'].map(id => document.getElementById(id).hidden);",
+                vec![],
+            )
+            .await;
+        assert_eq!(cards, json!([true, true, true, false]));
+        // Another section by its address falls back to one they may see.
+        supervisor.open("/admin#accounts").await;
+        supervisor.wait("#view-groups:not([hidden])").await;
+
+        let editor = h.browser("editor", false).await;
+        first_sign_in(&editor, "/admin", "bianji", INITIAL_PASSWORD).await;
+        editor.wait("#view-kb:not([hidden]):not([data-loading])").await;
+        let menu = editor
+            .script(
+                "return Array.from(document.querySelectorAll('#ad-menu a')).filter(a => !a.hidden).map(a => a.dataset.section);",
+                vec![],
+            )
+            .await;
+        assert_eq!(menu, json!(["kb"]));
+        h.expect_console_error("/api/v1/kb/synonyms - Failed to load resource");
+        editor.fill("#kb-syn", "退款,退钱,返款\n发票\n").await;
+        editor.click("#kb-syn-save").await;
+        editor
+            .wait_text("#kb-syn-error", "同义词第 2 行：每行至少 2 个不同的词")
+            .await;
+        editor.fill("#kb-syn", "退款,退钱,返款\n发票,收据,凭证\n").await;
+        editor.click("#kb-syn-save").await;
+        editor.wait_text("#kb-syn-msg", "已保存").await;
+        shot_as(&editor, TEST, "editor-kb").await;
+    })
+    .await;
+    let (_, routing) = app
+        .get_as(
+            Some(&admin),
+            &format!("/api/v1/admin/groups/{mine}/routing"),
+        )
+        .await;
+    assert_eq!(routing["queue_message"], "主管设置的排队提示");
+    assert_eq!(
+        std::fs::read_to_string(app.dirs.kb.join("_synonyms.txt")).unwrap(),
+        "退款,退钱,返款\n发票,收据,凭证\n"
+    );
+}
+
+/// As [`shot`], into the folder of `test`.
+async fn shot_as(browser: &Browser, test: &str, step: &str) {
+    if std::env::var("KEFU_WALK_SHOTS").as_deref() != Ok("1") {
+        return;
+    }
+    let png = browser
+        .client
+        .screenshot()
+        .await
+        .unwrap_or_else(|error| panic!("{}: screenshot: {error}", browser.name));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let folder = target.join("browser-artifacts").join(test);
+    std::fs::create_dir_all(&folder).expect("creating the artifacts folder");
+    std::fs::write(folder.join(format!("walk-{step}.png")), png).expect("writing the screenshot");
 }
