@@ -972,6 +972,17 @@ async fn a_webhook_test_is_sent_once_logged_and_audited() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["event"], "ping");
+    let (_, agent_session) = app.create_account(&admin, "xiaowang", &["agent"]).await;
+    let refused = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/webhooks/{id}/test"),
+            None,
+            Some(&agent_session),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(reply.body["status"], "succeeded");
     assert_eq!(reply.body["last_status"], 200);
     {
@@ -1163,4 +1174,34 @@ async fn dictionary_synonyms_and_category_names_are_edited_and_applied_at_once()
         ]
     );
     let _ = INITIAL_PASSWORD;
+}
+
+#[tokio::test]
+async fn console_settings_and_sites_survive_a_restart() {
+    let app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
+    let admin = app.admin().await;
+    let mut timers = settings(&app, &admin).await["settings"]["timers"].clone();
+    timers["transfer_timeout_secs"] = json!(45);
+    let (status, _) = patch_settings(&app, &admin, json!({"timers": timers})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, created) = app
+        .json_as(
+            Some(&admin),
+            Method::POST,
+            "/api/v1/admin/sites",
+            json!({"id": "shop", "name": "官方商城"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_string();
+
+    let app = TestApp::start_signed_out(app.stop()).await;
+    let admin = app.admin().await;
+    let restored = settings(&app, &admin).await;
+    assert_eq!(restored["customized"], json!(["timers"]));
+    assert_eq!(restored["settings"]["timers"]["transfer_timeout_secs"], 45);
+    assert_eq!(app.state.conversations.config().transfer_timeout_secs, 45);
+    let (status, verified) = arrive(&app, identity(&app, "shop", &secret)).await;
+    assert_eq!(status, StatusCode::CREATED, "{verified}");
+    assert_eq!(verified["visitor"]["identity"]["verified"], true);
 }
