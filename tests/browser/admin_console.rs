@@ -98,6 +98,9 @@ async fn create_account(
     admin.click("#acc-save").await;
     admin.wait("#dlg-secret[open]").await;
     admin.wait_text("#secret-intro", username).await;
+    if username == "xiaomei" {
+        shot(admin, "1b-initial-password").await;
+    }
     let password = admin.text("#secret-value").await;
     assert!(password.len() >= 16, "a generated password: {password:?}");
     admin.click("#secret-done").await;
@@ -216,6 +219,7 @@ async fn admin_console_sets_up_a_team_that_then_serves_a_visitor() {
         admin.fill("#acc-username", "Bad Name!").await;
         admin.click("#acc-save").await;
         admin.wait_text("#acc-error", "用户名须为 2–32 位小写字母").await;
+        shot(&admin, "1a-account-error").await;
         admin.click("#dlg-account [data-close]").await;
         admin.fill("#acc-search", "xm").await;
         admin
