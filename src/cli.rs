@@ -486,6 +486,7 @@ pub fn run_user(config: &Config, action: &UserAction) -> anyhow::Result<i32> {
                 roles: (!roles.is_empty()).then(|| roles.iter().copied().collect()),
                 groups: Default::default(),
                 max_concurrent: None,
+                employee_no: None,
             };
             let (account, generated) = accounts.create_account(new_account, &operator)?;
             println!("created `{}` (id {})", account.username, account.id.0);

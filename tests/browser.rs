@@ -11,6 +11,8 @@ mod common;
 #[path = "browser/harness.rs"]
 mod harness;
 
+#[path = "browser/admin_console.rs"]
+mod admin_console;
 #[path = "browser/day_one.rs"]
 mod day_one;
 #[path = "browser/day_one_more.rs"]

@@ -7,6 +7,8 @@ mod common;
 mod abstention;
 #[path = "integration/accounts.rs"]
 mod accounts;
+#[path = "integration/admin.rs"]
+mod admin;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/conversations.rs"]

@@ -209,6 +209,12 @@ pub struct Account {
     pub presence: Presence,
     /// Creation time.
     pub created: Timestamp,
+    /// Employee number (工号), unique when set; empty when none.
+    #[serde(default)]
+    pub employee_no: String,
+    /// Last successful sign-in.
+    #[serde(default)]
+    pub last_login: Option<Timestamp>,
 }
 
 impl Account {
@@ -239,6 +245,8 @@ impl Account {
             }),
             presence: self.presence,
             created: self.created,
+            employee_no: self.employee_no.clone(),
+            last_login: self.last_login,
         }
     }
 }
@@ -272,6 +280,12 @@ pub struct AccountView {
     pub presence: Presence,
     /// Creation time.
     pub created: Timestamp,
+    /// Employee number (工号); empty when none.
+    #[serde(default)]
+    pub employee_no: String,
+    /// Last successful sign-in, if any.
+    #[serde(default)]
+    pub last_login: Option<Timestamp>,
 }
 
 /// A skill group (技能组): conversations are routed to a group's agents.
@@ -319,6 +333,18 @@ pub enum AuditKind {
     VisitorBlocked,
     /// A block was lifted.
     VisitorUnblocked,
+    /// An admin changed an account's display name, employee number, skill groups or concurrency.
+    AccountChanged,
+    /// A skill group was created, renamed, or its members or routing changed.
+    GroupChanged,
+    /// A desk setting changed (problem types, survey, timers, automatic messages, uploads).
+    SettingsChanged,
+    /// A site of signed identities was added, renamed, removed or its secret rotated.
+    SiteChanged,
+    /// A webhook was registered, changed, removed or tested.
+    WebhookChanged,
+    /// The knowledge base's dictionary, synonyms or category names changed.
+    KnowledgeChanged,
 }
 
 /// One audit-log entry.

@@ -281,9 +281,13 @@ pub struct QueueEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingMode {
-    /// Assigned to the least-loaded online agent of the group.
+    /// Assigned automatically: a returning visitor to the agent who served them last (历史坐席优先)
+    /// when that agent can take it, otherwise to the least-loaded online agent of the group.
     #[default]
     Auto,
+    /// Assigned automatically to the least-loaded online agent of the group, whoever served the
+    /// visitor before.
+    LeastLoaded,
     /// Agents see the queue and accept.
     Manual,
 }
@@ -296,6 +300,25 @@ pub struct WorkingHours {
     pub time_zone: String,
     /// Working days, 1 = Monday … 7 = Sunday.
     pub days: Vec<u8>,
+    /// Opening time, `HH:MM`.
+    pub start: String,
+    /// Closing time, `HH:MM`.
+    pub end: String,
+    /// Other hours on some working days (e.g. Saturday 10:00-16:00); each day at most once and
+    /// among `days`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub day_hours: Vec<DayHours>,
+    /// Dates (`YYYY-MM-DD`, in `time_zone`) without work, e.g. public holidays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<String>,
+}
+
+/// The hours of one weekday that differ from a group's usual ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DayHours {
+    /// 1 = Monday … 7 = Sunday.
+    pub day: u8,
     /// Opening time, `HH:MM`.
     pub start: String,
     /// Closing time, `HH:MM`.
@@ -315,10 +338,21 @@ pub struct GroupRouting {
     /// Shown to visitors outside working hours or when nobody is online.
     #[serde(default = "default_off_hours_message")]
     pub off_hours_message: String,
+    /// Posted to a visitor whose conversation joins the group's queue.
+    #[serde(default = "default_queue_message")]
+    pub queue_message: String,
+    /// Most conversations waiting for this group at once; later ones become offline messages (留言).
+    /// `None`: only the desk-wide `conversations.max_queue` applies.
+    #[serde(default)]
+    pub max_queue: Option<usize>,
 }
 
 fn default_off_hours_message() -> String {
     "您好，当前客服不在线。请留下您的问题和联系方式，我们会尽快回复您。".to_string()
+}
+
+fn default_queue_message() -> String {
+    "正在为您接入客服，请稍候。".to_string()
 }
 
 impl Default for GroupRouting {
@@ -327,6 +361,8 @@ impl Default for GroupRouting {
             mode: RoutingMode::Auto,
             working_hours: None,
             off_hours_message: default_off_hours_message(),
+            queue_message: default_queue_message(),
+            max_queue: None,
         }
     }
 }

@@ -35,6 +35,8 @@ pub const MAX_VISITOR_TAG_CHARS: usize = 20;
 pub const MAX_VISITOR_TAGS: usize = 20;
 /// The staff's note on a visitor.
 pub const MAX_VISITOR_NOTE_CHARS: usize = 2000;
+/// An account's employee number (工号).
+pub const MAX_EMPLOYEE_NO_CHARS: usize = 32;
 /// A skill group's description.
 pub const MAX_GROUP_DESCRIPTION_CHARS: usize = 200;
 /// A group's notice to visitors outside working hours.

@@ -15,7 +15,7 @@ pub use account::{
 };
 pub use article::{Article, ArticleId, ArticleStatus, Section};
 pub use conversation::{
-    Attachment, Conversation, ConversationState, GroupRouting, Message, PendingTransfer,
+    Attachment, Conversation, ConversationState, DayHours, GroupRouting, Message, PendingTransfer,
     QueueEntry, QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours,
     WrapUp, MAX_MESSAGE_CHARS, VISITOR_NAME_UNKNOWN,
 };

@@ -463,6 +463,8 @@ mod tests {
                 automatic: false,
             },
             created: jiff::Timestamp::UNIX_EPOCH,
+            employee_no: String::new(),
+            last_login: None,
         }
     }
 

@@ -95,7 +95,7 @@ pub(crate) async fn off_thread<S: Send + Sync + 'static, T: Send + 'static>(
 
 /// Every route but the web pages, each with its OpenAPI description: `routes!` registers a handler
 /// and its `#[utoipa::path]` together, so no API route exists undocumented.
-pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     openapi::base()
         .merge(openapi::router())
         .merge(routes::health::router())
@@ -106,18 +106,19 @@ pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(routes::admin::router())
         .merge(routes::accounts::router())
         .merge(routes::visitors::router())
-        .merge(routes::conversations::router(max_upload_bytes))
+        .merge(routes::conversations::router())
         .merge(routes::ws::router())
         .merge(routes::quick_replies::router())
         .merge(routes::assist::router())
         .merge(routes::stats::router())
         .merge(routes::webhooks::router())
+        .merge(routes::admin_settings::router())
+        .merge(routes::admin_kb::router())
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let max_upload_bytes = state.conversations.config().max_upload_bytes;
-    let (api, _document) = api_router(max_upload_bytes).split_for_parts();
+    let (api, _document) = api_router().split_for_parts();
     api.merge(routes::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -86,7 +86,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 /// The document of every route [`crate::http::router`] serves, but the web pages.
 pub fn document() -> Document {
-    let mut document = crate::http::api_router(0).into_openapi();
+    let mut document = crate::http::api_router().into_openapi();
     // axum writes a catch-all segment `{*id}`; OpenAPI knows only `{id}`.
     document.paths.paths = std::mem::take(&mut document.paths.paths)
         .into_iter()

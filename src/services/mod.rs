@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod quick_replies;
 mod rendered;
 pub mod secrets;
+pub mod settings;
 pub mod spreadsheet;
 pub mod stats;
 pub mod suggestions;

@@ -128,6 +128,8 @@ pub struct Harness {
     base: String,
     browsers: Mutex<Vec<(Browser, TempDir)>>,
     console: Mutex<Vec<(String, Value)>>,
+    /// Console errors a test causes on purpose (a refused form): entries containing one of these.
+    expected_errors: Mutex<Vec<String>>,
 }
 
 /// Runs `scenario` with a fresh chromedriver against the server at `address`. On a panic every open
@@ -145,6 +147,7 @@ where
         base: format!("http://{address}"),
         browsers: Mutex::new(Vec::new()),
         console: Mutex::new(Vec::new()),
+        expected_errors: Mutex::new(Vec::new()),
     });
     let outcome = AssertUnwindSafe(scenario(harness.clone()))
         .catch_unwind()
@@ -262,13 +265,30 @@ impl Harness {
         }
     }
 
-    /// Fails on any console error (JavaScript errors, CSP violations, failed requests).
+    /// Accepts console errors containing `needle` (e.g. the browser's own "Failed to load resource"
+    /// line for a request the test makes the server refuse on purpose); any other still fails.
+    pub fn expect_console_error(&self, needle: &str) {
+        self.expected_errors
+            .lock()
+            .unwrap()
+            .push(needle.to_string());
+    }
+
+    /// Fails on any console error (JavaScript errors, CSP violations, failed requests) but the
+    /// expected ones.
     async fn assert_clean_console(&self) {
         self.collect_console().await;
         let console = self.console.lock().unwrap();
+        let expected = self.expected_errors.lock().unwrap();
         let errors: Vec<String> = console
             .iter()
             .filter(|(_, entry)| entry["level"] == "SEVERE")
+            .filter(|(_, entry)| {
+                let message = entry["message"].as_str().unwrap_or_default();
+                !expected
+                    .iter()
+                    .any(|needle| message.contains(needle.as_str()))
+            })
             .map(|(name, entry)| format!("{name}: {}", entry["message"]))
             .collect();
         assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));

@@ -16,10 +16,10 @@ use kefu::services::webhooks::{sign, MAX_ATTEMPTS};
 const SECRET: &str = "whsec-0123456789abcdef";
 
 /// What the receiver got: headers and body of each request.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 /// A receiver that answers the given statuses in turn, then 200.
-async fn receiver(mut statuses: Vec<u16>) -> (String, Received) {
+pub(crate) async fn receiver(mut statuses: Vec<u16>) -> (String, Received) {
     let received: Received = Arc::default();
     statuses.reverse();
     let answers = Arc::new(Mutex::new(statuses));

@@ -29,6 +29,8 @@
 
   // From GET /api/v1/visitor/limits (loaded at start); null until then: the server decides.
   const limits = { max_message_chars: 5000, max_upload_bytes: null, upload_types: null };
+  // The satisfaction survey as the admin console set it (GET /api/v1/visitor/survey).
+  const survey = { offer: "any_end", scale: 5, title: "请为本次服务打分", labels: ["非常不满意", "不满意", "一般", "满意", "非常满意"], thanks: "感谢您的评价，我们会继续努力！" };
   const CHANNELS = ["web", "app", "wechat", "api"];
   const EMOJI = ["😀", "😁", "😂", "🤣", "😊", "😍", "😘", "😉", "😎", "🤔", "😅", "😭", "😢", "😡", "😱", "😴",
     "🙄", "😳", "🥰", "🤗", "🙏", "👍", "👎", "👌", "👏", "💪", "🤝", "✌️", "❤️", "💔", "🌹", "🎉",
@@ -181,7 +183,10 @@
 
   function renderEnded() {
     const conv = state.conversation;
-    const served = conv && conv.state === "ended" && (conv.agent_name || state.surveyed);
+    // The server says whether the survey is offered for this conversation (`survey`); older answers
+    // without it fall back to "served by an agent".
+    const offered = conv && (typeof conv.survey === "boolean" ? conv.survey : Boolean(conv.agent_name));
+    const served = conv && conv.state === "ended" && survey.offer !== "never" && (offered || state.surveyed);
     const canRate = served && !conv.rated && !state.rated;
     $("ended-title").textContent = conv.state === "abandoned" ? "您已离开排队" : "本次会话已结束";
     show($("rating-panel"), !!canRate);
@@ -371,7 +376,7 @@
       case "queue_timeout": {
         const banner = $("queue-status");
         banner.classList.add("queue-timeout");
-        $("queue-wait").textContent = "，当前咨询人数较多，您可以继续等待，也可以留言";
+        $("queue-wait").textContent = "，" + (frame.message || "当前咨询人数较多，您可以继续等待，也可以留言");
         show(banner, true);
         break;
       }
@@ -781,7 +786,7 @@
   }
   function setStars(n) {
     state.stars = n;
-    const labels = ["点击星星评分", "非常不满意", "不满意", "一般", "满意", "非常满意"];
+    const labels = ["点击星星评分"].concat(survey.labels);
     for (let i = 1; i <= 5; i++) {
       const star = $("rating-star-" + i);
       star.classList.toggle("on", i <= n);
@@ -833,6 +838,22 @@
     if (mb >= 1) return (Number.isInteger(mb) ? mb : mb.toFixed(1)) + " MB";
     return Math.max(1, Math.round(bytes / 1024)) + " KB";
   }
+  async function loadSurvey() {
+    try {
+      const data = await window.kefu.api("GET", "/api/v1/visitor/survey");
+      if ([2, 3, 5].includes(data.scale) && Array.isArray(data.labels) && data.labels.length === data.scale) Object.assign(survey, data);
+    } catch (e) { /* keep the five-point default */ }
+    $("rating-title").textContent = survey.title;
+    $("rating-thanks").textContent = survey.thanks;
+    for (let i = 1; i <= 5; i++) {
+      const star = $("rating-star-" + i);
+      star.hidden = i > survey.scale;
+      if (i <= survey.scale) star.setAttribute("aria-label", i + " 星 " + survey.labels[i - 1]);
+    }
+    setStars(state.stars || 0);
+    if (state.conversation) renderHeader();
+  }
+
   async function loadLimits() {
     try {
       const data = await window.kefu.api("GET", "/api/v1/visitor/limits");
@@ -1102,6 +1123,7 @@
 
     renderHeader();
     loadLimits();
+    loadSurvey();
     await waitForHost();
     const saved = loadStored();
     if (saved && saved.token) {

@@ -91,6 +91,7 @@
     const roles = me.roles || [];
     $("nav-workbench").hidden = !roles.some((r) => r === "agent" || r === "supervisor" || r === "admin");
     $("nav-supervisor").hidden = !roles.some((r) => r === "supervisor" || r === "admin");
+    $("nav-admin").hidden = !roles.some((r) => r === "editor" || r === "admin");
   }
 
   // ---------- list & search ----------

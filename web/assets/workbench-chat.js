@@ -1233,9 +1233,17 @@
 
   // ---- wrap-up ----
   let wrapConv = null, wrapType = null, wrapStars = 0;
-  function openWrapUp(id) {
+  async function openWrapUp(id) {
     const c = convs.get(id || currentId);
     if (!c) return;
+    // The admin console may have changed the problem types, or made the wrap-up required, meanwhile.
+    try {
+      const types = await wb.api("GET", "/api/v1/conversations/problem-types");
+      wb.problemTypes = types.problem_types;
+      wb.wrapUpRequired = Boolean(types.wrap_up_required);
+    } catch (_) { /* keep what was loaded at start */ }
+    for (const button of $("dlg-wrapup").querySelectorAll("[data-close]")) button.hidden = Boolean(wb.wrapUpRequired);
+    $("wrapup-required-note").hidden = !wb.wrapUpRequired;
     wrapConv = c.conv.id;
     const w = c.conv.wrap_up;
     wrapType = w ? w.problem_type : null;
@@ -1617,6 +1625,8 @@
     $("transfer-decline").addEventListener("click", () => answerTransfer(false));
     $("invite-submit").addEventListener("click", submitInvite);
     $("wrapup-submit").addEventListener("click", submitWrapUp);
+    // A required wrap-up cannot be put off: Esc does not close the dialog then.
+    $("dlg-wrapup").addEventListener("cancel", (e) => { if (wb.wrapUpRequired) e.preventDefault(); });
     $("wrapup-tree").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && ev.target.dataset.type) { wrapType = ev.target.dataset.type; renderTree(); } });
     $("right-tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) showTab(b.dataset.tab); });
     $("suggestions").addEventListener("keydown", onSuggestionsKey);

@@ -277,6 +277,7 @@
     $("me-role").textContent = me.roles.map((r) => wb.ROLE_TEXT[r] || r).join(" · ");
     $("max-concurrent").textContent = me.max_concurrent;
     $("nav-supervisor").hidden = !(wb.hasRole("supervisor") || wb.hasRole("admin"));
+    $("nav-admin").hidden = !(wb.hasRole("supervisor") || wb.hasRole("admin"));
   }
   wb.renderMe = renderMe;
 
@@ -314,6 +315,7 @@
     ]);
     for (const g of groups.groups) wb.groups.set(g.id, g);
     wb.problemTypes = types.problem_types;
+    wb.wrapUpRequired = Boolean(types.wrap_up_required);
     if (wb.hasRole("admin")) {
       try {
         const a = await wb.api("GET", "/api/v1/admin/accounts");

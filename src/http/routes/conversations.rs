@@ -1,8 +1,6 @@
 //! Conversations over HTTP: starting one (visitor), files, pending work, message history for
 //! participants, group routing settings. Live traffic goes over the sockets in `ws.rs`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +14,8 @@ use utoipa_axum::routes;
 use crate::domain::{Attachment, Conversation, GroupId, GroupRouting};
 use crate::error::{Error, Result};
 use crate::http::access::{
-    authorize, user_agent, visitor_token, Admin, Authenticated, ClientIp, MaybeSignedIn,
-    Permission, VISITOR_TOKEN_PREFIX,
+    authorize, user_agent, visitor_token, Authenticated, ClientIp, MaybeSignedIn, Permission,
+    VISITOR_TOKEN_PREFIX,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
@@ -31,8 +29,9 @@ use crate::services::spreadsheet::escape_cell;
 use crate::services::visitors::{Arrival, Origin};
 
 /// Routes under `/api/v1/visitor/conversations`, `/api/v1/conversations` and group routing; uploads
-/// may be as large as `max_upload_bytes`, above the server-wide body limit.
-pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+/// may be as large as the `max_upload_bytes` in force (read at each upload, so a change in the admin
+/// console applies at once), above the server-wide body limit.
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start))
         .routes(routes!(limits))
@@ -41,8 +40,8 @@ pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(transcript))
         .routes(routes!(problem_types))
         .routes(routes!(messages))
-        // One byte over the limit still reaches the handler, which answers `upload_too_large`.
-        .routes(routes!(upload).layer(DefaultBodyLimit::max(max_upload_bytes + 1)))
+        // The handler reads the body itself, up to the limit in force.
+        .routes(routes!(upload).layer(DefaultBodyLimit::disable()))
         .routes(routes!(download))
         .routes(routes!(group_routing, set_group_routing))
 }
@@ -194,6 +193,8 @@ async fn pending(
 #[derive(Debug, Serialize, ToSchema)]
 struct ProblemTypes {
     problem_types: Vec<String>,
+    /// The wrap-up must be written before the conversation leaves the agent's list.
+    wrap_up_required: bool,
 }
 
 #[utoipa::path(
@@ -202,7 +203,7 @@ struct ProblemTypes {
     tag = "conversations",
     security(("session" = [])),
     responses(
-        (status = 200, description = "The problem types of the wrap-up form", body = ProblemTypes),
+        (status = 200, description = "The problem types of the wrap-up form and whether the wrap-up is required", body = ProblemTypes),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),
     ),
@@ -211,8 +212,10 @@ async fn problem_types(
     State(state): State<AppState>,
     Authenticated(_): Authenticated,
 ) -> Json<ProblemTypes> {
+    let wrap_up = state.conversations.desk_settings().wrap_up;
     Json(ProblemTypes {
-        problem_types: state.conversations.config().problem_types.clone(),
+        problem_types: wrap_up.problem_types,
+        wrap_up_required: wrap_up.required,
     })
 }
 
@@ -327,7 +330,7 @@ async fn upload(
     caller: MaybeSignedIn,
     AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<AccessParams>,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Attachment>)> {
     let conversation = state.conversations.conversation(&id)?;
     let party = participant(&state, &headers, &params, &caller, &conversation)?;
@@ -337,9 +340,12 @@ async fn upload(
             .visitors
             .check_blocked(Some(&conversation.visitor_id), ip)?;
     }
-    let body = body.map_err(|_| Error::UploadTooLarge {
-        max_bytes: state.conversations.config().max_upload_bytes,
-    })?;
+    // Read no further than one byte past the limit: the service answers `upload_too_large` for that
+    // byte, and a larger body is never held in memory.
+    let max_bytes = state.conversations.config().max_upload_bytes;
+    let body = axum::body::to_bytes(body, max_bytes + 1)
+        .await
+        .map_err(|_| Error::UploadTooLarge { max_bytes })?;
     let name = params
         .name
         .clone()
@@ -418,15 +424,16 @@ fn percent_encode(text: &str) -> String {
         (status = 200, description = "The group's routing mode and working hours", body = GroupRouting),
         (status = 400, description = "`bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
-        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or neither an admin nor a supervisor of the group (`forbidden`)", body = ErrorBody),
         (status = 404, description = "`group_not_found`", body = ErrorBody),
     ),
 )]
 async fn group_routing(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    Authenticated(caller): Authenticated,
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<GroupRouting>> {
+    authorize(&caller.account, Permission::SuperviseGroup(GroupId(id)))?;
     state.accounts.group(GroupId(id))?;
     Ok(Json(state.conversations.group_routing(GroupId(id))?))
 }
@@ -442,21 +449,60 @@ async fn group_routing(
         (status = 200, description = "The routing after the change", body = GroupRouting),
         (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
-        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or not an admin (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or neither an admin nor a supervisor of the group (`forbidden`)", body = ErrorBody),
         (status = 404, description = "`group_not_found`", body = ErrorBody),
     ),
 )]
 async fn set_group_routing(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    ClientIp(ip): ClientIp,
+    Authenticated(caller): Authenticated,
     AppPath(id): AppPath<u64>,
     AppJson(routing): AppJson<GroupRouting>,
 ) -> Result<Json<GroupRouting>> {
-    Ok(Json(
-        state
-            .conversations
-            .set_group_routing(GroupId(id), routing)?,
-    ))
+    authorize(&caller.account, Permission::SuperviseGroup(GroupId(id)))?;
+    let group = state.accounts.group(GroupId(id))?;
+    let before = state.conversations.group_routing(GroupId(id))?;
+    let after = state
+        .conversations
+        .set_group_routing(GroupId(id), routing)?;
+    let changes = routing_changes(&before, &after);
+    if !changes.is_empty() {
+        crate::http::routes::admin::audit_change(
+            &state,
+            crate::domain::AuditKind::GroupChanged,
+            format!("group:{}", group.name),
+            caller.actor(ip),
+            changes.join("; "),
+        )
+        .await?;
+    }
+    Ok(Json(after))
+}
+
+/// `routing.field: before → after` for each field of a group's routing that changed.
+fn routing_changes(before: &GroupRouting, after: &GroupRouting) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    after
+        .iter()
+        .filter(|(field, value)| before.get(*field) != Some(*value))
+        .map(|(field, value)| {
+            let show = |value: Option<&serde_json::Value>| match value {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Null) | None => "—".to_string(),
+                Some(other) => other.to_string(),
+            };
+            format!(
+                "routing.{field}: {} → {}",
+                show(before.get(field)),
+                show(Some(value))
+            )
+        })
+        .collect()
 }
 
 fn may_assist(caller: &Caller, conversation: &Conversation) -> bool {

@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod admin_kb;
+pub mod admin_settings;
 pub mod assist;
 pub mod auth;
 pub mod conversations;

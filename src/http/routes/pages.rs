@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/workbench", get(|| page("workbench.html", PAGE_POLICY)))
         .route("/editor", get(|| page("editor.html", PAGE_POLICY)))
         .route("/supervisor", get(|| page("supervisor.html", PAGE_POLICY)))
+        .route("/admin", get(|| page("admin.html", PAGE_POLICY)))
         .route("/chat", get(|| page("chat.html", CHAT_POLICY)))
         .route("/widget.js", get(|| asset_response("widget.js")))
         .route("/assets/{*path}", get(asset))

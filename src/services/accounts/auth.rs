@@ -239,6 +239,7 @@ impl AccountService {
         }
         self.sign_in_guard.succeed(username, address);
         let outcome = self.start_session(&account, ip, user_agent)?;
+        self.note_login(account.id)?;
         if account.presence.status == PresenceStatus::Offline {
             self.change_presence(account.id, PresenceStatus::Online, false)?;
         }

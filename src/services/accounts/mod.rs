@@ -114,6 +114,9 @@ pub struct NewAccount {
     pub groups: BTreeSet<GroupId>,
     /// Concurrent conversations; defaults to the configured default.
     pub max_concurrent: Option<u32>,
+    /// Employee number (工号): up to 32 of letters, digits, `-` and `_`, unique; none when absent.
+    #[serde(default)]
+    pub employee_no: Option<String>,
 }
 
 /// Changes an admin makes to an account; absent fields stay.
@@ -132,6 +135,8 @@ pub struct AccountPatch {
     pub disabled: Option<bool>,
     /// Require two-step verification.
     pub two_factor_required: Option<bool>,
+    /// New employee number (工号); `""` removes it.
+    pub employee_no: Option<String>,
 }
 
 /// A skill group as an admin describes it.
@@ -152,6 +157,10 @@ pub struct AuditQuery {
     pub account: Option<String>,
     /// Only this kind.
     pub kind: Option<AuditKind>,
+    /// Only entries at or after this time.
+    pub from: Option<Timestamp>,
+    /// Only entries before this time.
+    pub to: Option<Timestamp>,
     /// Only entries before this sequence number (paging backwards).
     pub before: Option<u64>,
     /// At most this many entries, newest first (default 100, at most 1000).
@@ -221,6 +230,7 @@ impl AccountService {
             roles: Some(Role::ALL.into_iter().collect()),
             groups: BTreeSet::new(),
             max_concurrent: None,
+            employee_no: None,
         };
         // The configured password is the operator's choice; the rules apply when it is changed.
         self.insert_account(new_admin, false)?;
@@ -327,6 +337,7 @@ impl AccountService {
             ));
         }
         self.check_groups_exist(&new_account.groups)?;
+        let employee_no = validate_employee_no(new_account.employee_no.as_deref().unwrap_or(""))?;
         let now = self.now();
         let account = Account {
             id: AccountId(self.store.next_id()?),
@@ -351,8 +362,11 @@ impl AccountService {
                 automatic: false,
             },
             created: now,
+            employee_no,
+            last_login: None,
         };
         let _guard = self.write_lock.lock();
+        self.ensure_employee_no_free(&account.employee_no, None)?;
         let claimed = self.store.usernames.compare_and_swap(
             username.as_bytes(),
             None,
@@ -376,9 +390,30 @@ impl AccountService {
             self.check_groups_exist(groups)?;
         }
         let mut events = Vec::new();
+        let employee_no = patch
+            .employee_no
+            .as_deref()
+            .map(validate_employee_no)
+            .transpose()?;
+        let group_names = self.group_names()?;
         let updated = self.modify_account(id, |account| {
+            let mut changes = Vec::new();
             if let Some(name) = &patch.display_name {
-                account.display_name = validate_display_name(name)?;
+                let name = validate_display_name(name)?;
+                if name != account.display_name {
+                    changes.push(format!("display_name: {} → {name}", account.display_name));
+                    account.display_name = name;
+                }
+            }
+            if let Some(number) = &employee_no {
+                if *number != account.employee_no {
+                    self.ensure_employee_no_free(number, Some(account.id))?;
+                    changes.push(format!(
+                        "employee_no: {} → {number}",
+                        or_none(&account.employee_no)
+                    ));
+                    account.employee_no = number.clone();
+                }
             }
             if let Some(roles) = &patch.roles {
                 if roles.is_empty() {
@@ -392,10 +427,24 @@ impl AccountService {
                 }
             }
             if let Some(groups) = &patch.groups {
-                account.groups = groups.clone();
+                if *groups != account.groups {
+                    changes.push(format!(
+                        "groups: {} → {}",
+                        names_of(&account.groups, &group_names),
+                        names_of(groups, &group_names)
+                    ));
+                    account.groups = groups.clone();
+                }
             }
             if let Some(limit) = patch.max_concurrent {
-                account.max_concurrent = validate_max_concurrent(limit)?;
+                let limit = validate_max_concurrent(limit)?;
+                if limit != account.max_concurrent {
+                    changes.push(format!(
+                        "max_concurrent: {} → {limit}",
+                        account.max_concurrent
+                    ));
+                    account.max_concurrent = limit;
+                }
             }
             if let Some(disabled) = patch.disabled {
                 if disabled != account.disabled {
@@ -418,6 +467,9 @@ impl AccountService {
             let still_admin = account.has_role(Role::Admin) && !account.disabled;
             if !still_admin {
                 self.ensure_another_admin(account.id)?;
+            }
+            if !changes.is_empty() {
+                events.push((AuditKind::AccountChanged, changes.join("; ")));
             }
             Ok(())
         })?;
@@ -508,6 +560,44 @@ impl AccountService {
                 "the last enabled admin cannot lose the admin role or be disabled".into(),
             ))
         }
+    }
+
+    /// Refuses an employee number another account holds (ignoring case); empty is always free.
+    fn ensure_employee_no_free(&self, number: &str, except: Option<AccountId>) -> Result<()> {
+        if number.is_empty() {
+            return Ok(());
+        }
+        let taken = storage::scan_json::<Account>(&self.store.accounts)?
+            .iter()
+            .any(|account| {
+                Some(account.id) != except && account.employee_no.eq_ignore_ascii_case(number)
+            });
+        if taken {
+            Err(Error::InvalidInput(format!(
+                "employee number `{number}` is already used by another account"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Group names by id, for audit details.
+    fn group_names(&self) -> Result<HashMap<GroupId, String>> {
+        Ok(self
+            .list_groups()?
+            .into_iter()
+            .map(|group| (group.id, group.name))
+            .collect())
+    }
+
+    /// Notes the time of a successful sign-in on the account.
+    pub(crate) fn note_login(&self, id: AccountId) -> Result<()> {
+        let now = self.now();
+        self.modify_account(id, |account| {
+            account.last_login = Some(now);
+            Ok(())
+        })?;
+        Ok(())
     }
 
     // ----- skill groups -----
@@ -632,7 +722,11 @@ impl AccountService {
 
     /// Audit entries, newest first.
     pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+        self.audit_entries(query, query.limit.unwrap_or(100).clamp(1, 1000))
+    }
+
+    /// Audit entries for an export: as [`audit_log`](Self::audit_log), up to `limit` of them.
+    pub fn audit_entries(&self, query: &AuditQuery, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut upper = match query.before {
             Some(before) => Bound::Excluded(id_key(before).to_vec()),
             None => Bound::Unbounded,
@@ -652,6 +746,13 @@ impl AccountService {
             }
             for (_, value) in page {
                 let entry: AuditEntry = storage::decode(&value)?;
+                if query.from.is_some_and(|from| entry.at < from) {
+                    // Entries are in time order: everything older is before `from` too.
+                    return Ok(entries);
+                }
+                if query.to.is_some_and(|to| entry.at >= to) {
+                    continue;
+                }
                 let wanted = query.account.as_ref().is_none_or(|account| {
                     entry.account.eq_ignore_ascii_case(account)
                         || entry
@@ -720,6 +821,43 @@ fn random_password() -> String {
         password.push(*class.choose(&mut rng).expect("non-empty class") as char);
     }
     password
+}
+
+/// `—` for an empty value, in audit details.
+fn or_none(value: &str) -> &str {
+    if value.is_empty() {
+        "—"
+    } else {
+        value
+    }
+}
+
+/// Group names (or ids of unknown groups) joined by `,`, `—` for none.
+fn names_of(groups: &BTreeSet<GroupId>, names: &HashMap<GroupId, String>) -> String {
+    if groups.is_empty() {
+        return "—".into();
+    }
+    groups
+        .iter()
+        .map(|id| names.get(id).cloned().unwrap_or_else(|| id.0.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks an employee number (工号): up to 32 of ASCII letters, digits, `-` and `_`; `""` for none.
+pub fn validate_employee_no(number: &str) -> Result<String> {
+    let number = number.trim();
+    let valid = number.len() <= crate::domain::limits::MAX_EMPLOYEE_NO_CHARS
+        && number
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !valid {
+        return Err(Error::InvalidInput(format!(
+            "an employee number is at most {} of a-z, A-Z, 0-9, `-` and `_`",
+            crate::domain::limits::MAX_EMPLOYEE_NO_CHARS
+        )));
+    }
+    Ok(number.to_string())
 }
 
 fn roles_text(roles: &BTreeSet<Role>) -> String {

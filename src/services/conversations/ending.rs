@@ -48,7 +48,7 @@ impl ConversationService {
         conversation_id: &str,
         input: WrapUpInput,
     ) -> Result<Conversation> {
-        if !self.config.problem_types.contains(&input.problem_type) {
+        if !self.config().problem_types.contains(&input.problem_type) {
             return Err(Error::InvalidInput(format!(
                 "unknown problem type `{}`",
                 input.problem_type
@@ -108,10 +108,11 @@ impl ConversationService {
     }
 
     /// The visitor rates an ended conversation, once.
+    /// `stars` are of the survey's scale (1 to `survey.scale`); they are stored on the five-point
+    /// scale. Refused when the survey is not offered after this conversation's kind of end.
     pub async fn rate(&self, conversation_id: &str, stars: u8, comment: &str) -> Result<Rating> {
-        if !(1..=5).contains(&stars) {
-            return Err(Error::InvalidInput("stars must be 1 to 5".into()));
-        }
+        let survey = self.desk_settings().survey;
+        let stars = survey.to_five_points(stars)?;
         if comment.chars().count() > 500 {
             return Err(Error::InvalidInput(
                 "a comment is at most 500 characters".into(),
@@ -129,6 +130,11 @@ impl ConversationService {
             if conversation.rating.is_some() {
                 return Err(Error::InvalidInput(
                     "this conversation is already rated".into(),
+                ));
+            }
+            if !survey.offered_after(conversation.ended_by.as_deref()) {
+                return Err(Error::InvalidInput(
+                    "the survey is not offered for this conversation".into(),
                 ));
             }
             let rating = Rating {
@@ -210,10 +216,11 @@ impl ConversationService {
                 conversation: conversation.clone(),
             }
         });
+        let settings = self.desk_settings();
         let text = match ended_by {
             "visitor" => "访客已结束会话。",
-            "idle" => "由于长时间未回复，会话已自动结束。",
-            _ => "会话已结束，感谢您的咨询。",
+            "idle" => settings.messages.idle_end.as_str(),
+            _ => settings.messages.ended.as_str(),
         };
         self.system_message(&conversation, text, outgoing)?;
         outgoing.agents(
@@ -239,7 +246,10 @@ impl ConversationService {
                 conversation: self.visitor_view(&conversation),
             },
         );
-        if conversation.state == ConversationState::Ended && conversation.agent.is_some() {
+        if conversation.state == ConversationState::Ended
+            && conversation.agent.is_some()
+            && settings.survey.offered_after(Some(ended_by))
+        {
             outgoing.visitor(
                 conversation_id,
                 DeskEvent::Survey {

@@ -22,6 +22,9 @@ pub struct VisitorView {
     pub created: Timestamp,
     /// Whether the visitor already rated it.
     pub rated: bool,
+    /// Whether the visitor is asked to rate it (ended, served, and the survey is offered after this
+    /// kind of end).
+    pub survey: bool,
 }
 
 /// A waiting conversation as agents see it in the queue.
@@ -98,6 +101,8 @@ pub enum DeskEvent {
     QueueTimeout {
         /// The conversation.
         conversation: String,
+        /// What to tell the visitor (the desk's `leave_message_prompt`).
+        message: String,
     },
     /// A conversation joined the queue of the agent's groups.
     Queued {

@@ -145,7 +145,7 @@ impl ConversationService {
                 // The receiver answers or the offer lapses within the transfer timeout.
                 let wait = self
                     .estimated_wait(desk, to_group.or(conversation.group), 1)
-                    .min(self.config.transfer_timeout_secs);
+                    .min(self.config().transfer_timeout_secs);
                 // The note is for the receiver only; the visitor sees the reason.
                 let reason = if reason.is_empty() {
                     String::new()

@@ -257,9 +257,9 @@ impl ConversationService {
             Party::Visitor => files::Uploader::Visitor(&conversation.visitor_id),
             Party::Agent(_) => files::Uploader::Staff,
         };
-        let attachment = self
-            .files
-            .store(conversation_id, uploader, name, &bytes, &self.config)?;
+        let attachment =
+            self.files
+                .store(conversation_id, uploader, name, &bytes, &self.config())?;
         self.dispatcher.durable().await?;
         Ok(attachment)
     }
@@ -370,10 +370,10 @@ impl ConversationService {
             return Err(Error::InvalidInput("a message needs text or a file".into()));
         }
         let length = body.chars().count();
-        if length > self.config.max_message_chars {
+        if length > self.config().max_message_chars {
             return Err(Error::MessageTooLong {
                 length,
-                max: self.config.max_message_chars,
+                max: self.config().max_message_chars,
             });
         }
         Ok(body.to_string())

@@ -56,6 +56,7 @@ use crate::search::{Analyzer, MessageIndex};
 use crate::services::accounts::AccountService;
 use crate::services::clock::Clock;
 use crate::services::metrics::Metrics;
+use crate::services::settings::SettingsService;
 use crate::storage::ConversationStore;
 
 pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
@@ -234,7 +235,7 @@ pub struct ConversationService {
     store: Arc<dyn ConversationStore>,
     accounts: Arc<AccountService>,
     clock: Arc<dyn Clock>,
-    config: ConversationsConfig,
+    settings: Arc<SettingsService>,
     hub: Arc<Hub>,
     dispatcher: dispatch::Dispatcher,
     files: files::Files,
@@ -252,7 +253,7 @@ impl std::fmt::Debug for ConversationService {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("ConversationService")
-            .field("config", &self.config)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +308,10 @@ impl ConversationService {
             accounts.store().visitor_uploads.clone(),
             config.visitor_uploads_per_minute,
         )?;
+        let settings = Arc::new(SettingsService::open(
+            accounts.store().meta.clone(),
+            config,
+        )?);
         let history = Arc::new(MessageIndex::open(
             &data_dir.join(MESSAGE_INDEX_FOLDER),
             analyzer,
@@ -319,7 +324,7 @@ impl ConversationService {
             store,
             accounts,
             clock,
-            config,
+            settings,
             hub,
             dispatcher,
             desk: Mutex::new(desk),
@@ -380,9 +385,20 @@ impl ConversationService {
         &self.hub
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &ConversationsConfig {
-        &self.config
+    /// The configuration in force: `conversations` of the configuration file with the sections saved
+    /// in the admin console applied (read anew on every call, so changes apply at once).
+    pub fn config(&self) -> Arc<ConversationsConfig> {
+        Arc::clone(&self.settings.current().config)
+    }
+
+    /// The desk settings (problem types, survey, timers, automatic messages, uploads).
+    pub fn settings(&self) -> &Arc<SettingsService> {
+        &self.settings
+    }
+
+    /// The desk settings in force.
+    pub fn desk_settings(&self) -> crate::services::settings::DeskSettings {
+        self.settings.current().settings.clone()
     }
 
     /// Open conversations by state, for metrics: (queued ones per wanted group, active ones).

@@ -17,6 +17,9 @@ use super::{
     DeskEvent, Outgoing, Party, QueueItem, QueuePosition, VisitorView,
 };
 
+/// Largest `max_queue` of a group.
+pub const MAX_GROUP_QUEUE: usize = 10_000;
+
 /// Assumed handling time before any conversation ended, in seconds.
 const DEFAULT_HANDLING_SECS: u64 = 180;
 
@@ -35,11 +38,30 @@ impl ConversationService {
     pub fn set_group_routing(&self, group: GroupId, routing: GroupRouting) -> Result<GroupRouting> {
         self.accounts.group(group)?;
         routing::validate_working_hours(routing.working_hours.as_ref())?;
-        crate::domain::limits::check_length(
+        use crate::domain::limits::{check_length, MAX_OFF_HOURS_MESSAGE_CHARS};
+        check_length(
             "off_hours_message",
             &routing.off_hours_message,
-            crate::domain::limits::MAX_OFF_HOURS_MESSAGE_CHARS,
+            MAX_OFF_HOURS_MESSAGE_CHARS,
         )?;
+        check_length(
+            "queue_message",
+            &routing.queue_message,
+            MAX_OFF_HOURS_MESSAGE_CHARS,
+        )?;
+        if routing.off_hours_message.trim().is_empty() || routing.queue_message.trim().is_empty() {
+            return Err(crate::error::Error::InvalidInput(
+                "off_hours_message and queue_message cannot be empty".into(),
+            ));
+        }
+        if routing
+            .max_queue
+            .is_some_and(|max| !(1..=MAX_GROUP_QUEUE).contains(&max))
+        {
+            return Err(crate::error::Error::InvalidInput(format!(
+                "max_queue must be between 1 and {MAX_GROUP_QUEUE}"
+            )));
+        }
         storage::put_json(
             &self.accounts.store().group_routing,
             id_key(group.0),
@@ -186,6 +208,9 @@ impl ConversationService {
                 crate::domain::RoutingMode::Auto => {
                     routing::pick(desk, &conversation, &candidates, &staff)
                 }
+                crate::domain::RoutingMode::LeastLoaded => {
+                    routing::least_loaded(desk, &candidates, &staff)
+                }
                 crate::domain::RoutingMode::Manual => {
                     routing::returning_agent(desk, &conversation, &candidates)
                 }
@@ -324,6 +349,12 @@ impl ConversationService {
             agent_avatar: agent.and_then(|agent| agent.view().avatar_url),
             created: conversation.created,
             rated: conversation.rating.is_some(),
+            survey: conversation.state == crate::domain::ConversationState::Ended
+                && conversation.agent.is_some()
+                && self
+                    .desk_settings()
+                    .survey
+                    .offered_after(conversation.ended_by.as_deref()),
         }
     }
 }

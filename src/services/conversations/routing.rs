@@ -122,6 +122,12 @@ pub fn pick(
     if let Some(previous) = returning_agent(desk, conversation, candidates) {
         return Some(previous);
     }
+    least_loaded(desk, candidates, staff)
+}
+
+/// The candidate with the fewest active conversations; ties go to the one idle longest (assigned
+/// least recently). `candidates` all have room.
+pub fn least_loaded(desk: &Desk, candidates: &[AccountId], staff: &Staff) -> Option<AccountId> {
     candidates
         .iter()
         .map(|&agent| {
@@ -177,7 +183,8 @@ pub fn position(desk: &Desk, conversation_id: &str) -> usize {
         .count()
 }
 
-/// Whether `now` falls within the working hours; no hours means always open.
+/// Whether `now` falls within the working hours; no hours means always open. A holiday is closed
+/// all day; a day of `day_hours` has its own hours.
 pub fn within_working_hours(hours: Option<&WorkingHours>, now: Timestamp) -> bool {
     let Some(hours) = hours else {
         return true;
@@ -185,38 +192,88 @@ pub fn within_working_hours(hours: Option<&WorkingHours>, now: Timestamp) -> boo
     let Ok(zone) = TimeZone::get(&hours.time_zone) else {
         return true;
     };
-    let (Ok(start), Ok(end)) = (hours.start.parse::<Time>(), hours.end.parse::<Time>()) else {
+    let local = now.to_zoned(zone);
+    let date = local.date().to_string();
+    if hours.holidays.contains(&date) {
+        return false;
+    }
+    let weekday = local.weekday().to_monday_one_offset() as u8;
+    if !hours.days.contains(&weekday) {
+        return false;
+    }
+    let (start, end) = match hours.day_hours.iter().find(|day| day.day == weekday) {
+        Some(day) => (&day.start, &day.end),
+        None => (&hours.start, &hours.end),
+    };
+    let (Ok(start), Ok(end)) = (start.parse::<Time>(), end.parse::<Time>()) else {
         return true;
     };
-    let local = now.to_zoned(zone);
-    let weekday = local.weekday().to_monday_one_offset() as u8;
     let time = local.time();
-    hours.days.contains(&weekday) && time >= start && time < end
+    time >= start && time < end
 }
 
-/// Refuses unknown time zones, malformed times, an empty or impossible day list.
+/// Most holidays a group may list.
+pub const MAX_HOLIDAYS: usize = 366;
+
+/// Refuses unknown time zones, malformed times, an empty or impossible day list, day hours of a day
+/// that is not worked or given twice, and holidays that are not dates.
 pub fn validate_working_hours(hours: Option<&WorkingHours>) -> Result<()> {
     let Some(hours) = hours else {
         return Ok(());
     };
     TimeZone::get(&hours.time_zone)
         .map_err(|_| Error::InvalidInput(format!("unknown time zone `{}`", hours.time_zone)))?;
-    let start: Time = hours
-        .start
-        .parse()
-        .map_err(|_| Error::InvalidInput(format!("`{}` is not a HH:MM time", hours.start)))?;
-    let end: Time = hours
-        .end
-        .parse()
-        .map_err(|_| Error::InvalidInput(format!("`{}` is not a HH:MM time", hours.end)))?;
-    if start >= end {
-        return Err(Error::InvalidInput(
-            "working hours must end after they start".into(),
-        ));
-    }
+    validate_span(&hours.start, &hours.end)?;
     if hours.days.is_empty() || hours.days.iter().any(|day| !(1..=7).contains(day)) {
         return Err(Error::InvalidInput(
             "working days are 1 (Monday) to 7 (Sunday)".into(),
+        ));
+    }
+    let mut seen = Vec::new();
+    for day in &hours.day_hours {
+        if !hours.days.contains(&day.day) {
+            return Err(Error::InvalidInput(format!(
+                "day_hours names day {}, which is not a working day",
+                day.day
+            )));
+        }
+        if seen.contains(&day.day) {
+            return Err(Error::InvalidInput(format!(
+                "day_hours names day {} twice",
+                day.day
+            )));
+        }
+        seen.push(day.day);
+        validate_span(&day.start, &day.end)?;
+    }
+    if hours.holidays.len() > MAX_HOLIDAYS {
+        return Err(Error::InvalidInput(format!(
+            "at most {MAX_HOLIDAYS} holidays"
+        )));
+    }
+    for holiday in &hours.holidays {
+        // Strict `YYYY-MM-DD`: jiff would also read other forms.
+        let well_formed = holiday.len() == 10 && holiday.parse::<jiff::civil::Date>().is_ok();
+        if !well_formed {
+            return Err(Error::InvalidInput(format!(
+                "holiday `{holiday}` is not a YYYY-MM-DD date"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses malformed times and a span that does not end after it starts.
+fn validate_span(start: &str, end: &str) -> Result<()> {
+    let start: Time = start
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("`{start}` is not a HH:MM time")))?;
+    let end: Time = end
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("`{end}` is not a HH:MM time")))?;
+    if start >= end {
+        return Err(Error::InvalidInput(
+            "working hours must end after they start".into(),
         ));
     }
     Ok(())
@@ -232,6 +289,8 @@ mod tests {
             days: vec![1, 2, 3, 4, 5],
             start: "09:00".into(),
             end: "18:00".into(),
+            day_hours: Vec::new(),
+            holidays: Vec::new(),
         }
     }
 
@@ -259,5 +318,41 @@ mod tests {
         bad.days = vec![0];
         assert!(validate_working_hours(Some(&bad)).is_err());
         assert!(validate_working_hours(Some(&hours())).is_ok());
+        let mut bad = hours();
+        bad.day_hours = vec![crate::domain::DayHours {
+            day: 6,
+            start: "10:00".into(),
+            end: "16:00".into(),
+        }];
+        assert!(
+            validate_working_hours(Some(&bad)).is_err(),
+            "Saturday is not worked"
+        );
+        let mut bad = hours();
+        bad.holidays = vec!["2026-10-1".into()];
+        assert!(validate_working_hours(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn day_hours_and_holidays_change_when_a_group_is_open() {
+        let mut week = hours();
+        week.days = vec![1, 2, 3, 4, 5, 6];
+        week.day_hours = vec![crate::domain::DayHours {
+            day: 6,
+            start: "10:00".into(),
+            end: "12:00".into(),
+        }];
+        week.holidays = vec!["2026-11-25".into()];
+        assert!(validate_working_hours(Some(&week)).is_ok());
+        // Saturday 2026-11-28 11:00 and 13:00 in Shanghai.
+        let saturday_morning: Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        let saturday_afternoon: Timestamp = "2026-11-28T05:00:00Z".parse().unwrap();
+        assert!(within_working_hours(Some(&week), saturday_morning));
+        assert!(!within_working_hours(Some(&week), saturday_afternoon));
+        // Wednesday 2026-11-25 16:00 is a holiday; Thursday at the same time is not.
+        let holiday: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+        let thursday: Timestamp = "2026-11-26T08:00:00Z".parse().unwrap();
+        assert!(!within_working_hours(Some(&week), holiday));
+        assert!(within_working_hours(Some(&week), thursday));
     }
 }

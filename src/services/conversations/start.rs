@@ -10,10 +10,6 @@ use super::{
     participants, routing, visitor_message, ConversationService, DeskEvent, DeskFact, StartRequest,
 };
 
-/// Told to a visitor who arrives when the queue is full (`conversations.max_queue`).
-const QUEUE_FULL_NOTICE: &str =
-    "当前咨询人数较多，排队已满。您的问题已作为留言提交，客服会尽快回复您。";
-
 impl ConversationService {
     /// Starts a conversation for the visitor token `token`. Queued when an agent can take it, else
     /// an offline message (留言) with the group's notice. A token already bound to an open
@@ -78,10 +74,18 @@ impl ConversationService {
             first_assigned_at: None,
             awaiting_reply_since: Some(now),
         };
+        let queue_full_notice = self.desk_settings().messages.queue_full;
         self.locked(|desk, outgoing| {
             // A full queue takes messages for later instead of growing without end: anyone can
             // start conversations, and each waiting one costs every later change of the queue.
-            let queue_full = desk.queue.len() >= self.config.max_queue;
+            let group_full = routing.max_queue.is_some_and(|max| {
+                desk.queue
+                    .iter()
+                    .filter(|entry| entry.group == conversation.group)
+                    .count()
+                    >= max
+            });
+            let queue_full = desk.queue.len() >= self.config().max_queue || group_full;
             if queue_full {
                 conversation.state = ConversationState::OfflineMessage;
             }
@@ -112,7 +116,7 @@ impl ConversationService {
                 // Counted as away until their page's socket opens (`visitor_connected`): a visitor
                 // who never connects is abandoned like one who left, instead of waiting forever.
                 desk.visitor_gone.insert(conversation.id.clone(), now);
-                self.system_message(&conversation, "正在为您接入客服，请稍候。", outgoing)?;
+                self.system_message(&conversation, &routing.queue_message, outgoing)?;
                 let item = self.queue_item(desk, &conversation)?;
                 let agents = self.eligible_agents(conversation.group, None)?;
                 outgoing.agents(agents, DeskEvent::Queued { item });
@@ -120,7 +124,7 @@ impl ConversationService {
                 self.route(desk, outgoing)?;
             } else {
                 let notice = if queue_full {
-                    QUEUE_FULL_NOTICE
+                    queue_full_notice.as_str()
                 } else {
                     routing.off_hours_message.as_str()
                 };
@@ -164,7 +168,7 @@ impl ConversationService {
                 self.store.put_conversation(&conversation)?;
                 self.system_message(
                     &conversation,
-                    "已收到您的留言，客服上线后会尽快回复您。",
+                    &self.desk_settings().messages.message_left,
                     outgoing,
                 )?;
                 outgoing.visitor(

@@ -43,11 +43,14 @@ impl ConversationService {
     /// `kefu serve` calls it every second; tests call it after moving the clock.
     pub async fn tick(&self) -> Result<()> {
         let now = self.now();
-        let unanswered = SignedDuration::from_secs(self.config.unanswered_secs as i64);
-        let transfer_timeout = SignedDuration::from_secs(self.config.transfer_timeout_secs as i64);
-        let remind_after = SignedDuration::from_mins(self.config.visitor_idle_remind_mins as i64);
-        let end_after = SignedDuration::from_mins(self.config.visitor_idle_end_mins as i64);
-        let wait_limit = SignedDuration::from_mins(self.config.queue_wait_limit_mins as i64);
+        // Read once per tick: the admin console may change them at any moment.
+        let settings = self.desk_settings();
+        let timers = settings.timers;
+        let unanswered = SignedDuration::from_secs(timers.unanswered_secs as i64);
+        let transfer_timeout = SignedDuration::from_secs(timers.transfer_timeout_secs as i64);
+        let remind_after = SignedDuration::from_mins(timers.visitor_idle_remind_mins as i64);
+        let end_after = SignedDuration::from_mins(timers.visitor_idle_end_mins as i64);
+        let wait_limit = SignedDuration::from_mins(timers.queue_wait_limit_mins as i64);
         self.locked(|desk, outgoing| {
             let open: Vec<Conversation> = desk.open.values().cloned().collect();
             for mut conversation in open {
@@ -74,11 +77,7 @@ impl ConversationService {
                     desk.open
                         .insert(conversation.id.clone(), conversation.clone());
                     self.store.put_conversation(&conversation)?;
-                    self.system_message(
-                        &conversation,
-                        "您好，请问还有其他问题吗？如无回复，本次会话将自动结束。",
-                        outgoing,
-                    )?;
+                    self.system_message(&conversation, &settings.messages.idle_reminder, outgoing)?;
                 }
             }
             let abandoned: Vec<String> = desk
@@ -112,6 +111,7 @@ impl ConversationService {
                     &conversation,
                     DeskEvent::QueueTimeout {
                         conversation: conversation.clone(),
+                        message: settings.messages.leave_message_prompt.clone(),
                     },
                 );
             }

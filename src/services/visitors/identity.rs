@@ -11,7 +11,6 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::config::VisitorsConfig;
 use crate::domain::SiteIdentity;
 use crate::error::{Error, Result};
 
@@ -69,7 +68,8 @@ fn signed_text(
 /// `identity_invalid`.
 pub fn verify(
     claim: IdentityClaim,
-    config: &VisitorsConfig,
+    secret_of: &dyn Fn(&str) -> Result<Option<String>>,
+    max_age_secs: u64,
     now: Timestamp,
 ) -> Result<SiteIdentity> {
     use crate::domain::limits::*;
@@ -106,10 +106,7 @@ pub fn verify(
     let verified = match &claim.signature {
         None => false,
         Some(signature) => {
-            let site = config
-                .sites
-                .iter()
-                .find(|site| site.id == claim.site)
+            let secret = secret_of(&claim.site)?
                 .ok_or_else(|| Error::IdentityInvalid(format!("unknown site `{}`", claim.site)))?;
             let expires = claim.expires.ok_or_else(|| {
                 Error::IdentityInvalid("a signed identity needs `expires`".into())
@@ -119,18 +116,17 @@ pub fn verify(
             if expires_at <= now {
                 return Err(Error::IdentityInvalid("the signature has expired".into()));
             }
-            let longest = SignedDuration::from_secs(config.identity_max_age_secs as i64);
+            let longest = SignedDuration::from_secs(max_age_secs as i64);
             if expires_at.duration_since(now) > longest {
                 return Err(Error::IdentityInvalid(format!(
-                    "`expires` is more than {} seconds ahead",
-                    config.identity_max_age_secs
+                    "`expires` is more than {max_age_secs} seconds ahead"
                 )));
             }
             let given = hex::decode(signature.trim())
                 .map_err(|_| Error::IdentityInvalid("the signature is not hex".into()))?;
             // The claim's own fields as sent (before trimming) are what the site signed.
-            let mut mac = HmacSha256::new_from_slice(site.secret.as_bytes())
-                .expect("HMAC takes any key length");
+            let mut mac =
+                HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
             mac.update(
                 signed_text(
                     &claim.user_id,
@@ -159,16 +155,13 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SiteConfig;
 
-    fn config() -> VisitorsConfig {
-        VisitorsConfig {
-            sites: vec![SiteConfig {
-                id: "shop".into(),
-                secret: "s3cret".into(),
-            }],
-            ..VisitorsConfig::default()
-        }
+    fn shop(site: &str) -> Result<Option<String>> {
+        Ok((site == "shop").then(|| "s3cret".to_string()))
+    }
+
+    fn check(claim: IdentityClaim, now: Timestamp) -> Result<SiteIdentity> {
+        verify(claim, &shop, 86_400, now)
     }
 
     fn claim(signature: Option<String>, expires: i64) -> IdentityClaim {
@@ -187,35 +180,34 @@ mod tests {
         let now: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
         let expires = now.as_second() + 600;
         let good = sign_identity("s3cret", "u10086", Some("王女士"), Some("金卡"), expires);
-        let verified = verify(claim(Some(good.clone()), expires), &config(), now).unwrap();
+        let verified = check(claim(Some(good.clone()), expires), now).unwrap();
         assert!(verified.verified);
         assert_eq!(verified.name.as_deref(), Some("王女士"));
 
         // Another level with the old signature: forged.
         let mut forged = claim(Some(good.clone()), expires);
         forged.member_level = Some("钻石".into());
-        let error = verify(forged, &config(), now).unwrap_err();
+        let error = check(forged, now).unwrap_err();
         assert!(matches!(error, Error::IdentityInvalid(_)), "{error}");
 
-        let expired = verify(
+        let expired = check(
             claim(Some(good), expires),
-            &config(),
             now + SignedDuration::from_secs(601),
         );
         assert!(matches!(expired, Err(Error::IdentityInvalid(_))));
 
-        let unsigned = verify(claim(None, expires), &config(), now).unwrap();
+        let unsigned = check(claim(None, expires), now).unwrap();
         assert!(!unsigned.verified);
 
         let mut long_name = claim(None, expires);
         long_name.name = Some("名".repeat(65));
-        let error = verify(long_name, &config(), now).unwrap_err();
+        let error = check(long_name, now).unwrap_err();
         assert!(matches!(error, Error::InvalidInput(_)), "{error}");
 
         let wrong_key = sign_identity("other", "u10086", Some("王女士"), Some("金卡"), expires);
-        assert!(verify(claim(Some(wrong_key), expires), &config(), now).is_err());
+        assert!(check(claim(Some(wrong_key), expires), now).is_err());
         let far = now.as_second() + 7 * 86_400;
         let too_long = sign_identity("s3cret", "u10086", Some("王女士"), Some("金卡"), far);
-        assert!(verify(claim(Some(too_long), far), &config(), now).is_err());
+        assert!(check(claim(Some(too_long), far), now).is_err());
     }
 }

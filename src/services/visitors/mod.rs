@@ -10,6 +10,7 @@
 
 mod geo;
 mod identity;
+pub mod sites;
 
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
@@ -176,6 +177,8 @@ pub struct VisitorService {
     accounts: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     config: VisitorsConfig,
+    /// Sites of signed identities (stored; `config.sites` seeds them).
+    sites: sites::Sites,
     /// Read at the first lookup: 11 MB that a process (or a test) without visitors never needs.
     geo: std::sync::OnceLock<Option<GeoDb>>,
     live: Mutex<Live>,
@@ -203,6 +206,11 @@ impl VisitorService {
             NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         VisitorService {
             store: accounts.store().clone(),
+            sites: sites::Sites::new(
+                accounts.store().meta.clone(),
+                config.sites.clone(),
+                Arc::clone(&clock),
+            ),
             accounts,
             clock,
             geo: std::sync::OnceLock::new(),
@@ -214,6 +222,11 @@ impl VisitorService {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The sites whose signed identities are verified.
+    pub fn sites(&self) -> &sites::Sites {
+        &self.sites
     }
 
     fn live(&self) -> parking_lot::MutexGuard<'_, Live> {
@@ -254,7 +267,14 @@ impl VisitorService {
         let now = self.now();
         let identity = arrival
             .identity
-            .map(|claim| identity::verify(claim, &self.config, now))
+            .map(|claim| {
+                identity::verify(
+                    claim,
+                    &|site| self.sites.secret_of(site),
+                    self.config.identity_max_age_secs,
+                    now,
+                )
+            })
             .transpose()?;
         let channel = match arrival.channel.as_deref().map(str::trim) {
             None | Some("") => None,
