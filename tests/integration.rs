@@ -5,6 +5,8 @@ mod common;
 
 #[path = "integration/accounts.rs"]
 mod accounts;
+#[path = "integration/channels.rs"]
+mod channels;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/conversations.rs"]

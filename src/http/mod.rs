@@ -52,6 +52,8 @@ pub struct AppState {
     pub visitors: Arc<VisitorService>,
     /// Webhooks and their deliveries.
     pub webhooks: Arc<WebhookService>,
+    /// Channels: the API channel, WeChat 公众号, 企业微信 微信客服.
+    pub channels: Arc<crate::channels::ChannelService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -112,6 +114,9 @@ pub(crate) fn api_router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(routes::assist::router())
         .merge(routes::stats::router())
         .merge(routes::webhooks::router())
+        .merge(routes::channels::router())
+        .merge(routes::channel_api::router(max_upload_bytes))
+        .merge(routes::channel_callbacks::router())
 }
 
 /// The whole HTTP application.

@@ -32,7 +32,8 @@
     const params = new URLSearchParams();
     const q = $("hf-q").value.trim();
     if (q) params.set("q", q);
-    for (const [id, key] of [["hf-agent", "agent"], ["hf-group", "group"], ["hf-state", "state"], ["hf-problem", "problem_type"]]) {
+    for (const [id, key] of [["hf-agent", "agent"], ["hf-group", "group"], ["hf-channel", "channel"], ["hf-state", "state"], ["hf-problem", "problem_type"]]) {
+      if (!$(id)) continue;
       const v = $(id).value;
       if (v) params.set(key, v);
     }
