@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use kefu::channels::wechat::crypto::{signature, MessageCrypt};
 use kefu::channels::wechat::xml::Push;
 use kefu::domain::AccountId;
-use kefu::services::conversations::Party;
+use kefu::services::conversations::{Party, TransferTarget};
 use kefu::services::webhooks::sign;
 
 use crate::common::{Reply, Session, TestApp, TestDirs};
@@ -388,6 +388,30 @@ async fn the_api_channel_brings_app_users_to_the_desk_and_replies_come_back_sign
     )
     .await
     .unwrap();
+    // Transferred to a colleague, who answers too.
+    let (colleague_id, _) = agent(&app, &admin, "xiaoli", group).await;
+    desk.transfer(
+        AccountId(agent_id),
+        &conversation,
+        TransferTarget::Agent(AccountId(colleague_id)),
+        "请跟进发货",
+        "",
+    )
+    .await
+    .unwrap();
+    desk.answer_transfer(AccountId(colleague_id), &conversation, true)
+        .await
+        .unwrap();
+    desk.send(
+        &Party::Agent(AccountId(colleague_id)),
+        &conversation,
+        None,
+        "我来跟进",
+        vec![],
+        false,
+    )
+    .await
+    .unwrap();
     desk.typing(&Party::Agent(AccountId(agent_id)), &conversation, true)
         .unwrap();
     let upload = Request::builder()
@@ -461,6 +485,13 @@ async fn the_api_channel_brings_app_users_to_the_desk_and_replies_come_back_sign
         .find(|(_, body, _)| body["event"] == "message" && body["message"]["kind"] == "agent")
         .expect("the agent's reply");
     assert_eq!(reply.1["message"]["body"], "今天下午发出");
+    assert!(
+        received
+            .iter()
+            .any(|(_, body, _)| body["message"]["body"] == "我来跟进"
+                && body["message"]["sender_name"] == "xiaoli"),
+        "the colleague's reply after the transfer"
+    );
     assert!(
         !received
             .iter()
