@@ -236,6 +236,9 @@ pub struct ChannelService {
     outbox_ready: tokio::sync::Notify,
     /// One outbox sender at a time.
     sending: tokio::sync::Mutex<()>,
+    /// Agents' messages the reply gate counted, until their frame is queued for WeChat; a message
+    /// the gate did not see (the agent's greeting at assignment) is counted when queued.
+    counted_replies: Mutex<std::collections::HashSet<(String, u64)>>,
     /// Recently seen WeChat message ids per channel (WeChat repeats a push it thinks unanswered).
     seen_messages: Mutex<HashMap<u64, std::collections::VecDeque<String>>>,
 }
@@ -284,6 +287,7 @@ impl ChannelService {
             inbound_queues: Mutex::default(),
             outbox_ready: tokio::sync::Notify::new(),
             sending: tokio::sync::Mutex::new(()),
+            counted_replies: Mutex::default(),
             seen_messages: Mutex::default(),
         });
         // The desk holds the hooks, which hold the service weakly: the service holds the desk.
@@ -549,6 +553,12 @@ impl ChannelService {
             if item.channel == id {
                 self.store.channel_outbox.remove(key)?;
             }
+        }
+        for key in self.store.channel_visitors.scan_prefix_keys(id_key(id))? {
+            self.store.channel_visitors.remove(key)?;
+        }
+        for key in self.store.channel_cursors.scan_prefix_keys(id_key(id))? {
+            self.store.channel_cursors.remove(key)?;
         }
         self.store.channels.remove(id_key(id))?;
         self.store.flush()?;
@@ -1146,8 +1156,11 @@ impl ChannelService {
                 wecom::sync(self, &channel, token, open_kfid).await
             }
         };
-        if let Err(error) = outcome {
-            self.record_error(channel.id, &format!("receiving: {error}"));
+        match outcome {
+            Ok(()) => {}
+            // A blocked visitor's messages are dropped on purpose.
+            Err(Error::VisitorBlocked) => {}
+            Err(error) => self.record_error(channel.id, &format!("receiving: {error}")),
         }
     }
 }
@@ -1274,6 +1287,9 @@ impl ReplyGate for ChannelService {
                 window::spend(visitor, now);
             }
         })?;
+        self.counted_replies
+            .lock()
+            .insert((conversation.id.clone(), message.seq));
         if let Some(visitor) = visitor {
             self.announce_window(conversation, &window::window(&visitor, now));
         }

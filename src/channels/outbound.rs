@@ -136,6 +136,30 @@ impl ChannelService {
         };
         match frame {
             DeskEvent::Message { message, .. } if message.kind == SenderKind::Agent => {
+                let counted = self
+                    .counted_replies
+                    .lock()
+                    .remove(&(conversation.to_string(), message.seq));
+                if !counted {
+                    // Not seen by the reply gate (the agent's greeting when the conversation was
+                    // assigned): counted now, or not sent when WeChat would refuse it.
+                    let needed = u32::from(!message.body.trim().is_empty())
+                        + message.attachments.len() as u32;
+                    let now = self.now();
+                    let mut allowed = false;
+                    self.change_visitor(channel.id, &link.external_id, |visitor| {
+                        let window = window::window(visitor, now);
+                        allowed = window.open && window.left.unwrap_or(0) >= needed;
+                        if allowed {
+                            for _ in 0..needed {
+                                window::spend(visitor, now);
+                            }
+                        }
+                    })?;
+                    if !allowed {
+                        return Ok(false);
+                    }
+                }
                 self.queue_item(
                     channel,
                     &visitor,

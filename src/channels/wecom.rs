@@ -162,11 +162,13 @@ pub(super) async fn sync(
             .cloned()
             .unwrap_or_default();
         for message in &messages {
-            if let Err(error) = handle_message(service, channel, message).await {
-                service.record_error(
+            match handle_message(service, channel, message).await {
+                // A blocked visitor's messages are dropped on purpose.
+                Ok(()) | Err(Error::VisitorBlocked) => {}
+                Err(error) => service.record_error(
                     channel.id,
                     &format!("a 微信客服 message was not taken: {error}"),
-                );
+                ),
             }
         }
         if let Some(next) = page.get("next_cursor").and_then(Value::as_str) {

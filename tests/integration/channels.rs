@@ -1011,8 +1011,18 @@ async fn a_wechat_official_account_visitor_reaches_the_desk_and_is_answered_with
 async fn a_wechat_visitor_rates_by_replying_a_digit() {
     let stand_in = StandIn::default();
     let base = stand_in.clone().serve().await;
-    let (app, admin, group, (agent_id, _)) =
+    let (app, admin, group, (agent_id, agent_session)) =
         app_with(TestDirs::with_fixtures(), &base, "manual").await;
+    // The agent greets at every assignment: the greeting goes to WeChat too, and counts.
+    let (status, body) = app
+        .json_as(
+            Some(&agent_session),
+            Method::PATCH,
+            "/api/v1/me/settings",
+            json!({"greeting": "您好，我是小王"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let created = create_channel(
         &app,
         &admin,
@@ -1046,6 +1056,12 @@ async fn a_wechat_visitor_rates_by_replying_a_digit() {
     desk.accept(AccountId(agent_id), &conversation)
         .await
         .unwrap();
+    let window = app
+        .state
+        .channels
+        .reply_window(&desk.conversation(&conversation).unwrap())
+        .unwrap();
+    assert_eq!(window.left, Some(4), "the greeting was counted");
     desk.send(
         &Party::Agent(AccountId(agent_id)),
         &conversation,
@@ -1061,6 +1077,7 @@ async fn a_wechat_visitor_rates_by_replying_a_digit() {
         .unwrap();
     app.state.channels.deliver_due().await.unwrap();
     let sent = stand_in.calls_to("send");
+    assert_eq!(sent[0].1["text"]["content"], "您好，我是小王", "{sent:?}");
     assert!(
         sent.iter().any(|(_, body)| body["text"]["content"]
             .as_str()
@@ -1087,11 +1104,20 @@ async fn a_wechat_visitor_rates_by_replying_a_digit() {
             .stars,
         5
     );
-    app.state.channels.deliver_due().await.unwrap();
-    assert!(stand_in
-        .calls_to("send")
-        .iter()
-        .any(|(_, body)| body["text"]["content"] == "感谢您的评价，欢迎随时再来咨询！"));
+    // The thanks is queued right after the rating is stored.
+    let mut thanked = false;
+    for _ in 0..250 {
+        app.state.channels.deliver_due().await.unwrap();
+        thanked = stand_in
+            .calls_to("send")
+            .iter()
+            .any(|(_, body)| body["text"]["content"] == "感谢您的评价，欢迎随时再来咨询！");
+        if thanked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(thanked, "{:?}", stand_in.calls_to("send"));
 }
 
 /// A 微信客服 message as `sync_msg` lists it.
