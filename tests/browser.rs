@@ -11,6 +11,8 @@ mod common;
 #[path = "browser/harness.rs"]
 mod harness;
 
+#[path = "browser/channels.rs"]
+mod channels;
 #[path = "browser/day_one.rs"]
 mod day_one;
 #[path = "browser/day_one_more.rs"]

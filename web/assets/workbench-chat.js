@@ -807,7 +807,8 @@
     $("suggest-count").textContent = list.length;
     if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示推荐回复")); return; }
     if (!list.length) { box.append(el("div", { class: "empty" }, c.role === "serving" ? "访客发送消息后，这里会推荐知识库答案和快捷回复" : "仅接待客服可见推荐回复")); return; }
-    const canSend = c.role === "serving" && c.conv.state === "active";
+    const shut = currentWindow(c);
+    const canSend = c.role === "serving" && c.conv.state === "active" && !(shut && !shut.open);
     list.forEach((s, i) => {
       const card = el("div", { class: "sugg" + (i === c.sugActive ? " active" : ""), id: "suggestion-" + i, "data-testid": "suggestion", "data-kind": s.kind, "data-id": s.id, onclick: () => { c.sugActive = i; markActiveSuggestion(); } },
         el("div", { class: "s-head" }, el("span", { class: "tag " + (s.kind === "article" ? "blue" : "green") }, s.kind === "article" ? "知识库" : "快捷回复"), el("span", { class: "s-title", title: s.title }, s.title), el("span", { class: "muted small" }, "Alt+" + (i + 1))),
@@ -1546,7 +1547,7 @@
         const c = convs.get(f.conversation);
         if (!c) break;
         c.window = f.window;
-        if (f.conversation === currentId) renderChat(false);
+        if (f.conversation === currentId) { renderChat(false); renderSuggestions(); }
         break;
       }
       case "delivery_failed": {
