@@ -27,6 +27,9 @@ use crate::conversations::agent;
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0dIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82";
 
+/// The start of an AMR voice file (its magic, then silence frames).
+const AMR: &[u8] = b"#!AMR\n\x3c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
 /// Everything a stand-in received: (path, query, headers, body).
 type Calls = Arc<Mutex<Vec<(String, HashMap<String, String>, HeaderMap, Bytes)>>>;
 
@@ -126,7 +129,13 @@ impl StandIn {
             if let Some(refused) = stand_in.token_refused(&query) {
                 return refused.into_response();
             }
+            let voice = query
+                .get("media_id")
+                .is_some_and(|id| id.starts_with("VOICE"));
             stand_in.record("media", query, headers, Bytes::new());
+            if voice {
+                return ([(header::CONTENT_TYPE, "audio/amr")], AMR).into_response();
+            }
             ([(header::CONTENT_TYPE, "image/png")], PNG).into_response()
         }
         async fn sync_msg(
@@ -1319,4 +1328,129 @@ async fn desk_send_ok(app: &TestApp, agent: u64, conversation: &str, text: &str)
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn wechat_events_open_the_window_a_click_speaks_and_voice_is_kept_as_a_file() {
+    let stand_in = StandIn::default();
+    let base = stand_in.clone().serve().await;
+    let (app, admin, group, _) = app_with(TestDirs::with_fixtures(), &base, "manual").await;
+    let created = create_channel(
+        &app,
+        &admin,
+        json!({"kind": "wechat_official", "group": group, "app_id": "wxapp", "app_secret": "s", "callback_token": "tok123", "encoding_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}),
+    )
+    .await;
+    let id = created["channel"]["id"].as_u64().unwrap();
+    let channel = app.state.channels.channel(id).unwrap();
+    let url = format!("/api/v1/channels/{id}/callback");
+    let event = |openid: &str, event: &str, key: Option<&str>, nonce: &str| {
+        let push = Push {
+            to_user_name: Some("gh_7f083739789a".into()),
+            from_user_name: Some(openid.into()),
+            create_time: Some(format!("17955954{nonce}")),
+            msg_type: Some("event".into()),
+            event: Some(event.into()),
+            event_key: key.map(str::to_string),
+            ..Push::default()
+        };
+        plain_push("tok123", &push, "1795595400", nonce)
+    };
+    let window_of = |openid: &str| {
+        let visitor = app
+            .state
+            .channels
+            .find_visitor(channel.id, openid)
+            .unwrap()
+            .expect("the visitor is known");
+        kefu::channels::window::window(&visitor, app.state.conversations.now())
+    };
+
+    // Following opens the window for three messages within a minute, and starts no conversation.
+    let (query, xml) = event("oFOLLOW", "subscribe", None, "11");
+    callback(&app, Method::POST, &format!("{url}?{query}"), Some(xml)).await;
+    eventually("the follower is known", || {
+        app.state
+            .channels
+            .find_visitor(channel.id, "oFOLLOW")
+            .unwrap()
+            .is_some_and(|visitor| visitor.last_inbound.is_some())
+    })
+    .await;
+    assert_eq!(window_of("oFOLLOW").left, Some(3));
+    assert!(conversations_of_channel(&app, &admin, "wechat_official")
+        .await
+        .is_empty());
+    app.clock.advance(SignedDuration::from_secs(61));
+    assert!(!window_of("oFOLLOW").open, "a minute later");
+    // Unfollowing closes it for good.
+    let (query, xml) = event("oFOLLOW", "unsubscribe", None, "12");
+    callback(&app, Method::POST, &format!("{url}?{query}"), Some(xml)).await;
+    eventually("the unfollow", || {
+        app.state
+            .channels
+            .find_visitor(channel.id, "oFOLLOW")
+            .unwrap()
+            .is_some_and(|visitor| visitor.unsubscribed)
+    })
+    .await;
+    assert!(window_of("oFOLLOW").reason.unwrap().contains("取消关注"));
+
+    // A menu click speaks for the visitor: a conversation starts with the menu's key.
+    let (query, xml) = event("oCLICK", "CLICK", Some("MENU_HUMAN_SERVICE"), "13");
+    callback(&app, Method::POST, &format!("{url}?{query}"), Some(xml)).await;
+    let mut conversation = String::new();
+    for _ in 0..250 {
+        if let Some(found) = conversations_of_channel(&app, &admin, "wechat_official")
+            .await
+            .first()
+        {
+            conversation = found["id"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        bodies(&app, &conversation)[0],
+        "[点击菜单] MENU_HUMAN_SERVICE"
+    );
+    assert_eq!(window_of("oCLICK").left, Some(3));
+
+    // A voice message becomes an .amr file of the conversation, with WeChat's transcription.
+    let voice = Push {
+        to_user_name: Some("gh_7f083739789a".into()),
+        from_user_name: Some("oCLICK".into()),
+        create_time: Some("1795595414".into()),
+        msg_type: Some("voice".into()),
+        media_id: Some("VOICE-1".into()),
+        format: Some("amr".into()),
+        recognition: Some("我要退货".into()),
+        msg_id: Some("6054768590064719999".into()),
+        ..Push::default()
+    };
+    let (query, xml) = plain_push("tok123", &voice, "1795595400", "14");
+    callback(&app, Method::POST, &format!("{url}?{query}"), Some(xml)).await;
+    eventually("the voice message", || {
+        app.state
+            .conversations
+            .messages_after(&conversation, 0, &Party::Visitor)
+            .unwrap()
+            .iter()
+            .any(|message| !message.attachments.is_empty())
+    })
+    .await;
+    let messages = app
+        .state
+        .conversations
+        .messages_after(&conversation, 0, &Party::Visitor)
+        .unwrap();
+    let voice = messages
+        .iter()
+        .find(|message| !message.attachments.is_empty())
+        .unwrap();
+    assert_eq!(voice.attachments[0].content_type, "audio/amr");
+    assert!(voice.attachments[0].name.ends_with(".amr"), "{voice:?}");
+    assert_eq!(voice.body, "[语音转文字] 我要退货");
+    // The message also opened the 48-hour window on top of the click's.
+    assert_eq!(window_of("oCLICK").left, Some(8));
 }
