@@ -145,7 +145,7 @@ impl ChannelService {
         self.api_conversation(channel, &conversation.id, visitor_id)
     }
 
-    /// The conversation (with its messages after `after`) as its user sees it.
+    /// The conversation as its user sees it, with every message.
     pub fn api_conversation(
         &self,
         channel: &Channel,

@@ -786,7 +786,7 @@ impl ChannelService {
         };
         let conversation = match existing {
             Some(conversation) => {
-                self.send_to(&conversation, &inbound, None).await?;
+                self.send_to(&conversation, &inbound).await?;
                 conversation
             }
             None => self.start(channel, &visitor, &inbound).await?,
@@ -918,19 +918,14 @@ impl ChannelService {
                 attachments: inbound.attachments.clone(),
                 ..Inbound::default()
             };
-            self.send_to(&conversation, &files_only, None).await?;
+            self.send_to(&conversation, &files_only).await?;
         }
         Ok(conversation)
     }
 
     /// Stores the visitor's message (files uploaded first; a file the desk refuses is named in the
     /// text instead).
-    async fn send_to(
-        &self,
-        conversation: &Conversation,
-        inbound: &Inbound,
-        _unused: Option<()>,
-    ) -> Result<Message> {
+    async fn send_to(&self, conversation: &Conversation, inbound: &Inbound) -> Result<Message> {
         let mut attachments: Vec<Attachment> = if inbound.attachments.is_empty() {
             Vec::new()
         } else {
