@@ -1252,6 +1252,14 @@ impl ReplyGate for ChannelService {
         let Some(visitor) = self.find_visitor(link.channel, &link.external_id)? else {
             return Ok(());
         };
+        if message.body.trim().len() > window::MAX_TEXT_BYTES {
+            return Err(Error::ReplyWindowClosed(format!(
+                "微信每条文字消息最多 {} 字节（约 {} 个汉字），这条有 {} 字节；请分条发送。",
+                window::MAX_TEXT_BYTES,
+                window::MAX_TEXT_BYTES / 3,
+                message.body.trim().len()
+            )));
+        }
         let window = window::window(&visitor, self.now());
         if !window.open {
             return Err(Error::ReplyWindowClosed(

@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::domain::{ChannelVisitor, ReplyGrant};
 
+/// Longest text WeChat takes in one 客服消息 or `kf/send_msg` text message, in bytes (UTF-8).
+pub const MAX_TEXT_BYTES: usize = 2048;
+
 /// How long a visitor message opens the window.
 pub const MESSAGE_WINDOW: SignedDuration = SignedDuration::from_hours(48);
 /// Messages allowed per visitor message.

@@ -898,6 +898,21 @@ async fn a_wechat_official_account_visitor_reaches_the_desk_and_is_answered_with
     );
     assert_eq!(stand_in.calls_to("upload")[0].0["type"], "image");
 
+    // WeChat takes at most 2048 bytes of text in one message: a longer one is refused, uncounted.
+    let refused = desk
+        .send(
+            &Party::Agent(AccountId(agent_id)),
+            &conversation,
+            None,
+            &"很".repeat(700),
+            vec![],
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "reply_window_closed");
+    assert!(refused.to_string().contains("2048 字节"), "{refused}");
+
     // Five messages per visitor message: three were sent, two more may go, then none.
     let (_, window) = app
         .get_as(
