@@ -95,6 +95,24 @@ async fn a_wechat_visitor_shows_the_reply_window_and_the_send_stops_when_it_is_u
         assert_eq!(composer["send"], true, "{composer}");
         assert_eq!(composer["suggestion"], true, "{composer}");
         assert!(composer["placeholder"].as_str().unwrap().contains("微信"), "{composer}");
+
+        // The history filters by channel and names it on each row.
+        mei.click("#nav-history").await;
+        mei.wait("#hf-channel").await;
+        mei.script(
+            "document.querySelector('#hf-channel').value = 'wechat_official'; \
+             document.querySelector('#history-filters').requestSubmit(); return true;",
+            vec![],
+        )
+        .await;
+        mei.wait_text("[data-testid=history-channel]", "微信公众号").await;
+        let rows = mei
+            .script(
+                "return Array.from(document.querySelectorAll('[data-testid=history-row]')).map(r => r.dataset.conversation);",
+                vec![],
+            )
+            .await;
+        assert_eq!(rows, json!([conversation]), "{rows}");
         if let Ok(folder) = std::env::var("KEFU_CHANNEL_SHOT") {
             let png = mei.client.screenshot().await.unwrap();
             std::fs::write(std::path::Path::new(&folder).join("reply-window.png"), png).unwrap();
