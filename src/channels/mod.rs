@@ -297,6 +297,7 @@ impl ChannelService {
             .conversations
             .add_visitor_frame_observer(hooks.clone());
         service.conversations.add_reply_gate(hooks);
+        service.resume_inbox()?;
         for (_, value) in service.store.channel_visitors.iter()? {
             let visitor: ChannelVisitor = storage::decode(&value)?;
             if let Some(conversation) = &visitor.conversation {
@@ -559,6 +560,11 @@ impl ChannelService {
         }
         for key in self.store.channel_cursors.scan_prefix_keys(id_key(id))? {
             self.store.channel_cursors.remove(key)?;
+        }
+        for (key, value) in self.store.channel_inbox.iter()? {
+            if storage::decode::<InboxRecord>(&value)?.channel == id {
+                self.store.channel_inbox.remove(key)?;
+            }
         }
         self.store.channels.remove(id_key(id))?;
         self.store.flush()?;
@@ -1101,8 +1107,14 @@ type InboundQueue = tokio::sync::mpsc::UnboundedSender<InboundJob>;
 /// Work a WeChat channel's push asked for, done after the push was answered, in arrival order.
 #[derive(Debug)]
 pub enum InboundJob {
-    /// A 公众号 message or event, checked and decrypted.
-    OfficialPush(Box<wechat::xml::Push>),
+    /// A 公众号 message or event, checked, decrypted and kept in the `channel_inbox` table under
+    /// `inbox` until handled.
+    OfficialPush {
+        /// Its key in `channel_inbox`.
+        inbox: u64,
+        /// The push.
+        push: Box<wechat::xml::Push>,
+    },
     /// 微信客服 has messages waiting: read them with `kf/sync_msg`.
     WecomSync {
         /// The callback's token for `sync_msg`.
@@ -1137,27 +1149,80 @@ impl ChannelService {
     }
 
     async fn run_inbound(self: &Arc<Self>, channel: u64, job: InboundJob) {
-        let Ok(channel) = self.channel(channel) else {
-            return;
+        let inbox = match &job {
+            InboundJob::OfficialPush { inbox, .. } => Some(*inbox),
+            InboundJob::WecomSync { .. } => None,
         };
-        if !channel.enabled {
-            return;
+        let outcome = match self.channel(channel) {
+            // A deleted or disabled channel takes nothing in.
+            Ok(channel) if channel.enabled => Some(self.handle_inbound(&channel, job).await),
+            _ => None,
+        };
+        if let Some(inbox) = inbox {
+            if let Err(error) = off_async(|| {
+                self.store.channel_inbox.remove(id_key(inbox))?;
+                self.store.flush()
+            }) {
+                tracing::warn!(%error, channel, "a handled push stays in the inbox");
+            }
         }
-        let outcome = match job {
-            InboundJob::OfficialPush(push) => {
-                official_account::handle_push(self, &channel, *push).await
-            }
-            InboundJob::WecomSync { token, open_kfid } => {
-                wecom::sync(self, &channel, token, open_kfid).await
-            }
-        };
         match outcome {
-            Ok(()) => {}
+            None | Some(Ok(())) => {}
             // A blocked visitor's messages are dropped on purpose.
-            Err(Error::VisitorBlocked) => {}
-            Err(error) => self.record_error(channel.id, &format!("receiving: {error}")),
+            Some(Err(Error::VisitorBlocked)) => {}
+            Some(Err(error)) => self.record_error(channel, &format!("receiving: {error}")),
         }
     }
+
+    async fn handle_inbound(self: &Arc<Self>, channel: &Channel, job: InboundJob) -> Result<()> {
+        match job {
+            InboundJob::OfficialPush { push, .. } => {
+                official_account::handle_push(self, channel, *push).await
+            }
+            InboundJob::WecomSync { token, open_kfid } => {
+                wecom::sync(self, channel, token, open_kfid).await
+            }
+        }
+    }
+
+    /// Keeps a checked 公众号 push in the `channel_inbox` table (durably) before it is answered, so
+    /// a crash before it is handled loses nothing: it is handled at the next start. Returns its key.
+    pub fn keep_push(&self, channel: u64, push: &wechat::xml::Push) -> Result<u64> {
+        let inbox = self.store.next_id()?;
+        storage::put_json(
+            &self.store.channel_inbox,
+            id_key(inbox),
+            &InboxRecord {
+                channel,
+                push: push.clone(),
+            },
+        )?;
+        self.store.flush()?;
+        Ok(inbox)
+    }
+
+    /// Queues the pushes kept but not handled before the last stop, in arrival order.
+    fn resume_inbox(self: &Arc<Self>) -> Result<()> {
+        for (key, value) in self.store.channel_inbox.iter()? {
+            let record: InboxRecord = storage::decode(&value)?;
+            let inbox = u64::from_be_bytes(key.as_slice().try_into().unwrap_or([0; 8]));
+            self.queue_inbound(
+                record.channel,
+                InboundJob::OfficialPush {
+                    inbox,
+                    push: Box::new(record.push),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A 公众号 push kept until handled.
+#[derive(Debug, Serialize, Deserialize)]
+struct InboxRecord {
+    channel: u64,
+    push: wechat::xml::Push,
 }
 
 /// One visitor's turn; forgets the lock when nobody else waits for it.

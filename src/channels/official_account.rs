@@ -4,8 +4,9 @@
 //!   the Token, `timestamp` and `nonce` and expects `echostr` back; then it `POST`s every message
 //!   and event as XML, in plain mode (signed the same way) or safe mode (`encrypt_type=aes`: an
 //!   `<Encrypt>` envelope, `msg_signature` over the ciphertext too, AES with the EncodingAESKey).
-//!   kefu answers `success` at once (WeChat waits 5 seconds, then repeats the push) and handles the
-//!   message afterwards, in order ([`InboundJob`](super::InboundJob)).
+//!   kefu keeps the checked push in the `channel_inbox` table, answers `success` at once (WeChat
+//!   waits 5 seconds, then repeats the push) and handles the message afterwards, in order
+//!   ([`InboundJob`](super::InboundJob)); a push left by a crash is handled at the next start.
 //! - **Messages**: text; a picture and a voice message become files of the conversation (fetched
 //!   with `media/get`; WeChat's transcription of a voice message goes with it); a location is
 //!   written out; following (`subscribe`), scanning and a menu `CLICK` open the reply window, a
@@ -130,7 +131,14 @@ pub fn accept_push(
             outer
         }
     };
-    service.queue_inbound(channel.id, InboundJob::OfficialPush(Box::new(push)));
+    let inbox = service.keep_push(channel.id, &push)?;
+    service.queue_inbound(
+        channel.id,
+        InboundJob::OfficialPush {
+            inbox,
+            push: Box::new(push),
+        },
+    );
     Ok(())
 }
 

@@ -154,6 +154,9 @@ tables! {
     /// Channel id, `open_kfid` → the `kf/sync_msg` cursor (微信客服), so no message is read twice
     /// or missed across restarts.
     channel_cursors,
+    /// Sequence → a 公众号 push answered but not handled yet (handled at the next start after a
+    /// crash).
+    channel_inbox,
 }
 
 impl Store {

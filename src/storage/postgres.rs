@@ -56,6 +56,7 @@ pub(crate) const TABLES: &[&str] = &[
     "channel_conversations",
     "channel_outbox",
     "channel_cursors",
+    "channel_inbox",
 ];
 
 /// Tables added after the first migration, with the version of the migration that creates them;
@@ -68,6 +69,7 @@ const LATER_TABLES: &[(i32, &[&str])] = &[(
         "channel_conversations",
         "channel_outbox",
         "channel_cursors",
+        "channel_inbox",
     ],
 )];
 

@@ -1469,3 +1469,47 @@ async fn wechat_events_open_the_window_a_click_speaks_and_voice_is_kept_as_a_fil
     // The message also opened the 48-hour window on top of the click's.
     assert_eq!(window_of("oCLICK").left, Some(8));
 }
+
+#[tokio::test]
+async fn a_push_answered_but_not_handled_before_a_crash_is_handled_at_the_next_start() {
+    let stand_in = StandIn::default();
+    let base = stand_in.clone().serve().await;
+    let (app, admin, group, _) = app_with(TestDirs::with_fixtures(), &base, "manual").await;
+    let created = create_channel(
+        &app,
+        &admin,
+        json!({"kind": "wechat_official", "group": group, "app_id": "wxapp", "app_secret": "s"}),
+    )
+    .await;
+    let id = created["channel"]["id"].as_u64().unwrap();
+    // The push was checked and kept (what the callback does before answering `success`), and
+    // kefu stopped before handling it.
+    app.state
+        .channels
+        .keep_push(
+            id,
+            &text_push("oCRASH", "在吗？我的订单还没到", 6054768590064700001),
+        )
+        .unwrap();
+    let dirs = app.stop();
+    let app = TestApp::start_configured(dirs, move |config| {
+        config.channels.wechat_api_base = base.clone();
+    })
+    .await;
+    let admin = app.admin().await;
+    let mut found = Vec::new();
+    for _ in 0..250 {
+        found = conversations_of_channel(&app, &admin, "wechat_official").await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(found.len(), 1, "the kept push was handled at the start");
+    let conversation = found[0]["id"].as_str().unwrap();
+    assert_eq!(bodies(&app, conversation)[0], "在吗？我的订单还没到");
+    eventually("the inbox emptied", || {
+        app.state.accounts.store().channel_inbox.is_empty().unwrap()
+    })
+    .await;
+}
