@@ -105,6 +105,18 @@ impl StandIn {
                 stand_in.record("send refused", query, headers, body);
                 return refused;
             }
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            // Scripted refusals: a visitor who unfollowed (45015 for good); a busy moment (-1, once).
+            if request["touser"] == "oGONE" {
+                stand_in.record("send refused", query, headers, body);
+                return Json(
+                    json!({"errcode": 45015, "errmsg": "response out of time limit or subscription is canceled"}),
+                );
+            }
+            if request["touser"] == "oBUSY" && stand_in.calls_to("send busy").is_empty() {
+                stand_in.record("send busy", query, headers, body);
+                return Json(json!({"errcode": -1, "errmsg": "system error"}));
+            }
             stand_in.record("send", query, headers, body);
             Json(json!({"errcode": 0, "errmsg": "ok"}))
         }
@@ -1512,4 +1524,106 @@ async fn a_push_answered_but_not_handled_before_a_crash_is_handled_at_the_next_s
         app.state.accounts.store().channel_inbox.is_empty().unwrap()
     })
     .await;
+}
+
+#[tokio::test]
+async fn refused_sends_are_kept_as_errors_and_busy_ones_retried_in_order() {
+    let stand_in = StandIn::default();
+    let base = stand_in.clone().serve().await;
+    let (app, admin, group, (agent_id, _)) =
+        app_with(TestDirs::with_fixtures(), &base, "manual").await;
+    let created = create_channel(
+        &app,
+        &admin,
+        json!({"kind": "wechat_official", "group": group, "app_id": "wxapp", "app_secret": "s", "callback_token": "tok123", "encoding_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}),
+    )
+    .await;
+    let id = created["channel"]["id"].as_u64().unwrap();
+    let url = format!("/api/v1/channels/{id}/callback");
+    let desk = &app.state.conversations;
+    let mut conversations = HashMap::new();
+    for (openid, msg_id) in [("oGONE", 1u64), ("oBUSY", 2)] {
+        let (query, xml) = plain_push(
+            "tok123",
+            &text_push(openid, "你好", msg_id),
+            "1795595400",
+            &msg_id.to_string(),
+        );
+        callback(&app, Method::POST, &format!("{url}?{query}"), Some(xml)).await;
+        let mut conversation = None;
+        for _ in 0..250 {
+            conversation = app
+                .state
+                .channels
+                .find_visitor(id, openid)
+                .unwrap()
+                .and_then(|visitor| visitor.conversation);
+            if conversation.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let conversation = conversation.expect("the conversation started");
+        desk.accept(AccountId(agent_id), &conversation)
+            .await
+            .unwrap();
+        conversations.insert(openid, conversation);
+    }
+    let gone = &conversations["oGONE"];
+    let busy = &conversations["oBUSY"];
+    desk.send(
+        &Party::Agent(AccountId(agent_id)),
+        gone,
+        None,
+        "还在吗",
+        vec![],
+        false,
+    )
+    .await
+    .unwrap();
+    for text in ["第一条", "第二条"] {
+        desk.send(
+            &Party::Agent(AccountId(agent_id)),
+            busy,
+            None,
+            text,
+            vec![],
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    app.state.channels.deliver_due().await.unwrap();
+    // 45015 is final: dropped, kept among the channel's errors.
+    let (_, channel) = app
+        .get_as(Some(&admin), &format!("/api/v1/admin/channels/{id}"))
+        .await;
+    assert!(
+        channel["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("errcode 45015"),
+        "{channel}"
+    );
+    // -1 (busy) is retried after 5 s; the second message waits behind the first.
+    assert!(
+        stand_in.calls_to("send").is_empty(),
+        "{:?}",
+        stand_in.calls_to("send")
+    );
+    app.clock.advance(SignedDuration::from_secs(6));
+    app.state.channels.deliver_due().await.unwrap();
+    let sent: Vec<Value> = stand_in
+        .calls_to("send")
+        .into_iter()
+        .map(|(_, body)| body["text"]["content"].clone())
+        .collect();
+    assert_eq!(sent, [json!("第一条"), json!("第二条")]);
+    assert!(app
+        .state
+        .accounts
+        .store()
+        .channel_outbox
+        .is_empty()
+        .unwrap());
 }
