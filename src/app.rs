@@ -103,6 +103,15 @@ pub async fn build_state_with(
         Arc::clone(&clock_for_replies),
     ));
     conversations.add_observer(webhooks.clone());
+    let channels = crate::channels::ChannelService::open(
+        Arc::clone(&accounts),
+        Arc::clone(&conversations),
+        Arc::clone(&visitors),
+        Arc::clone(&webhooks),
+        Arc::clone(&clock_for_replies),
+        config.channels.clone(),
+    )
+    .context("opening channels")?;
     follow_presence(&accounts, &conversations);
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
@@ -152,6 +161,7 @@ pub async fn build_state_with(
         stats,
         visitors,
         webhooks,
+        channels,
         trusted_proxies: Arc::new(config.server.trusted_proxies.clone()),
     })
 }
@@ -306,6 +316,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     start_housekeeping(&state);
     start_desk_timers(&state);
     crate::services::webhooks::start_delivery(&state.webhooks);
+    crate::channels::outbound::start_delivery(&state.channels);
     let visitors = Arc::clone(&state.visitors);
     tokio::task::spawn_blocking(move || visitors.load_location_database().is_some());
     let _ = ready.set(router(state));

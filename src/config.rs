@@ -30,6 +30,35 @@ pub struct Config {
     pub visitors: VisitorsConfig,
     /// Where records live: the embedded database (default) or PostgreSQL.
     pub storage: StorageConfig,
+    /// Channels: where the WeChat and 企业微信 APIs are, and kefu's public address.
+    pub channels: ChannelsConfig,
+}
+
+/// Channels (API, WeChat 公众号, 企业微信 微信客服).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Base URL of the WeChat 公众号 API (`cgi-bin/token`, `cgi-bin/message/custom/send`, media).
+    /// Only tests and proxies change it.
+    pub wechat_api_base: String,
+    /// Base URL of the 企业微信 API (`cgi-bin/gettoken`, `cgi-bin/kf/sync_msg`, `kf/send_msg`).
+    pub wecom_api_base: String,
+    /// kefu's address as WeChat reaches it (`https://kefu.example.com`), for the callback URLs the
+    /// admin console shows; empty shows them relative.
+    pub public_url: String,
+    /// Longest wait for one call to WeChat or 企业微信, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig {
+            wechat_api_base: "https://api.weixin.qq.com".into(),
+            wecom_api_base: "https://qyapi.weixin.qq.com".into(),
+            public_url: String::new(),
+            request_timeout_secs: 10,
+        }
+    }
 }
 
 /// Which database holds accounts, conversations, messages and the rest.
@@ -267,7 +296,7 @@ impl Default for ConversationsConfig {
             max_message_chars: 5000,
             max_upload_bytes: 10 << 20,
             upload_types: [
-                "jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip",
+                "jpg", "jpeg", "png", "gif", "webp", "pdf", "docx", "xlsx", "txt", "zip", "amr",
             ]
             .map(String::from)
             .to_vec(),

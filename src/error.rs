@@ -112,6 +112,11 @@ pub enum ErrorCode {
     VisitorInConversation,
     /// No block-list entry with that id.
     BlockNotFound,
+    /// No channel has that id (or the channel token is unknown).
+    ChannelNotFound,
+    /// WeChat's rules no longer let this visitor be answered (48 hours, or the messages allowed per
+    /// visitor message are used); the message says which, in Chinese, for the agent.
+    ReplyWindowClosed,
     /// The server is still loading (building the index); try again shortly.
     Starting,
     /// Something went wrong on our side.
@@ -172,6 +177,8 @@ impl ErrorCode {
             ErrorCode::VisitorNotFound => "visitor_not_found",
             ErrorCode::VisitorInConversation => "visitor_in_conversation",
             ErrorCode::BlockNotFound => "block_not_found",
+            ErrorCode::ChannelNotFound => "channel_not_found",
+            ErrorCode::ReplyWindowClosed => "reply_window_closed",
             ErrorCode::Starting => "starting",
             ErrorCode::Internal => "internal",
         }
@@ -356,6 +363,12 @@ pub enum Error {
     /// No block with that id.
     #[error("block {0} not found")]
     BlockNotFound(u64),
+    /// No channel with that id.
+    #[error("channel {0} not found")]
+    ChannelNotFound(u64),
+    /// The visitor can no longer be answered on their channel; the message is for the agent.
+    #[error("{0}")]
+    ReplyWindowClosed(String),
     /// The server is still starting.
     #[error("kefu is starting (loading the index); try again in a moment")]
     Starting,
@@ -435,6 +448,8 @@ impl Error {
             Error::VisitorNotFound(_) => ErrorCode::VisitorNotFound,
             Error::VisitorInConversation(_) => ErrorCode::VisitorInConversation,
             Error::BlockNotFound(_) => ErrorCode::BlockNotFound,
+            Error::ChannelNotFound(_) => ErrorCode::ChannelNotFound,
+            Error::ReplyWindowClosed(_) => ErrorCode::ReplyWindowClosed,
             Error::Starting => ErrorCode::Starting,
             Error::Storage(_)
             | Error::Io { .. }

@@ -2,11 +2,12 @@
 //! searched with jieba + tantivy.
 //!
 //! Modules depend one way: `error`/`config` ← `domain` ← `articles`/`storage` ← `search` ← `services`
-//! ← `http` ← `app`/`cli`.
+//! ← `channels` ← `http` ← `app`/`cli`.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod articles;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod domain;

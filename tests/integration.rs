@@ -9,6 +9,8 @@ mod abstention;
 mod accounts;
 #[path = "integration/admin.rs"]
 mod admin;
+#[path = "integration/channels.rs"]
+mod channels;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/conversations.rs"]

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod article;
+pub mod channel;
 pub mod conversation;
 pub mod limits;
 pub mod quick_reply;
@@ -14,6 +15,9 @@ pub use account::{
     PresenceChange, PresenceStatus, Role, SendKey, Settings, SkillGroup, TwoFactor,
 };
 pub use article::{Article, ArticleId, ArticleStatus, Section};
+pub use channel::{
+    Channel, ChannelError, ChannelKind, ChannelLink, ChannelVisitor, OutboundItem, ReplyGrant,
+};
 pub use conversation::{
     Attachment, Conversation, ConversationState, DayHours, GroupRouting, Message, PendingTransfer,
     QueueEntry, QueueStatus, Rating, RoutingMode, SenderKind, VisitorIdentity, WorkingHours,
@@ -24,4 +28,4 @@ pub use suggestion::{Suggestion, SuggestionKind};
 pub use visitor::{
     Block, ClientInfo, Invitation, Location, PageView, SiteIdentity, VisitorProfile,
 };
-pub use webhook::{Delivery, DeliveryStatus, Webhook, WEBHOOK_EVENTS};
+pub use webhook::{Delivery, DeliveryStatus, Webhook, CHANNEL_WEBHOOK_EVENTS, WEBHOOK_EVENTS};

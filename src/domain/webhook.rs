@@ -17,6 +17,17 @@ pub const WEBHOOK_EVENTS: [&str; 6] = [
     "offline_message",
 ];
 
+/// Events of an API channel's webhook: what its visitor is sent, as the visitor's page gets it.
+pub const CHANNEL_WEBHOOK_EVENTS: [&str; 7] = [
+    "message",
+    "typing",
+    "state",
+    "ended",
+    "rating_requested",
+    "queue",
+    "queue_timeout",
+];
+
 /// A registered webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Webhook {
@@ -34,6 +45,10 @@ pub struct Webhook {
     pub by: AccountId,
     /// When.
     pub created: Timestamp,
+    /// The API channel whose replies it carries (to that channel's conversations only); such a
+    /// webhook is managed with its channel and is not among the admin's webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u64>,
 }
 
 /// Where a delivery stands.

@@ -7,6 +7,7 @@
 //! - [`Authenticated`]: [`SignedIn`] and nothing pending; what every other route takes.
 //! - [`MaybeSignedIn`]: public routes that show more to some callers (drafts to editors).
 //! - [`Visitor`]: a visitor token (`Authorization: Bearer v1.<token>`), scoped to one visitor.
+//! - [`ApiChannel`]: an API channel's token (`Authorization: Bearer ch1.<token>`): the app's server.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -404,6 +405,37 @@ impl Visitor {
                 "a visitor may only access their own conversation".into(),
             ))
         }
+    }
+}
+
+/// The app's server of an API channel, by the channel token (`Authorization: Bearer ch1.<token>`);
+/// a disabled channel's token is refused like an unknown one.
+#[derive(Debug, Clone)]
+pub struct ApiChannel(pub crate::domain::Channel);
+
+impl FromRequestParts<AppState> for ApiChannel {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .strip_prefix(crate::channels::CHANNEL_TOKEN_PREFIX)
+            })
+            .ok_or(Error::Unauthenticated)?;
+        state
+            .channels
+            .api_channel_by_token(token)
+            .map(ApiChannel)
+            .ok_or(Error::Unauthenticated)
     }
 }
 

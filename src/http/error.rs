@@ -49,7 +49,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConversationTaken
         | ErrorCode::AgentAtCapacity
         | ErrorCode::TransferTargetUnavailable
-        | ErrorCode::VisitorInConversation => StatusCode::CONFLICT,
+        | ErrorCode::VisitorInConversation
+        | ErrorCode::ReplyWindowClosed => StatusCode::CONFLICT,
         ErrorCode::MessageTooLong | ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidUpload => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::UploadQuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
@@ -61,7 +62,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidImport => StatusCode::BAD_REQUEST,
         ErrorCode::VisitorBlocked => StatusCode::FORBIDDEN,
         ErrorCode::IdentityInvalid => StatusCode::UNAUTHORIZED,
-        ErrorCode::VisitorNotFound | ErrorCode::BlockNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::VisitorNotFound | ErrorCode::BlockNotFound | ErrorCode::ChannelNotFound => {
+            StatusCode::NOT_FOUND
+        }
         ErrorCode::Starting => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,

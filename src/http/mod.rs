@@ -52,6 +52,8 @@ pub struct AppState {
     pub visitors: Arc<VisitorService>,
     /// Webhooks and their deliveries.
     pub webhooks: Arc<WebhookService>,
+    /// Channels: the API channel, WeChat 公众号, 企业微信 微信客服.
+    pub channels: Arc<crate::channels::ChannelService>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
@@ -114,6 +116,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::webhooks::router())
         .merge(routes::admin_settings::router())
         .merge(routes::admin_kb::router())
+        .merge(routes::channels::router())
+        .merge(routes::channel_api::router())
+        .merge(routes::channel_callbacks::router())
 }
 
 /// The whole HTTP application.

@@ -39,12 +39,14 @@ use crate::http::AppState;
         (name = "assist", description = "Assisted replies (辅助回复) and visitor self-service"),
         (name = "webhooks", description = "Webhooks for conversation events (admins)"),
         (name = "statistics", description = "Workbench statistics (工作台数据)"),
+        (name = "channels", description = "Channels: the API channel for apps, WeChat 公众号, 企业微信 微信客服"),
         (name = "ws", description = "WebSockets (messages in docs/API.md)"),
     )
 )]
 struct ApiDoc;
 
-/// The two ways a caller is known: the staff session cookie and the visitor token.
+/// The ways a caller is known: the staff session cookie, the visitor token and an API channel's
+/// token.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -66,6 +68,18 @@ impl Modify for SecuritySchemes {
                     .description(Some(
                         "Visitor token `v1.…` from POST /api/v1/visitors or \
                          POST /api/v1/visitor/conversations",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "channel",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "API channel token `ch1.…`, shown once when an admin creates the channel \
+                         (POST /api/v1/admin/channels) or rotates its secrets",
                     ))
                     .build(),
             ),

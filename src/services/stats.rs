@@ -17,7 +17,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccountId, GroupId};
+use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::services::conversations::{AssignedVia, DeskFact, DeskObserver};
 use crate::storage::{decode, update_json, Table};
@@ -30,17 +30,7 @@ const PENDING_PREFIX: &[u8] = b"pending:";
 
 /// Whose figures.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
 #[serde(tag = "scope", content = "id", rename_all = "snake_case")]
 pub enum Scope {
@@ -50,14 +40,17 @@ pub enum Scope {
     Agent(AccountId),
     /// One skill group.
     Group(GroupId),
+    /// One channel, by the label its conversations carry (`web`, `api`, `wechat_official`…).
+    Channel(String),
 }
 
 impl Scope {
-    fn key(self) -> Vec<u8> {
+    fn key(&self) -> Vec<u8> {
         match self {
             Scope::Team => vec![b't'],
             Scope::Agent(id) => [&[b'a'][..], &id.0.to_be_bytes()].concat(),
             Scope::Group(id) => [&[b'g'][..], &id.0.to_be_bytes()].concat(),
+            Scope::Channel(label) => [&[b'c'][..], label.as_bytes()].concat(),
         }
     }
 
@@ -67,6 +60,9 @@ impl Scope {
             (b't', []) => Some(Scope::Team),
             (b'a', rest) => id(rest).map(|id| Scope::Agent(AccountId(id))),
             (b'g', rest) => id(rest).map(|id| Scope::Group(GroupId(id))),
+            (b'c', rest) if !rest.is_empty() => std::str::from_utf8(rest)
+                .ok()
+                .map(|label| Scope::Channel(label.to_string())),
             _ => None,
         }
     }
@@ -341,7 +337,7 @@ impl StatsService {
         }
         let pending = self.pending_all()?;
         for scope in pending.keys() {
-            tallies.entry(*scope).or_default();
+            tallies.entry(scope.clone()).or_default();
         }
         Ok(tallies
             .into_iter()
@@ -355,7 +351,7 @@ impl StatsService {
     /// Hour by hour figures of `scope` over `range`, every hour present (empty hours as zeros).
     pub fn hourly(&self, scope: Scope, range: &Range) -> Result<Vec<HourFigures>> {
         let mut by_hour: HashMap<i64, Tally> = HashMap::new();
-        for entry in self.hours(range, move |of| of == scope) {
+        for entry in self.hours(range, move |of| *of == scope) {
             let (hour, _, tally) = entry?;
             by_hour.entry(hour).or_default().add(&tally);
         }
@@ -409,7 +405,7 @@ impl StatsService {
     fn hours(
         &self,
         range: &Range,
-        wanted: impl Fn(Scope) -> bool + 'static,
+        wanted: impl Fn(&Scope) -> bool + 'static,
     ) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
         let from = hour_of(range.start).to_be_bytes().to_vec();
         let to = hour_of(range.end).to_be_bytes().to_vec();
@@ -424,7 +420,7 @@ impl StatsService {
             Err(error) => Some(Err(error)),
             Ok((key, value)) => {
                 let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-                let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(*scope))?;
+                let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(scope))?;
                 Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
             }
         })
@@ -442,7 +438,7 @@ impl StatsService {
 
     fn change_pending(&self, scopes: &[Scope], apply: impl Fn(&mut Pending)) -> Result<()> {
         for scope in scopes {
-            self.change_pending_at(&pending_key(*scope), &apply)?;
+            self.change_pending_at(&pending_key(scope), &apply)?;
         }
         Ok(())
     }
@@ -470,11 +466,13 @@ impl StatsService {
 
     fn count(&self, at: Timestamp, fact: &DeskFact) -> Result<()> {
         match fact {
-            DeskFact::Created { conversation } => {
-                self.change(at, &shared(conversation.group), |t| t.received += 1)
-            }
+            DeskFact::Created { conversation } => self.change(
+                at,
+                &in_channel(shared(conversation.group), conversation),
+                |t| t.received += 1,
+            ),
             DeskFact::OfflineMessage { conversation } => {
-                let scopes = shared(conversation.group);
+                let scopes = in_channel(shared(conversation.group), conversation);
                 self.change(at, &scopes, |t| t.offline_messages += 1)?;
                 self.change_pending(&scopes, |p| p.offline_messages += 1)
             }
@@ -486,7 +484,7 @@ impl StatsService {
                 answers_offline_message,
             } => {
                 self.change(at, &[Scope::Agent(*agent)], |t| t.received += 1)?;
-                let everyone = with_agent(*agent, conversation.group);
+                let everyone = in_channel(with_agent(*agent, conversation.group), conversation);
                 if *via != AssignedVia::Routing {
                     self.change(at, &everyone, |t| t.accepted += 1)?;
                 }
@@ -494,9 +492,10 @@ impl StatsService {
                     self.change(at, &everyone, |t| t.queue_waits.push(*wait))?;
                 }
                 if *answers_offline_message {
-                    self.change_pending(&shared(conversation.group), |p| {
-                        p.offline_messages = p.offline_messages.saturating_sub(1)
-                    })?;
+                    self.change_pending(
+                        &in_channel(shared(conversation.group), conversation),
+                        |p| p.offline_messages = p.offline_messages.saturating_sub(1),
+                    )?;
                 }
                 Ok(())
             }
@@ -506,7 +505,7 @@ impl StatsService {
                 first_response_secs,
                 was_offered,
             } => {
-                let everyone = with_agent(*agent, conversation.group);
+                let everyone = in_channel(with_agent(*agent, conversation.group), conversation);
                 self.change(at, &everyone, |t| {
                     if *was_offered {
                         t.accepted += 1;
@@ -519,10 +518,14 @@ impl StatsService {
                 conversation,
                 agent,
                 response_secs,
-            } => self.change(at, &with_agent(*agent, conversation.group), |t| {
-                t.response_secs += response_secs;
-                t.responses += 1;
-            }),
+            } => self.change(
+                at,
+                &in_channel(with_agent(*agent, conversation.group), conversation),
+                |t| {
+                    t.response_secs += response_secs;
+                    t.responses += 1;
+                },
+            ),
             DeskFact::Transferred {
                 conversation,
                 from,
@@ -552,7 +555,7 @@ impl StatsService {
                 let Some(agent) = conversation.agent else {
                     return Ok(());
                 };
-                let everyone = with_agent(agent, conversation.group);
+                let everyone = in_channel(with_agent(agent, conversation.group), conversation);
                 let handled = conversation
                     .assigned_at
                     .zip(conversation.ended_at)
@@ -568,18 +571,24 @@ impl StatsService {
                     p.wrap_ups += 1
                 })
             }
-            DeskFact::Abandoned { conversation } => {
-                self.change(at, &shared(conversation.group), |t| t.abandoned += 1)
-            }
+            DeskFact::Abandoned { conversation } => self.change(
+                at,
+                &in_channel(shared(conversation.group), conversation),
+                |t| t.abandoned += 1,
+            ),
             DeskFact::Rated { conversation } => {
                 let (Some(agent), Some(rating)) = (conversation.agent, &conversation.rating) else {
                     return Ok(());
                 };
                 let stars = u64::from(rating.stars);
-                self.change(at, &with_agent(agent, conversation.group), |t| {
-                    t.rating_stars += stars;
-                    t.ratings += 1;
-                })
+                self.change(
+                    at,
+                    &in_channel(with_agent(agent, conversation.group), conversation),
+                    |t| {
+                        t.rating_stars += stars;
+                        t.ratings += 1;
+                    },
+                )
             }
             DeskFact::WrappedUp {
                 conversation,
@@ -622,6 +631,12 @@ fn shared(group: Option<GroupId>) -> Vec<Scope> {
         .collect()
 }
 
+/// `scopes` and the conversation's channel.
+fn in_channel(mut scopes: Vec<Scope>, conversation: &Conversation) -> Vec<Scope> {
+    scopes.push(Scope::Channel(conversation.channel.clone()));
+    scopes
+}
+
 /// The agent, the team and the conversation's group.
 fn with_agent(agent: AccountId, group: Option<GroupId>) -> Vec<Scope> {
     let mut scopes = shared(group);
@@ -629,14 +644,14 @@ fn with_agent(agent: AccountId, group: Option<GroupId>) -> Vec<Scope> {
     scopes
 }
 
-fn pending_key(scope: Scope) -> Vec<u8> {
+fn pending_key(scope: &Scope) -> Vec<u8> {
     [PENDING_PREFIX, &scope.key()].concat()
 }
 
 /// Where the unwritten wrap-ups of `agent` in `group` are counted: the agent's own key when the
 /// conversation had no group, else that key followed by the group's.
 fn wrap_up_slot_key(agent: AccountId, group: Option<GroupId>) -> Vec<u8> {
-    let mut key = pending_key(Scope::Agent(agent));
+    let mut key = pending_key(&Scope::Agent(agent));
     if let Some(group) = group {
         key.extend_from_slice(&Scope::Group(group).key());
     }

@@ -89,9 +89,90 @@ impl WebhookService {
         }
     }
 
-    /// Every webhook, by id.
+    /// Every webhook the admins registered, by id (not those of API channels).
     pub fn list(&self) -> Result<Vec<Webhook>> {
-        storage::scan_json(&self.store.webhooks)
+        let mut webhooks: Vec<Webhook> = storage::scan_json(&self.store.webhooks)?;
+        webhooks.retain(|webhook| webhook.channel.is_none());
+        Ok(webhooks)
+    }
+
+    /// A webhook admins may change through the webhook routes (not one of a channel).
+    fn get_own(&self, id: u64) -> Result<Webhook> {
+        let webhook = self.get(id)?;
+        match webhook.channel {
+            Some(channel) => Err(Error::InvalidInput(format!(
+                "webhook {id} carries the replies of channel {channel}; change it with the channel"
+            ))),
+            None => Ok(webhook),
+        }
+    }
+
+    /// The webhook of API channel `channel`: replies to its conversations go to `url`, signed with a
+    /// new secret (in the answer).
+    pub fn create_for_channel(&self, channel: u64, url: &str, by: AccountId) -> Result<Webhook> {
+        let webhook = Webhook {
+            id: self.store.next_id()?,
+            url: validate_url(url)?,
+            events: crate::domain::CHANNEL_WEBHOOK_EVENTS
+                .iter()
+                .map(|event| event.to_string())
+                .collect(),
+            secret: random_token(24),
+            enabled: true,
+            by,
+            created: self.clock.now(),
+            channel: Some(channel),
+        };
+        storage::put_json(&self.store.webhooks, id_key(webhook.id), &webhook)?;
+        Ok(webhook)
+    }
+
+    /// Changes a channel's webhook: its URL, a new secret, paused or not.
+    pub fn update_for_channel(
+        &self,
+        id: u64,
+        url: Option<&str>,
+        new_secret: bool,
+        enabled: Option<bool>,
+    ) -> Result<Webhook> {
+        let mut webhook = self.get(id)?;
+        if let Some(url) = url {
+            webhook.url = validate_url(url)?;
+        }
+        if new_secret {
+            webhook.secret = random_token(24);
+        }
+        if let Some(enabled) = enabled {
+            webhook.enabled = enabled;
+        }
+        storage::put_json(&self.store.webhooks, id_key(id), &webhook)?;
+        Ok(webhook)
+    }
+
+    /// Removes a channel's webhook and its deliveries.
+    pub fn delete_for_channel(&self, id: u64) -> Result<()> {
+        self.store.webhooks.remove(id_key(id))?;
+        for key in self.store.webhook_deliveries.scan_prefix_keys(id_key(id))? {
+            self.store.webhook_deliveries.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one delivery of `event` to the channel webhook `id` (whatever its subscribed events);
+    /// made durable by the caller's flush (the desk's, for replies).
+    pub fn enqueue_for_channel(
+        &self,
+        id: u64,
+        at: Timestamp,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        let mut webhook = self.get(id)?;
+        if !webhook.enabled {
+            return Ok(());
+        }
+        webhook.events.insert(event.to_string());
+        self.enqueue(&[webhook], at, event, data)
     }
 
     /// One webhook.
@@ -122,6 +203,7 @@ impl WebhookService {
             enabled: input.enabled.unwrap_or(true),
             by,
             created: self.clock.now(),
+            channel: None,
         };
         storage::put_json(&self.store.webhooks, id_key(webhook.id), &webhook)?;
         self.store.flush()?;
@@ -130,7 +212,7 @@ impl WebhookService {
 
     /// Changes the given fields.
     pub fn update(&self, id: u64, input: WebhookInput) -> Result<Webhook> {
-        let mut webhook = self.get(id)?;
+        let mut webhook = self.get_own(id)?;
         if let Some(url) = input.url {
             webhook.url = validate_url(&url)?;
         }
@@ -150,7 +232,7 @@ impl WebhookService {
 
     /// Removes a webhook and its deliveries.
     pub fn delete(&self, id: u64) -> Result<Webhook> {
-        let webhook = self.get(id)?;
+        let webhook = self.get_own(id)?;
         self.store.webhooks.remove(id_key(id))?;
         for key in self.store.webhook_deliveries.scan_prefix_keys(id_key(id))? {
             self.store.webhook_deliveries.remove(key)?;
@@ -227,6 +309,32 @@ impl WebhookService {
         self.trim(webhook.id, KEPT_DELIVERIES)?;
         self.store.flush()?;
         Ok(sent)
+    }
+
+    /// Sends a signed `ping` to webhook `id` now, outside the queue (the admin console's "test"
+    /// button); the receiver's status, or what went wrong.
+    pub fn ping(&self, id: u64) -> std::result::Result<u16, String> {
+        let webhook = self.get(id).map_err(|error| error.to_string())?;
+        let now = self.clock.now();
+        let body = json!({ "event": "ping", "delivery": 0, "at": now }).to_string();
+        let timestamp = now.as_second().to_string();
+        let signature = sign(&webhook.secret, &timestamp, &body);
+        let response = self
+            .agent
+            .post(&webhook.url)
+            .header("Content-Type", "application/json")
+            .header("X-Kefu-Event", "ping")
+            .header("X-Kefu-Delivery", "0")
+            .header("X-Kefu-Timestamp", &timestamp)
+            .header("X-Kefu-Signature", format!("sha256={signature}"))
+            .send(body.as_bytes())
+            .map_err(|error| error.to_string())?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            Ok(status)
+        } else {
+            Err(format!("the receiver answered {status}"))
+        }
     }
 
     /// Puts a pending delivery in the queue, keyed like the delivery, with the time of its next

@@ -142,6 +142,21 @@ tables! {
     stats,
     /// Flags and small settings of the desk (e.g. that the starter quick replies were seeded).
     meta,
+    /// Channel id → `Channel` (API, 公众号, 微信客服).
+    channels,
+    /// Channel id, external id (OpenID, `external_userid`, the app's user id) → `ChannelVisitor`.
+    channel_visitors,
+    /// Conversation id → `ChannelLink`: the channel and visitor of a conversation that came through
+    /// one.
+    channel_conversations,
+    /// Sequence → `OutboundItem`: replies waiting to be sent to WeChat, in order.
+    channel_outbox,
+    /// Channel id, `open_kfid` → the `kf/sync_msg` cursor (微信客服), so no message is read twice
+    /// or missed across restarts.
+    channel_cursors,
+    /// Sequence → a 公众号 push answered but not handled yet (handled at the next start after a
+    /// crash).
+    channel_inbox,
 }
 
 impl Store {

@@ -51,7 +51,27 @@ pub(crate) const TABLES: &[&str] = &[
     "webhook_queue",
     "stats",
     "meta",
+    "channels",
+    "channel_visitors",
+    "channel_conversations",
+    "channel_outbox",
+    "channel_cursors",
+    "channel_inbox",
 ];
+
+/// Tables added after the first migration, with the version of the migration that creates them;
+/// the first migration creates every other table of [`TABLES`].
+const LATER_TABLES: &[(i32, &[&str])] = &[(
+    2,
+    &[
+        "channels",
+        "channel_visitors",
+        "channel_conversations",
+        "channel_outbox",
+        "channel_cursors",
+        "channel_inbox",
+    ],
+)];
 
 /// Key of the advisory lock held while migrating, so two nodes starting at once migrate once.
 const MIGRATION_LOCK: i64 = 0x6b65_6675_0001;
@@ -382,13 +402,28 @@ fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
 
 /// The migrations, in order; each runs once, in its own transaction, under an advisory lock.
 fn migrations() -> Vec<(i32, String)> {
+    let added_later = |table: &&str| {
+        LATER_TABLES
+            .iter()
+            .any(|(_, tables)| tables.contains(table))
+    };
     let mut first = String::from("CREATE SEQUENCE kefu_ids START 1;\n");
-    for table in TABLES {
+    for table in TABLES.iter().filter(|table| !added_later(table)) {
         first.push_str(&format!(
             "CREATE TABLE {table} (key bytea PRIMARY KEY, value bytea NOT NULL);\n"
         ));
     }
-    vec![(1, first)]
+    let mut migrations = vec![(1, first)];
+    for (version, tables) in LATER_TABLES {
+        let sql = tables
+            .iter()
+            .map(|table| {
+                format!("CREATE TABLE {table} (key bytea PRIMARY KEY, value bytea NOT NULL);\n")
+            })
+            .collect();
+        migrations.push((*version, sql));
+    }
+    migrations
 }
 
 fn migrate(client: &mut Client) -> Result<()> {
@@ -706,5 +741,25 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    #[test]
+    fn the_migrations_create_every_table_once_in_increasing_versions() {
+        let migrations = migrations();
+        let versions: Vec<i32> = migrations.iter().map(|(version, _)| *version).collect();
+        assert!(
+            versions.windows(2).all(|pair| pair[0] < pair[1]),
+            "{versions:?}"
+        );
+        let all_sql: String = migrations.into_iter().map(|(_, sql)| sql).collect();
+        for table in TABLES {
+            let statement = format!("CREATE TABLE {table} (");
+            assert_eq!(all_sql.matches(&statement).count(), 1, "{table}");
+        }
     }
 }

@@ -20,6 +20,8 @@
     csrf_failed: "页面已失效，请刷新后重试",
   };
   const PRESENCE = { online: "在线", busy: "忙碌", away: "离开", offline: "离线" };
+  const CHANNEL_TEXT = { web: "网页", app: "App", wechat: "微信", api: "API 渠道", wechat_official: "微信公众号", wecom_kf: "微信客服" };
+  const channelText = (c) => CHANNEL_TEXT[c.channel || "web"] || c.channel;
 
   const state = {
     me: null,
@@ -185,7 +187,7 @@
         body.appendChild(el("li", { class: "sv-queue-item", "data-testid": "queue-item", "data-conversation-id": c.id },
           el("span", { class: "sv-pos" }, String(i + 1)),
           el("div", { class: "grow" },
-            el("div", { class: "row" }, el("strong", null, visitorName(c)), el("span", { class: "muted small" }, c.channel || "web")),
+            el("div", { class: "row" }, el("strong", null, visitorName(c)), el("span", { class: "muted small" }, channelText(c))),
             el("div", { class: "muted small ellipsis", "data-testid": "queue-preview" }, state.firstMessages.get(c.id) || "…")),
           el("span", { class: "sv-wait" + (Date.now() - new Date(c.created) > 180000 ? " long" : ""), title: "已等待" }, since(c.created))));
       });
@@ -276,7 +278,7 @@
         el("td", null, groupName(c.group)),
         el("td", null, agentName(c.agent), c.invited && c.invited.length ? el("span", { class: "muted small" }, " +" + c.invited.length + " 协助") : null,
           c.pending_transfer ? el("span", { class: "tag orange sv-inline-tag" }, "转接中") : null),
-        el("td", { class: "small" }, el("div", null, c.channel || "web"), c.page ? el("div", { class: "muted ellipsis sv-page-url", title: c.page }, c.page) : null),
+        el("td", { class: "small" }, el("div", null, channelText(c)), c.page ? el("div", { class: "muted ellipsis sv-page-url", title: c.page }, c.page) : null),
         el("td", { class: "small" }, clock(c.created)),
         el("td", { class: "small" }, since(c.assigned_at || c.created)),
         el("td", { class: "small" }, c.last_visitor_activity ? since(c.last_visitor_activity) + "前" : "—"),

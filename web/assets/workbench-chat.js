@@ -317,6 +317,49 @@
     if (switched) renderMessages(c);
     renderTyping();
     renderComposer(c, switched);
+    renderWindow(c);
+    if (switched && c.window === undefined && conv.state === "active") loadWindow(c);
+  }
+
+  // ================= WeChat's reply rules (48 hours, 5 messages per visitor message) =================
+  const WECHAT_CHANNELS = new Set(["wechat_official", "wecom_kf"]);
+
+  /** Asks the server whether the visitor of a WeChat conversation can still be answered. */
+  async function loadWindow(c) {
+    if (!WECHAT_CHANNELS.has(c.conv.channel)) return;
+    try {
+      c.window = await wb.api("GET", "/api/v1/conversations/" + encodeURIComponent(c.conv.id) + "/reply-window");
+    } catch (_) {
+      return;
+    }
+    if (c.conv.id === currentId) renderChat(false);
+  }
+
+  /** The window as it stands now: an open one whose end has passed is shown closed. */
+  function currentWindow(c) {
+    const w = c.window;
+    if (!w || !w.limited) return null;
+    if (w.open && w.until && Date.parse(w.until) <= Date.now()) {
+      return { limited: true, open: false, reason: "该微信用户已超过 48 小时未发消息，按微信规定无法再回复；请等待用户再次发来消息后再回复。" };
+    }
+    return w;
+  }
+
+  function renderWindow(c) {
+    let box = $("reply-window");
+    if (!box) {
+      box = el("div", { id: "reply-window", class: "banner info", "data-testid": "reply-window", hidden: true });
+      $("composer").before(box);
+    }
+    const w = currentWindow(c);
+    const show = !!w && c.conv.state === "active" && (c.role === "serving" || c.role === "viewing");
+    box.hidden = !show;
+    if (!show) return;
+    box.className = w.open ? (w.left <= 1 ? "banner warn" : "banner info") : "banner warn";
+    box.dataset.open = String(w.open);
+    box.textContent = w.open
+      ? "微信回复规则：还可发送 " + w.left + " 条消息（文字和每个文件各算一条），截至 " + wb.fmtTime(w.until) + "；用户再发来消息后额度恢复"
+      : w.reason;
   }
 
   function tickUnanswered() {
@@ -422,6 +465,13 @@
     $("btn-image").disabled = $("btn-file").disabled = !canWrite || c.noteMode;
     if (!canWrite) input.placeholder = c.conv.state === "ended" ? "会话已结束" : c.role === "offer" ? "接受转接后可回复" : c.conv.state === "queued" || c.conv.state === "offline_message" ? "接入后可回复" : "无法发送消息";
     else input.placeholder = c.noteMode ? "输入内部备注，仅同事可见" : "输入消息，输入 / 唤起快捷回复";
+    // WeChat allows no more replies now: only internal notes can be written.
+    const closedWindow = currentWindow(c);
+    if (canWrite && !c.noteMode && closedWindow && !closedWindow.open) {
+      $("btn-send").disabled = true;
+      $("btn-image").disabled = $("btn-file").disabled = true;
+      input.placeholder = "按微信规定暂时无法回复该用户（可切换为内部备注）";
+    }
     const sk = wb.settings.send_key === "Ctrl+Enter" ? "Ctrl+Enter 发送，Enter 换行" : "Enter 发送，Shift+Enter 换行";
     $("send-hint").textContent = sk + " · 可粘贴截图";
     $("btn-send").textContent = c.noteMode ? "添加备注" : "发送";
@@ -757,7 +807,8 @@
     $("suggest-count").textContent = list.length;
     if (!c) { box.append(el("div", { class: "empty" }, "选择会话后显示推荐回复")); return; }
     if (!list.length) { box.append(el("div", { class: "empty" }, c.role === "serving" ? "访客发送消息后，这里会推荐知识库答案和快捷回复" : "仅接待客服可见推荐回复")); return; }
-    const canSend = c.role === "serving" && c.conv.state === "active";
+    const shut = currentWindow(c);
+    const canSend = c.role === "serving" && c.conv.state === "active" && !(shut && !shut.open);
     list.forEach((s, i) => {
       const card = el("div", { class: "sugg" + (i === c.sugActive ? " active" : ""), id: "suggestion-" + i, "data-testid": "suggestion", "data-kind": s.kind, "data-id": s.id, onclick: () => { c.sugActive = i; markActiveSuggestion(); } },
         el("div", { class: "s-head" }, el("span", { class: "tag " + (s.kind === "article" ? "blue" : "green") }, s.kind === "article" ? "知识库" : "快捷回复"), el("span", { class: "s-title", title: s.title }, s.title), el("span", { class: "muted small" }, "Alt+" + (i + 1))),
@@ -1500,6 +1551,17 @@
         renderLists();
         break;
       }
+      case "reply_window": {
+        const c = convs.get(f.conversation);
+        if (!c) break;
+        c.window = f.window;
+        if (f.conversation === currentId) { renderChat(false); renderSuggestions(); }
+        break;
+      }
+      case "delivery_failed": {
+        wb.toast(f.message, "error", 8000);
+        break;
+      }
       case "suggestions": {
         const c = convs.get(f.conversation);
         if (!c || f.seq < c.suggestSeq) break;
@@ -1521,6 +1583,7 @@
             if (m) {
               m._status = "failed";
               m._error = wb.errorText(f);
+              if (f.code === "reply_window_closed") { c.pending.delete(f.client_key); loadWindow(c); }
               // a closed conversation will not take it: do not resend it on reconnect
               if (f.code === "conversation_closed" || f.code === "forbidden") c.pending.delete(f.client_key);
               appendOrReplace(c, m);

@@ -32,7 +32,8 @@
     const params = new URLSearchParams();
     const q = $("hf-q").value.trim();
     if (q) params.set("q", q);
-    for (const [id, key] of [["hf-agent", "agent"], ["hf-group", "group"], ["hf-state", "state"], ["hf-problem", "problem_type"]]) {
+    for (const [id, key] of [["hf-agent", "agent"], ["hf-group", "group"], ["hf-channel", "channel"], ["hf-state", "state"], ["hf-problem", "problem_type"]]) {
+      if (!$(id)) continue;
       const v = $(id).value;
       if (v) params.set(key, v);
     }
@@ -57,7 +58,9 @@
         const c = item.conversation;
         if (item.matched) lastMatched.set(c.id, item.matched);
         body.append(el("tr", { id: "history-row-" + c.id, "data-testid": "history-row", "data-conversation": c.id, class: openId === c.id ? "selected" : "", onclick: () => openTranscript(c.id) },
-          el("td", null, el("div", null, wb.visitorName(c)), item.matched ? el("div", { class: "small muted" }, "匹配 " + item.matched.length + " 条消息") : null),
+          el("td", null, el("div", null, wb.visitorName(c)),
+            c.channel && c.channel !== "web" ? el("div", { class: "small muted", "data-testid": "history-channel" }, wb.CHANNEL_TEXT[c.channel] || c.channel) : null,
+            item.matched ? el("div", { class: "small muted" }, "匹配 " + item.matched.length + " 条消息") : null),
           el("td", null, wb.agentName(c.agent)),
           el("td", null, c.group == null ? "—" : wb.groupName(c.group)),
           el("td", null, el("span", { class: "tag " + (wb.STATE_TAG[c.state] || "") }, wb.STATE_TEXT[c.state] || c.state)),

@@ -70,6 +70,8 @@
         if (!isNaN(d)) return "登录失败次数过多，已暂时限制从当前网络登录，请于 " + d.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" }) + " 后再试";
       }
     }
+    // WeChat's reply rules: the server's message says which one, in Chinese, for the agent.
+    if (code === "reply_window_closed" && err.message) return err.message;
     if (code && ERRORS[code]) return ERRORS[code];
     if (err instanceof TypeError) return "网络连接失败，请检查网络后重试";
     return "操作失败，请稍后重试";

@@ -46,6 +46,7 @@
     if (isLead()) {
       sel.append(el("option", { value: "team" }, "全团队"));
       for (const g of wb.groups.values()) sel.append(el("option", { value: "group:" + g.id }, "技能组：" + g.name));
+      for (const label of ["web", "api", "wechat_official", "wecom_kf"]) sel.append(el("option", { value: "channel:" + label }, "渠道：" + (wb.CHANNEL_TEXT[label] || label)));
     }
     sel.addEventListener("change", load);
     $("stats-refresh").before(sel);
@@ -55,7 +56,7 @@
   function pick(summary, sc) {
     if (!summary) return null;
     if (sc.kind === "team") return summary.team;
-    const row = summary.rows.find((r) => r.id === sc.id);
+    const row = sc.kind === "channel" ? summary.rows.find((r) => r.channel === sc.id) : summary.rows.find((r) => r.id === sc.id);
     return row ? row.figures : null;
   }
 
@@ -63,14 +64,14 @@
     return wb.api("GET", "/api/v1/stats/summary?day=" + day + (by ? "&by=" + by : ""));
   }
   async function hourly(day, sc) {
-    const q = sc.kind === "team" ? "scope=team" : "scope=" + sc.kind + "&id=" + sc.id;
+    const q = sc.kind === "team" ? "scope=team" : sc.kind === "channel" ? "scope=channel&channel=" + encodeURIComponent(sc.id) : "scope=" + sc.kind + "&id=" + sc.id;
     return wb.api("GET", "/api/v1/stats/hourly?" + q + "&day=" + day);
   }
 
   async function load() {
     const v = scopeSelect().value;
-    scope = v === "team" ? { kind: "team" } : { kind: v.split(":")[0], id: Number(v.split(":")[1]) };
-    const by = scope.kind === "group" ? "group" : null;
+    scope = v === "team" ? { kind: "team" } : v.startsWith("channel:") ? { kind: "channel", id: v.slice("channel:".length) } : { kind: v.split(":")[0], id: Number(v.split(":")[1]) };
+    const by = scope.kind === "group" ? "group" : scope.kind === "channel" ? "channel" : null;
     $("stats-notice").hidden = true;
     try {
       const [t, y, ht, hy] = await Promise.all([summary("today", by), summary("yesterday", by), hourly("today", scope), hourly("yesterday", scope)]);

@@ -101,7 +101,7 @@
   };
   wb.STATE_TEXT = { queued: "排队中", active: "接待中", ended: "已结束", abandoned: "已放弃", offline_message: "留言" };
   wb.STATE_TAG = { queued: "orange", active: "green", ended: "", abandoned: "", offline_message: "blue" };
-  wb.CHANNEL_TEXT = { web: "网页", app: "App", wechat: "微信", miniprogram: "小程序", h5: "H5", weibo: "微博" };
+  wb.CHANNEL_TEXT = { web: "网页", app: "App", wechat: "微信", miniprogram: "小程序", h5: "H5", weibo: "微博", api: "API 渠道", wechat_official: "微信公众号", wecom_kf: "微信客服" };
   wb.ROLE_TEXT = { admin: "管理员", supervisor: "主管", agent: "客服", editor: "编辑" };
   wb.PRESENCE_TEXT = { online: "在线", busy: "忙碌", away: "离开", offline: "离线" };
   wb.visitorName = (c) => (c && c.identity && c.identity.name) || "访客 " + String((c && c.visitor_id) || "").slice(-4);

@@ -37,7 +37,7 @@ struct RangeQuery<'a> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SummaryQuery {
-    /// `agent` (default) or `group`.
+    /// `agent` (default), `group` or `channel`.
     #[serde(default)]
     by: Option<String>,
     /// `today`, `yesterday` or `YYYY-MM-DD`; not with `from`/`to`.
@@ -55,12 +55,15 @@ struct SummaryQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HourlyQuery {
-    /// `team` (default), `agent` or `group`.
+    /// `team` (default), `agent`, `group` or `channel`.
     #[serde(default)]
     scope: Option<String>,
-    /// The agent's or group's id; none for `team`.
+    /// The agent's or group's id; none for `team` and `channel`.
     #[serde(default)]
     id: Option<u64>,
+    /// The channel's label (`web`, `api`, `wechat_official`, `wecom_kf`…), for `scope=channel`.
+    #[serde(default)]
+    channel: Option<String>,
     /// `today`, `yesterday` or `YYYY-MM-DD`; not with `from`/`to`.
     #[serde(default)]
     day: Option<String>,
@@ -74,8 +77,13 @@ struct HourlyQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct SummaryRow {
+    /// The agent's or group's id (0 for a channel).
     id: u64,
+    /// Display name, group name, or the channel's label.
     name: String,
+    /// The channel's label, in a row `by=channel`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
     figures: Figures,
 }
 
@@ -170,9 +178,15 @@ async fn summary(
         "agent" => "agent",
         "group" if team_view => "group",
         "group" => return Err(Error::Forbidden("group figures are for supervisors".into())),
+        "channel" if team_view => "channel",
+        "channel" => {
+            return Err(Error::Forbidden(
+                "channel figures are for supervisors".into(),
+            ))
+        }
         other => {
             return Err(Error::InvalidInput(format!(
-                "`by` is `agent` or `group`, not `{other}`"
+                "`by` is `agent`, `group` or `channel`, not `{other}`"
             )))
         }
     };
@@ -181,13 +195,34 @@ async fn summary(
     let (team, rows) = off_thread(&state.stats, move |stats| {
         // The summary holds every scope with activity or open work; any other scope is all zeros.
         let mut figures = stats.summary(&range)?;
+        // Every channel with activity in the range, by label; `web` always.
+        let mut labels: Vec<String> = figures
+            .keys()
+            .filter_map(|scope| match scope {
+                Scope::Channel(label) => Some(label.clone()),
+                _ => None,
+            })
+            .collect();
+        if !labels.iter().any(|label| label == "web") {
+            labels.insert(0, "web".to_string());
+        }
         let mut take = |scope: Scope| figures.remove(&scope).unwrap_or_else(Figures::empty);
         let mut rows = Vec::new();
-        if by == "group" {
+        if by == "channel" {
+            for label in labels {
+                rows.push(SummaryRow {
+                    id: 0,
+                    name: label.clone(),
+                    figures: take(Scope::Channel(label.clone())),
+                    channel: Some(label),
+                });
+            }
+        } else if by == "group" {
             for group in accounts.list_groups()? {
                 rows.push(SummaryRow {
                     id: group.id.0,
                     name: group.name,
+                    channel: None,
                     figures: take(Scope::Group(group.id)),
                 });
             }
@@ -202,6 +237,7 @@ async fn summary(
                     rows.push(SummaryRow {
                         id: account.id.0,
                         name: account.display_name,
+                        channel: None,
                         figures: take(Scope::Agent(account.id)),
                     });
                 }
@@ -255,6 +291,19 @@ async fn hourly(
         },
     )?;
     let scope = match (query.scope.as_deref().unwrap_or("team"), query.id) {
+        ("channel", None) => {
+            let label = query
+                .channel
+                .clone()
+                .filter(|label| !label.trim().is_empty())
+                .ok_or_else(|| Error::InvalidInput("`scope=channel` needs a `channel`".into()))?;
+            Scope::Channel(label.trim().to_string())
+        }
+        ("channel", Some(_)) => {
+            return Err(Error::InvalidInput(
+                "the channel scope takes `channel`, not `id`".into(),
+            ))
+        }
         ("team", None) => Scope::Team,
         ("agent", Some(id)) => Scope::Agent(AccountId(id)),
         ("group", Some(id)) => {
@@ -269,14 +318,20 @@ async fn hourly(
         }
         (other, _) => {
             return Err(Error::InvalidInput(format!(
-                "`scope` is `team`, `agent` or `group`, not `{other}`"
+                "`scope` is `team`, `agent`, `group` or `channel`, not `{other}`"
             )))
         }
     };
+    if query.channel.is_some() && !matches!(scope, Scope::Channel(_)) {
+        return Err(Error::InvalidInput(
+            "`channel` goes with `scope=channel`".into(),
+        ));
+    }
     if scope != Scope::Agent(caller.account.id) {
         authorize(&caller.account, Permission::ViewTeamStatistics)?;
     }
-    let hours = off_thread(&state.stats, move |stats| stats.hourly(scope, &range)).await?;
+    let series = scope.clone();
+    let hours = off_thread(&state.stats, move |stats| stats.hourly(series, &range)).await?;
     Ok(Json(Hourly {
         from: range.from,
         to: range.to,

@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::hub::{encode, Hub};
-use super::{DeskEvent, DeskFact, DeskObserver};
+use super::{DeskEvent, DeskFact, DeskObserver, VisitorFrameObserver};
 use crate::domain::AccountId;
 use crate::error::{Error, Result};
 use crate::services::clock::Clock;
@@ -23,6 +23,9 @@ const MAX_BATCHES_PER_FLUSH: usize = 4096;
 
 /// The desk's observers, shared with the dispatching task.
 pub(super) type Observers = Arc<RwLock<Vec<Arc<dyn DeskObserver>>>>;
+
+/// Those told the frames sent to visitors (channels), shared with the dispatching task.
+pub(super) type FrameObservers = Arc<RwLock<Vec<Arc<dyn VisitorFrameObserver>>>>;
 
 /// What one change of the desk sends once durable.
 #[derive(Debug, Default)]
@@ -70,11 +73,12 @@ impl Dispatcher {
         store: &Arc<dyn ConversationStore>,
         hub: Arc<Hub>,
         observers: Observers,
+        frame_observers: FrameObservers,
         clock: Arc<dyn Clock>,
     ) -> Dispatcher {
         let store = Arc::downgrade(store);
         let (batches, receiver) = mpsc::unbounded_channel::<Batch>();
-        tokio::spawn(run(receiver, store, hub, observers, clock));
+        tokio::spawn(run(receiver, store, hub, observers, frame_observers, clock));
         Dispatcher { batches }
     }
 
@@ -97,6 +101,7 @@ async fn run(
     store: Weak<dyn ConversationStore>,
     hub: Arc<Hub>,
     observers: Observers,
+    frame_observers: FrameObservers,
     clock: Arc<dyn Clock>,
 ) {
     while let Some(first) = receiver.recv().await {
@@ -114,10 +119,22 @@ async fn run(
             .iter_mut()
             .flat_map(|batch| std::mem::take(&mut batch.delivery.facts))
             .collect();
+        // Frames are copied only when someone listens (a channel is configured).
+        let frames: Vec<(String, DeskEvent)> = if frame_observers.read().is_empty() {
+            Vec::new()
+        } else {
+            batches
+                .iter()
+                .flat_map(|batch| batch.delivery.to_visitors.iter().cloned())
+                .collect()
+        };
         let observers = Arc::clone(&observers);
+        let frame_observers = Arc::clone(&frame_observers);
         let at = clock.now();
         let outcome = tokio::task::spawn_blocking(move || {
+            // Facts first: a channel learns of a new conversation before its first frames.
             tell(&observers, at, &facts);
+            tell_frames(&frame_observers, at, &frames);
             store.flush()
         })
         .await
@@ -141,6 +158,23 @@ pub(super) fn tell(observers: &Observers, at: Timestamp, facts: &[DeskFact]) {
     for observer in observers {
         if let Err(error) = observer.observe(at, facts) {
             tracing::warn!(%error, ?observer, "a desk observer failed");
+        }
+    }
+}
+
+/// Tells every frame observer; one failing does not keep the others from their frames.
+pub(super) fn tell_frames(
+    observers: &FrameObservers,
+    at: Timestamp,
+    frames: &[(String, DeskEvent)],
+) {
+    if frames.is_empty() {
+        return;
+    }
+    let observers = observers.read().clone();
+    for observer in observers {
+        if let Err(error) = observer.visitor_frames(at, frames) {
+            tracing::warn!(%error, ?observer, "a visitor frame observer failed");
         }
     }
 }

@@ -164,6 +164,26 @@ pub struct VisitorMessageStored {
     pub earlier: Vec<Message>,
 }
 
+/// Told what the desk sends to a conversation's visitor (messages, state changes, the rating request,
+/// queue positions, the agent typing), with the desk unlocked and before the flush that makes the
+/// change durable, so writes of its own are durable with it. Channels use it to carry the frames to
+/// visitors who are not on a page of ours (an app's server, WeChat).
+pub trait VisitorFrameObserver: Send + Sync + std::fmt::Debug {
+    /// Takes note of `frames` (conversation id, frame), which were sent at `at`, in order.
+    fn visitor_frames(&self, at: Timestamp, frames: &[(String, super::DeskEvent)]) -> Result<()>;
+}
+
+/// May refuse an agent's message to the visitor before it is stored (WeChat lets a 公众号 answer only
+/// within 48 hours of the visitor's last message, a few messages each time), and counts those
+/// stored. Both run under the desk lock, in order, so a count is never read stale.
+pub trait ReplyGate: Send + Sync + std::fmt::Debug {
+    /// Refuses (`reply_window_closed`) an agent's `message` (not stored yet) that could not reach the
+    /// visitor.
+    fn check_agent_reply(&self, conversation: &Conversation, message: &Message) -> Result<()>;
+    /// An agent's message to the visitor was stored.
+    fn agent_reply_stored(&self, conversation: &Conversation, message: &Message) -> Result<()>;
+}
+
 /// Answers new visitor messages (suggested replies). Told from the sender's task once the message is
 /// durable and delivered: it should hand the work elsewhere and return at once.
 pub trait VisitorMessageSubscriber: Send + Sync + std::fmt::Debug {

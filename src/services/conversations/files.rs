@@ -289,6 +289,8 @@ fn sniff(bytes: &[u8], extension: &str) -> Result<&'static str> {
         "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "txt" => "text/plain",
+        // Voice messages from WeChat channels.
+        "amr" => "audio/amr",
         other => {
             return Err(Error::InvalidUpload(format!(
                 "no content check is known for `.{other}` files"

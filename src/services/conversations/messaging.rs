@@ -79,6 +79,12 @@ impl ConversationService {
                 if !writable {
                     return Err(Error::ConversationClosed(conversation_id.to_string()));
                 }
+                let to_visitor = matches!(party, Party::Agent(_)) && !internal;
+                let gates = if to_visitor {
+                    self.reply_gates.read().clone()
+                } else {
+                    Vec::new()
+                };
                 let draft = match party {
                     Party::Visitor => {
                         visitor_message(&conversation, body, attachments, client_key, now)
@@ -101,8 +107,14 @@ impl ConversationService {
                         }
                     }
                 };
+                for gate in &gates {
+                    gate.check_agent_reply(&conversation, &draft)?;
+                }
                 let (message, new) = self.append(&conversation, draft)?;
                 if new {
+                    for gate in &gates {
+                        gate.agent_reply_stored(&conversation, &message)?;
+                    }
                     if let Some(open) = desk.open.get_mut(conversation_id) {
                         let mut changed = false;
                         match party {
@@ -219,6 +231,13 @@ impl ConversationService {
                     typing,
                 };
                 self.hub.to_visitor(&conversation.id, &event);
+                // Not stored, so told at once rather than before a flush.
+                if !self.frame_observers.read().is_empty() {
+                    let frames = [(conversation.id.clone(), event)];
+                    off_async_workers(|| {
+                        super::dispatch::tell_frames(&self.frame_observers, self.now(), &frames)
+                    });
+                }
             }
         }
         Ok(())
@@ -323,6 +342,10 @@ impl ConversationService {
                     .visitor
                     .as_ref()
                     .is_none_or(|visitor| &conversation.visitor_id == visitor)
+                && query
+                    .channel
+                    .as_ref()
+                    .is_none_or(|channel| &conversation.channel == channel)
                 && query.state.is_none_or(|state| conversation.state == state)
                 && query.from.is_none_or(|from| conversation.created >= from)
                 && query.to.is_none_or(|to| conversation.created < to)

@@ -61,7 +61,8 @@ use crate::storage::ConversationStore;
 
 pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
 pub use facts::{
-    AssignedVia, DeskFact, DeskObserver, VisitorMessageStored, VisitorMessageSubscriber,
+    AssignedVia, DeskFact, DeskObserver, ReplyGate, VisitorFrameObserver, VisitorMessageStored,
+    VisitorMessageSubscriber,
 };
 pub use hub::{Connection, Hub, Outbox};
 pub use wire::{ConversationView, MessageView};
@@ -148,6 +149,8 @@ pub struct HistoryQuery {
     pub group: Option<u64>,
     /// Of this visitor.
     pub visitor: Option<String>,
+    /// From this channel (`web`, `api`, `wechat_official`, `wecom_kf`…).
+    pub channel: Option<String>,
     /// In this state.
     pub state: Option<ConversationState>,
     /// Started at or after.
@@ -246,6 +249,8 @@ pub struct ConversationService {
     turn: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
     observers: dispatch::Observers,
+    frame_observers: dispatch::FrameObservers,
+    reply_gates: RwLock<Vec<Arc<dyn ReplyGate>>>,
     visitor_message_subscribers: RwLock<Vec<Arc<dyn VisitorMessageSubscriber>>>,
 }
 
@@ -296,10 +301,12 @@ impl ConversationService {
         desk.queue.sort_by_key(|entry| entry.since);
         let hub = Arc::new(Hub::default());
         let observers = dispatch::Observers::default();
+        let frame_observers = dispatch::FrameObservers::default();
         let dispatcher = dispatch::Dispatcher::start(
             &store,
             Arc::clone(&hub),
             Arc::clone(&observers),
+            Arc::clone(&frame_observers),
             Arc::clone(&clock),
         );
         let files = files::Files::new(
@@ -331,6 +338,8 @@ impl ConversationService {
             turn: tokio::sync::Mutex::new(()),
             metrics: Arc::default(),
             observers,
+            frame_observers,
+            reply_gates: RwLock::default(),
             visitor_message_subscribers: RwLock::default(),
         })
     }
@@ -344,6 +353,16 @@ impl ConversationService {
     /// Tells `observer` every fact from now on.
     pub fn add_observer(&self, observer: Arc<dyn DeskObserver>) {
         self.observers.write().push(observer);
+    }
+
+    /// Tells `observer` every frame sent to visitors from now on.
+    pub fn add_visitor_frame_observer(&self, observer: Arc<dyn VisitorFrameObserver>) {
+        self.frame_observers.write().push(observer);
+    }
+
+    /// Asks `gate` before storing an agent's message to the visitor, from now on.
+    pub fn add_reply_gate(&self, gate: Arc<dyn ReplyGate>) {
+        self.reply_gates.write().push(gate);
     }
 
     /// Tells `subscriber` every new visitor message from now on.

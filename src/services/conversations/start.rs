@@ -26,6 +26,20 @@ impl ConversationService {
                 }
             }
         }
+        let conversation = self.start_for_visitor(&grant.visitor_id, request).await?;
+        self.accounts
+            .bind_visitor_conversation(token, &conversation.id)?;
+        Ok(conversation)
+    }
+
+    /// Starts a conversation for the visitor `visitor_id` without a token: the visitor of a channel
+    /// (an app's user, a WeChat OpenID), whom the channel vouches for. Queued or an offline message
+    /// (留言), as [`start`](Self::start).
+    pub async fn start_for_visitor(
+        &self,
+        visitor_id: &str,
+        request: StartRequest,
+    ) -> Result<Conversation> {
         let body = self.check_start(&request)?;
         if let Some(group) = request.group {
             self.accounts.group(group)?;
@@ -53,7 +67,7 @@ impl ConversationService {
         };
         let mut conversation = Conversation {
             id: format!("c_{}", random_token(12)),
-            visitor_id: grant.visitor_id.clone(),
+            visitor_id: visitor_id.to_string(),
             identity: request.identity,
             channel,
             page: request.page,
@@ -136,8 +150,6 @@ impl ConversationService {
             Ok(())
         })
         .await?;
-        self.accounts
-            .bind_visitor_conversation(token, &conversation.id)?;
         self.conversation(&conversation.id)
     }
 
