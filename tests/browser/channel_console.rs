@@ -207,6 +207,25 @@ async fn admin_console_creates_channels_shows_secrets_once_and_toggles_them() {
         let rotated = admin.text("[data-testid=ch-secret-encoding_aes_key]").await;
         assert_ne!(rotated, aes);
         admin.click("#ch-secrets-done").await;
+
+        // 微信客服: CorpID, Secret and one open_kfid; its callback URL too.
+        admin.click("#ch-new").await;
+        admin.wait("#dlg-channel[open]").await;
+        admin.click("#ch-kind-wecom_kf").await;
+        admin.wait_text("#ch-app-id-label", "CorpID").await;
+        admin.fill("#ch-app-id", "ww1234567890abcdef").await;
+        admin.fill("#ch-secret", "kf-secret-0123456789").await;
+        admin.fill("#ch-open-kfid", "wkAbCdEf0123").await;
+        admin.click("#ch-create").await;
+        admin.wait("#dlg-ch-secrets[open]").await;
+        let kf_callback = admin.text("[data-testid=ch-secret-callback_url]").await;
+        assert!(kf_callback.ends_with("/callback") && kf_callback != callback, "{kf_callback}");
+        admin.click("#ch-secrets-done").await;
+        let kf_row = "[data-testid=channel-row][data-kind=wecom_kf]";
+        admin.wait_text(&format!("{kf_row} [data-testid=channel-kind]"), "微信客服").await;
+        admin.wait_text(kf_row, "CorpID ww1234567890abcdef · wkAbCdEf0123").await;
+        admin.wait_text(&format!("{kf_row} [data-testid=channel-callback-url]"), &kf_callback).await;
+        shot(&admin, "three-kinds").await;
     })
     .await;
 }
