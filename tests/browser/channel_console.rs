@@ -197,6 +197,13 @@ async fn admin_console_creates_channels_shows_secrets_once_and_toggles_them() {
         assert_eq!(stored["enabled"], false, "{stored}");
         admin.click(&format!("#channel-enabled-{mp_id}")).await;
         admin.wait(&format!("{mp_row}[data-enabled=true]")).await;
+        // Renamed, with a new AppSecret, in the detail.
+        admin.wait("#ch-edit-app-id:not([hidden])").await;
+        assert_eq!(admin.value("#ch-edit-app-id").await, "wx2c2769f8efd9abc2");
+        admin.fill("#ch-edit-name", "官方服务号").await;
+        admin.fill("#ch-edit-secret", "fedcba9876543210fedcba9876543210").await;
+        admin.click("#ch-edit-save").await;
+        admin.wait_text(&format!("{mp_row} [data-testid=channel-name]"), "官方服务号").await;
         shot(&admin, "detail").await;
 
         // Rotation warns that WeChat's console must be updated, then shows the new keys once.

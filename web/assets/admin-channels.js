@@ -297,6 +297,13 @@
       groupOptions($("ch-edit-group"), c.group);
       $("ch-edit-webhook-field").hidden = c.kind !== "api";
       $("ch-edit-webhook").value = c.webhook_url || "";
+      for (const node of $("ch-edit").querySelectorAll("[data-wechat]")) node.hidden = c.kind === "api";
+      $("ch-edit-kfid-field").hidden = c.kind !== "wecom_kf";
+      $("ch-edit-app-id-label").textContent = c.kind === "wecom_kf" ? "CorpID" : "AppID";
+      $("ch-edit-secret-label").textContent = c.kind === "wecom_kf" ? "新的 Secret（留空不修改）" : "新的 AppSecret（留空不修改）";
+      $("ch-edit-app-id").value = c.app_id || "";
+      $("ch-edit-secret").value = "";
+      $("ch-edit-open-kfid").value = c.open_kfid || "";
       $("ch-detail").dataset.filled = String(c.id);
     }
     const facts = [];
@@ -366,6 +373,13 @@
     if (channel.kind === "api") {
       body.webhook_url = $("ch-edit-webhook").value.trim();
       if (!body.webhook_url) { error.textContent = "请填写 Webhook 接收地址"; return; }
+    } else {
+      const appId = $("ch-edit-app-id").value.trim();
+      if (!appId) { error.textContent = "请填写 " + (channel.kind === "wecom_kf" ? "CorpID" : "AppID"); return; }
+      if (appId !== channel.app_id) body.app_id = appId;
+      const secret = $("ch-edit-secret").value.trim();
+      if (secret) body.app_secret = secret;
+      if (channel.kind === "wecom_kf") body.open_kfid = $("ch-edit-open-kfid").value.trim() || null;
     }
     $("ch-edit-save").disabled = true;
     try {
