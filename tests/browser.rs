@@ -13,6 +13,8 @@ mod harness;
 
 #[path = "browser/admin_console.rs"]
 mod admin_console;
+#[path = "browser/channel_console.rs"]
+mod channel_console;
 #[path = "browser/channels.rs"]
 mod channels;
 #[path = "browser/day_one.rs"]

@@ -1,5 +1,5 @@
 // Admin console sections beyond accounts and groups: 会话设置 (problem types, survey, timers, automatic
-// messages), 访客与渠道 (sites, widget snippet with a live preview, block list, uploads), Webhooks, 审计日志
+// messages), 访客与网页 (sites, widget snippet with a live preview, block list, uploads), Webhooks, 审计日志
 // and 知识库 (category names, dictionary, synonyms). Registered with window.kefuAdmin (admin.js).
 (function () {
   "use strict";
@@ -238,7 +238,7 @@
     });
   }
 
-  // ---------- 访客与渠道 ----------
+  // ---------- 访客与网页 ----------
 
   async function loadChannels() {
     const tasks = [loadBlocks()];
@@ -590,6 +590,8 @@
       toast(errorText(err), "error");
     }
   }
+
+  ad.deliveryError = deliveryError;
 
   // ---------- 审计日志 ----------
 

@@ -66,6 +66,15 @@
     [/the file is at most/, () => "文件过大"],
     [/category `(.*)` must be 1-(\d+) characters without spaces/, (m) => "分类 ID「" + m[1] + "」不能包含空格或 #"],
     [/the name of category `(.*)` must be 1-(\d+)/, (m) => "分类「" + m[1] + "」的显示名称需为 1–" + m[2] + " 个字"],
+    [/a channel name is 1 to (\d+) characters/, (m) => "渠道名称需为 1–" + m[1] + " 个字"],
+    [/an API channel needs a `webhook_url`/, () => "请填写 Webhook 接收地址"],
+    [/this channel needs `app_id`/, () => "请填写 AppID（微信客服为 CorpID）"],
+    [/this channel needs `app_secret`/, () => "请填写 AppSecret（微信客服为 Secret）"],
+    [/a callback Token is 3 to 32 letters and digits/, () => "Token 须为 3–32 位英文字母或数字"],
+    [/an EncodingAESKey is (\d+) letters and digits/, (m) => "EncodingAESKey 须为 " + m[1] + " 位英文字母或数字，与微信后台显示的一致"],
+    [/`(app_id|app_secret|open_kfid)` is 1 to (\d+) letters/, (m) => ({ app_id: "AppID / CorpID", app_secret: "AppSecret / Secret", open_kfid: "open_kfid" }[m[1]]) + " 须为 1–" + m[2] + " 个字母、数字或符号，不能包含空格"],
+    [/is for (WeChat|API|微信客服) channels/, () => "该字段不适用于这种渠道"],
+    [/a channel's kind cannot change/, () => "渠道类型创建后不能修改，请新建一个渠道"],
     [/a webhook URL is an http/, () => "接收地址须为 http:// 或 https:// 开头的网址"],
     [/is not a URL/, () => "接收地址不是有效的网址"],
     [/subscribe to at least one event/, () => "请至少订阅一个事件"],
@@ -74,6 +83,7 @@
   const CODE_TEXT = {
     not_found: "要修改的内容不存在，请刷新后重试",
     group_name_taken: "该技能组名称已存在",
+    channel_not_found: "该渠道不存在或已被删除，请刷新后重试",
   };
 
   /** The Chinese text for an API error, with what to fix when the server said which field. */
