@@ -213,8 +213,10 @@ pub fn confidence(
     let message_mass: f32 = profile.words.iter().map(|(_, weight)| weight).sum();
     let mut best_words = 0.0f32;
     let mut best_grams = 0.0f32;
+    // One buffer for every sentence's grams: most sentences of a long answer are only counted.
+    let mut sentence_grams: Vec<Gram> = Vec::new();
     for sentence in sentences(&whole).take(MAX_JUDGED_SENTENCES) {
-        let sentence_grams = grams(sentence);
+        distinct_grams(sentence, &mut sentence_grams);
         if sentence_grams.is_empty() {
             continue;
         }
@@ -230,7 +232,7 @@ pub fn confidence(
         }
         let mut sentence_mass = 0.0f32;
         let mut common_mass = 0.0f32;
-        for word in analyzer.query_words(sentence) {
+        for word in analyzer.normalized_words(sentence) {
             let shared = profile.words.iter().any(|(own, _)| *own == word);
             let weight = *weights
                 .entry(word)
@@ -280,12 +282,31 @@ fn grams(text: &str) -> HashSet<Gram> {
     grams
 }
 
-fn dice(left: &HashSet<Gram>, right: &HashSet<Gram>) -> f32 {
-    let common = left.intersection(right).count();
+/// The distinct grams of `text` (as [`grams`]) into `buffer`, sorted.
+fn distinct_grams(text: &str, buffer: &mut Vec<Gram>) {
+    buffer.clear();
+    let mut previous: Option<char> = None;
+    for c in text.chars().filter(|c| is_cjk(*c) || c.is_alphanumeric()) {
+        buffer.push((c, '\0'));
+        if let Some(previous) = previous {
+            buffer.push((previous, c));
+        }
+        previous = Some(c);
+    }
+    buffer.sort_unstable();
+    buffer.dedup();
+}
+
+/// Dice of the message's grams and a sentence's distinct grams.
+fn dice(message: &HashSet<Gram>, sentence: &[Gram]) -> f32 {
+    let common = sentence
+        .iter()
+        .filter(|gram| message.contains(gram))
+        .count();
     if common == 0 {
         return 0.0;
     }
-    2.0 * common as f32 / (left.len() + right.len()) as f32
+    2.0 * common as f32 / (message.len() + sentence.len()) as f32
 }
 
 /// The informativeness of a word of general-language IDF `idf`.
