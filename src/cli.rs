@@ -562,7 +562,7 @@ fn whoami() -> String {
 /// `kefu suggest`: returns the process exit code.
 pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
     use crate::services::assist::{adoption_boost, learned_weight, AdoptedFor};
-    use crate::services::assist::{confident_or_nothing, suggest_articles, suggestion_query};
+    use crate::services::assist::{article_suggestions, ranked_articles, suggestion_query};
     let min_confidence = args.min_confidence.unwrap_or(config.search.min_confidence);
     if !(0.0..=1.0).contains(&min_confidence) {
         anyhow::bail!("--min-confidence must be between 0 and 1");
@@ -573,29 +573,19 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
     let now = jiff::Timestamp::now();
     let mut adopted: std::collections::HashMap<String, Vec<AdoptedFor>> =
         std::collections::HashMap::new();
-    let rank = |text: &str,
-                adopted: &std::collections::HashMap<String, Vec<AdoptedFor>>|
-     -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
-        let query = suggestion_query(&analyzer, &[text]);
-        if query.trim().is_empty() {
-            return Ok(Vec::new());
-        }
-        let words = analyzer.query_words(&query);
-        let mut suggestions = suggest_articles(&index, &query, args.limit)?;
-        for suggestion in suggestions.iter_mut() {
+    /// The ranking boost of what was adopted so far (as agents' adoptions boost it in the service).
+    fn boost(
+        adopted: &std::collections::HashMap<String, Vec<AdoptedFor>>,
+        now: jiff::Timestamp,
+    ) -> impl FnMut(&crate::services::assist::Suggestion, &[String]) -> crate::error::Result<f64> + '_
+    {
+        move |suggestion, words| {
             let weight = adopted
                 .get(&suggestion.id)
-                .map_or(0.0, |adoptions| learned_weight(adoptions, &words, now));
-            suggestion.score *= adoption_boost(weight) as f32;
+                .map_or(0.0, |adoptions| learned_weight(adoptions, words, now));
+            Ok(adoption_boost(weight))
         }
-        suggestions.sort_by(|left, right| {
-            right
-                .score
-                .total_cmp(&left.score)
-                .then_with(|| left.id.cmp(&right.id))
-        });
-        Ok(suggestions)
-    };
+    }
     if let Some(feedback) = &args.feedback {
         let text = std::fs::read_to_string(feedback)
             .map_err(|error| anyhow::anyhow!("{}: {error}", feedback.display()))?;
@@ -607,8 +597,11 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
                 continue;
             };
             let relevant: Vec<&str> = relevant.split(',').map(str::trim).collect();
-            let words = analyzer.query_words(&suggestion_query(&analyzer, &[question]));
-            for suggestion in rank(question, &adopted)? {
+            let query = suggestion_query(&analyzer, &[question]);
+            let words = analyzer.query_words(&query);
+            let ranked =
+                ranked_articles(&index, &query, args.limit, args.limit, boost(&adopted, now))?;
+            for suggestion in ranked {
                 if relevant.contains(&suggestion.id.as_str()) {
                     adopted.entry(suggestion.id).or_default().push(AdoptedFor {
                         words: words.clone(),
@@ -618,12 +611,16 @@ pub fn run_suggest(config: &Config, args: &SuggestArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    // Greetings and thanks get no article; otherwise the ranking, when one of it is confident enough.
     let suggest = |text: &str| -> anyhow::Result<Vec<crate::services::assist::Suggestion>> {
-        if !crate::search::classify(text).is_question() {
-            return Ok(Vec::new());
-        }
-        Ok(confident_or_nothing(rank(text, &adopted)?, min_confidence))
+        Ok(article_suggestions(
+            &index,
+            text,
+            &suggestion_query(&analyzer, &[text]),
+            args.limit,
+            args.limit,
+            min_confidence,
+            boost(&adopted, now),
+        )?)
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

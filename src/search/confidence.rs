@@ -189,11 +189,10 @@ pub fn confidence(
         &hit.body[..body_end]
     ))
     .text;
-    let mut shared: Vec<&str> = profile
+    let shared: Vec<&str> = profile
         .telling_words()
         .filter(|word| whole.contains(word))
         .collect();
-    shared.dedup();
     if shared.is_empty() {
         return 0.0;
     }

@@ -30,14 +30,7 @@ pub struct DictionaryLineError {
 /// every tokenizer instance and by query analysis.
 pub struct Analyzer {
     jieba: Jieba,
-    /// Informativeness of words already weighed: confidence weighs every word of the sentences of
-    /// each hit, and a long answer's words recur from search to search. Bounded by
-    /// [`MAX_REMEMBERED_WEIGHTS`] (cleared when full).
-    weights: parking_lot::RwLock<std::collections::HashMap<String, f32>>,
 }
-
-/// Words whose informativeness is remembered at most (a few MiB).
-const MAX_REMEMBERED_WEIGHTS: usize = 100_000;
 
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,7 +44,6 @@ impl Analyzer {
         general_idf_table();
         Analyzer {
             jieba: Jieba::new(),
-            weights: Default::default(),
         }
     }
 
@@ -92,13 +84,7 @@ impl Analyzer {
             }
         }
         general_idf_table();
-        (
-            Analyzer {
-                jieba,
-                weights: Default::default(),
-            },
-            errors,
-        )
+        (Analyzer { jieba }, errors)
     }
 
     /// Search-mode jieba tokens of `text`: every word plus the dictionary words inside longer words, so
@@ -151,19 +137,6 @@ impl Analyzer {
     /// How much a word tells about what a message asks, from 0 (的, 我, 什么, numbers) up: its general
     /// IDF above a floor. See [`crate::search::confidence`].
     pub fn informativeness(&self, word: &str) -> f32 {
-        if let Some(weight) = self.weights.read().get(word) {
-            return *weight;
-        }
-        let weight = self.weigh(word);
-        let mut weights = self.weights.write();
-        if weights.len() >= MAX_REMEMBERED_WEIGHTS {
-            weights.clear();
-        }
-        weights.insert(word.to_string(), weight);
-        weight
-    }
-
-    fn weigh(&self, word: &str) -> f32 {
         if word
             .chars()
             .all(|c| c.is_ascii_digit() || c.is_ascii_punctuation())

@@ -328,6 +328,54 @@ pub fn confident_or_nothing(mut ranked: Vec<Suggestion>, min_confidence: f32) ->
     ranked
 }
 
+/// Published articles for `query` (a [`suggestion_query`]): the `searched` best hits, reordered by
+/// score times `boost` (learned adoptions), the first `kept` of them. No abstention: `kefu suggest
+/// --feedback` learns from the whole ranking.
+pub fn ranked_articles(
+    index: &SearchIndex,
+    query: &str,
+    searched: usize,
+    kept: usize,
+    mut boost: impl FnMut(&Suggestion, &[String]) -> Result<f64>,
+) -> Result<Vec<Suggestion>> {
+    if query.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let words = index.analyzer().query_words(query);
+    let mut articles = suggest_articles(index, query, searched)?;
+    for article in articles.iter_mut() {
+        article.score *= boost(article, &words)? as f32;
+    }
+    articles.sort_by(|left, right| {
+        right
+            .score
+            .total_cmp(&left.score)
+            .then_with(|| left.id.cmp(&right.id))
+    });
+    articles.truncate(kept);
+    Ok(articles)
+}
+
+/// The articles suggested for `query` (built from visitor messages whose newest is `newest`): none
+/// when `newest` is a greeting, thanks or 转人工 (answered by the agent, never by an article),
+/// otherwise [`ranked_articles`] when one of them is confident enough ([`confident_or_nothing`]).
+/// The one rule of the agent's suggestions, the visitor's self-service and `kefu suggest`.
+pub fn article_suggestions(
+    index: &SearchIndex,
+    newest: &str,
+    query: &str,
+    searched: usize,
+    kept: usize,
+    min_confidence: f32,
+    boost: impl FnMut(&Suggestion, &[String]) -> Result<f64>,
+) -> Result<Vec<Suggestion>> {
+    if !classify(newest).is_question() {
+        return Ok(Vec::new());
+    }
+    let ranked = ranked_articles(index, query, searched, kept, boost)?;
+    Ok(confident_or_nothing(ranked, min_confidence))
+}
+
 /// What the visitor's self-service (自助服务) shows for a question typed before a conversation.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VisitorSuggestions {
@@ -391,9 +439,15 @@ impl AssistService {
             });
         }
         let index = self.knowledge.index();
-        let query = suggestion_query(&index.analyzer(), &[question]);
-        let found = suggest_articles(index, &query, SUGGESTED_ARTICLES)?;
-        let suggestions = confident_or_nothing(found, self.min_confidence);
+        let suggestions = article_suggestions(
+            index,
+            question,
+            &suggestion_query(&index.analyzer(), &[question]),
+            SUGGESTED_ARTICLES,
+            SUGGESTED_ARTICLES,
+            self.min_confidence,
+            |_, _| Ok(1.0),
+        )?;
         if !suggestions.is_empty() {
             self.record_deflection(DeflectionEvent::Shown)?;
         }
@@ -482,18 +536,15 @@ impl AssistService {
         let query = suggestion_query(&analyzer, newest_first);
         let words = analyzer.query_words(&query);
         let now = self.conversations.now();
-        // Greetings, thanks and 转人工 are answered by the agent, never by an article.
-        let mut articles = if classify(newest_first[0]).is_question() {
-            suggest_articles(index, &query, SUGGESTED_ARTICLES * 2)?
-        } else {
-            Vec::new()
-        };
-        for article in articles.iter_mut() {
-            article.score *= self.boost(SuggestionKind::Article, &article.id, &words, now)? as f32;
-        }
-        articles.sort_by(|left, right| right.score.total_cmp(&left.score));
-        articles.truncate(SUGGESTED_ARTICLES);
-        let articles = confident_or_nothing(articles, self.min_confidence);
+        let articles = article_suggestions(
+            index,
+            newest_first[0],
+            &query,
+            SUGGESTED_ARTICLES * 2,
+            SUGGESTED_ARTICLES,
+            self.min_confidence,
+            |article, words| self.boost(SuggestionKind::Article, &article.id, words, now),
+        )?;
         let profile = MessageProfile::new(&analyzer, &query);
 
         let mut replies = Vec::new();
