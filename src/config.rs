@@ -32,6 +32,34 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Channels: where the WeChat and 企业微信 APIs are, and kefu's public address.
     pub channels: ChannelsConfig,
+    /// Several nodes over one PostgreSQL and one NATS; off unless `cluster.nats_url` is set.
+    pub cluster: ClusterConfig,
+}
+
+/// Several `kefu serve` nodes sharing one desk (see docs/ARCHITECTURE.md, "Several nodes").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// NATS server, e.g. `nats://127.0.0.1:4222`; unset runs one node with nothing else needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`); defaults to the host name
+    /// and the port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this node's HTTP server, e.g. `http://10.0.0.5:8080`; defaults to
+    /// `http://` and `server.listen` (with 127.0.0.1 for an unspecified address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_url: Option<String>,
+}
+
+impl ClusterConfig {
+    /// Whether kefu runs as one node of several.
+    pub fn enabled(&self) -> bool {
+        self.nats_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty())
+    }
 }
 
 /// Channels (API, WeChat 公众号, 企业微信 微信客服).
@@ -435,7 +463,32 @@ impl Config {
                 config.search.min_confidence
             )));
         }
+        config.check_cluster()?;
         Ok(config)
+    }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        if !self.cluster.enabled() {
+            return Ok(());
+        }
+        if self.storage.backend != StorageBackend::Postgres {
+            return Err(ConfigError::OutOfRange(
+                "cluster.nats_url is set: several nodes share one PostgreSQL, so storage.backend must be \"postgres\"".into(),
+            ));
+        }
+        if let Some(node) = &self.cluster.node_id {
+            let valid = !node.is_empty()
+                && node.len() <= 64
+                && node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(ConfigError::OutOfRange(format!(
+                    "cluster.node_id {node:?}: use 1 to 64 letters, digits, '-' or '_'"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn apply(&mut self, flags: &FlagOverrides) {

@@ -2,13 +2,14 @@
 //! searched with jieba + tantivy.
 //!
 //! Modules depend one way: `error`/`config` ← `domain` ← `articles`/`storage` ← `search` ← `services`
-//! ← `channels` ← `http` ← `app`/`cli`.
+//! ← `channels` ← `http` ← `cluster` ← `app`/`cli`.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod articles;
 pub mod channels;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
