@@ -37,9 +37,12 @@ pub struct Config {
 }
 
 /// Several `kefu serve` nodes sharing one desk (see docs/ARCHITECTURE.md, "Several nodes").
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
+    /// Name of the cluster, which prefixes its NATS subjects, streams and buckets, so that several
+    /// installations can share one NATS server (default `kefu`).
+    pub name: String,
     /// NATS server, e.g. `nats://127.0.0.1:4222`; unset runs one node with nothing else needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
@@ -51,6 +54,17 @@ pub struct ClusterConfig {
     /// `http://` and `server.listen` (with 127.0.0.1 for an unspecified address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise_url: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            name: "kefu".into(),
+            nats_url: None,
+            node_id: None,
+            advertise_url: None,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -476,15 +490,20 @@ impl Config {
                 "cluster.nats_url is set: several nodes share one PostgreSQL, so storage.backend must be \"postgres\"".into(),
             ));
         }
-        if let Some(node) = &self.cluster.node_id {
-            let valid = !node.is_empty()
-                && node.len() <= 64
-                && node
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        for (key, value) in [
+            ("cluster.name", Some(&self.cluster.name)),
+            ("cluster.node_id", self.cluster.node_id.as_ref()),
+        ] {
+            if let Some(value) = value.filter(|value| !valid(value)) {
                 return Err(ConfigError::OutOfRange(format!(
-                    "cluster.node_id {node:?}: use 1 to 64 letters, digits, '-' or '_'"
+                    "{key} {value:?}: use 1 to 64 letters, digits, '-' or '_'"
                 )));
             }
         }

@@ -119,6 +119,9 @@ pub enum ErrorCode {
     ReplyWindowClosed,
     /// The server is still loading (building the index); try again shortly.
     Starting,
+    /// Several nodes run kefu and none is the desk leader right now (one is taking over), or this
+    /// node has just stopped being it; try again shortly.
+    NoLeader,
     /// Something went wrong on our side.
     Internal,
 }
@@ -180,6 +183,7 @@ impl ErrorCode {
             ErrorCode::ChannelNotFound => "channel_not_found",
             ErrorCode::ReplyWindowClosed => "reply_window_closed",
             ErrorCode::Starting => "starting",
+            ErrorCode::NoLeader => "no_leader",
             ErrorCode::Internal => "internal",
         }
     }
@@ -372,6 +376,9 @@ pub enum Error {
     /// The server is still starting.
     #[error("kefu is starting (loading the index); try again in a moment")]
     Starting,
+    /// No node of the cluster leads the desk at the moment.
+    #[error("{0}")]
+    NoLeader(String),
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -451,6 +458,7 @@ impl Error {
             Error::ChannelNotFound(_) => ErrorCode::ChannelNotFound,
             Error::ReplyWindowClosed(_) => ErrorCode::ReplyWindowClosed,
             Error::Starting => ErrorCode::Starting,
+            Error::NoLeader(_) => ErrorCode::NoLeader,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Tantivy(_)

@@ -254,8 +254,7 @@ impl std::fmt::Debug for ChannelService {
 
 impl ChannelService {
     /// Opens the channels of `accounts`' store and hooks them into the desk: the `Created` facts,
-    /// the frames to visitors, the reply gate. Marks the visitors of open channel conversations
-    /// present (they have no page whose socket would).
+    /// the frames to visitors, the reply gate. Nothing is received until [`ChannelService::resume`].
     pub fn open(
         accounts: Arc<AccountService>,
         conversations: Arc<ConversationService>,
@@ -297,20 +296,27 @@ impl ChannelService {
             .conversations
             .add_visitor_frame_observer(hooks.clone());
         service.conversations.add_reply_gate(hooks);
-        service.resume_inbox()?;
-        for (_, value) in service.store.channel_visitors.iter()? {
+        Ok(service)
+    }
+
+    /// Takes up the work of the desk that runs it: queues what a crash left in the inbox, and marks
+    /// the visitors of open channel conversations present (they have no page whose socket would).
+    /// Not called on a cluster's followers, whose desk is the leader's.
+    pub fn resume(self: &Arc<Self>) -> Result<()> {
+        self.resume_inbox()?;
+        for (_, value) in self.store.channel_visitors.iter()? {
             let visitor: ChannelVisitor = storage::decode(&value)?;
             if let Some(conversation) = &visitor.conversation {
-                let open = service
+                let open = self
                     .conversations
                     .conversation(conversation)
                     .is_ok_and(|conversation| conversation.state.is_open());
                 if open {
-                    service.conversations.visitor_connected(conversation);
+                    self.conversations.visitor_connected(conversation);
                 }
             }
         }
-        Ok(service)
+        Ok(())
     }
 
     /// The configuration in force.

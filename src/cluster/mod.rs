@@ -22,6 +22,8 @@ use crate::config::Config;
 /// This process as a member of the cluster: its name, its address and its NATS connection.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// Name of the cluster (`cluster.name`): the prefix of its subjects, streams and buckets.
+    pub cluster: String,
     /// Unique name of the node (`cluster.node_id`).
     pub id: String,
     /// Where the other nodes reach this node's HTTP server.
@@ -59,6 +61,7 @@ impl Node {
             .with_context(|| format!("connecting to NATS at {url}"))?;
         let jetstream = async_nats::jetstream::new(nats.clone());
         Ok(Node {
+            cluster: config.cluster.name.clone(),
             id,
             advertise_url,
             nats,

@@ -65,7 +65,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::VisitorNotFound | ErrorCode::BlockNotFound | ErrorCode::ChannelNotFound => {
             StatusCode::NOT_FOUND
         }
-        ErrorCode::Starting => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Starting | ErrorCode::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::AvatarTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::ArticleNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,

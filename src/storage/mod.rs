@@ -385,6 +385,31 @@ impl Store {
         }
     }
 
+    /// Fails with [`crate::Error::NoLeader`] unless the desk lease still has `epoch`. Called at the
+    /// start of every desk turn of a cluster's leader, inside the turn's transaction: the row is read
+    /// `FOR SHARE`, so a node taking over (which bumps the epoch) waits for turns in flight, and every
+    /// later turn of the old leader fails instead of writing beside the new one. Always passes on sled.
+    pub fn check_desk_epoch(&self, epoch: i64) -> Result<()> {
+        let Backend::Postgres(pool) = &self.backend else {
+            return Ok(());
+        };
+        let current: i64 = pool.run(|client| {
+            Ok(client
+                .query_one(
+                    "SELECT epoch FROM kefu_desk_lease WHERE id = 1 FOR SHARE",
+                    &[],
+                )?
+                .get(0))
+        })?;
+        if current == epoch {
+            Ok(())
+        } else {
+            Err(crate::Error::NoLeader(format!(
+                "this node no longer leads the desk (epoch {epoch}, now {current}); try again"
+            )))
+        }
+    }
+
     /// Closes the connections (PostgreSQL); the embedded database closes when its last handle drops.
     pub fn close(&self) {
         if let Backend::Postgres(pool) = &self.backend {

@@ -423,6 +423,16 @@ fn migrations() -> Vec<(i32, String)> {
             .collect();
         migrations.push((*version, sql));
     }
+    // Which node leads the desk of a cluster, and since which epoch (see `cluster::election`); one
+    // row, present from the start so that taking over is one UPDATE.
+    migrations.push((
+        3,
+        "CREATE TABLE kefu_desk_lease (id integer PRIMARY KEY CHECK (id = 1), \
+         epoch bigint NOT NULL, node text NOT NULL, url text NOT NULL, \
+         since timestamptz NOT NULL DEFAULT now());\n\
+         INSERT INTO kefu_desk_lease (id, epoch, node, url) VALUES (1, 0, '', '');\n"
+            .to_string(),
+    ));
     migrations
 }
 

@@ -252,7 +252,13 @@ pub struct ConversationService {
     frame_observers: dispatch::FrameObservers,
     reply_gates: RwLock<Vec<Arc<dyn ReplyGate>>>,
     visitor_message_subscribers: RwLock<Vec<Arc<dyn VisitorMessageSubscriber>>>,
+    /// Checked inside every turn's unit of work before the change (a cluster's leader checks its
+    /// lease there); none on one node.
+    fence: RwLock<Option<DeskFence>>,
 }
+
+/// A check every desk turn must pass, inside its unit of work, before it changes anything.
+pub type DeskFence = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 
 impl std::fmt::Debug for ConversationService {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -341,7 +347,13 @@ impl ConversationService {
             frame_observers,
             reply_gates: RwLock::default(),
             visitor_message_subscribers: RwLock::default(),
+            fence: RwLock::default(),
         })
+    }
+
+    /// Every later turn first runs `fence` inside its unit of work and fails with its error.
+    pub fn set_fence(&self, fence: DeskFence) {
+        *self.fence.write() = Some(fence);
     }
 
     /// Stored messages are counted into `metrics` (by default into instruments nobody reads).
@@ -460,7 +472,11 @@ impl ConversationService {
             // anything is acknowledged.
             let mut change = Some(change);
             let mut value = None;
+            let fence = self.fence.read().clone();
             self.store.in_transaction(&mut || {
+                if let Some(fence) = &fence {
+                    fence()?;
+                }
                 let change = change
                     .take()
                     .ok_or_else(|| Error::Internal("a desk turn ran twice".into()))?;

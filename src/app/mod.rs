@@ -1,4 +1,7 @@
 //! Wires the service together and serves it: data folders, index sync, file watcher, HTTP.
+//! `cluster.rs` serves it as one node of several.
+
+mod cluster;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,36 @@ pub async fn build_state_with(
     clock: Arc<dyn Clock>,
     captcha: Box<dyn CaptchaSource>,
 ) -> anyhow::Result<AppState> {
+    let (knowledge, metrics) = open_knowledge(config).await?;
+    let store = open_store(config).await?;
+    assemble(
+        config,
+        store,
+        clock,
+        captcha,
+        knowledge,
+        metrics,
+        Desk::Sole,
+    )
+    .await
+}
+
+/// What the desk of this process is.
+#[derive(Clone)]
+pub(crate) enum Desk {
+    /// The only node: the desk is this process's.
+    Sole,
+    /// A cluster's leader: the desk is this process's while every turn passes `fence`.
+    Leader(crate::services::conversations::DeskFence),
+    /// A cluster's follower: the services only read (knowledge base, history); the desk is the
+    /// leader's, so nothing here routes, receives channel messages or computes suggestions.
+    Follower,
+}
+
+/// Opens the knowledge base and its index (a node's own, whatever its part in a cluster).
+pub(crate) async fn open_knowledge(
+    config: &Config,
+) -> anyhow::Result<(Arc<KnowledgeService>, Arc<Metrics>)> {
     std::fs::create_dir_all(&config.paths.data)
         .with_context(|| format!("creating data folder {}", config.paths.data.display()))?;
     let kb_dir = config.paths.kb.clone();
@@ -72,9 +105,22 @@ pub async fn build_state_with(
         .index()
         .start_commit_batching(Duration::from_millis(config.search.commit_delay_ms));
     let metrics = Arc::new(Metrics::new());
-    let knowledge = knowledge.with_metrics(Arc::clone(&metrics));
+    let knowledge = Arc::new(knowledge.with_metrics(Arc::clone(&metrics)));
+    Ok((knowledge, metrics))
+}
+
+/// Opens every service over the store around `knowledge`, for `desk`.
+pub(crate) async fn assemble(
+    config: &Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    captcha: Box<dyn CaptchaSource>,
+    knowledge: Arc<KnowledgeService>,
+    metrics: Arc<Metrics>,
+    desk: Desk,
+) -> anyhow::Result<AppState> {
     let clock_for_replies = Arc::clone(&clock);
-    let accounts = Arc::new(open_accounts(config, Arc::clone(&clock), captcha).await?);
+    let accounts = Arc::new(open_accounts(config, store, Arc::clone(&clock), captcha).await?);
     let conversation_store = Arc::new(StoredConversations::new(accounts.store().clone()));
     let conversations = ConversationService::open(
         conversation_store,
@@ -86,6 +132,9 @@ pub async fn build_state_with(
     )
     .context("opening conversations")?
     .with_metrics(Arc::clone(&metrics));
+    if let Desk::Leader(fence) = &desk {
+        conversations.set_fence(Arc::clone(fence));
+    }
     let conversations = Arc::new(conversations);
     let stats = StatsService::new(
         accounts.store().stats.clone(),
@@ -112,7 +161,11 @@ pub async fn build_state_with(
         config.channels.clone(),
     )
     .context("opening channels")?;
-    follow_presence(&accounts, &conversations);
+    let leads_desk = !matches!(desk, Desk::Follower);
+    if leads_desk {
+        channels.resume().context("resuming channels")?;
+        follow_presence(&accounts, &conversations);
+    }
     let seed_author = accounts
         .account_by_username(crate::services::accounts::BOOTSTRAP_ADMIN)?
         .map_or(crate::domain::AccountId(1), |admin| admin.id);
@@ -123,7 +176,6 @@ pub async fn build_state_with(
         seed_author,
     )
     .context("opening quick replies")?;
-    let knowledge = Arc::new(knowledge);
     let quick_replies = Arc::new(quick_replies);
     let assist = Arc::new(
         AssistService::new(
@@ -135,7 +187,8 @@ pub async fn build_state_with(
         .with_metrics(Arc::clone(&metrics))
         .with_min_confidence(config.search.min_confidence),
     );
-    let suggestions = Arc::new(if config.conversations.push_suggestions {
+    let push_suggestions = config.conversations.push_suggestions && leads_desk;
+    let suggestions = Arc::new(if push_suggestions {
         SuggestionPump::start(
             &conversations,
             &accounts,
@@ -147,7 +200,7 @@ pub async fn build_state_with(
     } else {
         SuggestionPump::disabled()
     });
-    if config.conversations.push_suggestions {
+    if push_suggestions {
         conversations.subscribe_to_visitor_messages(suggestions.clone());
     }
     Ok(AppState {
@@ -166,25 +219,32 @@ pub async fn build_state_with(
     })
 }
 
+/// Opens the store `config` names (migrating PostgreSQL).
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let data_dir = config.paths.data.clone();
+    let storage_config = config.storage.clone();
+    tokio::task::spawn_blocking(move || Store::open_configured(&storage_config, &data_dir))
+        .await?
+        .with_context(|| match config.storage.backend {
+            crate::config::StorageBackend::Sled => {
+                format!("opening the database in {}", config.paths.data.display())
+            }
+            crate::config::StorageBackend::Postgres => "opening PostgreSQL".to_string(),
+        })
+}
+
 async fn open_accounts(
     config: &Config,
+    store: Store,
     clock: Arc<dyn Clock>,
     captcha: Box<dyn CaptchaSource>,
 ) -> anyhow::Result<AccountService> {
-    let data_dir = config.paths.data.clone();
     let accounts_config = config.accounts.clone();
-    let storage_config = config.storage.clone();
     let (accounts, bootstrap) = tokio::task::spawn_blocking(move || {
-        let store = Store::open_configured(&storage_config, &data_dir)?;
         AccountService::open(store, accounts_config, clock, captcha)
     })
     .await?
-    .with_context(|| match config.storage.backend {
-        crate::config::StorageBackend::Sled => {
-            format!("opening accounts in {}", config.paths.data.display())
-        }
-        crate::config::StorageBackend::Postgres => "opening accounts in PostgreSQL".to_string(),
-    })?;
+    .context("opening accounts")?;
     announce_bootstrap(&bootstrap);
     Ok(accounts)
 }
@@ -299,6 +359,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    if config.cluster.enabled() {
+        return cluster::serve(config, listener).await;
+    }
     let ready: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
     let front = crate::http::starting_router(Arc::clone(&ready))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -313,17 +376,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    start_housekeeping(&state);
-    start_desk_timers(&state);
-    crate::services::webhooks::start_delivery(&state.webhooks);
-    crate::channels::outbound::start_delivery(&state.channels);
-    let visitors = Arc::clone(&state.visitors);
-    tokio::task::spawn_blocking(move || visitors.load_location_database().is_some());
+    start_desk_work(&state);
     let _ = ready.set(router(state));
     tracing::info!("ready");
     server.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts what the node that holds the desk runs in the background: timers, housekeeping, webhook and
+/// channel deliveries; and loads the location database.
+fn start_desk_work(state: &AppState) {
+    start_housekeeping(state);
+    start_desk_timers(state);
+    crate::services::webhooks::start_delivery(&state.webhooks);
+    crate::channels::outbound::start_delivery(&state.channels);
+    let visitors = Arc::clone(&state.visitors);
+    tokio::task::spawn_blocking(move || visitors.load_location_database().is_some());
 }
 
 fn absolute(path: &std::path::Path) -> String {
@@ -333,7 +402,7 @@ fn absolute(path: &std::path::Path) -> String {
         .to_string()
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

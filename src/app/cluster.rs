@@ -1,0 +1,121 @@
+//! `kefu serve` as one node of several (see docs/ARCHITECTURE.md, "Several nodes"): the node's own
+//! knowledge base and history index kept in step through JetStream, a follower's read-only services
+//! behind the forwarding front, and, once the election makes this node the leader, the whole desk.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{assemble, open_knowledge, open_store, shutdown_signal, start_desk_work, Desk};
+use crate::cluster::election::{self, OpeningLock, Role};
+use crate::cluster::forward::Front;
+use crate::cluster::Node;
+use crate::config::Config;
+use crate::http::router;
+use crate::services::captcha::ImageCaptcha;
+use crate::services::{watch_knowledge_base, SystemClock};
+
+/// Serves on `listener` until Ctrl-C or SIGTERM, following the election.
+pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let postgres_url = config
+        .storage
+        .postgres_url
+        .clone()
+        .context("storage.postgres_url is not set")?;
+    let node = Node::connect(&config, listener.local_addr()?).await?;
+    tracing::info!(node = %node.id, url = %node.advertise_url, "joining the cluster");
+    let front = Arc::new(Front::default());
+    let app = front
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move {
+        axum::serve(crate::http::without_nagle(listener), app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    let (knowledge, metrics) = open_knowledge(&config).await?;
+    let opening = opening_lock(&postgres_url).await?;
+    let store = open_store(&config).await?;
+    let follower = assemble(
+        &config,
+        store.clone(),
+        Arc::new(SystemClock),
+        Box::new(ImageCaptcha),
+        Arc::clone(&knowledge),
+        Arc::clone(&metrics),
+        Desk::Follower,
+    )
+    .await?;
+    release(opening).await;
+    let _watcher = if config.search.watch {
+        Some(watch_knowledge_base(Arc::clone(&knowledge))?)
+    } else {
+        None
+    };
+    front.follow(router(follower.clone()));
+    let mut roles = election::start(&postgres_url, &node)?;
+    tracing::info!("ready");
+    let mut follower = Some(follower);
+    loop {
+        tokio::select! {
+            changed = roles.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = server_done(&server) => break,
+        }
+        let role = roles.borrow_and_update().clone();
+        match role {
+            Role::Unknown => {}
+            Role::Follower { leader_url, .. } => front.set_leader_url(leader_url.as_deref()),
+            Role::Leader { epoch } => {
+                let Some(read_only) = follower.take() else {
+                    continue;
+                };
+                let opening = opening_lock(&postgres_url).await?;
+                let leased = store.clone();
+                let fence: crate::services::conversations::DeskFence =
+                    Arc::new(move || leased.check_desk_epoch(epoch));
+                let state = assemble(
+                    &config,
+                    store.clone(),
+                    Arc::new(SystemClock),
+                    Box::new(ImageCaptcha),
+                    Arc::clone(&knowledge),
+                    Arc::clone(&metrics),
+                    Desk::Leader(fence),
+                )
+                .await
+                .context("opening the desk as its leader")?;
+                release(opening).await;
+                start_desk_work(&state);
+                front.lead(router(state));
+                drop(read_only);
+                tracing::info!(epoch, "leading the desk");
+            }
+        }
+    }
+    server.await??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn opening_lock(postgres_url: &str) -> anyhow::Result<OpeningLock> {
+    let url = postgres_url.to_string();
+    tokio::task::spawn_blocking(move || OpeningLock::acquire(&url))
+        .await
+        .context("waiting for the opening lock")?
+}
+
+/// Releases the opening lock off the async workers (rust-postgres' synchronous client blocks).
+async fn release(lock: OpeningLock) {
+    let _ = tokio::task::spawn_blocking(move || drop(lock)).await;
+}
+
+/// Resolves when the server task has ended (it is awaited, for its result, afterwards).
+async fn server_done<T>(server: &tokio::task::JoinHandle<T>) {
+    while !server.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
