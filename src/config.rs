@@ -640,6 +640,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_needs_postgres_and_plain_names() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        let load = |pairs: &[(&str, &str)]| {
+            Config::load_from(None, &env(pairs), &FlagOverrides::default())
+        };
+        let nats = ("KEFU_CLUSTER__NATS_URL", "nats://127.0.0.1:4222");
+        let postgres = [
+            ("KEFU_STORAGE__BACKEND", "postgres"),
+            (
+                "KEFU_STORAGE__POSTGRES_URL",
+                "postgres://kefu@127.0.0.1/kefu",
+            ),
+        ];
+        assert!(matches!(load(&[nats]), Err(ConfigError::OutOfRange(_))));
+        let config = load(&[nats, postgres[0], postgres[1]]).unwrap();
+        assert!(config.cluster.enabled());
+        assert_eq!(config.cluster.name, "kefu");
+        let bad_node = ("KEFU_CLUSTER__NODE_ID", "node one");
+        assert!(matches!(
+            load(&[nats, postgres[0], postgres[1], bad_node]),
+            Err(ConfigError::OutOfRange(_))
+        ));
+        assert!(!load(&[]).unwrap().cluster.enabled());
+    }
+
+    #[test]
     fn a_confidence_outside_0_to_1_is_refused() {
         let env = HashMap::from([("KEFU_SEARCH__MIN_CONFIDENCE".to_string(), "1.5".to_string())]);
         let result = Config::load_from(None, &env, &FlagOverrides::default());

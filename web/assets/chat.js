@@ -21,6 +21,7 @@
     upload_too_large: "文件过大，请压缩后重新发送",
     invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
     rate_limited: "操作过于频繁，请稍后再试",
+    no_leader: "服务切换中，请稍后重试",
     visitor_blocked: "抱歉，您暂时无法发起咨询",
     identity_invalid: "身份校验失败，请刷新页面后重试",
     internal: "服务器开小差了，请稍后再试",

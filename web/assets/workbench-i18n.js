@@ -48,6 +48,7 @@
     invalid_upload: "不支持该文件类型，或文件内容与扩展名不符",
     account_locked: "登录失败次数过多，已暂时限制从当前网络登录，请稍后再试",
     rate_limited: "操作过于频繁，请稍后再试",
+    no_leader: "服务切换中，请稍后重试",
     internal: "服务器开小差了，请稍后再试",
   };
   const RULES = [
