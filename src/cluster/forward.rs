@@ -24,6 +24,10 @@ use tower::ServiceExt;
 
 use crate::error::Error;
 
+/// Marks a request a follower forwarded: a node that is not the leader answers it `no_leader` instead
+/// of forwarding it again, so two nodes that briefly each think the other leads cannot bounce it.
+const FORWARDED_BY: &str = "x-kefu-forwarded-by";
+
 /// What the node answers with, as its role changes.
 #[derive(Clone)]
 enum Mode {
@@ -113,6 +117,13 @@ impl Front {
             {
                 into_response(local.oneshot(request).await)
             }
+            Mode::Following { .. } if request.headers().contains_key(FORWARDED_BY) => {
+                Error::NoLeader(
+                    "the node this was forwarded to no longer leads the desk; try again in a moment"
+                        .into(),
+                )
+                .into_response()
+            }
             Mode::Following {
                 leader_url: Some(leader),
                 ..
@@ -159,6 +170,9 @@ impl Front {
         if let Some(peer) = peer {
             append_forwarded_for(&mut parts.headers, peer);
         }
+        parts
+            .headers
+            .insert(FORWARDED_BY, HeaderValue::from_static("follower"));
         let mut response = match self.client.request(Request::from_parts(parts, body)).await {
             Ok(response) => response,
             Err(error) => {

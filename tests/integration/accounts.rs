@@ -1451,3 +1451,33 @@ async fn an_address_failing_across_usernames_is_locked_out_of_all_of_them() {
     );
     app.shutdown().await;
 }
+
+/// An agent online for longer than the auto-away limit is not set away by the first housekeeping
+/// after a restart (or after another node of a cluster takes over the desk): their activity before it
+/// is unknown, so idleness counts from the restart.
+#[tokio::test]
+async fn auto_away_counts_idleness_from_a_restart_at_the_earliest() {
+    let start: jiff::Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+    let app = TestApp::start_signed_out_at(TestDirs::with_fixtures(), start).await;
+    let admin = app.admin().await;
+    let (agent_id, agent) = app.create_account(&admin, "xiaomei", &["agent"]).await;
+    let (status, _) = app
+        .json_as(
+            Some(&agent),
+            Method::PUT,
+            "/api/v1/me/presence",
+            json!({"status": "online"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let dirs = app.stop();
+    let restarted = start + SignedDuration::from_mins(30);
+    let app = TestApp::start_signed_out_at(dirs, restarted).await;
+    assert!(
+        app.state.accounts.apply_auto_away().unwrap().is_empty(),
+        "online since 30 min, but the process only knows 0 min of it"
+    );
+    app.clock.advance(SignedDuration::from_mins(11));
+    let away = app.state.accounts.apply_auto_away().unwrap();
+    assert!(away.iter().any(|id| id.0 == agent_id), "{away:?}");
+}

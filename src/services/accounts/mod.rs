@@ -63,6 +63,9 @@ pub struct AccountService {
     sign_in_guard: guard::SignInGuard,
     /// Last request of each signed-in account, for auto-away; memory only, like presence timers.
     activity: Mutex<HashMap<AccountId, Timestamp>>,
+    /// When this service opened: an agent's idle time counts from here at the earliest, since their
+    /// activity before (on this process before a restart, or on a cluster's previous leader) is unknown.
+    opened_at: Timestamp,
     /// Serialises read-modify-write of account records; sign-ins and settings are rare enough.
     write_lock: Mutex<()>,
     /// One lock per username being signed in to, held from the lockout check to the recorded outcome:
@@ -186,6 +189,7 @@ impl AccountService {
     ) -> Result<(AccountService, Bootstrap)> {
         let per_minute =
             NonZeroU32::new(config.login_attempts_per_minute.max(1)).expect("max(1) is never zero");
+        let opened_at = clock.now();
         let service = AccountService {
             store,
             clock,
@@ -198,6 +202,7 @@ impl AccountService {
                 window: jiff::SignedDuration::from_mins(config.lockout_minutes as i64),
             }),
             activity: Mutex::new(HashMap::new()),
+            opened_at,
             signing_in: Mutex::new(HashMap::new()),
             write_lock: Mutex::new(()),
             decoy_hash: password::hash_password(&random_token(12))?,

@@ -249,7 +249,7 @@ impl AccountService {
                 .lock()
                 .get(&account.id)
                 .copied()
-                .unwrap_or(account.presence.since)
+                .unwrap_or(self.opened_at)
                 .max(account.presence.since);
             if now.duration_since(last_active) > idle_limit {
                 self.change_presence(account.id, PresenceStatus::Away, true)?;
