@@ -176,6 +176,21 @@ async fn greeting_quick_button_transfer_note_and_pending_wrap_up() {
             .await;
         assert_eq!(jie.text("#pending-count").await, "1");
         walk_shot(&jie, TEST, "7-pending").await;
+
+        // 5. The team's figures are the sum of their agents': the supervisor view and 统计 (全团队)
+        //    count 阿杰's unwritten wrap-up.
+        let boss = h.browser("admin", false).await;
+        super::sign_in(&boss, "/supervisor", "admin", PASSWORD).await;
+        boss.wait_text("[data-testid=stat-abandoned]", "待写小结 1").await;
+        boss.open("/workbench#stats").await;
+        boss.wait("#stats-scope").await;
+        boss.script(
+            "const s = document.getElementById('stats-scope'); s.value = 'team'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await;
+        boss.wait_text("#stat-pending_wrap_ups", "1").await;
+        walk_shot(&boss, TEST, "5-team-pending-wrap-ups").await;
         jie.click(&format!("#pending-{conversation} [data-testid=pending-wrapup]")).await;
         jie.wait("#dlg-wrapup[open]").await;
         jie.click("[data-testid=wrapup-type]").await;
