@@ -411,6 +411,15 @@ async fn consume(
                     }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "reading the message log failed");
+                        // Without its consumer the pull stream would fail for ever: make it again.
+                        let consumer_gone = matches!(
+                            error.kind(),
+                            pull::MessagesErrorKind::ConsumerDeleted
+                                | pull::MessagesErrorKind::NoResponders
+                        );
+                        if consumer_gone {
+                            break;
+                        }
                         tokio::time::sleep(retry_delay).await;
                         retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
                     }
@@ -421,8 +430,9 @@ async fn consume(
                 }
             }
         }
-        // The pull stream ended (the consumer was deleted, or NATS restarted): open it again.
+        // The pull stream ended or lost its consumer (deleted, or NATS lost it): open it again.
         tokio::time::sleep(retry_delay).await;
+        retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
         match open_consumer(&stream, &name).await {
             Ok(reopened) => consumer = reopened,
             Err(error) => tracing::warn!(%error, "opening the message log consumer again failed"),

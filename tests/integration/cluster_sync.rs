@@ -500,6 +500,18 @@ async fn cluster_stored_messages_reach_every_history_index() {
         );
     }
     assert!(!hits(&history_a, "发票").is_empty());
+
+    // A consumer lost on the server (deleted by hand, NATS restarted without its state) is made
+    // again, and the node's index goes on receiving.
+    stream
+        .delete_consumer(&format!("history-a-{name}"))
+        .await
+        .unwrap();
+    log_a.stored("c_4", &message(1, "优惠券无法使用"));
+    let took = wait_for(|| async { hits(&history_a, "优惠券") == [("c_4".to_string(), 1)] })
+        .await
+        .expect("a node whose consumer was deleted stopped indexing");
+    eprintln!("consumer recreated and message indexed after {took:?}");
     assert_eq!(log_a.dropped_messages(), 0);
 }
 
