@@ -13,6 +13,10 @@ mod admin;
 mod channels;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/cluster.rs"]
+mod cluster;
+#[path = "integration/cluster_sync.rs"]
+mod cluster_sync;
 #[path = "integration/conversations.rs"]
 mod conversations;
 #[path = "integration/crash.rs"]

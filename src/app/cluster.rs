@@ -9,11 +9,14 @@ use anyhow::Context;
 use super::{assemble, open_knowledge, open_store, shutdown_signal, start_desk_work, Desk};
 use crate::cluster::election::{self, OpeningLock, Role};
 use crate::cluster::forward::Front;
+use crate::cluster::kb_sync::KbSync;
+use crate::cluster::message_log::MessageLog;
 use crate::cluster::Node;
 use crate::config::Config;
 use crate::http::router;
 use crate::services::captcha::ImageCaptcha;
-use crate::services::{watch_knowledge_base, SystemClock};
+use crate::services::{watch_knowledge_base, ConversationService, SystemClock};
+use crate::storage::StoredConversations;
 
 /// Serves on `listener` until Ctrl-C or SIGTERM, following the election.
 pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
@@ -34,8 +37,26 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
             .await
     });
     let (knowledge, metrics) = open_knowledge(&config).await?;
+    let kb_sync = KbSync::start(&node, Arc::clone(&knowledge))
+        .await
+        .context("replicating the knowledge base")?;
     let opening = opening_lock(&postgres_url).await?;
     let store = open_store(&config).await?;
+    let history = {
+        let conversations = StoredConversations::new(store.clone());
+        let data = config.paths.data.clone();
+        let analyzer = knowledge.index().analyzer();
+        tokio::task::spawn_blocking(move || {
+            ConversationService::open_message_index(&conversations, &data, analyzer)
+        })
+        .await?
+        .context("opening the message index")?
+    };
+    let message_log = Arc::new(
+        MessageLog::start(&node, Arc::clone(&history))
+            .await
+            .context("following the message log")?,
+    );
     let follower = assemble(
         &config,
         store.clone(),
@@ -44,6 +65,7 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
         Arc::clone(&knowledge),
         Arc::clone(&metrics),
         Desk::Follower,
+        Some(Arc::clone(&history)),
     )
     .await?;
     release(opening).await;
@@ -85,10 +107,15 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
                     Arc::clone(&knowledge),
                     Arc::clone(&metrics),
                     Desk::Leader(fence),
+                    Some(Arc::clone(&history)),
                 )
                 .await
                 .context("opening the desk as its leader")?;
                 release(opening).await;
+                state
+                    .conversations
+                    .add_stored_message_sink(message_log.clone());
+                republish_recent(&state, &message_log).await;
                 start_desk_work(&state);
                 front.lead(router(state));
                 drop(read_only);
@@ -97,8 +124,27 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
         }
     }
     server.await??;
+    drop(kb_sync);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How far back a new leader republishes stored messages: the stream's duplicate window, so what the
+/// previous leader had published is dropped by JetStream, and what it committed but had not yet
+/// published (it died in between) reaches every node's history.
+const REPUBLISH_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(2);
+
+async fn republish_recent(state: &crate::http::AppState, log: &Arc<MessageLog>) {
+    let conversations = Arc::clone(&state.conversations);
+    let since = conversations.now() - REPUBLISH_WINDOW;
+    match tokio::task::spawn_blocking(move || conversations.messages_since(since)).await {
+        Ok(Ok(messages)) => {
+            let count = log.republish(messages).await;
+            tracing::info!(count, "republished the last two minutes of messages");
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "reading recent messages to republish failed"),
+        Err(error) => tracing::warn!(%error, "republishing recent messages failed"),
+    }
 }
 
 async fn opening_lock(postgres_url: &str) -> anyhow::Result<OpeningLock> {

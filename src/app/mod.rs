@@ -60,6 +60,7 @@ pub async fn build_state_with(
         knowledge,
         metrics,
         Desk::Sole,
+        None,
     )
     .await
 }
@@ -109,7 +110,9 @@ pub(crate) async fn open_knowledge(
     Ok((knowledge, metrics))
 }
 
-/// Opens every service over the store around `knowledge`, for `desk`.
+/// Opens every service over the store around `knowledge`, for `desk`. `history` is the message index
+/// when the caller opened it (a cluster node keeps one across its desks); otherwise it is opened here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn assemble(
     config: &Config,
     store: Store,
@@ -118,18 +121,29 @@ pub(crate) async fn assemble(
     knowledge: Arc<KnowledgeService>,
     metrics: Arc<Metrics>,
     desk: Desk,
+    history: Option<Arc<crate::search::MessageIndex>>,
 ) -> anyhow::Result<AppState> {
     let clock_for_replies = Arc::clone(&clock);
     let accounts = Arc::new(open_accounts(config, store, Arc::clone(&clock), captcha).await?);
     let conversation_store = Arc::new(StoredConversations::new(accounts.store().clone()));
-    let conversations = ConversationService::open(
-        conversation_store,
-        Arc::clone(&accounts),
-        clock,
-        config.conversations.clone(),
-        &config.paths.data,
-        knowledge.index().analyzer(),
-    )
+    let conversations = match history {
+        Some(history) => ConversationService::open_with_history(
+            conversation_store,
+            Arc::clone(&accounts),
+            clock,
+            config.conversations.clone(),
+            &config.paths.data,
+            history,
+        ),
+        None => ConversationService::open(
+            conversation_store,
+            Arc::clone(&accounts),
+            clock,
+            config.conversations.clone(),
+            &config.paths.data,
+            knowledge.index().analyzer(),
+        ),
+    }
     .context("opening conversations")?
     .with_metrics(Arc::clone(&metrics));
     if let Desk::Leader(fence) = &desk {

@@ -50,6 +50,13 @@ pub fn is_article(relative: &str) -> bool {
             .all(|name| !name.is_empty() && !name.starts_with('.') && !name.starts_with('_'))
 }
 
+/// Whether a `/`-separated path under the knowledge base is one of its files: an article (see
+/// [`is_article`]) or the dictionary, synonyms or category names at its top. Other files (`README`,
+/// images, editors' leftovers) are not part of the knowledge base.
+pub fn is_knowledge_file(relative: &str) -> bool {
+    is_article(relative) || [DICT_FILE, SYNONYMS_FILE, CATEGORIES_FILE].contains(&relative)
+}
+
 /// `/`-separated form of `path` relative to `kb_dir`, if it lies inside and is valid UTF-8.
 pub fn relative_path(kb_dir: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(kb_dir).ok()?;

@@ -3,10 +3,14 @@
 //! or holding a different number of messages than the store (a crash between a message and its commit).
 //!
 //! Bodies are indexed twice, like articles: jieba words (search mode) and CJK characters and bigrams.
+//!
+//! Adding is idempotent: each message carries the key `{conversation}:{seq}`, and adding a message
+//! replaces any document with its key, so a message that arrives twice (the desk, then the cluster's
+//! message log; a redelivery) is indexed once.
 
 use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
@@ -22,8 +26,8 @@ use super::tokenizer::{
 use crate::domain::Message;
 use crate::error::{Error, Result};
 
-/// Bump when the schema changes: the index is rebuilt.
-const MESSAGE_SCHEMA_VERSION: u32 = 1;
+/// Bump when the schema changes: the index is rebuilt. 2: the `key` field.
+const MESSAGE_SCHEMA_VERSION: u32 = 2;
 const VERSION_FILE: &str = "kefu-messages-version";
 /// Queued messages that trigger a commit.
 const COMMIT_AFTER_MESSAGES: usize = 2000;
@@ -45,6 +49,8 @@ pub struct MessageHit {
 
 #[derive(Debug, Clone, Copy)]
 struct MessageFields {
+    /// `{conversation}:{seq}`, unique per message: what makes adding idempotent.
+    key: tantivy::schema::Field,
     conversation: tantivy::schema::Field,
     seq: tantivy::schema::Field,
     body: tantivy::schema::Field,
@@ -61,12 +67,27 @@ fn schema() -> (Schema, MessageFields) {
         )
     };
     let fields = MessageFields {
+        key: builder.add_text_field("key", STRING),
         conversation: builder.add_text_field("conversation", STRING | STORED),
         seq: builder.add_u64_field("seq", INDEXED | STORED | FAST),
         body: builder.add_text_field("body", text(JIEBA_TOKENIZER)),
         body_ngram: builder.add_text_field("body_ngram", text(NGRAM_TOKENIZER)),
     };
     (builder.build(), fields)
+}
+
+/// The unique key of a message in the index.
+fn message_key(conversation: &str, seq: u64) -> String {
+    format!("{conversation}:{seq}")
+}
+
+/// Messages added and not yet committed.
+#[derive(Default)]
+struct Pending {
+    /// Each with its key, to replace an earlier copy at commit.
+    documents: Vec<(String, TantivyDocument)>,
+    /// Commits that have taken pending documents so far: the next one to take is `taken + 1`.
+    taken: u64,
 }
 
 /// The message index.
@@ -78,7 +99,9 @@ pub struct MessageIndex {
     analyzer: Arc<Analyzer>,
     /// Messages waiting for the next commit. Adding only queues, so a sender never waits for a commit
     /// (which holds the writer for tens of milliseconds).
-    pending: Mutex<Vec<TantivyDocument>>,
+    pending: Mutex<Pending>,
+    /// The last commit (numbered as [`Pending::taken`]) that is durable and searchable.
+    committed: AtomicU64,
     dirty: AtomicBool,
     last_commit: Mutex<std::time::Instant>,
 }
@@ -132,7 +155,8 @@ impl MessageIndex {
             reader,
             fields,
             analyzer,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::default(),
+            committed: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             last_commit: Mutex::new(std::time::Instant::now()),
         };
@@ -164,6 +188,7 @@ impl MessageIndex {
 
     fn document(&self, conversation: &str, message: &Message) -> TantivyDocument {
         let mut document = TantivyDocument::default();
+        document.add_text(self.fields.key, message_key(conversation, message.seq));
         document.add_text(self.fields.conversation, conversation);
         document.add_u64(self.fields.seq, message.seq);
         document.add_text(self.fields.body, &message.body);
@@ -171,19 +196,32 @@ impl MessageIndex {
         document
     }
 
-    /// Queues a stored message; searchable after the next [`MessageIndex::commit`].
+    /// Queues a stored message; searchable after the next [`MessageIndex::commit`]. Adding a message
+    /// again (same conversation and seq) replaces the earlier copy.
     pub fn add(&self, conversation: &str, message: &Message) -> Result<()> {
         let document = self.document(conversation, message);
-        self.pending.lock().push(document);
+        let key = message_key(conversation, message.seq);
+        self.pending.lock().documents.push((key, document));
         self.dirty.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// A ticket for everything added so far: [`MessageIndex::is_committed`] says when all of it is
+    /// durable, so a consumer of a message log acknowledges a message only once a crash cannot lose it.
+    pub fn commit_ticket(&self) -> u64 {
+        self.pending.lock().taken + 1
+    }
+
+    /// Whether everything added before [`MessageIndex::commit_ticket`] returned `ticket` is committed.
+    pub fn is_committed(&self, ticket: u64) -> bool {
+        self.committed.load(Ordering::Acquire) >= ticket
     }
 
     /// Commits when enough waits or the last commit is old; searches commit first anyway, so history
     /// search never misses a message. Every commit costs tantivy a fresh segment writer (measured:
     /// committing every second grew the server by ~4 MiB/s), so the desk commits rarely.
     pub fn commit_if_due(&self) -> Result<()> {
-        let waiting = self.pending.lock().len();
+        let waiting = self.pending.lock().documents.len();
         let last = *self.last_commit.lock();
         if waiting >= COMMIT_AFTER_MESSAGES || (waiting > 0 && last.elapsed() >= COMMIT_AFTER) {
             self.commit()?;
@@ -198,13 +236,22 @@ impl MessageIndex {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let documents = std::mem::take(&mut *self.pending.lock());
         {
+            // Taken under the writer lock, so commits finish in the order they took their documents
+            // and `committed` never runs ahead of what is on disk.
             let mut writer = self.writer.lock();
-            for document in documents {
+            let (documents, ticket) = {
+                let mut pending = self.pending.lock();
+                pending.taken += 1;
+                (std::mem::take(&mut pending.documents), pending.taken)
+            };
+            for (key, document) in documents {
+                // A delete only hides documents added before it, so the copy added next survives.
+                writer.delete_term(Term::from_field_text(self.fields.key, &key));
                 writer.add_document(document)?;
             }
             writer.commit()?;
+            self.committed.fetch_max(ticket, Ordering::AcqRel);
         }
         self.reader.reload()?;
         Ok(())
@@ -328,5 +375,40 @@ mod tests {
         let reopened = MessageIndex::open(folder.path(), analyzer, 4, || Ok(more)).unwrap();
         assert_eq!(reopened.len(), 4);
         assert_eq!(reopened.search("物流", 10).unwrap()[0].conversation, "c_4");
+    }
+
+    #[test]
+    fn adding_a_message_again_keeps_one_copy() {
+        let folder = tempfile::tempdir().unwrap();
+        let index = MessageIndex::open(folder.path(), Arc::new(Analyzer::new()), 0, || {
+            Ok(Vec::new())
+        })
+        .unwrap();
+        // Twice before a commit, and once more after it, as the desk and a message log would.
+        index.add("c_1", &message(1, "发票抬头写错了")).unwrap();
+        index.add("c_1", &message(1, "发票抬头写错了")).unwrap();
+        index.add("c_1", &message(2, "发票什么时候开")).unwrap();
+        let ticket = index.commit_ticket();
+        assert!(!index.is_committed(ticket));
+        index.commit().unwrap();
+        assert!(index.is_committed(ticket));
+        index.add("c_1", &message(1, "发票抬头写错了")).unwrap();
+        // Another conversation's message with the same seq is another message.
+        index.add("c_2", &message(1, "发票抬头写错了")).unwrap();
+        let hits = index.search("发票抬头", 10).unwrap();
+        let mut found: Vec<(String, u64)> = hits
+            .into_iter()
+            .map(|hit| (hit.conversation, hit.seq))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("c_1".to_string(), 1),
+                ("c_1".to_string(), 2),
+                ("c_2".to_string(), 1)
+            ]
+        );
+        assert_eq!(index.len(), 3);
     }
 }

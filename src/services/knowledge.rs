@@ -1,8 +1,13 @@
 //! The knowledge base as a service: keeps the index in step with `kb/` (incremental sync by content
 //! hash), edits articles on disk atomically, searches, and remembers which files are broken and why.
+//!
+//! Every change of a knowledge-base file seen or made here (an article saved or deleted through the
+//! API, the dictionary, synonyms or category names saved in the console, a file edited on disk and
+//! picked up by a sync) is told to the [`KbChangeListener`]s, so another layer can copy it elsewhere
+//! (the cluster's replication) without this service knowing how.
 
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,9 +15,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::articles::{
-    list_article_files, load_knowledge_base, parse_article, read_article_file, render_html,
-    resolve_duplicate_ids, write_file_atomically, write_shared_file_atomically, DICT_FILE,
-    SYNONYMS_FILE,
+    is_article, is_knowledge_file, list_article_files, load_knowledge_base, parse_article,
+    remove_file_durably, render_html, resolve_duplicate_ids, write_file_atomically,
+    write_shared_file_atomically, DICT_FILE, SYNONYMS_FILE,
 };
 use crate::config::SearchConfig;
 use crate::domain::{Article, ArticleId, ArticleStatus, Section};
@@ -226,6 +231,18 @@ impl Catalog {
     }
 }
 
+/// Told of every knowledge-base file this node changed or saw change on disk, after the fact.
+///
+/// `relative_path` is `/`-separated under `kb/` and passes [`is_knowledge_file`]; `content` is the
+/// file as it now is, `None` when it was removed. Called with the service's catalog lock held, so
+/// changes of one file arrive in the order they happened: keep it short and never block (queue the
+/// work). The same content may be told more than once (a save, then the file watcher's re-read), and
+/// files received through [`KnowledgeService::apply_replicated`] are not told.
+pub trait KbChangeListener: Send + Sync + std::fmt::Debug {
+    /// `relative_path` now holds `content` (`None`: removed).
+    fn changed(&self, relative_path: &str, content: Option<&[u8]>);
+}
+
 /// The knowledge-base service.
 pub struct KnowledgeService {
     kb_dir: PathBuf,
@@ -238,6 +255,7 @@ pub struct KnowledgeService {
     metrics: Arc<Metrics>,
     /// Article HTML by content hash: reading an article renders it only once per version.
     rendered: RenderedHtml,
+    listeners: RwLock<Vec<Arc<dyn KbChangeListener>>>,
 }
 
 impl std::fmt::Debug for KnowledgeService {
@@ -280,6 +298,7 @@ impl KnowledgeService {
             analyzer_hash: Mutex::new(analysis.fingerprint.analyzer_hash.clone()),
             rendered: RenderedHtml::default(),
             metrics: Arc::default(),
+            listeners: RwLock::default(),
         };
         let mut report = service.sync_all()?;
         report.errors.extend(analysis.errors.iter().cloned());
@@ -291,6 +310,38 @@ impl KnowledgeService {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> KnowledgeService {
         self.metrics = metrics;
         self
+    }
+
+    /// Tells `listener` every local change of a knowledge-base file from now on.
+    pub fn on_local_change(&self, listener: Arc<dyn KbChangeListener>) {
+        self.listeners.write().push(listener);
+    }
+
+    fn tell_listeners(&self, relative: &str, content: Option<&[u8]>) {
+        if !is_knowledge_file(relative) {
+            return;
+        }
+        for listener in self.listeners.read().iter() {
+            listener.changed(relative, content);
+        }
+    }
+
+    /// Tells the listeners what `relative` holds on disk now (absent: removed). An unreadable file is
+    /// not told: it is neither known content nor known to be gone.
+    fn tell_listeners_from_disk(&self, relative: &str) {
+        if self.listeners.read().is_empty() {
+            return;
+        }
+        let path = self.kb_dir.join(relative);
+        match std::fs::read(&path) {
+            Ok(bytes) => self.tell_listeners(relative, Some(&bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.tell_listeners(relative, None)
+            }
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "cannot read a changed knowledge-base file")
+            }
+        }
     }
 
     /// The knowledge-base folder.
@@ -317,15 +368,34 @@ impl KnowledgeService {
     /// Compares every file with the index and applies the differences, then commits. Files whose content
     /// hash matches the index are not parsed again, which keeps start-up fast. Blocking.
     pub fn sync_all(&self) -> Result<SyncReport> {
-        self.sync_all_from(false)
+        self.sync_all_from(false, true)
     }
 
     /// [`KnowledgeService::sync_all`]; with `reindex_everything`, every article is indexed again (a new
     /// dictionary) in the same commit that drops the old documents, so searches never see an empty
-    /// index, and edits wait for the catalog lock instead of landing in between.
-    fn sync_all_from(&self, reindex_everything: bool) -> Result<SyncReport> {
+    /// index, and edits wait for the catalog lock instead of landing in between. With `tell`, the
+    /// listeners hear every file as read and every file gone.
+    fn sync_all_from(&self, reindex_everything: bool, tell: bool) -> Result<SyncReport> {
         let (paths, mut errors) = list_article_files(&self.kb_dir)?;
         let mut catalog = self.lock_catalog();
+        let tell = tell && !self.listeners.read().is_empty();
+        if tell {
+            // Files known before this sync that are no longer listed were removed (unless they could
+            // not be listed, which says nothing about them).
+            let listed: HashSet<&str> = paths
+                .iter()
+                .chain(errors.iter().map(|error| &error.file))
+                .map(String::as_str)
+                .collect();
+            let vanished = catalog
+                .id_of_path
+                .keys()
+                .chain(catalog.errors.keys())
+                .filter(|path| is_article(path) && !listed.contains(path.as_str()));
+            for path in vanished {
+                self.tell_listeners(path, None);
+            }
+        }
         let indexed = if reindex_everything {
             self.index.delete_all()?;
             HashMap::new()
@@ -348,6 +418,9 @@ impl KnowledgeService {
                     continue;
                 }
             };
+            if tell {
+                self.tell_listeners(&relative, Some(&bytes));
+            }
             let content_hash = blake3::hash(&bytes).to_hex().to_string();
             match indexed.get(&relative) {
                 Some(entry) if entry.content_hash == content_hash => {
@@ -419,6 +492,22 @@ impl KnowledgeService {
     /// then commits. Blocking.
     pub fn sync_paths(&self, relative_paths: &[String]) -> Result<SyncReport> {
         let mut catalog = self.lock_catalog();
+        let report = self.sync_paths_locked(&mut catalog, relative_paths, true)?;
+        drop(catalog);
+        if report.changed() {
+            self.index.commit_now()?;
+        }
+        Ok(report)
+    }
+
+    /// [`KnowledgeService::sync_paths`] under the catalog lock, without the commit; with `tell`, the
+    /// listeners hear what each file now holds.
+    fn sync_paths_locked(
+        &self,
+        catalog: &mut Catalog,
+        relative_paths: &[String],
+        tell: bool,
+    ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         // Removals first: a file renamed to a name that sorts before the old one would otherwise be
         // read while its id still belonged to the old path, and refused as a duplicate.
@@ -427,6 +516,9 @@ impl KnowledgeService {
             .partition(|relative| !self.kb_dir.join(relative).is_file());
         let mut freed_an_id = false;
         for relative in gone {
+            if tell {
+                self.tell_listeners(relative, None);
+            }
             catalog.errors.remove(relative);
             if let Some(id) = catalog.remove_path(relative) {
                 self.index.delete(&id)?;
@@ -444,8 +536,16 @@ impl KnowledgeService {
             }
         }
         for relative in &to_read {
-            match read_article_file(&self.kb_dir, relative) {
-                Ok(article) => self.apply_article(&mut catalog, &article, &mut report)?,
+            let read = std::fs::read(self.kb_dir.join(relative)).map_err(|io_error| ArticleError {
+                file: relative.clone(),
+                line: 1,
+                reason: format!("cannot read file: {io_error}"),
+            });
+            if let (true, Ok(bytes)) = (tell, &read) {
+                self.tell_listeners(relative, Some(bytes));
+            }
+            match read.and_then(|bytes| parse_article(relative, &bytes)) {
+                Ok(article) => self.apply_article(catalog, &article, &mut report)?,
                 Err(error) => {
                     if let Some(id) = catalog.remove_path(relative) {
                         self.index.delete(&id)?;
@@ -456,11 +556,85 @@ impl KnowledgeService {
                 }
             }
         }
+        Ok(report)
+    }
+
+    /// Writes (or removes) knowledge-base files received from elsewhere (another node), then indexes
+    /// them as a sync would, and applies a new dictionary or synonyms. Files whose content on disk is
+    /// already the one given are left alone. The listeners are not told: the change came from them.
+    /// Paths that are not knowledge-base files (see [`is_knowledge_file`]) are refused and skipped.
+    /// Blocking.
+    ///
+    /// Returns [`Error::Io`] when a file cannot be written or removed (the files before it are
+    /// applied and indexed).
+    pub fn apply_replicated(&self, files: &[(String, Option<Vec<u8>>)]) -> Result<SyncReport> {
+        let mut catalog = self.lock_catalog();
+        let mut articles = Vec::new();
+        let mut analysis_changed = false;
+        let mut outcome = Ok(());
+        for (relative, content) in files {
+            if !is_knowledge_file(relative) {
+                tracing::warn!(path = %relative, "refused a replicated file outside the knowledge base");
+                continue;
+            }
+            let full_path = self.kb_dir.join(relative);
+            let current = std::fs::read(&full_path).ok();
+            if current.as_deref() == content.as_deref() {
+                continue;
+            }
+            let written = match content {
+                Some(bytes) => write_shared_file_atomically(&full_path, bytes),
+                None if current.is_some() => remove_file_durably(&full_path),
+                None => Ok(()),
+            };
+            if let Err(error) = written {
+                outcome = Err(error);
+                break;
+            }
+            if is_article(relative) {
+                articles.push(relative.clone());
+            } else if relative == DICT_FILE || relative == SYNONYMS_FILE {
+                analysis_changed = true;
+            }
+        }
+        let mut report = self.sync_paths_locked(&mut catalog, &articles, false)?;
         drop(catalog);
         if report.changed() {
             self.index.commit_now()?;
         }
-        Ok(report)
+        if analysis_changed {
+            let analysis_report = self.reload_analysis_telling(false)?;
+            report.added += analysis_report.added;
+            report.updated += analysis_report.updated;
+            report.removed += analysis_report.removed;
+            report.errors.extend(analysis_report.errors);
+        }
+        outcome.map(|()| report)
+    }
+
+    /// Saves one of the knowledge base's own files (dictionary, synonyms, category names) atomically
+    /// and tells the listeners. Does not apply it: call [`KnowledgeService::reload_analysis`] after a
+    /// new dictionary or synonyms. Blocking.
+    ///
+    /// Returns [`Error::BadRequest`] for another name, [`Error::Io`] when writing fails.
+    pub fn write_kb_file(&self, name: &str, contents: &[u8]) -> Result<()> {
+        if is_article(name) || !is_knowledge_file(name) {
+            return Err(Error::BadRequest(format!(
+                "`{name}` is not a knowledge-base settings file"
+            )));
+        }
+        // Under the catalog lock, as every other change, so listeners hear changes in order.
+        let _catalog = self.lock_catalog();
+        write_shared_file_atomically(&self.kb_dir.join(name), contents)?;
+        self.tell_listeners(name, Some(contents));
+        Ok(())
+    }
+
+    /// Tells the listeners that `relative` changed on disk (the file watcher, for files that need no
+    /// indexing such as `_categories.txt`). Blocking.
+    pub fn announce_file_change(&self, relative: &str) {
+        let _catalog = self.lock_catalog();
+        self.tell_listeners_from_disk(relative);
     }
 
     /// Indexes `article` if its content changed, handling a changed id or a clash with another file.
@@ -517,6 +691,15 @@ impl KnowledgeService {
     /// Re-reads `_dict.txt` and `_synonyms.txt`. A changed dictionary re-tokenizes every article (full
     /// reindex); changed synonyms only affect queries. Blocking.
     pub fn reload_analysis(&self) -> Result<SyncReport> {
+        self.reload_analysis_telling(true)
+    }
+
+    fn reload_analysis_telling(&self, tell: bool) -> Result<SyncReport> {
+        if tell {
+            let _catalog = self.lock_catalog();
+            self.tell_listeners_from_disk(DICT_FILE);
+            self.tell_listeners_from_disk(SYNONYMS_FILE);
+        }
         let analysis = Analysis::from_knowledge_base(&self.kb_dir);
         analysis.save_beside_index(&self.index_dir)?;
         let mut current_hash = self.analyzer_hash.lock();
@@ -537,7 +720,7 @@ impl KnowledgeService {
             &analysis.fingerprint,
         )?;
         *current_hash = analysis.fingerprint.analyzer_hash.clone();
-        let mut report = self.sync_all_from(true)?;
+        let mut report = self.sync_all_from(true, tell)?;
         report.errors.extend(analysis.errors);
         tracing::info!(articles = report.added, "dictionary changed, index rebuilt");
         Ok(report)
@@ -717,6 +900,7 @@ impl KnowledgeService {
             )));
         }
         write_shared_file_atomically(&self.kb_dir.join(&path), markdown.as_bytes())?;
+        self.tell_listeners(&path, Some(markdown.as_bytes()));
         self.index.upsert(&article)?;
         catalog.insert(&article);
         Ok((article, markdown, created))

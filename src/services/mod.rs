@@ -25,7 +25,8 @@ pub use assist::AssistService;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conversations::ConversationService;
 pub use knowledge::{
-    rebuild_index, Analysis, ArticleView, KnowledgeService, SearchQuery, SearchResults, SyncReport,
+    rebuild_index, Analysis, ArticleView, KbChangeListener, KnowledgeService, SearchQuery,
+    SearchResults, SyncReport,
 };
 pub use metrics::Metrics;
 pub use quick_replies::QuickReplyService;

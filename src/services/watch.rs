@@ -1,6 +1,7 @@
 //! Picks up edits made to `kb/` on disk while serving: file-system events are gathered for a short
 //! quiet period, then only the touched articles are re-read (a whole-folder sync when folders moved,
-//! a re-analysis when the dictionary or synonyms changed).
+//! a re-analysis when the dictionary or synonyms changed; the category names need no indexing, only
+//! announcing to the service's change listeners).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::knowledge::{run_blocking, KnowledgeService, SyncReport};
-use crate::articles::{DICT_FILE, SYNONYMS_FILE};
+use crate::articles::{CATEGORIES_FILE, DICT_FILE, SYNONYMS_FILE};
 use crate::error::{Error, Result};
 
 /// How long the watcher waits for more events before syncing; editors save in bursts.
@@ -25,6 +26,8 @@ struct PendingChanges {
     /// Paths that are gone and were not articles: folders, if articles were known under them.
     vanished: BTreeSet<String>,
     analysis: bool,
+    /// `_categories.txt` changed.
+    categories: bool,
     everything: bool,
 }
 
@@ -42,6 +45,8 @@ impl PendingChanges {
             .any(|name| name.starts_with('.') || name.starts_with('_'));
         if relative == DICT_FILE || relative == SYNONYMS_FILE {
             self.analysis = true;
+        } else if relative == CATEGORIES_FILE {
+            self.categories = true;
         } else if crate::articles::is_article(&relative) {
             self.articles.insert(relative);
         } else if !hidden && (path.is_dir() || path.extension().is_none()) {
@@ -118,6 +123,9 @@ pub fn watch_knowledge_base(service: Arc<KnowledgeService>) -> Result<Recommende
 }
 
 fn apply_changes(service: &KnowledgeService, pending: PendingChanges) -> Result<SyncReport> {
+    if pending.categories {
+        service.announce_file_change(CATEGORIES_FILE);
+    }
     if pending.analysis {
         // A new dictionary re-reads every article anyway; new synonyms need no article reread.
         let report = service.reload_analysis()?;
@@ -179,6 +187,8 @@ mod tests {
         assert!(!pending.analysis && !pending.everything);
         pending.add(kb, &kb.join("_synonyms.txt"));
         assert!(pending.analysis);
+        pending.add(kb, &kb.join("_categories.txt"));
+        assert!(pending.categories && !pending.everything);
         pending.add(kb, &kb.join("folder"));
         assert!(pending.everything);
     }

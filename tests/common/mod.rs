@@ -130,6 +130,24 @@ pub fn postgres_url_or_skip(test: &str) -> Option<String> {
     }
 }
 
+/// The NATS server (with JetStream) the cluster tests need.
+pub const NATS_URL_VAR: &str = "KEFU_TEST_NATS_URL";
+
+/// The NATS server for tests that need one: `None` (with a note on stderr) when `KEFU_TEST_NATS_URL`
+/// is unset; under CI (`CI` set) its absence fails the test instead.
+pub fn nats_url_or_skip(test: &str) -> Option<String> {
+    match std::env::var(NATS_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test} needs NATS: {NATS_URL_VAR} is unset under CI")
+        }
+        _ => {
+            eprintln!("skipped {test}: {NATS_URL_VAR} is unset (no NATS to test against)");
+            None
+        }
+    }
+}
+
 /// Whether the suite runs on PostgreSQL (see [`POSTGRES_URL_VAR`]).
 fn suite_postgres_url() -> Option<String> {
     if std::env::var("KEFU_TEST_STORE").is_ok_and(|store| store == "sled") {

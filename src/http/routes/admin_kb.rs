@@ -13,9 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::articles::{
-    parse_category_names, write_shared_file_atomically, CATEGORIES_FILE, DICT_FILE, SYNONYMS_FILE,
-};
+use crate::articles::{parse_category_names, CATEGORIES_FILE, DICT_FILE, SYNONYMS_FILE};
 use crate::domain::AuditKind;
 use crate::error::{Error, Result};
 use crate::http::access::{CanEditArticles, ClientIp};
@@ -184,10 +182,9 @@ async fn save_terms(
         text.push('\n');
     }
     let before = read_kb_file(&state, file)?;
-    let path = kb_file(&state, file);
     let saved = text.clone();
     let report = off_thread(&state.knowledge, move |knowledge| {
-        write_shared_file_atomically(&path, saved.as_bytes())?;
+        knowledge.write_kb_file(file, saved.as_bytes())?;
         knowledge.reload_analysis()
     })
     .await?;
@@ -379,9 +376,8 @@ async fn put_category_names(
         text.push_str(&format!("{category} {name}\n"));
     }
     let before = state.knowledge.category_names();
-    let path = kb_file(&state, CATEGORIES_FILE);
-    off_thread(&state.knowledge, move |_| {
-        write_shared_file_atomically(&path, text.as_bytes())
+    off_thread(&state.knowledge, move |knowledge| {
+        knowledge.write_kb_file(CATEGORIES_FILE, text.as_bytes())
     })
     .await?;
     let after = state.knowledge.category_names();

@@ -184,6 +184,14 @@ pub trait ReplyGate: Send + Sync + std::fmt::Debug {
     fn agent_reply_stored(&self, conversation: &Conversation, message: &Message) -> Result<()>;
 }
 
+/// Told of every message stored for the first time (a resend is not one), once the desk turn that
+/// stored it has committed (a turn that fails tells nothing): the cluster's message log copies them
+/// to the other nodes' history indexes. Called under the desk lock: never block (queue the work).
+pub trait StoredMessageSink: Send + Sync + std::fmt::Debug {
+    /// `message` of `conversation` was stored.
+    fn stored(&self, conversation: &str, message: &Message);
+}
+
 /// Answers new visitor messages (suggested replies). Told from the sender's task once the message is
 /// durable and delivered: it should hand the work elsewhere and return at once.
 pub trait VisitorMessageSubscriber: Send + Sync + std::fmt::Debug {

@@ -413,8 +413,48 @@ impl ConversationService {
         if new {
             self.history.add(&conversation.id, &message)?;
             self.metrics.message_stored(message.kind);
+            if !self.stored_message_sinks.read().is_empty() {
+                self.stored_this_turn
+                    .lock()
+                    .push((conversation.id.clone(), message.clone()));
+            }
         }
         Ok((message, new))
+    }
+
+    /// Tells the stored-message sinks what a committed desk turn stored.
+    pub(super) fn tell_stored_message_sinks(&self, stored: &[(String, Message)]) {
+        if stored.is_empty() {
+            return;
+        }
+        let sinks = self.stored_message_sinks.read().clone();
+        for sink in sinks {
+            for (conversation, message) in stored {
+                sink.stored(conversation, message);
+            }
+        }
+    }
+
+    /// Messages stored at or after `since`, with their conversations: those of open conversations and
+    /// of conversations ended since then (the others cannot have new messages). A node that becomes
+    /// the desk leader hands them to the cluster's message log again, in case the previous leader
+    /// stored some and stopped before publishing them. Reads every conversation record, and the
+    /// messages of the few that qualify; blocking.
+    pub fn messages_since(&self, since: jiff::Timestamp) -> Result<Vec<(String, Message)>> {
+        let mut found = Vec::new();
+        for conversation in self.store.conversations()? {
+            let recent = conversation.state.is_open()
+                || conversation.ended_at.is_some_and(|ended| ended >= since);
+            if !recent {
+                continue;
+            }
+            for message in self.store.messages_after(&conversation.id, 0)? {
+                if message.at >= since {
+                    found.push((conversation.id.clone(), message));
+                }
+            }
+        }
+        Ok(found)
     }
 
     pub(super) fn system_message(

@@ -61,8 +61,8 @@ use crate::storage::ConversationStore;
 
 pub use events::{DeskEvent, QueueItem, QueuePosition, VisitorView};
 pub use facts::{
-    AssignedVia, DeskFact, DeskObserver, ReplyGate, VisitorFrameObserver, VisitorMessageStored,
-    VisitorMessageSubscriber,
+    AssignedVia, DeskFact, DeskObserver, ReplyGate, StoredMessageSink, VisitorFrameObserver,
+    VisitorMessageStored, VisitorMessageSubscriber,
 };
 pub use hub::{Connection, Hub, Outbox};
 pub use wire::{ConversationView, MessageView};
@@ -255,6 +255,10 @@ pub struct ConversationService {
     /// Checked inside every turn's unit of work before the change (a cluster's leader checks its
     /// lease there); none on one node.
     fence: RwLock<Option<DeskFence>>,
+    stored_message_sinks: RwLock<Vec<Arc<dyn StoredMessageSink>>>,
+    /// Messages stored by the desk turn under way, told to the sinks once it commits. Only touched
+    /// under the desk lock, and emptied by every turn.
+    stored_this_turn: Mutex<Vec<(String, Message)>>,
 }
 
 /// A check every desk turn must pass, inside its unit of work, before it changes anything.
@@ -271,7 +275,8 @@ impl std::fmt::Debug for ConversationService {
 
 impl ConversationService {
     /// Loads open conversations and the queue from `store`; must run inside a tokio runtime (the
-    /// flushing task starts here).
+    /// flushing task starts here). Opens the message index under `data_dir` (see
+    /// [`ConversationService::open_message_index`]).
     pub fn open(
         store: Arc<dyn ConversationStore>,
         accounts: Arc<AccountService>,
@@ -279,6 +284,36 @@ impl ConversationService {
         config: ConversationsConfig,
         data_dir: &std::path::Path,
         analyzer: Arc<Analyzer>,
+    ) -> Result<ConversationService> {
+        let history = ConversationService::open_message_index(&*store, data_dir, analyzer)?;
+        ConversationService::open_with_history(store, accounts, clock, config, data_dir, history)
+    }
+
+    /// Opens (or rebuilds from `store`) the message index of the history under `data_dir`, as
+    /// [`ConversationService::open`] does. One process opens it once: a second open of the same folder
+    /// fails while the first is alive (tantivy's writer lock). Blocking.
+    pub fn open_message_index(
+        store: &dyn ConversationStore,
+        data_dir: &std::path::Path,
+        analyzer: Arc<Analyzer>,
+    ) -> Result<Arc<MessageIndex>> {
+        Ok(Arc::new(MessageIndex::open(
+            &data_dir.join(MESSAGE_INDEX_FOLDER),
+            analyzer,
+            store.message_count()?,
+            || store.all_messages(),
+        )?))
+    }
+
+    /// [`ConversationService::open`] with a message index opened by the caller, which may outlive this
+    /// service (a cluster node keeps one index while it builds a new desk on becoming the leader).
+    pub fn open_with_history(
+        store: Arc<dyn ConversationStore>,
+        accounts: Arc<AccountService>,
+        clock: Arc<dyn Clock>,
+        config: ConversationsConfig,
+        data_dir: &std::path::Path,
+        history: Arc<MessageIndex>,
     ) -> Result<ConversationService> {
         let mut desk = Desk::default();
         for conversation in store.conversations()? {
@@ -325,12 +360,6 @@ impl ConversationService {
             accounts.store().meta.clone(),
             config,
         )?);
-        let history = Arc::new(MessageIndex::open(
-            &data_dir.join(MESSAGE_INDEX_FOLDER),
-            analyzer,
-            store.message_count()?,
-            || store.all_messages(),
-        )?);
         Ok(ConversationService {
             history,
             files,
@@ -348,7 +377,19 @@ impl ConversationService {
             reply_gates: RwLock::default(),
             visitor_message_subscribers: RwLock::default(),
             fence: RwLock::default(),
+            stored_message_sinks: RwLock::default(),
+            stored_this_turn: Mutex::default(),
         })
+    }
+
+    /// The message index of the history (shared: the cluster's message log feeds it too).
+    pub fn history_index(&self) -> Arc<MessageIndex> {
+        Arc::clone(&self.history)
+    }
+
+    /// Tells `sink` every message stored from now on, once its desk turn committed.
+    pub fn add_stored_message_sink(&self, sink: Arc<dyn StoredMessageSink>) {
+        self.stored_message_sinks.write().push(sink);
     }
 
     /// Every later turn first runs `fence` inside its unit of work and fails with its error.
@@ -473,7 +514,7 @@ impl ConversationService {
             let mut change = Some(change);
             let mut value = None;
             let fence = self.fence.read().clone();
-            self.store.in_transaction(&mut || {
+            let committed = self.store.in_transaction(&mut || {
                 if let Some(fence) = &fence {
                     fence()?;
                 }
@@ -482,7 +523,11 @@ impl ConversationService {
                     .ok_or_else(|| Error::Internal("a desk turn ran twice".into()))?;
                 value = Some(change(&mut desk, &mut outgoing)?);
                 Ok(())
-            })?;
+            });
+            // Taken whatever the outcome, so a failed turn's messages are never told later.
+            let stored = std::mem::take(&mut *self.stored_this_turn.lock());
+            committed?;
+            self.tell_stored_message_sinks(&stored);
             let value = value.ok_or_else(|| Error::Internal("a desk turn left no value".into()))?;
             let ticket = self.dispatch(&mut desk, outgoing);
             Ok::<_, Error>((value, ticket))
