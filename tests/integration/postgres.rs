@@ -115,8 +115,23 @@ fn tables_keep_byte_order_swap_atomically_and_migrations_run_once() {
     // A second start migrates nothing; a schema newer than this binary is refused.
     let again = Store::open_configured(&postgres_config(&schema), folder.path()).unwrap();
     again.close();
-    // One row per migration: the tables, then the channels' tables.
-    assert_eq!(query_i64(&schema, "SELECT count(*) FROM kefu_schema"), 2);
+    // One row per migration: the tables, the channels' tables, the desk lease of a cluster.
+    assert_eq!(query_i64(&schema, "SELECT count(*) FROM kefu_schema"), 3);
+    assert_eq!(
+        query_i64(&schema, "SELECT epoch FROM kefu_desk_lease WHERE id = 1"),
+        0
+    );
+    // The fence of a cluster's leader: its epoch passes until another node takes the lease over.
+    let fenced = Store::open_configured(&postgres_config(&schema), folder.path()).unwrap();
+    fenced.check_desk_epoch(0).unwrap();
+    query_i64(
+        &schema,
+        "UPDATE kefu_desk_lease SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+    );
+    let refused = fenced.check_desk_epoch(0).unwrap_err();
+    assert_eq!(refused.code(), kefu::ErrorCode::NoLeader, "{refused}");
+    fenced.check_desk_epoch(1).unwrap();
+    fenced.close();
     let mut client = postgres::Client::connect(&schema.url, postgres::NoTls).unwrap();
     client
         .execute("INSERT INTO kefu_schema (version) VALUES (999)", &[])

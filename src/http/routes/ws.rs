@@ -201,6 +201,11 @@ fn check_same_origin(headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// How often the server pings every socket (browsers and WebSocket libraries answer with a pong).
+const KEEPALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a socket may be silent (no frame, no pong) before it is taken for gone.
+const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// Pumps `outbox` to the socket and the socket's text frames to `on_text`, until either side ends or
 /// `on_text` answers `false` (the caller may no longer use the socket: its error frame is sent first).
 async fn run<F, Fut>(socket: WebSocket, mut outbox: Outbox, mut on_text: F)
@@ -210,12 +215,17 @@ where
 {
     let (mut sink, mut stream) = socket.split();
     let mut forward = tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            if sink
-                .send(WsMessage::Text(frame.as_ref().into()))
-                .await
-                .is_err()
-            {
+        let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY);
+        keepalive.tick().await;
+        loop {
+            let message = tokio::select! {
+                frame = outbox.recv() => match frame {
+                    Some(frame) => WsMessage::Text(frame.as_ref().into()),
+                    None => break,
+                },
+                _ = keepalive.tick() => WsMessage::Ping(Vec::new().into()),
+            };
+            if sink.send(message).await.is_err() {
                 break;
             }
         }
@@ -224,6 +234,13 @@ where
     loop {
         tokio::select! {
             _ = &mut forward => break,
+            // Nothing at all from the client (not even the pong every WebSocket client answers our
+            // pings with) for this long: its machine, or the node that proxied it, is gone without
+            // closing the connection. Leaving the hub lets the desk treat it as a closed socket.
+            _ = tokio::time::sleep(SILENCE_LIMIT) => {
+                tracing::debug!("closing a silent socket");
+                break;
+            }
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => {
                     if !on_text(text.to_string()).await {
