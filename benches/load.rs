@@ -10,10 +10,25 @@
 //! afterwards) instead of the embedded store; `--both URL` runs the scenario on sled, then on
 //! PostgreSQL, and ends with the two side by side (ack p50/p99, messages/s, server CPU).
 //!
+//! `--cluster NATS_URL NODES` (with `--postgres URL`) runs NODES `kefu serve` processes as one cluster
+//! (docs/ARCHITECTURE.md, "Several nodes") over one fresh schema and the NATS server at NATS_URL, with a
+//! cluster name of its own: node 1 starts first and becomes the desk leader (the bench waits until
+//! `kefu_desk_lease` names it and desk requests through it no longer answer `503 no_leader`), then the
+//! others. The clients are spread round-robin, as behind a load
+//! balancer without stickiness: visitor i starts its conversation and opens its socket on node
+//! i % NODES, agent j signs in and opens its socket on node j % NODES (the admin uses node 1). Server
+//! CPU is the sum of every process; RSS and threads are reported per process; acks are also split by
+//! whether the visitor reached the leader directly or through a follower, and deliveries to the agent
+//! by how many followers the message crossed. `--compare-cluster NATS_URL NODES` (with
+//! `--postgres URL`) runs the scenario on one node on PostgreSQL, then on the cluster, and ends with
+//! both side by side and the cross-node cost. The cluster's JetStream streams and buckets (their
+//! names hold the cluster name) are deleted afterwards.
+//!
 //! `--no-suggestions` starts the server with `KEFU_CONVERSATIONS__PUSH_SUGGESTIONS=false` (a server
 //! without that setting refuses to start with it, so it is only passed when asked). `KEFU_BIN` names the
 //! `kefu` binary to start (default: the one cargo built with the bench); `LOAD_CLIENT_WORKERS` the
-//! client's tokio workers (default 1).
+//! client's tokio workers (default 1); `LOAD_KEEP_LOGS` a folder where each server's log is copied
+//! when it stops (otherwise it goes with its temporary folder).
 //!
 //! `kefu serve` runs as a child process on loopback with fresh folders and the starter `kb/`. Every
 //! visitor message carries a `client_key`; the figures are taken on the client:
@@ -132,31 +147,64 @@ struct Options {
     push_suggestions: bool,
 }
 
-/// Where the server keeps its records.
+/// Where the server keeps its records, and how many servers run.
 #[derive(Debug, Clone)]
 enum StoreChoice {
     Sled,
     /// The server URL; each run makes a schema of its own there.
     Postgres(String),
+    /// `nodes` servers over one schema of the PostgreSQL at `postgres` and the NATS at `nats`.
+    Cluster {
+        postgres: String,
+        nats: String,
+        nodes: usize,
+    },
 }
 
 impl StoreChoice {
-    fn name(&self) -> &'static str {
+    fn label(&self) -> String {
         match self {
-            StoreChoice::Sled => "sled",
-            StoreChoice::Postgres(_) => "postgres",
+            StoreChoice::Sled => "sled, 1 node".to_string(),
+            StoreChoice::Postgres(_) => "postgres, 1 node".to_string(),
+            StoreChoice::Cluster { nodes: 1, .. } => "postgres + NATS, 1 node".to_string(),
+            StoreChoice::Cluster { nodes, .. } => format!("postgres + NATS, {nodes} nodes"),
         }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self, StoreChoice::Cluster { .. })
     }
 }
 
 /// The figures the side-by-side table compares.
 struct Summary {
+    label: String,
     ack_p50_us: u64,
     ack_p99_us: u64,
+    /// Suggestions for the message or a newer one of its conversation ("covered").
+    suggestion_p99_us: u64,
+    delivery_p50_us: u64,
+    delivery_p99_us: u64,
+    /// Messages handed to the sockets per second of sending.
     messages_per_second: f64,
+    /// Acked messages per second from the first send to the last ack.
+    acked_per_second: f64,
+    /// Every server process together.
     server_cpu_percent: f64,
-    rss_peak_kib: u64,
+    /// The whole machine: servers, PostgreSQL, NATS, the client and anything else running.
+    machine_cpu_percent: f64,
+    /// Node 1 (on a cluster, the desk leader) first.
+    processes: Vec<ProcessPeak>,
     lost: usize,
+    duplicated: u64,
+    reordered: u64,
+}
+
+/// The most one server process held while the load ran.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcessPeak {
+    rss_kib: u64,
+    threads: u64,
 }
 
 /// A PostgreSQL schema for one run, dropped with it.
@@ -172,10 +220,12 @@ impl BenchSchema {
             server_url: server_url.to_string(),
             name,
         };
-        schema.execute(&format!(
-            "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
-            schema.name
-        ));
+        schema
+            .execute(&format!(
+                "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
+                schema.name
+            ))
+            .unwrap_or_else(|error| panic!("creating schema {}: {error}", schema.name));
         schema
     }
 
@@ -192,29 +242,159 @@ impl BenchSchema {
     }
 
     /// On a thread of its own: the synchronous client refuses to run inside the async runtime.
-    fn execute(&self, sql: &str) {
+    fn execute(&self, sql: &str) -> Result<(), String> {
         let (url, sql) = (self.server_url.clone(), sql.to_string());
         std::thread::spawn(move || {
             let mut client = postgres::Client::connect(&url, postgres::NoTls)
-                .unwrap_or_else(|error| panic!("connecting to PostgreSQL at {url}: {error}"));
-            client.batch_execute(&sql).unwrap();
+                .map_err(|error| format!("connecting to PostgreSQL at {url}: {error}"))?;
+            client
+                .batch_execute(&sql)
+                .map_err(|error| format!("{sql}: {error}"))
         })
         .join()
-        .unwrap();
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".to_string()))
+    }
+
+    /// Waits until the schema's `kefu_desk_lease` names `node` as the desk leader; the error says what
+    /// the lease (or the query) said last.
+    fn wait_for_leader(&self, node: &str, limit: Duration) -> Result<Duration, String> {
+        let url = self.server_url.clone();
+        let query = format!(
+            "SELECT node FROM {}.kefu_desk_lease WHERE id = 1",
+            self.name
+        );
+        let expected_leader = node.to_string();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|error| format!("connecting to PostgreSQL at {url}: {error}"))?;
+            let mut last_seen = String::from("nothing yet");
+            while started.elapsed() < limit {
+                // Before node 1 has created its tables the query fails; that is "not yet".
+                match client.query_opt(query.as_str(), &[]) {
+                    Ok(Some(row)) => {
+                        let leader: String = row.get(0);
+                        if leader == expected_leader {
+                            return Ok(started.elapsed());
+                        }
+                        last_seen = format!("leader {leader:?}");
+                    }
+                    Ok(None) => last_seen = "no lease row".to_string(),
+                    Err(error) => last_seen = format!("{query}: {error}"),
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(format!(
+                "{expected_leader} not the desk leader after {limit:?}; last seen: {last_seen}"
+            ))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".to_string()))
     }
 }
 
 impl Drop for BenchSchema {
     fn drop(&mut self) {
-        self.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        // No panic here: this also runs while a failed run unwinds.
+        if let Err(error) = self.execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)) {
+            eprintln!("dropping schema {}: {error}", self.name);
+        }
     }
+}
+
+/// The JetStream streams (and key-value buckets, which are streams `KV_<bucket>`) a cluster run made:
+/// every stream whose name holds the run's cluster name, deleted with the run.
+struct ClusterStreams {
+    nats_url: String,
+    cluster_name: String,
+}
+
+impl ClusterStreams {
+    /// On a thread and runtime of their own, so that it can run from `Drop` inside the bench's runtime.
+    fn delete(&self) -> Result<Vec<String>, String> {
+        let (nats_url, cluster_name) = (self.nats_url.clone(), self.cluster_name.to_uppercase());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime.block_on(async {
+                let deleting = async {
+                    let client = async_nats::connect(nats_url.as_str())
+                        .await
+                        .map_err(|error| format!("connecting to NATS at {nats_url}: {error}"))?;
+                    let jetstream = async_nats::jetstream::new(client);
+                    let mut names = jetstream.stream_names();
+                    let mut ours = Vec::new();
+                    while let Some(listed) = names.next().await {
+                        let name = listed.map_err(|error| format!("listing streams: {error}"))?;
+                        if name.to_uppercase().contains(&cluster_name) {
+                            ours.push(name);
+                        }
+                    }
+                    for name in &ours {
+                        jetstream
+                            .delete_stream(name)
+                            .await
+                            .map_err(|error| format!("deleting stream {name}: {error}"))?;
+                    }
+                    Ok(ours)
+                };
+                tokio::time::timeout(Duration::from_secs(10), deleting)
+                    .await
+                    .unwrap_or_else(|_| Err("NATS did not answer within 10 s".to_string()))
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the NATS thread panicked".to_string()))
+    }
+}
+
+impl Drop for ClusterStreams {
+    fn drop(&mut self) {
+        match self.delete() {
+            Ok(deleted) => println!(
+                "cluster {}: deleted JetStream streams {deleted:?}",
+                self.cluster_name
+            ),
+            Err(error) => eprintln!("cluster {}: {error}", self.cluster_name),
+        }
+    }
+}
+
+const USAGE: &str = "usage: load day [VISITORS] [AGENTS] [MAX] [RATE] [SECONDS] [OPTIONS]
+       load burst [VISITORS] [EACH] [OPTIONS]
+options: --no-suggestions
+         --postgres URL | --both URL
+         --postgres URL --cluster NATS_URL NODES
+         --postgres URL --compare-cluster NATS_URL NODES";
+
+fn usage_error(problem: &str) -> ! {
+    eprintln!("{problem}\n{USAGE}");
+    std::process::exit(2);
+}
+
+/// A NATS URL and a node count, the two values of `--cluster` and `--compare-cluster`.
+fn cluster_arguments(flag: &str, arguments: &mut impl Iterator<Item = String>) -> (String, usize) {
+    let Some(nats_url) = arguments.next() else {
+        usage_error(&format!("{flag} needs NATS_URL NODES"));
+    };
+    let nodes = arguments
+        .next()
+        .and_then(|count| count.parse::<usize>().ok())
+        .filter(|count| *count >= 1)
+        .unwrap_or_else(|| usage_error(&format!("{flag} {nats_url}: NODES must be 1 or more")));
+    (nats_url, nodes)
 }
 
 fn main() {
     let mut scenario = None;
     let mut numbers = Vec::new();
     let mut push_suggestions = true;
-    let mut stores = vec![StoreChoice::Sled];
+    let mut postgres_url = None;
+    let mut both_url = None;
+    let mut cluster = None;
+    let mut compare_cluster = None;
     let mut arguments = std::env::args().skip(1);
     // `cargo bench` passes `--bench`; other flags are ignored.
     while let Some(argument) = arguments.next() {
@@ -223,12 +403,22 @@ fn main() {
             "burst" => scenario = Some(Scenario::Burst),
             "--no-suggestions" => push_suggestions = false,
             "--postgres" => {
-                let url = arguments.next().expect("--postgres URL");
-                stores = vec![StoreChoice::Postgres(url)];
+                postgres_url = Some(
+                    arguments
+                        .next()
+                        .unwrap_or_else(|| usage_error("--postgres needs a URL")),
+                );
             }
             "--both" => {
-                let url = arguments.next().expect("--both URL");
-                stores = vec![StoreChoice::Sled, StoreChoice::Postgres(url)];
+                both_url = Some(
+                    arguments
+                        .next()
+                        .unwrap_or_else(|| usage_error("--both needs a URL")),
+                );
+            }
+            "--cluster" => cluster = Some(cluster_arguments("--cluster", &mut arguments)),
+            "--compare-cluster" => {
+                compare_cluster = Some(cluster_arguments("--compare-cluster", &mut arguments));
             }
             other => {
                 if let Ok(number) = other.parse() {
@@ -238,10 +428,31 @@ fn main() {
         }
     }
     let Some(scenario) = scenario else {
-        eprintln!(
-            "usage: load day [VISITORS] [AGENTS] [MAX] [RATE] [SECONDS] [--no-suggestions] [--postgres URL | --both URL]\n       load burst [VISITORS] [EACH] [--no-suggestions] [--postgres URL | --both URL]"
-        );
-        std::process::exit(2);
+        usage_error("name a scenario: day or burst");
+    };
+    let stores = match (cluster, compare_cluster, both_url, postgres_url) {
+        (Some(_), Some(_), _, _) => usage_error("--cluster or --compare-cluster, not both"),
+        (Some(_), None, _, None) | (None, Some(_), _, None) => {
+            usage_error("a cluster needs --postgres URL")
+        }
+        (Some((nats, nodes)), None, _, Some(postgres)) => {
+            vec![StoreChoice::Cluster {
+                postgres,
+                nats,
+                nodes,
+            }]
+        }
+        (None, Some((nats, nodes)), _, Some(postgres)) => vec![
+            StoreChoice::Postgres(postgres.clone()),
+            StoreChoice::Cluster {
+                postgres,
+                nats,
+                nodes,
+            },
+        ],
+        (None, None, Some(url), _) => vec![StoreChoice::Sled, StoreChoice::Postgres(url)],
+        (None, None, None, Some(url)) => vec![StoreChoice::Postgres(url)],
+        (None, None, None, None) => vec![StoreChoice::Sled],
     };
     let workers = std::env::var("LOAD_CLIENT_WORKERS")
         .ok()
@@ -259,46 +470,284 @@ fn main() {
     };
     let mut summaries = Vec::new();
     for store in &stores {
-        summaries.push((
-            store.name(),
-            runtime.block_on(run(&options, store, workers)),
-        ));
+        summaries.push(runtime.block_on(run(&options, store, workers)));
     }
     if summaries.len() > 1 {
-        println!("=== side by side ===");
-        println!("| store | ack p50 | ack p99 | messages/s | server CPU | peak RSS | lost |");
-        println!("|---|---|---|---|---|---|---|");
-        for (name, summary) in &summaries {
+        print_side_by_side(&summaries);
+    }
+    if let [single, cluster] = summaries.as_slice() {
+        if stores[1].is_cluster() {
             println!(
-                "| {name} | {} | {} | {:.1} | {:.0}% of one core | {:.0} MiB | {} |",
-                ms(summary.ack_p50_us),
-                ms(summary.ack_p99_us),
-                summary.messages_per_second,
-                summary.server_cpu_percent,
-                mib(summary.rss_peak_kib),
-                summary.lost
+                "cross-node cost: ack p50 {}, p99 {}",
+                signed_ms_difference(cluster.ack_p50_us, single.ack_p50_us),
+                signed_ms_difference(cluster.ack_p99_us, single.ack_p99_us)
+            );
+            println!(
+                "  delivery to the agent p50 {}, p99 {}; suggestion p99 {}; acked/s {:+.1}; server CPU {:+.0}, machine CPU {:+.0} points of one core",
+                signed_ms_difference(cluster.delivery_p50_us, single.delivery_p50_us),
+                signed_ms_difference(cluster.delivery_p99_us, single.delivery_p99_us),
+                signed_ms_difference(cluster.suggestion_p99_us, single.suggestion_p99_us),
+                cluster.acked_per_second - single.acked_per_second,
+                cluster.server_cpu_percent - single.server_cpu_percent,
+                cluster.machine_cpu_percent - single.machine_cpu_percent
             );
         }
     }
+}
+
+fn print_side_by_side(summaries: &[Summary]) {
+    println!("=== side by side ===");
+    println!("| setup | ack p50 | ack p99 | suggestion p99 | delivery to agent p50 / p99 | messages/s sent / acked | server CPU | machine CPU | peak RSS | peak threads | lost / duplicated / reordered |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for summary in summaries {
+        println!(
+            "| {} | {} | {} | {} | {} / {} | {:.1} / {:.1} | {:.0}% of one core | {:.0}% | {} | {} | {} / {} / {} |",
+            summary.label,
+            ms(summary.ack_p50_us),
+            ms(summary.ack_p99_us),
+            ms(summary.suggestion_p99_us),
+            ms(summary.delivery_p50_us),
+            ms(summary.delivery_p99_us),
+            summary.messages_per_second,
+            summary.acked_per_second,
+            summary.server_cpu_percent,
+            summary.machine_cpu_percent,
+            per_role(&summary.processes, |peak| format!("{:.0} MiB", mib(peak.rss_kib))),
+            per_role(&summary.processes, |peak| peak.threads.to_string()),
+            summary.lost,
+            summary.duplicated,
+            summary.reordered
+        );
+    }
+}
+
+/// One figure per process: alone for one node, else "leader X; followers Y, Z".
+fn per_role(processes: &[ProcessPeak], figure: impl Fn(&ProcessPeak) -> String) -> String {
+    let Some((leader, followers)) = processes.split_first() else {
+        return String::new();
+    };
+    if followers.is_empty() {
+        return figure(leader);
+    }
+    let follower_figures: Vec<String> = followers.iter().map(&figure).collect();
+    format!(
+        "leader {}; followers {}",
+        figure(leader),
+        follower_figures.join(", ")
+    )
+}
+
+/// `later - earlier` in ms with its sign.
+fn signed_ms_difference(later_us: u64, earlier_us: u64) -> String {
+    format!("{:+.1} ms", (later_us as f64 - earlier_us as f64) / 1000.0)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The server process and /proc
 
 struct Server {
+    /// `server`, or `node1`, `node2`… on a cluster (the node id).
+    name: String,
     child: Child,
     address: SocketAddr,
     log: PathBuf,
     _root: tempfile::TempDir,
-    /// Dropped after `Drop for Server` stopped the process.
-    _schema: Option<BenchSchema>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log goes with the temporary folder unless `LOAD_KEEP_LOGS` names a folder to copy it to.
+        if let Some(folder) = std::env::var_os("LOAD_KEEP_LOGS") {
+            let kept = Path::new(&folder).join(format!("{}-{}.log", self.name, self.child.id()));
+            match std::fs::copy(&self.log, &kept) {
+                Ok(_) => eprintln!("{} log kept at {}", self.name, kept.display()),
+                Err(error) => eprintln!("keeping {}: {error}", self.log.display()),
+            }
+        }
     }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log's last `lines` lines, to show why a server failed.
+    fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// The server processes of one run and what they share. Fields drop in declaration order, also while a
+/// failed run unwinds: the processes stop before their schema is dropped and their streams deleted.
+struct Deployment {
+    /// Node 1 first: on a cluster, the desk leader.
+    servers: Vec<Server>,
+    schema: Option<BenchSchema>,
+    _streams: Option<ClusterStreams>,
+}
+
+impl Deployment {
+    fn start(push_suggestions: bool, store: &StoreChoice) -> Deployment {
+        match store {
+            StoreChoice::Sled => Deployment {
+                servers: vec![start_server(push_suggestions, "server", &[])],
+                schema: None,
+                _streams: None,
+            },
+            StoreChoice::Postgres(url) => {
+                let schema = BenchSchema::create(url);
+                let environment = postgres_environment(&schema);
+                let mut deployment = Deployment {
+                    servers: Vec::new(),
+                    schema: Some(schema),
+                    _streams: None,
+                };
+                deployment
+                    .servers
+                    .push(start_server(push_suggestions, "server", &environment));
+                deployment
+            }
+            StoreChoice::Cluster {
+                postgres,
+                nats,
+                nodes,
+            } => start_cluster(push_suggestions, postgres, nats, *nodes),
+        }
+    }
+
+    fn addresses(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|server| server.address).collect()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(Server::pid).collect()
+    }
+
+    /// `leader` for node 1 of a cluster, `follower` for the others, nothing for a single server.
+    fn role(&self, index: usize) -> &'static str {
+        match (self.servers.len(), index) {
+            (1, _) => "",
+            (_, 0) => " (leader)",
+            _ => " (follower)",
+        }
+    }
+}
+
+fn postgres_environment(schema: &BenchSchema) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEFU_STORAGE__BACKEND", "postgres".to_string()),
+        ("KEFU_STORAGE__POSTGRES_URL", schema.url()),
+    ]
+}
+
+/// `nodes` servers over one fresh schema: node 1 first, until it is ready, named in the desk lease and
+/// answering desk requests; then the others one by one, each until it is ready and forwards them.
+fn start_cluster(
+    push_suggestions: bool,
+    postgres_url: &str,
+    nats_url: &str,
+    nodes: usize,
+) -> Deployment {
+    let started_at_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    // Letters, digits and `_` only: it prefixes the cluster's NATS streams and buckets.
+    let cluster_name = format!("kefu_bench_{}_{started_at_unix}", std::process::id());
+    let schema = BenchSchema::create(postgres_url);
+    let mut cluster_environment = postgres_environment(&schema);
+    cluster_environment.extend([
+        ("KEFU_CLUSTER__NATS_URL", nats_url.to_string()),
+        ("KEFU_CLUSTER__NAME", cluster_name.clone()),
+        (
+            "KEFU_SERVER__TRUSTED_PROXIES",
+            "[\"127.0.0.1/32\"]".to_string(),
+        ),
+        // Election and takeover lines, to read when a run fails.
+        ("RUST_LOG", "warn,kefu::cluster=info".to_string()),
+    ]);
+    let mut deployment = Deployment {
+        servers: Vec::new(),
+        schema: Some(schema),
+        _streams: Some(ClusterStreams {
+            nats_url: nats_url.to_string(),
+            cluster_name: cluster_name.clone(),
+        }),
+    };
+    for node in 1..=nodes {
+        let node_id = format!("node{node}");
+        let mut environment = cluster_environment.clone();
+        environment.push(("KEFU_CLUSTER__NODE_ID", node_id.clone()));
+        let starting = Instant::now();
+        deployment
+            .servers
+            .push(start_server(push_suggestions, &node_id, &environment));
+        if node == 1 {
+            let schema = deployment.schema.as_ref().expect("a cluster has a schema");
+            if let Err(problem) = schema.wait_for_leader(&node_id, Duration::from_secs(60)) {
+                panic!(
+                    "{problem}; {node_id}'s log ends with:\n{}",
+                    deployment.servers[0].log_tail(40)
+                );
+            }
+        }
+        // A node answers `/readyz` before it serves the desk: the leader records itself in the lease
+        // before it has opened the desk, and a follower learns the leader's address within its next
+        // election round; meanwhile desk requests answer `503 no_leader`.
+        let server = deployment.servers.last().expect("the node just started");
+        let waiting_for_desk = Instant::now();
+        if let Err(last_status) = wait_until_desk_answers(server.address, Duration::from_secs(60)) {
+            panic!(
+                "{node_id}: desk requests still answer {last_status} after 60 s; its log ends with:\n{}",
+                server.log_tail(40)
+            );
+        }
+        println!(
+            "cluster {cluster_name}: {node_id} {} in {:.1} s (desk requests answered {:.2} s after that)",
+            if node == 1 {
+                "ready and named in the desk lease"
+            } else {
+                "ready"
+            },
+            waiting_for_desk.duration_since(starting).as_secs_f64(),
+            waiting_for_desk.elapsed().as_secs_f64()
+        );
+    }
+    deployment
+}
+
+/// Waits until `GET /api/v1/me` without a session, a desk request that only the leader answers, gets
+/// something other than 503 (the leader's `401`) through `address`; the error is the last status.
+fn wait_until_desk_answers(address: SocketAddr, limit: Duration) -> Result<(), u16> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut last_status = 0;
+    while started.elapsed() < limit {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            let request =
+                format!("GET /api/v1/me HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut response).is_ok()
+            {
+                last_status = response
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .unwrap_or(0);
+                if last_status != 0 && last_status != 503 {
+                    return Ok(());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(last_status)
 }
 
 fn kefu_binary() -> PathBuf {
@@ -307,7 +756,12 @@ fn kefu_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kefu")))
 }
 
-fn start_server(push_suggestions: bool, store: &StoreChoice) -> Server {
+/// Starts `kefu serve` with `environment` added (later entries win) and waits until it is ready.
+fn start_server(
+    push_suggestions: bool,
+    name: &str,
+    environment: &[(&'static str, String)],
+) -> Server {
     let root = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -316,7 +770,7 @@ fn start_server(push_suggestions: bool, store: &StoreChoice) -> Server {
         .port();
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let kb = Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
-    let log = root.path().join("server.log");
+    let log = root.path().join(format!("{name}.log"));
     let mut command = Command::new(kefu_binary());
     command
         .args(["serve", "--listen", &address.to_string()])
@@ -336,37 +790,35 @@ fn start_server(push_suggestions: bool, store: &StoreChoice) -> Server {
         .env("KEFU_CONVERSATIONS__VISITOR_IDLE_END_MINS", "600")
         .env("KEFU_CONVERSATIONS__QUEUE_WAIT_LIMIT_MINS", "600")
         .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .envs(
+            environment
+                .iter()
+                .map(|(key, value)| (*key, value.as_str())),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if !push_suggestions {
         command.env("KEFU_CONVERSATIONS__PUSH_SUGGESTIONS", "false");
     }
-    let schema = match store {
-        StoreChoice::Sled => None,
-        StoreChoice::Postgres(url) => {
-            let schema = BenchSchema::create(url);
-            command
-                .env("KEFU_STORAGE__BACKEND", "postgres")
-                .env("KEFU_STORAGE__POSTGRES_URL", schema.url());
-            Some(schema)
-        }
-    };
     let child = command.spawn().expect("starting kefu serve");
     let mut server = Server {
+        name: name.to_string(),
         child,
         address,
         log,
         _root: root,
-        _schema: schema,
     };
     // kefu listens before it has opened the index; every route but `/healthz` answers `503 starting`
     // until `/readyz` answers 200.
     let started = Instant::now();
     while !is_ready(address) {
-        if started.elapsed() > Duration::from_secs(30) || server.child.try_wait().unwrap().is_some()
+        if started.elapsed() > Duration::from_secs(60) || server.child.try_wait().unwrap().is_some()
         {
-            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-            panic!("kefu serve did not become ready; its log:\n{log}");
+            panic!(
+                "kefu serve ({name}) did not become ready; its log:\n{}",
+                server.log_tail(200)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -414,6 +866,29 @@ fn cpu_seconds(pid: &str, ticks_per_second: f64) -> f64 {
     (ticks(14) + ticks(15)) / ticks_per_second
 }
 
+/// CPU seconds the whole machine spent busy (every core, every process: the servers, PostgreSQL, NATS,
+/// this client and anything else running), from the `cpu` line of `/proc/stat`.
+fn machine_busy_seconds(ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(total_line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    let ticks: Vec<f64> = total_line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|value| value.parse().unwrap_or(0.0))
+        .collect();
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(field, _)| ![3, 4].contains(field))
+        .map(|(_, value)| value)
+        .sum();
+    busy / ticks_per_second
+}
+
 fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace()
@@ -422,34 +897,42 @@ fn load_average() -> String {
         .join(" ")
 }
 
-/// Samples the server's thread count and RSS every 100 ms until stopped.
+/// Samples the servers' thread counts and RSS every 100 ms until stopped.
 struct Sampler {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<(u64, u64)>,
+    handle: std::thread::JoinHandle<Vec<ProcessPeak>>,
 }
 
 impl Sampler {
-    fn start(pid: u32) -> Sampler {
+    fn start(pids: Vec<u32>) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
-            let mut peak_threads = 0;
-            let mut peak_rss = 0;
+            let mut peaks = vec![ProcessPeak::default(); pids.len()];
             while !stopped.load(Ordering::Relaxed) {
-                peak_threads = peak_threads.max(status_value(pid, "Threads:"));
-                peak_rss = peak_rss.max(status_value(pid, "VmRSS:"));
+                for (peak, pid) in peaks.iter_mut().zip(&pids) {
+                    peak.threads = peak.threads.max(status_value(*pid, "Threads:"));
+                    peak.rss_kib = peak.rss_kib.max(status_value(*pid, "VmRSS:"));
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            (peak_threads, peak_rss)
+            peaks
         });
         Sampler { stop, handle }
     }
 
-    /// Peak threads and peak RSS (KiB) seen.
-    fn finish(self) -> (u64, u64) {
+    /// Peak threads and peak RSS seen, per process in the order given.
+    fn finish(self) -> Vec<ProcessPeak> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap()
     }
+}
+
+/// CPU seconds of each process.
+fn cpu_seconds_each(pids: &[u32], ticks_per_second: f64) -> Vec<f64> {
+    pids.iter()
+        .map(|pid| cpu_seconds(&pid.to_string(), ticks_per_second))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +945,8 @@ impl Sampler {
 struct Sent {
     conversation: String,
     sent_us: u64,
+    /// Index of the server the visitor's socket is open on (0: node 1, the leader).
+    node: usize,
 }
 
 /// Frames of interest, with their arrival time in µs since `origin`.
@@ -476,6 +961,8 @@ struct Observations {
     agent_deliveries: Mutex<Vec<(String, u64, u64)>>,
     /// Conversation → serving agent, from `assigned` frames.
     assigned: Mutex<HashMap<String, u64>>,
+    /// Agent → index of the server its socket is open on.
+    agent_nodes: Mutex<HashMap<u64, usize>>,
     errors: Mutex<Vec<String>>,
     error_count: AtomicU64,
     /// `client_key`s of the `error` frames: refused sends, not lost ones.
@@ -497,6 +984,7 @@ impl Observations {
             suggestions: Mutex::default(),
             agent_deliveries: Mutex::default(),
             assigned: Mutex::default(),
+            agent_nodes: Mutex::default(),
             errors: Mutex::default(),
             error_count: AtomicU64::new(0),
             refused: Mutex::default(),
@@ -628,6 +1116,8 @@ async fn read_socket(
 struct Visitor {
     conversation: String,
     sink: SharedSink,
+    /// Index of the server its socket is open on.
+    node: usize,
 }
 
 async fn connect(
@@ -640,17 +1130,18 @@ async fn connect(
     socket
 }
 
-/// Signs the admin in (and out of the queue) and `agents` agents with `max_concurrent`, each with an
-/// open `/ws/agent`.
+/// Signs the admin in (and out of the queue) on the first server, and `agents` agents with
+/// `max_concurrent`, agent j signing in and opening its `/ws/agent` on server j % servers.
 async fn open_agents(
-    address: SocketAddr,
+    addresses: &[SocketAddr],
     agents: usize,
     max_concurrent: usize,
     observations: &Arc<Observations>,
 ) {
-    let admin = login(address, "admin", ADMIN_INITIAL).await;
+    let admin_address = addresses[0];
+    let admin = login(admin_address, "admin", ADMIN_INITIAL).await;
     let (status, body) = signed(
-        address,
+        admin_address,
         &admin,
         "POST",
         "/api/v1/me/password",
@@ -660,7 +1151,7 @@ async fn open_agents(
     assert_eq!(status, 200, "{body}");
     // The admin takes no conversations.
     signed(
-        address,
+        admin_address,
         &admin,
         "PUT",
         "/api/v1/me/presence",
@@ -668,9 +1159,11 @@ async fn open_agents(
     )
     .await;
     for n in 0..agents {
+        let node = n % addresses.len();
+        let address = addresses[node];
         let username = format!("agent{n:03}");
         let (status, body) = signed(
-            address,
+            admin_address,
             &admin,
             "POST",
             "/api/v1/admin/accounts",
@@ -679,6 +1172,7 @@ async fn open_agents(
         .await;
         assert_eq!(status, 201, "{body}");
         let id = body["account"]["id"].as_u64().unwrap();
+        observations.agent_nodes.lock().unwrap().insert(id, node);
         let session = login(address, &username, PASSWORD).await;
         let (status, body) = signed(
             address,
@@ -702,10 +1196,11 @@ async fn open_agents(
     }
 }
 
-/// Starts `visitors` conversations one after the other, each with its `/ws/visitor`; prints how long
-/// starting took at the beginning and at the end (the queue grows meanwhile).
+/// Starts `visitors` conversations one after the other, each with its `/ws/visitor`, visitor n on server
+/// n % servers; prints how long starting took at the beginning and at the end (the queue grows
+/// meanwhile).
 async fn open_visitors(
-    address: SocketAddr,
+    addresses: &[SocketAddr],
     visitors: usize,
     observations: &Arc<Observations>,
 ) -> Vec<Visitor> {
@@ -713,6 +1208,8 @@ async fn open_visitors(
     let mut start_us = Vec::with_capacity(visitors);
     let mut opened = Vec::with_capacity(visitors);
     for n in 0..visitors {
+        let node = n % addresses.len();
+        let address = addresses[node];
         let started = Instant::now();
         let (status, _, body) = http(
             address,
@@ -732,6 +1229,7 @@ async fn open_visitors(
         opened.push(Visitor {
             conversation,
             sink: Arc::new(tokio::sync::Mutex::new(sink)),
+            node,
         });
     }
     let seconds = opening.elapsed().as_secs_f64();
@@ -779,6 +1277,7 @@ async fn send_visitor_message(
     observations: Arc<Observations>,
     visitor_sink: SharedSink,
     conversation: String,
+    node: usize,
     client_key: String,
     body: String,
 ) {
@@ -790,6 +1289,7 @@ async fn send_visitor_message(
         Sent {
             conversation,
             sent_us,
+            node,
         },
     );
     let _ = sink.send(Message::Text(frame.into())).await;
@@ -869,15 +1369,22 @@ fn verdict(met: bool) -> &'static str {
 /// What the load measured, with the server figures around it.
 struct Measured {
     ack: Stats,
+    /// Load messages acked, and when the last of those acks arrived (µs since `origin`).
+    acked: usize,
+    last_ack_us: u64,
     lost: usize,
     suggestion_exact: Stats,
     suggestion_covered: Stats,
+    delivery: Stats,
     served_messages: usize,
     duplicated: u64,
+    reordered: u64,
 }
 
-fn analyse(observations: &Observations) -> Measured {
+/// `servers` is how many servers the clients were spread over, the first of them the desk leader.
+fn analyse(observations: &Observations, servers: usize) -> Measured {
     let sends = observations.sends.lock().unwrap();
+    let agent_nodes = observations.agent_nodes.lock().unwrap();
     let assigned = observations.assigned.lock().unwrap();
     let mut acked: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut duplicate_acks = 0;
@@ -915,6 +1422,12 @@ fn analyse(observations: &Observations) -> Measured {
     }
 
     let mut ack_us = Vec::new();
+    // On a cluster: acks of visitors on the leader, and of visitors on a follower (a proxy hop).
+    let mut ack_on_leader_us = Vec::new();
+    let mut ack_on_follower_us = Vec::new();
+    // Deliveries by how many followers the message crossed (the visitor's, the agent's): 0, 1, 2.
+    let mut delivery_by_hops_us: [Vec<u64>; 3] = Default::default();
+    let mut last_ack_us = 0;
     let mut served_ack_us = Vec::new();
     let mut queued_ack_us = Vec::new();
     let mut exact_us = Vec::new();
@@ -937,6 +1450,12 @@ fn analyse(observations: &Observations) -> Measured {
         };
         let latency = acked_at.saturating_sub(sent.sent_us);
         ack_us.push(latency);
+        last_ack_us = last_ack_us.max(*acked_at);
+        if sent.node == 0 {
+            ack_on_leader_us.push(latency);
+        } else {
+            ack_on_follower_us.push(latency);
+        }
         if !assigned.contains_key(&sent.conversation) {
             queued_ack_us.push(latency);
             continue;
@@ -946,7 +1465,17 @@ fn analyse(observations: &Observations) -> Measured {
         served_acked += 1;
         let conversation = sent.conversation.as_str();
         match first_delivery.get(&(conversation, *seq)) {
-            Some(at) => delivery_us.push(at.saturating_sub(sent.sent_us)),
+            Some(at) => {
+                let delivery_latency = at.saturating_sub(sent.sent_us);
+                delivery_us.push(delivery_latency);
+                let agent_node = assigned
+                    .get(&sent.conversation)
+                    .and_then(|agent| agent_nodes.get(agent))
+                    .copied()
+                    .unwrap_or(0);
+                let hops = usize::from(sent.node != 0) + usize::from(agent_node != 0);
+                delivery_by_hops_us[hops].push(delivery_latency);
+            }
             None => undelivered += 1,
         }
         if let Some(at) = first_suggestion.get(&(conversation, *seq)) {
@@ -963,6 +1492,7 @@ fn analyse(observations: &Observations) -> Measured {
             covered_us.push(at.saturating_sub(sent.sent_us));
         }
     }
+    let acked = ack_us.len();
     let ack = Stats::of(ack_us);
     let suggestion_exact = Stats::of(exact_us);
     let suggestion_covered = Stats::of(covered_us);
@@ -977,6 +1507,13 @@ fn analyse(observations: &Observations) -> Measured {
         Stats::of(served_ack_us).line(),
         Stats::of(queued_ack_us).line()
     );
+    if servers > 1 {
+        println!(
+            "  visitor on the leader: {}; on a follower (through its proxy): {}",
+            Stats::of(ack_on_leader_us).line(),
+            Stats::of(ack_on_follower_us).line()
+        );
+    }
     println!(
         "lost (sent, neither acked nor refused): {lost}; refused with an error frame: {refused}; duplicated acks: {duplicate_acks}; error frames: {}; conversations ended under the agents: {}",
         observations.error_count.load(Ordering::Relaxed),
@@ -990,6 +1527,15 @@ fn analyse(observations: &Observations) -> Measured {
         delivery.count,
         delivery.line()
     );
+    if servers > 1 {
+        let [direct, one_follower, two_followers] = delivery_by_hops_us;
+        println!(
+            "  visitor and agent on the leader: {}; one of them on a follower: {}; both on followers: {}",
+            Stats::of(direct).line(),
+            Stats::of(one_follower).line(),
+            Stats::of(two_followers).line()
+        );
+    }
     println!(
         "suggestions for that very message: {} of {served_messages}: {}",
         suggestion_exact.count,
@@ -1000,25 +1546,34 @@ fn analyse(observations: &Observations) -> Measured {
         suggestion_covered.count,
         suggestion_covered.line()
     );
+    let reordered = observations.reordered.load(Ordering::Relaxed);
     println!(
-        "suggestions frames received: {}; message frames duplicated on a socket: {duplicated}; reordered on a socket (seq below one already seen): {}",
-        suggestions.len(),
-        observations.reordered.load(Ordering::Relaxed)
+        "suggestions frames received: {}; message frames duplicated on a socket: {duplicated}; reordered on a socket (seq below one already seen): {reordered}",
+        suggestions.len()
     );
     Measured {
         ack,
+        acked,
+        last_ack_us,
         lost: lost + refused,
         suggestion_exact,
         suggestion_covered,
+        delivery,
         served_messages,
         duplicated,
+        reordered,
     }
 }
 
 fn server_log_summary(server: &Server) {
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
-    println!("server log (RUST_LOG=warn): {} lines", lines.len());
+    println!(
+        "{} log ({}): {} lines",
+        server.name,
+        server.log.display(),
+        lines.len()
+    );
     for line in lines.iter().take(3) {
         let shown: String = line.chars().take(300).collect();
         println!("  {shown}");
@@ -1030,9 +1585,6 @@ fn server_log_summary(server: &Server) {
 
 async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary {
     let ticks = clock_ticks_per_second();
-    let server = start_server(options.push_suggestions, store);
-    let address = server.address;
-    let pid = server.child.id();
     let number =
         |index: usize, default: usize| options.numbers.get(index).copied().unwrap_or(default);
     let (visitors, agents, max_concurrent) = match options.scenario {
@@ -1044,52 +1596,70 @@ async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary 
     };
     match options.scenario {
         Scenario::Day => println!(
-            "=== load day: {visitors} visitors, {agents} agents x max {max_concurrent}, {} msg/s for {} s, suggestions {} ===",
+            "=== load day on {}: {visitors} visitors, {agents} agents x max {max_concurrent}, {} msg/s for {} s, suggestions {} ===",
+            store.label(),
             number(3, 100),
             number(4, 30),
             if options.push_suggestions { "on" } else { "off" }
         ),
         Scenario::Burst => println!(
-            "=== load burst: {visitors} visitors each sending {} at once, {agents} agents x max 5, suggestions {} ===",
+            "=== load burst on {}: {visitors} visitors each sending {} at once, {agents} agents x max 5, suggestions {} ===",
+            store.label(),
             number(1, 5),
             if options.push_suggestions { "on" } else { "off" }
         ),
     }
+    let deployment = Deployment::start(options.push_suggestions, store);
+    let addresses = deployment.addresses();
+    let pids = deployment.pids();
+    for (index, server) in deployment.servers.iter().enumerate() {
+        println!(
+            "server: {} serve on {}, {}{}, pid {} on {}",
+            kefu_binary().display(),
+            store.label(),
+            server.name,
+            deployment.role(index),
+            server.pid(),
+            server.address
+        );
+    }
     println!(
-        "server: {} serve on {}, pid {pid} on {address}; client: this process, {workers} tokio worker(s); load average at start {}",
-        kefu_binary().display(),
-        store.name(),
+        "client: this process, {workers} tokio worker(s); load average at start {}",
         load_average()
     );
+    let print_servers_now = |moment: &str| {
+        for (index, server) in deployment.servers.iter().enumerate() {
+            println!(
+                "{moment}: {}{} RSS {:.1} MiB, {} threads",
+                server.name,
+                deployment.role(index),
+                mib(status_value(server.pid(), "VmRSS:")),
+                status_value(server.pid(), "Threads:")
+            );
+        }
+    };
     let observations = Arc::new(Observations::new());
-    open_agents(address, agents, max_concurrent, &observations).await;
+    open_agents(&addresses, agents, max_concurrent, &observations).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!(
-        "server with {agents} agents signed in: RSS {:.1} MiB, {} threads",
-        mib(status_value(pid, "VmRSS:")),
-        status_value(pid, "Threads:")
-    );
-    let cpu_opening = cpu_seconds(&pid.to_string(), ticks);
-    let visitors_open = open_visitors(address, visitors, &observations).await;
+    print_servers_now(&format!("with {agents} agents signed in"));
+    let cpu_opening: f64 = cpu_seconds_each(&pids, ticks).iter().sum();
+    let visitors_open = open_visitors(&addresses, visitors, &observations).await;
     let expected = visitors.min(agents * max_concurrent);
     let served = wait_for_assignments(&observations, expected).await;
     println!(
         "conversations served: {served} (expected {expected}), queued: {}; server CPU for the opening {:.1} s",
         visitors - served,
-        cpu_seconds(&pid.to_string(), ticks) - cpu_opening
+        cpu_seconds_each(&pids, ticks).iter().sum::<f64>() - cpu_opening
     );
-    let rss_before = status_value(pid, "VmRSS:");
-    let threads_before = status_value(pid, "Threads:");
-    println!(
-        "before the load: server RSS {:.1} MiB, {threads_before} threads; load average {}",
-        mib(rss_before),
-        load_average()
-    );
+    print_servers_now("before the load");
+    println!("load average before the load {}", load_average());
 
-    let sampler = Sampler::start(pid);
-    let server_cpu_start = cpu_seconds(&pid.to_string(), ticks);
+    let sampler = Sampler::start(pids.clone());
+    let server_cpu_start = cpu_seconds_each(&pids, ticks);
     let client_cpu_start = cpu_seconds("self", ticks);
+    let machine_cpu_start = machine_busy_seconds(ticks);
     let load_started = Instant::now();
+    let load_started_us = observations.now_us();
     let sent = match options.scenario {
         Scenario::Day => {
             day_load(&observations, &visitors_open, number(3, 100), number(4, 30)).await
@@ -1105,27 +1675,61 @@ async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary 
         .load(Ordering::Relaxed)
         .saturating_sub(sending_end_us) as f64
         / 1e6;
-    let server_cpu = cpu_seconds(&pid.to_string(), ticks) - server_cpu_start;
-    let (peak_threads, peak_rss) = sampler.finish();
-    let rss_after = status_value(pid, "VmRSS:");
+    let server_cpu_each: Vec<f64> = cpu_seconds_each(&pids, ticks)
+        .iter()
+        .zip(&server_cpu_start)
+        .map(|(now, start)| now - start)
+        .collect();
+    let server_cpu: f64 = server_cpu_each.iter().sum();
+    let machine_cpu = machine_busy_seconds(ticks) - machine_cpu_start;
+    let sampled_peaks = sampler.finish();
     let load_seconds = sending_seconds + last_frame_after;
+    let mut processes = Vec::with_capacity(pids.len());
+    for (index, server) in deployment.servers.iter().enumerate() {
+        let pid = server.pid();
+        let rss_after = status_value(pid, "VmRSS:");
+        let sampled = sampled_peaks[index];
+        println!(
+            "after the load: {}{} RSS {:.1} MiB (peak sampled {:.1} MiB, VmHWM {:.1} MiB), threads {} now, peak {}; CPU during the load {:.1} s ({:.0}% of one core)",
+            server.name,
+            deployment.role(index),
+            mib(rss_after),
+            mib(sampled.rss_kib),
+            mib(status_value(pid, "VmHWM:")),
+            status_value(pid, "Threads:"),
+            sampled.threads,
+            server_cpu_each[index],
+            100.0 * server_cpu_each[index] / load_seconds
+        );
+        processes.push(ProcessPeak {
+            rss_kib: sampled.rss_kib.max(rss_after),
+            threads: sampled.threads,
+        });
+    }
+    println!("load average after the load {}", load_average());
     println!(
-        "after the load: server RSS {:.1} MiB (peak sampled {:.1} MiB, VmHWM {:.1} MiB), threads {} now, peak {peak_threads}; load average {}",
-        mib(rss_after),
-        mib(peak_rss),
-        mib(status_value(pid, "VmHWM:")),
-        status_value(pid, "Threads:"),
-        load_average()
-    );
-    println!(
-        "server CPU during the load: {server_cpu:.1} s over {load_seconds:.1} s ({:.0}% of one core; sending {sending_seconds:.1} s, last frame {:.1} s after); client CPU while sending {client_cpu_sending:.1} s ({:.0}% of one core)",
+        "server CPU during the load{}: {server_cpu:.1} s over {load_seconds:.1} s ({:.0}% of one core; sending {sending_seconds:.1} s, last frame {:.1} s after); client CPU while sending {client_cpu_sending:.1} s ({:.0}% of one core)",
+        if pids.len() > 1 { ", every node" } else { "" },
         100.0 * server_cpu / load_seconds,
         last_frame_after,
         100.0 * client_cpu_sending / sending_seconds.max(0.001)
     );
-    let measured = analyse(&observations);
-    server_log_summary(&server);
-    let rss_peak = peak_rss.max(rss_after);
+    println!(
+        "machine CPU during the load (every process: servers, PostgreSQL, NATS, client, others): {machine_cpu:.1} s ({:.0}% of one core, of {} cores)",
+        100.0 * machine_cpu / load_seconds,
+        std::thread::available_parallelism().map_or(1, |cores| cores.get())
+    );
+    let measured = analyse(&observations, addresses.len());
+    let acked_seconds = measured.last_ack_us.saturating_sub(load_started_us) as f64 / 1e6;
+    let acked_per_second = measured.acked as f64 / acked_seconds.max(0.001);
+    println!(
+        "throughput: {} messages acked in {acked_seconds:.2} s from the first send to the last ack: {acked_per_second:.1}/s",
+        measured.acked
+    );
+    for server in &deployment.servers {
+        server_log_summary(server);
+    }
+    let rss_peak = processes.iter().map(|peak| peak.rss_kib).max().unwrap_or(0);
     println!("targets (issue 12):");
     println!(
         "  ack p99 <= 50 ms: {} ({})",
@@ -1151,7 +1755,8 @@ async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary 
         );
     }
     println!(
-        "  RSS <= 600 MiB: {} (peak {:.1} MiB)",
+        "  RSS <= 600 MiB{}: {} (peak {:.1} MiB)",
+        if pids.len() > 1 { " per process" } else { "" },
         verdict(rss_peak <= RSS_TARGET_KIB),
         mib(rss_peak)
     );
@@ -1166,12 +1771,20 @@ async fn run(options: &Options, store: &StoreChoice, workers: usize) -> Summary 
         measured.duplicated
     );
     Summary {
+        label: store.label(),
         ack_p50_us: measured.ack.p50,
         ack_p99_us: measured.ack.p99,
+        suggestion_p99_us: measured.suggestion_covered.p99,
+        delivery_p50_us: measured.delivery.p50,
+        delivery_p99_us: measured.delivery.p99,
         messages_per_second: sent as f64 / sending_seconds.max(0.001),
+        acked_per_second,
         server_cpu_percent: 100.0 * server_cpu / load_seconds,
-        rss_peak_kib: rss_peak,
+        machine_cpu_percent: 100.0 * machine_cpu / load_seconds,
+        processes,
         lost: measured.lost,
+        duplicated: measured.duplicated,
+        reordered: measured.reordered,
     }
 }
 
@@ -1198,6 +1811,7 @@ async fn day_load(
             Arc::clone(observations),
             Arc::clone(&visitor.sink),
             visitor.conversation.clone(),
+            visitor.node,
             format!("m{n}"),
             question(n),
         ));
@@ -1223,6 +1837,7 @@ async fn burst_load(observations: &Arc<Observations>, visitors: &[Visitor], each
         let observations = Arc::clone(observations);
         let sink = Arc::clone(&visitor.sink);
         let conversation = visitor.conversation.clone();
+        let node = visitor.node;
         tasks.push(tokio::spawn(async move {
             let bodies: Vec<String> = (0..each).map(|k| question(index * each + k)).collect();
             barrier.wait().await;
@@ -1231,6 +1846,7 @@ async fn burst_load(observations: &Arc<Observations>, visitors: &[Visitor], each
                     Arc::clone(&observations),
                     Arc::clone(&sink),
                     conversation.clone(),
+                    node,
                     format!("b{index}-{k}"),
                     body,
                 )
