@@ -111,6 +111,15 @@ impl Front {
                 axum::Json(serde_json::json!({"status": "ok"})).into_response()
             }
             Mode::Starting => Error::Starting.into_response(),
+            // Ready means able to serve the desk: a follower that knows no leader cannot, so a load
+            // balancer that checks `/readyz` sends nobody here during a takeover.
+            Mode::Following {
+                leader_url: None, ..
+            } if request.uri().path() == "/readyz" => Error::NoLeader(
+                "no node leads the desk at the moment (one is taking over); try again in a moment"
+                    .into(),
+            )
+            .into_response(),
             Mode::Leading(app) => into_response(app.oneshot(request).await),
             Mode::Following { local, .. }
                 if served_by_followers(request.method(), request.uri()) =>

@@ -981,3 +981,37 @@ impl Ws {
         frames
     }
 }
+
+/// Deletes a test's stream (a bucket is the stream `KV_<bucket>`) when dropped, even when the test
+/// fails, so the shared server does not collect them.
+pub struct DeleteStream {
+    /// The NATS server.
+    pub url: String,
+    /// The stream.
+    pub stream: String,
+}
+
+impl Drop for DeleteStream {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let stream = self.stream.clone();
+        // A runtime of its own: the test's may be shutting down.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to clean up");
+            runtime.block_on(async {
+                let nats = async_nats::connect(&url).await.ok()?;
+                async_nats::jetstream::new(nats)
+                    .delete_stream(&stream)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Some(_))) {
+            eprintln!("could not delete the test stream {}", self.stream);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{
-    nats_url_or_skip, postgres_url_or_skip, PgSchema, Session, TestDirs, Ws,
+    nats_url_or_skip, postgres_url_or_skip, DeleteStream, PgSchema, Session, TestDirs, Ws,
     INITIAL_ADMIN_PASSWORD, INITIAL_PASSWORD, PASSWORD,
 };
 
@@ -215,6 +215,15 @@ async fn three_nodes_share_one_desk_and_survive_losing_a_node_and_the_leader() {
     };
     let schema = PgSchema::create(&postgres_server);
     let cluster = format!("kefu-test-{}", fastrand::u32(..));
+    // Dropped last: the cluster's stream and bucket are deleted even when the test fails.
+    let _stream = DeleteStream {
+        url: nats.clone(),
+        stream: format!("{}_MESSAGES", cluster.to_uppercase()),
+    };
+    let _bucket = DeleteStream {
+        url: nats.clone(),
+        stream: format!("KV_{cluster}_kb"),
+    };
 
     let node1 = blocking(|| Node::start("node1", &cluster, &schema.url, &nats));
     blocking(|| node1.wait_until(|_| leader_of(&schema.url) == "node1", "leading"));
