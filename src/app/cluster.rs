@@ -31,13 +31,14 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
     let app = front
         .router()
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = tokio::spawn(async move {
+    let mut server = tokio::spawn(async move {
         axum::serve(crate::http::without_nagle(listener), app)
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
     let (knowledge, metrics) = open_knowledge(&config).await?;
-    let kb_sync = KbSync::start(&node, Arc::clone(&knowledge))
+    // Kept for the life of the node: dropping it stops the replication.
+    let _kb_sync = KbSync::start(&node, Arc::clone(&knowledge))
         .await
         .context("replicating the knowledge base")?;
     let opening = opening_lock(&postgres_url).await?;
@@ -64,8 +65,9 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
         Box::new(ImageCaptcha),
         Arc::clone(&knowledge),
         Arc::clone(&metrics),
-        Desk::Follower,
-        Some(Arc::clone(&history)),
+        Desk::Follower {
+            history: Arc::clone(&history),
+        },
     )
     .await?;
     release(opening).await;
@@ -77,54 +79,57 @@ pub(super) async fn serve(config: Config, listener: tokio::net::TcpListener) -> 
     front.follow(router(follower.clone()));
     let mut roles = election::start(&postgres_url, &node)?;
     tracing::info!("ready");
-    let mut follower = Some(follower);
-    loop {
+    // Follow until the election makes this node the leader; a leader stays one until its process ends
+    // (it exits when it loses the lock), so there is no way back.
+    let epoch = loop {
         tokio::select! {
             changed = roles.changed() => {
                 if changed.is_err() {
-                    break;
+                    break None;
                 }
             }
-            _ = server_done(&server) => break,
+            served = &mut server => return stopped(served),
         }
-        let role = roles.borrow_and_update().clone();
-        match role {
+        match roles.borrow_and_update().clone() {
             Role::Unknown => {}
             Role::Follower { leader_url, .. } => front.set_leader_url(leader_url.as_deref()),
-            Role::Leader { epoch } => {
-                let Some(read_only) = follower.take() else {
-                    continue;
-                };
-                let opening = opening_lock(&postgres_url).await?;
-                let leased = store.clone();
-                let fence: crate::services::conversations::DeskFence =
-                    Arc::new(move || leased.check_desk_epoch(epoch));
-                let state = assemble(
-                    &config,
-                    store.clone(),
-                    Arc::new(SystemClock),
-                    Box::new(ImageCaptcha),
-                    Arc::clone(&knowledge),
-                    Arc::clone(&metrics),
-                    Desk::Leader(fence),
-                    Some(Arc::clone(&history)),
-                )
-                .await
-                .context("opening the desk as its leader")?;
-                release(opening).await;
-                state
-                    .conversations
-                    .add_stored_message_sink(message_log.clone());
-                republish_recent(&state, &message_log).await;
-                start_desk_work(&state);
-                front.lead(router(state));
-                drop(read_only);
-                tracing::info!(epoch, "leading the desk");
-            }
+            Role::Leader { epoch } => break Some(epoch),
         }
+    };
+    if let Some(epoch) = epoch {
+        let opening = opening_lock(&postgres_url).await?;
+        let leased = store.clone();
+        let state = assemble(
+            &config,
+            store,
+            Arc::new(SystemClock),
+            Box::new(ImageCaptcha),
+            Arc::clone(&knowledge),
+            metrics,
+            Desk::Leader {
+                fence: Arc::new(move || leased.check_desk_epoch(epoch)),
+                history,
+            },
+        )
+        .await
+        .context("opening the desk as its leader")?;
+        release(opening).await;
+        state
+            .conversations
+            .add_stored_message_sink(message_log.clone());
+        republish_recent(&state, &message_log).await;
+        start_desk_work(&state);
+        front.lead(router(state));
+        // The follower's services answered until the line above; nothing uses them any more.
+        drop(follower);
+        tracing::info!(epoch, "leading the desk");
     }
-    server.await??;
-    drop(kb_sync);
+    stopped(server.await)
+}
+
+/// The outcome of the server task, logged.
+fn stopped(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    served??;
     tracing::info!("stopped");
     Ok(())
 }
@@ -157,11 +162,4 @@ async fn opening_lock(postgres_url: &str) -> anyhow::Result<OpeningLock> {
 /// Releases the opening lock off the async workers (rust-postgres' synchronous client blocks).
 async fn release(lock: OpeningLock) {
     let _ = tokio::task::spawn_blocking(move || drop(lock)).await;
-}
-
-/// Resolves when the server task has ended (it is awaited, for its result, afterwards).
-async fn server_done<T>(server: &tokio::task::JoinHandle<T>) {
-    while !server.is_finished() {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }

@@ -60,7 +60,6 @@ pub async fn build_state_with(
         knowledge,
         metrics,
         Desk::Sole,
-        None,
     )
     .await
 }
@@ -68,13 +67,21 @@ pub async fn build_state_with(
 /// What the desk of this process is.
 #[derive(Clone)]
 pub(crate) enum Desk {
-    /// The only node: the desk is this process's.
+    /// The only node: the desk is this process's, and it opens its own message index.
     Sole,
     /// A cluster's leader: the desk is this process's while every turn passes `fence`.
-    Leader(crate::services::conversations::DeskFence),
+    Leader {
+        /// The lease check every desk turn runs.
+        fence: crate::services::conversations::DeskFence,
+        /// The node's message index, which outlives this desk (the message log feeds it too).
+        history: Arc<crate::search::MessageIndex>,
+    },
     /// A cluster's follower: the services only read (knowledge base, history); the desk is the
     /// leader's, so nothing here routes, receives channel messages or computes suggestions.
-    Follower,
+    Follower {
+        /// The node's message index.
+        history: Arc<crate::search::MessageIndex>,
+    },
 }
 
 /// Opens the knowledge base and its index (a node's own, whatever its part in a cluster).
@@ -110,9 +117,7 @@ pub(crate) async fn open_knowledge(
     Ok((knowledge, metrics))
 }
 
-/// Opens every service over the store around `knowledge`, for `desk`. `history` is the message index
-/// when the caller opened it (a cluster node keeps one across its desks); otherwise it is opened here.
-#[allow(clippy::too_many_arguments)]
+/// Opens every service over the store around `knowledge`, for `desk`.
 pub(crate) async fn assemble(
     config: &Config,
     store: Store,
@@ -121,21 +126,22 @@ pub(crate) async fn assemble(
     knowledge: Arc<KnowledgeService>,
     metrics: Arc<Metrics>,
     desk: Desk,
-    history: Option<Arc<crate::search::MessageIndex>>,
 ) -> anyhow::Result<AppState> {
     let clock_for_replies = Arc::clone(&clock);
     let accounts = Arc::new(open_accounts(config, store, Arc::clone(&clock), captcha).await?);
     let conversation_store = Arc::new(StoredConversations::new(accounts.store().clone()));
-    let conversations = match history {
-        Some(history) => ConversationService::open_with_history(
-            conversation_store,
-            Arc::clone(&accounts),
-            clock,
-            config.conversations.clone(),
-            &config.paths.data,
-            history,
-        ),
-        None => ConversationService::open(
+    let conversations = match &desk {
+        Desk::Leader { history, .. } | Desk::Follower { history } => {
+            ConversationService::open_with_history(
+                conversation_store,
+                Arc::clone(&accounts),
+                clock,
+                config.conversations.clone(),
+                &config.paths.data,
+                Arc::clone(history),
+            )
+        }
+        Desk::Sole => ConversationService::open(
             conversation_store,
             Arc::clone(&accounts),
             clock,
@@ -146,7 +152,7 @@ pub(crate) async fn assemble(
     }
     .context("opening conversations")?
     .with_metrics(Arc::clone(&metrics));
-    if let Desk::Leader(fence) = &desk {
+    if let Desk::Leader { fence, .. } = &desk {
         conversations.set_fence(Arc::clone(fence));
     }
     let conversations = Arc::new(conversations);
@@ -175,7 +181,7 @@ pub(crate) async fn assemble(
         config.channels.clone(),
     )
     .context("opening channels")?;
-    let leads_desk = !matches!(desk, Desk::Follower);
+    let leads_desk = !matches!(desk, Desk::Follower { .. });
     if leads_desk {
         channels.resume().context("resuming channels")?;
         follow_presence(&accounts, &conversations);

@@ -115,11 +115,7 @@ impl Front {
             // balancer that checks `/readyz` sends nobody here during a takeover.
             Mode::Following {
                 leader_url: None, ..
-            } if request.uri().path() == "/readyz" => Error::NoLeader(
-                "no node leads the desk at the moment (one is taking over); try again in a moment"
-                    .into(),
-            )
-            .into_response(),
+            } if request.uri().path() == "/readyz" => no_leader().into_response(),
             Mode::Leading(app) => into_response(app.oneshot(request).await),
             Mode::Following { local, .. }
                 if served_by_followers(request.method(), request.uri()) =>
@@ -139,11 +135,7 @@ impl Front {
             } => self.forward(&leader, request).await,
             Mode::Following {
                 leader_url: None, ..
-            } => Error::NoLeader(
-                "no node leads the desk at the moment (one is taking over); try again in a moment"
-                    .into(),
-            )
-            .into_response(),
+            } => no_leader().into_response(),
         }
     }
 
@@ -210,6 +202,13 @@ impl Front {
         }
         response.map(Body::new)
     }
+}
+
+/// While no node holds the leader's lock (a takeover, about a second).
+fn no_leader() -> Error {
+    Error::NoLeader(
+        "no node leads the desk at the moment (one is taking over); try again in a moment".into(),
+    )
 }
 
 fn into_response(result: Result<Response, std::convert::Infallible>) -> Response {

@@ -1015,3 +1015,62 @@ impl Drop for DeleteStream {
         }
     }
 }
+
+/// One blocking request to a `kefu serve` process at `base` (`http://host:port`), for the tests that
+/// run the binary: status (0 when it did not answer), JSON body (the text when not JSON, Null when
+/// empty) and the session cookie it set, if any. `GET`, `DELETE`, `POST`, `PUT` and `PATCH`.
+pub fn http_call(
+    base: &str,
+    method: &str,
+    path: &str,
+    session: Option<&Session>,
+    body: Option<Value>,
+) -> (u16, Value, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let signed = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| match session {
+        Some(session) => request
+            .header("Cookie", &session.cookie)
+            .header("X-CSRF-Token", &session.csrf),
+        None => request,
+    };
+    let with_body = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+        match session {
+            Some(session) => request
+                .header("Cookie", &session.cookie)
+                .header("X-CSRF-Token", &session.csrf),
+            None => request,
+        }
+        .header("Content-Type", "application/json")
+        .send(body.clone().unwrap_or(Value::Null).to_string())
+    };
+    let response = match method {
+        "GET" => signed(agent.get(&url)).call(),
+        "DELETE" => signed(agent.delete(&url)).call(),
+        "POST" => with_body(agent.post(&url)),
+        "PUT" => with_body(agent.put(&url)),
+        "PATCH" => with_body(agent.patch(&url)),
+        other => panic!("http_call does not send {other}"),
+    };
+    let Ok(mut response) = response else {
+        return (0, Value::Null, None);
+    };
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("kefu_session="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_string);
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = match text.trim() {
+        "" => Value::Null,
+        trimmed => serde_json::from_str(trimmed).unwrap_or(Value::String(text)),
+    };
+    (response.status().as_u16(), body, cookie)
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{
-    nats_url_or_skip, postgres_url_or_skip, DeleteStream, PgSchema, Session, TestDirs, Ws,
-    INITIAL_ADMIN_PASSWORD, INITIAL_PASSWORD, PASSWORD,
+    http_call, nats_url_or_skip, postgres_url_or_skip, DeleteStream, PgSchema, Session, TestDirs,
+    Ws, INITIAL_ADMIN_PASSWORD, INITIAL_PASSWORD, PASSWORD,
 };
 
 /// How long the test waits for something that should take a second or two (replication, takeover);
@@ -102,7 +102,6 @@ impl Node {
     }
 }
 
-/// One request: status, JSON body (Null when none) and the session cookie set, if any.
 fn call(
     node: &Node,
     method: &str,
@@ -110,51 +109,7 @@ fn call(
     session: Option<&Session>,
     body: Option<Value>,
 ) -> (u16, Value, Option<String>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let url = format!("{}{path}", node.base);
-    let with = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
-        match session {
-            Some(session) => request
-                .header("Cookie", &session.cookie)
-                .header("X-CSRF-Token", &session.csrf),
-            None => request,
-        }
-        .header("Content-Type", "application/json")
-    };
-    let response = match method {
-        "GET" => {
-            let request = agent.get(&url);
-            match session {
-                Some(session) => request
-                    .header("Cookie", &session.cookie)
-                    .header("X-CSRF-Token", &session.csrf),
-                None => request,
-            }
-            .call()
-        }
-        "POST" => with(agent.post(&url)).send(body.unwrap_or(Value::Null).to_string()),
-        "PUT" => with(agent.put(&url)).send(body.unwrap_or(Value::Null).to_string()),
-        "PATCH" => with(agent.patch(&url)).send(body.unwrap_or(Value::Null).to_string()),
-        other => panic!("no {other} here"),
-    };
-    let Ok(mut response) = response else {
-        return (0, Value::Null, None);
-    };
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with("kefu_session="))
-        .and_then(|value| value.split(';').next())
-        .map(str::to_string);
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (response.status().as_u16(), body, cookie)
+    http_call(&node.base, method, path, session, body)
 }
 
 fn ok(node: &Node, method: &str, path: &str, session: &Session, body: Value) -> Value {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{visitor_bodies, TestDirs, Ws, INITIAL_ADMIN_PASSWORD, PASSWORD};
+use crate::common::{
+    http_call, visitor_bodies, Session, TestDirs, Ws, INITIAL_ADMIN_PASSWORD, PASSWORD,
+};
 
 struct Server {
     child: Child,
@@ -55,13 +57,6 @@ fn serve(dirs: &TestDirs) -> Server {
     server
 }
 
-/// A signed-in browser: cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-/// One request; answers status, JSON body (Null when none) and the session cookie set, if any.
 fn call(
     server: &Server,
     method: &str,
@@ -69,44 +64,7 @@ fn call(
     session: Option<&Session>,
     body: Option<Value>,
 ) -> (u16, Value, Option<String>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}{path}", server.base);
-    let response = match (method, body) {
-        ("GET", _) => with_session(agent.get(&url), session).call(),
-        ("DELETE", _) => with_session(agent.delete(&url), session).call(),
-        (_, body) => with_session(agent.post(&url), session)
-            .header("Content-Type", "application/json")
-            .send(body.unwrap_or(Value::Null).to_string()),
-    };
-    let Ok(mut response) = response else {
-        return (0, Value::Null, None);
-    };
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with("kefu_session="))
-        .and_then(|value| value.split(';').next())
-        .map(str::to_string);
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (response.status().as_u16(), body, cookie)
-}
-
-fn with_session<B>(
-    request: ureq::RequestBuilder<B>,
-    session: Option<&Session>,
-) -> ureq::RequestBuilder<B> {
-    match session {
-        Some(session) => request
-            .header("Cookie", &session.cookie)
-            .header("X-CSRF-Token", &session.csrf),
-        None => request,
-    }
+    http_call(&server.base, method, path, session, body)
 }
 
 fn login(server: &Server, password: &str) -> Session {
