@@ -207,6 +207,10 @@ impl Drop for MessageLog {
 }
 
 impl StoredMessageSink for MessageLog {
+    fn feeds_history(&self) -> bool {
+        true
+    }
+
     fn stored(&self, conversation: &str, message: &Message) {
         let logged = LoggedMessage {
             conversation: conversation.to_string(),

@@ -480,6 +480,22 @@ async fn three_nodes_share_one_desk_and_survive_losing_a_node_and_the_leader() {
             frame["message"]["body"] == "升级以后有声音了，谢谢"
         })
         .await;
+    // The new leader's own history is fed by the message log as well.
+    blocking(|| {
+        node3.wait_until(
+            |node| {
+                let (_, found, _) = call(
+                    node,
+                    "GET",
+                    "/api/v1/conversations?q=升级以后",
+                    Some(&admin),
+                    None,
+                );
+                found.to_string().contains(&conversation)
+            },
+            "finding, as the leader, a message stored after the takeover",
+        )
+    });
     let (_, summary, _) = blocking(|| {
         call(
             &node3,

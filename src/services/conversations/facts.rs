@@ -190,6 +190,13 @@ pub trait ReplyGate: Send + Sync + std::fmt::Debug {
 pub trait StoredMessageSink: Send + Sync + std::fmt::Debug {
     /// `message` of `conversation` was stored.
     fn stored(&self, conversation: &str, message: &Message);
+
+    /// Whether this sink puts every message it is told into this node's history index (the message
+    /// log, whose consumer does): the desk then leaves indexing to it instead of tokenizing each
+    /// message a second time under its lock.
+    fn feeds_history(&self) -> bool {
+        false
+    }
 }
 
 /// Answers new visitor messages (suggested replies). Told from the sender's task once the message is

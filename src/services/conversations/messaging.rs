@@ -411,7 +411,12 @@ impl ConversationService {
             .store
             .append_message(&conversation.id, NewMessage { message })?;
         if new {
-            self.history.add(&conversation.id, &message)?;
+            if !self
+                .history_fed_by_sink
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                self.history.add(&conversation.id, &message)?;
+            }
             self.metrics.message_stored(message.kind);
             if !self.stored_message_sinks.read().is_empty() {
                 self.stored_this_turn

@@ -259,6 +259,8 @@ pub struct ConversationService {
     /// Messages stored by the desk turn under way, told to the sinks once it commits. Only touched
     /// under the desk lock, and emptied by every turn.
     stored_this_turn: Mutex<Vec<(String, Message)>>,
+    /// A sink indexes the stored messages (see [`StoredMessageSink::feeds_history`]).
+    history_fed_by_sink: std::sync::atomic::AtomicBool,
 }
 
 /// A check every desk turn must pass, inside its unit of work, before it changes anything.
@@ -379,6 +381,7 @@ impl ConversationService {
             fence: RwLock::default(),
             stored_message_sinks: RwLock::default(),
             stored_this_turn: Mutex::default(),
+            history_fed_by_sink: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -389,6 +392,10 @@ impl ConversationService {
 
     /// Tells `sink` every message stored from now on, once its desk turn committed.
     pub fn add_stored_message_sink(&self, sink: Arc<dyn StoredMessageSink>) {
+        if sink.feeds_history() {
+            self.history_fed_by_sink
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         self.stored_message_sinks.write().push(sink);
     }
 
