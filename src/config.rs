@@ -507,6 +507,21 @@ impl Config {
                 )));
             }
         }
+        if let Some(advertised) = &self.cluster.advertise_url {
+            // The other nodes forward requests to `<advertise_url><path>`: anything but a plain
+            // http(s) origin would fail every forwarded request instead of failing here.
+            let plain_origin = url::Url::parse(advertised).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+            });
+            if !plain_origin {
+                return Err(ConfigError::OutOfRange(format!(
+                    "cluster.advertise_url {advertised:?}: give http(s)://host:port, with no path"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -667,6 +682,27 @@ mod tests {
             load(&[nats, postgres[0], postgres[1], bad_node]),
             Err(ConfigError::OutOfRange(_))
         ));
+        let advertised = |url| ("KEFU_CLUSTER__ADVERTISE_URL", url);
+        assert!(load(&[
+            nats,
+            postgres[0],
+            postgres[1],
+            advertised("http://10.0.0.5:8080")
+        ])
+        .is_ok());
+        for bad in [
+            "10.0.0.5:8080",
+            "http://10.0.0.5:8080/kefu",
+            "ftp://10.0.0.5",
+        ] {
+            assert!(
+                matches!(
+                    load(&[nats, postgres[0], postgres[1], advertised(bad)]),
+                    Err(ConfigError::OutOfRange(_))
+                ),
+                "{bad}"
+            );
+        }
         assert!(!load(&[]).unwrap().cluster.enabled());
     }
 
