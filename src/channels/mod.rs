@@ -61,7 +61,7 @@ const KEPT_ERRORS: usize = 20;
 /// Channel links remembered in memory (found or not) before the memory is cleared.
 const LINK_CACHE_ENTRIES: usize = 50_000;
 /// Longest channel name.
-const MAX_NAME_CHARS: usize = 64;
+const MAX_NAME_CHARS: usize = crate::domain::limits::MAX_CHANNEL_NAME_CHARS;
 /// Asks a WeChat visitor to rate, after the agent ended the conversation.
 pub const RATING_PROMPT: &str =
     "本次服务已结束。请为我们的服务打分：直接回复数字 1-5（5 分为非常满意）。";
@@ -1516,7 +1516,10 @@ fn clean_name(name: &str) -> Result<String> {
 /// An id or secret: printable ASCII without spaces, at most 128 characters.
 fn check_plain(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
-    if value.is_empty() || value.len() > 128 || !value.bytes().all(|byte| byte.is_ascii_graphic()) {
+    if value.is_empty()
+        || value.len() > crate::domain::limits::MAX_CHANNEL_CREDENTIAL_CHARS
+        || !value.bytes().all(|byte| byte.is_ascii_graphic())
+    {
         return Err(Error::InvalidInput(format!(
             "`{field}` is 1 to 128 letters, digits or symbols without spaces"
         )));

@@ -68,6 +68,39 @@ pub const MAX_SUGGEST_CHARS: usize = 2000;
 /// a longer message is searched by its keywords).
 pub const MAX_REPLY_QUERY_CHARS: usize = 200;
 
+/// An account's display name (shown to visitors) and a skill group's name.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
+/// A skill group's name.
+pub const MAX_GROUP_NAME_CHARS: usize = 32;
+/// An agent's greeting, sent when a conversation starts.
+pub const MAX_GREETING_CHARS: usize = 500;
+/// A quick reply's title.
+pub const MAX_REPLY_TITLE_CHARS: usize = 50;
+/// A quick reply's category path (`parent/child`).
+pub const MAX_REPLY_CATEGORY_CHARS: usize = 50;
+/// Tags per quick reply.
+pub const MAX_REPLY_TAGS: usize = 10;
+/// A quick reply's tag.
+pub const MAX_REPLY_TAG_CHARS: usize = 20;
+/// A quick reply's shortcut, its leading `/` included.
+pub const MAX_SHORTCUT_CHARS: usize = 21;
+/// A visitor's question to self-service (`/visitor/suggest`, a deflection outcome).
+pub const MAX_VISITOR_QUESTION_CHARS: usize = 500;
+/// `q` of the account list (`GET /api/v1/admin/accounts`).
+pub const MAX_ACCOUNT_QUERY_CHARS: usize = 64;
+/// A rating's comment.
+pub const MAX_RATING_COMMENT_CHARS: usize = 500;
+/// A channel's name.
+pub const MAX_CHANNEL_NAME_CHARS: usize = 64;
+/// A channel's app id, secret or 微信客服 account id (printable ASCII without spaces).
+pub const MAX_CHANNEL_CREDENTIAL_CHARS: usize = 128;
+/// A webhook's receiver URL, in bytes.
+pub const MAX_WEBHOOK_URL_BYTES: usize = 2000;
+/// Shortest and longest webhook signing key, in bytes.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 16;
+/// Longest webhook signing key, in bytes.
+pub const MAX_WEBHOOK_SECRET_BYTES: usize = 200;
+
 /// Widest IPv4 range a block may cover: a /16 is 65,536 addresses, a large provider's city pool;
 /// anything wider (a /8, `0.0.0.0/0`) would shut out whole countries with one entry.
 pub const MIN_BLOCK_PREFIX_V4: u8 = 16;

@@ -838,7 +838,7 @@ impl AssistService {
 
 const DEFLECTION_KEY: &str = "deflection";
 /// Longest self-service question, in characters (as `GET /api/v1/visitor/suggest`).
-const MAX_QUESTION_CHARS: usize = 500;
+const MAX_QUESTION_CHARS: usize = crate::domain::limits::MAX_VISITOR_QUESTION_CHARS;
 /// Questions one visitor token may answer "resolved" or "escalated" for: what a visitor asks in a
 /// visit, and a bound on what one token stores.
 pub const MAX_OUTCOMES_PER_TOKEN: usize = 32;

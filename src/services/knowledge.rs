@@ -731,6 +731,11 @@ impl KnowledgeService {
         self.lock_catalog().errors.values().cloned().collect()
     }
 
+    /// The longest query [`KnowledgeService::search`] takes, in characters.
+    pub fn max_query_chars(&self) -> usize {
+        self.config.max_query_chars
+    }
+
     /// Searches articles.
     ///
     /// Returns [`Error::InvalidQuery`] for empty text or text longer than the configured maximum.

@@ -31,6 +31,12 @@ pub const MAX_PROBLEM_TYPES: usize = 200;
 pub const MAX_PROBLEM_TYPE_PART_CHARS: usize = 20;
 /// Longest automatic message, in characters.
 pub const MAX_AUTO_MESSAGE_CHARS: usize = 500;
+/// The satisfaction survey's title.
+pub const MAX_SURVEY_TITLE_CHARS: usize = 50;
+/// Each label of the survey's points.
+pub const MAX_SURVEY_LABEL_CHARS: usize = 10;
+/// The survey's thanks.
+pub const MAX_SURVEY_THANKS_CHARS: usize = 100;
 
 /// The sections, as stored and as named in the API.
 #[derive(
@@ -46,6 +52,7 @@ pub const MAX_AUTO_MESSAGE_CHARS: usize = 500;
     Deserialize,
     utoipa::ToSchema,
 )]
+#[schema(as = DeskSettingsSection)]
 #[serde(rename_all = "snake_case")]
 pub enum Section {
     /// Problem types and whether a wrap-up is required.
@@ -253,7 +260,10 @@ pub struct DeskSettings {
 }
 
 /// Sections to replace; absent ones stay as they are.
+// Named apart from the personal settings' `SettingsPatch`: utoipa keys schemas by name, and the
+// admin route was described by the personal one.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeskSettingsPatch)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// Problem types, wrap-up required.
@@ -588,14 +598,14 @@ pub fn validate_survey(section: SurveySettings) -> Result<SurveySettings> {
     let labels = section
         .labels
         .iter()
-        .map(|label| checked_text("survey.labels", label, 10))
+        .map(|label| checked_text("survey.labels", label, MAX_SURVEY_LABEL_CHARS))
         .collect::<Result<Vec<_>>>()?;
     Ok(SurveySettings {
         offer: section.offer,
         scale: section.scale,
-        title: checked_text("survey.title", &section.title, 50)?,
+        title: checked_text("survey.title", &section.title, MAX_SURVEY_TITLE_CHARS)?,
         labels,
-        thanks: checked_text("survey.thanks", &section.thanks, 100)?,
+        thanks: checked_text("survey.thanks", &section.thanks, MAX_SURVEY_THANKS_CHARS)?,
     })
 }
 

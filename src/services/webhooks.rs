@@ -586,7 +586,10 @@ fn validate_url(url: &str) -> Result<String> {
         .parse()
         .map_err(|_| Error::InvalidInput(format!("`{url}` is not a URL")))?;
     let scheme_ok = matches!(parsed.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || parsed.host().is_none() || url.len() > 2000 {
+    if !scheme_ok
+        || parsed.host().is_none()
+        || url.len() > crate::domain::limits::MAX_WEBHOOK_URL_BYTES
+    {
         return Err(Error::InvalidInput(
             "a webhook URL is an http:// or https:// address with a host".into(),
         ));
@@ -614,7 +617,9 @@ fn validate_events(events: Vec<String>) -> Result<BTreeSet<String>> {
 }
 
 fn validate_secret(secret: String) -> Result<String> {
-    if secret.len() < 16 || secret.len() > 200 {
+    if secret.len() < crate::domain::limits::MIN_WEBHOOK_SECRET_BYTES
+        || secret.len() > crate::domain::limits::MAX_WEBHOOK_SECRET_BYTES
+    {
         return Err(Error::InvalidInput(
             "a webhook secret is 16 to 200 bytes".into(),
         ));

@@ -170,3 +170,60 @@ async fn unreadable_ids_are_described_as_400() {
         );
     }
 }
+
+/// schemathesis found requests valid by the document that the server refused (lengths of names,
+/// titles, messages): every input schema now carries the limits the server applies, the
+/// configured ones as configured.
+#[tokio::test]
+async fn input_schemas_carry_the_limits_the_server_applies() {
+    let app = TestApp::start_configured(crate::common::TestDirs::with_fixtures(), |config| {
+        config.conversations.max_message_chars = 800;
+    })
+    .await;
+    let (status, document) = app.get_as(None, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["StartRequest"]["properties"]["message"]["maxLength"],
+        800
+    );
+    assert_eq!(
+        schemas["VisitorIdentity"]["properties"]["name"]["maxLength"],
+        64
+    );
+    assert_eq!(
+        schemas["LoginRequest"]["properties"]["username"]["maxLength"],
+        64
+    );
+
+    // The limit is the server's: one character more is refused, as the document says.
+    let name = "王".repeat(65);
+    let (status, body) = app
+        .json_as(
+            None,
+            Method::POST,
+            "/api/v1/visitor/conversations",
+            serde_json::json!({"message": "你好", "identity": {"name": name}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_input", "{body}");
+}
+
+/// The desk settings and the personal settings each had a `SettingsPatch`; the document described
+/// the admin route with the personal one (utoipa keys schemas by name).
+#[tokio::test]
+async fn the_desk_settings_are_described_by_their_own_patch() {
+    let app = TestApp::start_signed_out(crate::common::TestDirs::with_fixtures()).await;
+    let (_, document) = app.get_as(None, "/api/v1/openapi.json").await;
+    let body = |path: &str| {
+        let reference = &document["paths"][path]["patch"]["requestBody"]["content"]
+            ["application/json"]["schema"]["$ref"];
+        component(&document, reference).clone()
+    };
+    let desk = body("/api/v1/admin/settings");
+    let personal = body("/api/v1/me/settings");
+    assert!(desk["properties"]["wrap_up"].is_object(), "{desk}");
+    assert!(personal["properties"]["greeting"].is_object(), "{personal}");
+    assert!(desk["properties"]["greeting"].is_null(), "{desk}");
+}

@@ -91,7 +91,11 @@ async fn list_accounts(
     AppQuery(search): AppQuery<AccountSearch>,
 ) -> Result<Json<AccountList>> {
     let term = search.q.unwrap_or_default().trim().to_lowercase();
-    crate::domain::limits::check_length("q", &term, 64)?;
+    crate::domain::limits::check_length(
+        "q",
+        &term,
+        crate::domain::limits::MAX_ACCOUNT_QUERY_CHARS,
+    )?;
     let loads = state.conversations.loads();
     let accounts = blocking(&state, |accounts| accounts.list_accounts()).await?;
     let accounts = accounts
@@ -286,6 +290,7 @@ async fn revoke_sessions(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AdminGroupList)]
 struct GroupList {
     groups: Vec<SkillGroup>,
 }

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The desk settings and which sections were saved in the console.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeskSettingsView)]
 struct SettingsView {
     settings: DeskSettings,
     /// Sections saved in the console; the others follow `kefu.toml` (or the built-in defaults).

@@ -271,7 +271,7 @@ async fn visitor_suggest(
     AppQuery(params): AppQuery<VisitorSuggestParams>,
 ) -> Result<Json<VisitorSuggestions>> {
     let text = params.q.trim().to_string();
-    if text.is_empty() || text.chars().count() > 500 {
+    if text.is_empty() || text.chars().count() > crate::domain::limits::MAX_VISITOR_QUESTION_CHARS {
         return Err(Error::InvalidQuery {
             reason: "a question is 1-500 characters".into(),
         });

@@ -54,6 +54,7 @@ struct FileParams {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiMessageList)]
 struct MessageList {
     messages: Vec<MessageView>,
 }
@@ -110,7 +111,8 @@ async fn find_visitor(
     security(("channel" = [])),
     responses(
         (status = 201, description = "The conversation as the user sees it, with its messages", body = ApiConversation),
-        (status = 400, description = "`invalid_input`, `message_too_long` or `bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` or `bad_request`", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: over `conversations.max_message_chars`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `identity_invalid`", body = ErrorBody),
         (status = 403, description = "`visitor_blocked`", body = ErrorBody),
     ),
@@ -186,7 +188,8 @@ async fn list_messages(
     security(("channel" = [])),
     responses(
         (status = 201, description = "The stored message", body = MessageView),
-        (status = 400, description = "`invalid_input` (no text or file), `message_too_long` or `bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` (no text or file) or `bad_request`", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: over `conversations.max_message_chars`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`visitor_blocked`", body = ErrorBody),
         (status = 404, description = "`conversation_not_found`", body = ErrorBody),

@@ -64,7 +64,8 @@ struct Started {
     security((), ("visitor" = [])),
     responses(
         (status = 201, description = "Queued, or an offline message (留言) when nobody is at work; a visitor token is issued unless one was sent", body = Started),
-        (status = 400, description = "`invalid_input` (a field over its limit: nothing is stored, no token issued), `message_too_long` or `bad_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_input` (a field over its limit: nothing is stored, no token issued) or `bad_request`", body = ErrorBody),
+        (status = 413, description = "`message_too_long`: over `conversations.max_message_chars` (nothing stored, no token issued)", body = ErrorBody),
         (status = 401, description = "An unknown visitor token", body = ErrorBody),
         (status = 403, description = "`visitor_blocked`: the visitor or their address is on the block list", body = ErrorBody),
         (status = 404, description = "`group_not_found`", body = ErrorBody),
@@ -562,7 +563,10 @@ struct Transcript {
     params(("id" = String, Path, description = "Conversation id (`c_…`)"), TranscriptParams),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The conversation and its messages (JSON), or CSV with a BOM for `format=csv`", body = Transcript),
+        (status = 200, description = "The conversation and its messages (JSON), or CSV with a BOM for `format=csv`", content(
+            (Transcript = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "An unknown `format`", body = ErrorBody),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorBody),
         (status = 403, description = "Session refused (`csrf_failed`, `password_change_required`, ...) or role missing (`forbidden`)", body = ErrorBody),

@@ -43,12 +43,7 @@ pub use profile::{totp_code, AvatarImage, SettingsPatch, TwoFactorSetup};
 
 /// Username of the account created at first start.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
-/// Longest display name, in characters.
-const MAX_DISPLAY_NAME_CHARS: usize = 32;
-/// Longest greeting, in characters.
-const MAX_GREETING_CHARS: usize = 500;
-/// Longest group name, in characters.
-const MAX_GROUP_NAME_CHARS: usize = 32;
+use crate::domain::limits::{MAX_DISPLAY_NAME_CHARS, MAX_GREETING_CHARS, MAX_GROUP_NAME_CHARS};
 /// Audit entries read at a time while filtering the log.
 const AUDIT_PAGE: usize = 256;
 

@@ -113,10 +113,11 @@ impl ConversationService {
     pub async fn rate(&self, conversation_id: &str, stars: u8, comment: &str) -> Result<Rating> {
         let survey = self.desk_settings().survey;
         let stars = survey.to_five_points(stars)?;
-        if comment.chars().count() > 500 {
-            return Err(Error::InvalidInput(
-                "a comment is at most 500 characters".into(),
-            ));
+        if comment.chars().count() > crate::domain::limits::MAX_RATING_COMMENT_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "a comment is at most {} characters",
+                crate::domain::limits::MAX_RATING_COMMENT_CHARS
+            )));
         }
         // Read, check and write under the desk lock: two ratings at once would otherwise both pass
         // the check and be counted twice, and a wrap-up written at the same time could be lost.

@@ -65,6 +65,7 @@ pub use facts::{
     VisitorMessageStored, VisitorMessageSubscriber,
 };
 pub use hub::{Connection, Hub, Outbox};
+pub use routing::MAX_HOLIDAYS;
 pub use wire::{ConversationView, MessageView};
 
 /// Folder of the message index under the data folder (derived; rebuilt from the store when needed).

@@ -11,6 +11,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::limits::MAX_REPLY_QUERY_CHARS;
+use crate::domain::limits::{
+    MAX_REPLY_CATEGORY_CHARS, MAX_REPLY_TAGS, MAX_REPLY_TAG_CHARS, MAX_REPLY_TITLE_CHARS,
+    MAX_SHORTCUT_CHARS,
+};
 use crate::domain::{AccountId, GroupId, QuickReply, ReplyScope, MAX_REPLY_CHARS};
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, ReplyIndex, ReplyMatch};
@@ -250,8 +254,10 @@ impl QuickReplyService {
             }
         }
         let title = input.title.trim().to_string();
-        if title.is_empty() || title.chars().count() > 50 {
-            return Err(Error::InvalidInput("a title is 1-50 characters".into()));
+        if title.is_empty() || title.chars().count() > MAX_REPLY_TITLE_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "a title is 1-{MAX_REPLY_TITLE_CHARS} characters"
+            )));
         }
         let content = input.content.trim().to_string();
         if content.is_empty() || content.chars().count() > MAX_REPLY_CHARS {
@@ -266,10 +272,10 @@ impl QuickReplyService {
             .filter(|part| !part.is_empty())
             .collect::<Vec<_>>()
             .join("/");
-        if category.chars().count() > 50 {
-            return Err(Error::InvalidInput(
-                "a category is at most 50 characters".into(),
-            ));
+        if category.chars().count() > MAX_REPLY_CATEGORY_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "a category is at most {MAX_REPLY_CATEGORY_CHARS} characters"
+            )));
         }
         let tags: Vec<String> = input
             .tags
@@ -277,10 +283,14 @@ impl QuickReplyService {
             .map(|tag| tag.trim().to_string())
             .filter(|tag| !tag.is_empty())
             .collect();
-        if tags.len() > 10 || tags.iter().any(|tag| tag.chars().count() > 20) {
-            return Err(Error::InvalidInput(
-                "at most 10 tags of at most 20 characters".into(),
-            ));
+        if tags.len() > MAX_REPLY_TAGS
+            || tags
+                .iter()
+                .any(|tag| tag.chars().count() > MAX_REPLY_TAG_CHARS)
+        {
+            return Err(Error::InvalidInput(format!(
+                "at most {MAX_REPLY_TAGS} tags of at most {MAX_REPLY_TAG_CHARS} characters"
+            )));
         }
         let shortcut = match input
             .shortcut
@@ -295,7 +305,7 @@ impl QuickReplyService {
                 } else {
                     format!("/{code}")
                 };
-                let valid = (2..=21).contains(&code.len())
+                let valid = (2..=MAX_SHORTCUT_CHARS).contains(&code.len())
                     && code[1..].chars().all(|c| {
                         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
                     });

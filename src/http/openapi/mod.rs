@@ -2,10 +2,12 @@
 //! annotations as `OpenApiRouter` collects them (see "How to add a route" in docs/ARCHITECTURE.md),
 //! and the route that serves it.
 
-use std::sync::LazyLock;
+mod limits;
 
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
@@ -109,10 +111,25 @@ pub fn document() -> Document {
     document
 }
 
-/// Built once: the document depends only on the code.
-static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
-    serde_json::to_string(&document()).expect("an OpenAPI document always serialises")
-});
+/// The served document with the input limits written in, for the configured limits it was made
+/// with: built once per configuration (in practice once per process).
+static DOCUMENT_JSON: Mutex<Option<(limits::Configured, std::sync::Arc<str>)>> = Mutex::new(None);
+
+/// The document as served: [`document`] with every input's limit (see [`limits`]).
+pub fn document_json(configured: limits::Configured) -> std::sync::Arc<str> {
+    let mut cached = DOCUMENT_JSON.lock();
+    if let Some((made_for, json)) = cached.as_ref() {
+        if *made_for == configured {
+            return std::sync::Arc::clone(json);
+        }
+    }
+    let mut value =
+        serde_json::to_value(document()).expect("an OpenAPI document always serialises");
+    limits::apply(&mut value, configured);
+    let json: std::sync::Arc<str> = value.to_string().into();
+    *cached = Some((configured, std::sync::Arc::clone(&json)));
+    json
+}
 
 /// This document.
 #[utoipa::path(
@@ -121,16 +138,98 @@ static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
     tag = "health",
     responses((status = 200, description = "The OpenAPI 3 document of the HTTP routes", content_type = "application/json")),
 )]
-async fn get_openapi() -> Response {
+async fn get_openapi(State(state): State<AppState>) -> Response {
+    let configured = limits::Configured {
+        max_message_chars: state.conversations.config().max_message_chars,
+        max_query_chars: state.knowledge.max_query_chars(),
+    };
     (
         [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT_JSON.as_str(),
+        document_json(configured).to_string(),
     )
         .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    /// utoipa keys component schemas by name: two types of one name (`SettingsView` of the admin
+    /// console and of "my settings") made one route described by the other's schema, which
+    /// schemathesis found twice. Each type that derives `ToSchema` has a name of its own (or an
+    /// `#[schema(as = …)]`).
+    #[test]
+    fn no_two_schema_types_share_a_name() {
+        let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut folders = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|extension| extension != "rs") {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path).unwrap();
+                for name in schema_names(&source) {
+                    names
+                        .entry(name)
+                        .or_default()
+                        .push(path.display().to_string());
+                }
+            }
+        }
+        let shared: Vec<_> = names.iter().filter(|(_, files)| files.len() > 1).collect();
+        assert!(shared.is_empty(), "schema names used twice: {shared:?}");
+        assert!(names.contains_key("DeskSettingsView"), "{names:?}");
+    }
+
+    /// The names `ToSchema` derives give the types of `source`: the type's own, or its `as`.
+    fn schema_names(source: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut deriving = false;
+        let mut in_derive = false;
+        let mut renamed = None;
+        for line in source.lines().map(str::trim) {
+            if line.starts_with("#[derive(") || in_derive {
+                if line.starts_with("#[derive(") {
+                    deriving = false;
+                    renamed = None;
+                }
+                deriving |= line.contains("ToSchema");
+                in_derive = !line.ends_with(")]");
+                continue;
+            }
+            if !deriving {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("#[schema(as = ") {
+                renamed = rest.split(')').next().map(str::to_string);
+                continue;
+            }
+            if line.is_empty()
+                || line.starts_with("#[")
+                || line.ends_with(',')
+                || line.starts_with("//")
+            {
+                continue;
+            }
+            let declared = line
+                .split_whitespace()
+                .skip_while(|word| !matches!(*word, "struct" | "enum"))
+                .nth(1)
+                .map(|name| name.trim_end_matches(['{', '(', ';', '<']).to_string());
+            if let Some(name) = declared {
+                names.push(renamed.take().unwrap_or(name));
+            }
+            deriving = false;
+        }
+        names
+    }
+
     /// Conversations and messages are described by their wire types; a stored record showing up
     /// here would tie the API to the store again.
     #[test]
