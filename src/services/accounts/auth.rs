@@ -369,14 +369,12 @@ impl AccountService {
         let ended = self.sessions.remove_sessions_where(&|record| {
             record.account == account && record.id == session_id
         })?;
-        match ended {
-            1.. => {
-                // A session ended from another device (a lost phone, say) must not come back after
-                // a crash: durable before the answer.
-                self.unit_of_work.make_durable()
-            }
-            0 => Err(Error::NotFound(format!("no session `{session_id}`"))),
+        if ended == 0 {
+            return Err(Error::NotFound(format!("no session `{session_id}`")));
         }
+        // A session ended from another device (a lost phone, say) must not come back after a crash:
+        // durable before the answer.
+        self.unit_of_work.make_durable()
     }
 
     /// Ends every session of `account` except `keep` (a public id); returns how many ended.

@@ -29,9 +29,9 @@ use crate::domain::limits::{
     MAX_VISITOR_TAGS as MAX_TAGS, MAX_VISITOR_TAG_CHARS as MAX_TAG_CHARS, MIN_BLOCK_PREFIX_V4,
     MIN_BLOCK_PREFIX_V6,
 };
-use crate::domain::VisitorGrant;
 use crate::domain::{
-    AccountId, AuditKind, Block, ClientInfo, Conversation, Invitation, PageView, VisitorProfile,
+    AccountId, AuditKind, Block, ClientInfo, Conversation, Invitation, PageView, VisitorGrant,
+    VisitorProfile,
 };
 use crate::error::{Error, Result};
 use crate::services::accounts::{AccountService, Actor};
