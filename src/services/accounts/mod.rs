@@ -1,7 +1,8 @@
 //! Accounts, skill groups, sign-in, sessions, personal settings, presence and the audit log.
 //!
-//! [`AccountService`] is synchronous: its calls are short sled operations, except password hashing
-//! (argon2, tens of milliseconds), so the HTTP layer runs them on the blocking pool.
+//! [`AccountService`] is synchronous: its calls are short database operations through its repositories
+//! (`storage::accounts`), except password hashing (argon2, tens of milliseconds), so the HTTP layer runs
+//! them on the blocking pool.
 //!
 //! - `mod.rs`: the service, first-start bootstrap, admin operations on accounts and groups, audit.
 //! - `auth.rs`: sign-in with captcha and TOTP; sessions and CSRF; visitor tokens.
