@@ -22,7 +22,10 @@ use crate::services::{
     watch_knowledge_base, AccountService, AssistService, Clock, ConversationService,
     KnowledgeService, Metrics, QuickReplyService, SystemClock,
 };
-use crate::storage::{Store, StoredConversations};
+use crate::storage::{
+    Store, StoredConversations, StoredSettings, StoredStats, StoredVisitors, StoredWebhooks,
+    UnitOfWork,
+};
 
 /// How often the conversation timers run.
 const DESK_TICK: Duration = Duration::from_secs(1);
@@ -157,18 +160,23 @@ pub(crate) async fn assemble(
     }
     let conversations = Arc::new(conversations);
     let stats = StatsService::new(
-        accounts.store().stats.clone(),
+        Arc::new(StoredStats::new(accounts.store())),
+        UnitOfWork::new(accounts.store()),
         &config.conversations.time_zone,
     )?;
     conversations.add_observer(stats.clone());
     let visitors = Arc::new(VisitorService::new(
         Arc::clone(&accounts),
+        Arc::new(StoredVisitors::new(accounts.store())),
+        Arc::new(StoredSettings::new(accounts.store())),
+        UnitOfWork::new(accounts.store()),
         Arc::clone(&clock_for_replies),
         config.visitors.clone(),
     ));
     conversations.add_observer(visitors.clone());
     let webhooks = Arc::new(WebhookService::new(
-        accounts.store().clone(),
+        Arc::new(StoredWebhooks::new(accounts.store())),
+        UnitOfWork::new(accounts.store()),
         Arc::clone(&clock_for_replies),
     ));
     conversations.add_observer(webhooks.clone());

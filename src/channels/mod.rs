@@ -49,7 +49,7 @@ use crate::services::conversations::{
 use crate::services::secrets::random_token;
 use crate::services::visitors::{Arrival, IdentityClaim, Origin, VisitorService};
 use crate::services::webhooks::WebhookService;
-use crate::storage::{self, id_key, Store};
+use crate::storage::{ChannelRepository, StoredChannels, UnitOfWork};
 
 use wechat::client::{AccessTokens, ApiClient};
 pub use window::ReplyWindow;
@@ -214,7 +214,8 @@ struct LinkCache {
 
 /// The channels.
 pub struct ChannelService {
-    store: Store,
+    records: Arc<dyn ChannelRepository>,
+    unit_of_work: UnitOfWork,
     accounts: Arc<AccountService>,
     conversations: Arc<ConversationService>,
     visitors: Arc<VisitorService>,
@@ -263,14 +264,17 @@ impl ChannelService {
         clock: Arc<dyn Clock>,
         config: ChannelsConfig,
     ) -> Result<Arc<ChannelService>> {
-        let store = accounts.store().clone();
-        let channels: BTreeMap<u64, Channel> = storage::scan_json::<Channel>(&store.channels)?
+        let records: Arc<dyn ChannelRepository> = Arc::new(StoredChannels::new(accounts.store()));
+        let unit_of_work = UnitOfWork::new(accounts.store());
+        let channels: BTreeMap<u64, Channel> = records
+            .channels()?
             .into_iter()
             .map(|channel| (channel.id, channel))
             .collect();
         let client = ApiClient::new(Duration::from_secs(config.request_timeout_secs.max(1)));
         let service = Arc::new(ChannelService {
-            store,
+            records,
+            unit_of_work,
             accounts,
             conversations,
             visitors,
@@ -304,8 +308,7 @@ impl ChannelService {
     /// Not called on a cluster's followers, whose desk is the leader's.
     pub fn resume(self: &Arc<Self>) -> Result<()> {
         self.resume_inbox()?;
-        for (_, value) in self.store.channel_visitors.iter()? {
-            let visitor: ChannelVisitor = storage::decode(&value)?;
+        for visitor in self.records.visitors()? {
             if let Some(conversation) = &visitor.conversation {
                 let open = self
                     .conversations
@@ -367,7 +370,7 @@ impl ChannelService {
         if let Some(group) = group {
             self.accounts.group(group)?;
         }
-        let id = self.store.next_id()?;
+        let id = self.records.new_id()?;
         let mut channel = Channel {
             id,
             kind,
@@ -555,25 +558,8 @@ impl ChannelService {
         if let Some(webhook) = channel.webhook {
             self.webhooks.delete_for_channel(webhook)?;
         }
-        for (key, value) in self.store.channel_outbox.iter()? {
-            let item: crate::domain::OutboundItem = storage::decode(&value)?;
-            if item.channel == id {
-                self.store.channel_outbox.remove(key)?;
-            }
-        }
-        for key in self.store.channel_visitors.scan_prefix_keys(id_key(id))? {
-            self.store.channel_visitors.remove(key)?;
-        }
-        for key in self.store.channel_cursors.scan_prefix_keys(id_key(id))? {
-            self.store.channel_cursors.remove(key)?;
-        }
-        for (key, value) in self.store.channel_inbox.iter()? {
-            if storage::decode::<InboxRecord>(&value)?.channel == id {
-                self.store.channel_inbox.remove(key)?;
-            }
-        }
-        self.store.channels.remove(id_key(id))?;
-        self.store.flush()?;
+        self.records.remove_channel(id)?;
+        self.unit_of_work.make_durable()?;
         self.channels.write().remove(&id);
         self.tokens.forget(id);
         self.links.lock().entries.clear();
@@ -613,8 +599,8 @@ impl ChannelService {
     }
 
     fn save(&self, channel: &Channel) -> Result<()> {
-        storage::put_json(&self.store.channels, id_key(channel.id), channel)?;
-        self.store.flush()?;
+        self.records.put_channel(channel)?;
+        self.unit_of_work.make_durable()?;
         self.channels.write().insert(channel.id, channel.clone());
         Ok(())
     }
@@ -656,7 +642,7 @@ impl ChannelService {
     pub fn record_error(&self, id: u64, message: &str) {
         tracing::warn!(channel = id, error = message, "channel error");
         let at = self.now();
-        let updated = update_existing(&self.store.channels, id_key(id), |channel: &mut Channel| {
+        let updated = self.records.change_channel(id, &mut |channel| {
             channel.errors.push(ChannelError {
                 at,
                 message: message.chars().take(500).collect(),
@@ -694,8 +680,7 @@ impl ChannelService {
 
     /// The channel's visitor `external_id`, created (with a desk visitor id) when new.
     pub fn visitor(&self, channel: &Channel, external_id: &str) -> Result<ChannelVisitor> {
-        let key = visitor_key(channel.id, external_id);
-        if let Some(visitor) = storage::get_json(&self.store.channel_visitors, &key)? {
+        if let Some(visitor) = self.records.visitor(channel.id, external_id)? {
             return Ok(visitor);
         }
         let visitor = ChannelVisitor {
@@ -710,16 +695,13 @@ impl ChannelService {
             awaiting_rating: None,
             unsubscribed: false,
         };
-        storage::put_json(&self.store.channel_visitors, &key, &visitor)?;
+        self.records.put_visitor(&visitor)?;
         Ok(visitor)
     }
 
     /// The stored visitor, if any.
     pub fn find_visitor(&self, channel: u64, external_id: &str) -> Result<Option<ChannelVisitor>> {
-        storage::get_json(
-            &self.store.channel_visitors,
-            visitor_key(channel, external_id),
-        )
+        self.records.visitor(channel, external_id)
     }
 
     /// Changes a stored visitor atomically; the visitor as stored after.
@@ -727,13 +709,10 @@ impl ChannelService {
         &self,
         channel: u64,
         external_id: &str,
-        change: impl FnMut(&mut ChannelVisitor),
+        mut change: impl FnMut(&mut ChannelVisitor),
     ) -> Result<Option<ChannelVisitor>> {
-        update_existing(
-            &self.store.channel_visitors,
-            visitor_key(channel, external_id),
-            change,
-        )
+        self.records
+            .change_visitor(channel, external_id, &mut change)
     }
 
     /// Waits for the turn of one visitor of a channel, so their messages are handled in order and
@@ -754,8 +733,7 @@ impl ChannelService {
         if let Some(found) = self.links.lock().entries.get(conversation) {
             return Ok(found.clone());
         }
-        let found: Option<ChannelLink> =
-            storage::get_json(&self.store.channel_conversations, conversation)?;
+        let found = self.records.link(conversation)?;
         let mut links = self.links.lock();
         if links.entries.len() >= LINK_CACHE_ENTRIES {
             links.entries.clear();
@@ -1166,8 +1144,8 @@ impl ChannelService {
         };
         if let Some(inbox) = inbox {
             if let Err(error) = off_async(|| {
-                self.store.channel_inbox.remove(id_key(inbox))?;
-                self.store.flush()
+                self.records.remove_push(inbox)?;
+                self.unit_of_work.make_durable()
             }) {
                 tracing::warn!(%error, channel, "a handled push stays in the inbox");
             }
@@ -1194,41 +1172,28 @@ impl ChannelService {
     /// Keeps a checked 公众号 push in the `channel_inbox` table (durably) before it is answered, so
     /// a crash before it is handled loses nothing: it is handled at the next start. Returns its key.
     pub fn keep_push(&self, channel: u64, push: &wechat::xml::Push) -> Result<u64> {
-        let inbox = self.store.next_id()?;
-        storage::put_json(
-            &self.store.channel_inbox,
-            id_key(inbox),
-            &InboxRecord {
-                channel,
-                push: push.clone(),
-            },
-        )?;
-        self.store.flush()?;
+        let push_json = serde_json::to_string(push)
+            .map_err(|error| Error::Internal(format!("encoding a push: {error}")))?;
+        let inbox = self.records.keep_push(channel, &push_json)?;
+        self.unit_of_work.make_durable()?;
         Ok(inbox)
     }
 
     /// Queues the pushes kept but not handled before the last stop, in arrival order.
     fn resume_inbox(self: &Arc<Self>) -> Result<()> {
-        for (key, value) in self.store.channel_inbox.iter()? {
-            let record: InboxRecord = storage::decode(&value)?;
-            let inbox = u64::from_be_bytes(key.as_slice().try_into().unwrap_or([0; 8]));
+        for kept in self.records.kept_pushes()? {
+            let push: wechat::xml::Push = serde_json::from_str(&kept.push_json)
+                .map_err(|error| Error::Storage(format!("a kept push does not decode: {error}")))?;
             self.queue_inbound(
-                record.channel,
+                kept.channel,
                 InboundJob::OfficialPush {
-                    inbox,
-                    push: Box::new(record.push),
+                    inbox: kept.id,
+                    push: Box::new(push),
                 },
             );
         }
         Ok(())
     }
-}
-
-/// A 公众号 push kept until handled.
-#[derive(Debug, Serialize, Deserialize)]
-struct InboxRecord {
-    channel: u64,
-    push: wechat::xml::Push,
 }
 
 /// One visitor's turn; forgets the lock when nobody else waits for it.
@@ -1295,18 +1260,29 @@ impl ReplyGate for DeskHooks {
 
 impl DeskObserver for ChannelService {
     fn observe(&self, _at: Timestamp, facts: &[DeskFact]) -> Result<()> {
-        for fact in facts {
-            let DeskFact::Created { conversation } = fact else {
-                continue;
-            };
-            let link = self.starting.lock().get(&conversation.visitor_id).cloned();
-            if let Some(link) = link {
-                storage::put_json(&self.store.channel_conversations, &conversation.id, &link)?;
-                self.links
-                    .lock()
-                    .entries
-                    .insert(conversation.id.clone(), Some(link));
+        let links: Vec<(String, ChannelLink)> = facts
+            .iter()
+            .filter_map(|fact| match fact {
+                DeskFact::Created { conversation } => {
+                    let link = self.starting.lock().get(&conversation.visitor_id).cloned();
+                    link.map(|link| (conversation.id.clone(), link))
+                }
+                _ => None,
+            })
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        // The batch's links as one unit: one commit on PostgreSQL.
+        self.unit_of_work.run(|| {
+            for (conversation, link) in &links {
+                self.records.put_link(conversation, link)?;
             }
+            Ok(())
+        })?;
+        let mut cached = self.links.lock();
+        for (conversation, link) in links {
+            cached.entries.insert(conversation, Some(link));
         }
         Ok(())
     }
@@ -1371,36 +1347,6 @@ impl ReplyGate for ChannelService {
     }
 }
 
-/// Changes the record under `key` atomically when there is one (a missing one stays missing);
-/// the record as stored after.
-fn update_existing<T: Serialize + serde::de::DeserializeOwned>(
-    table: &storage::Table,
-    key: impl AsRef<[u8]>,
-    mut change: impl FnMut(&mut T),
-) -> Result<Option<T>> {
-    let mut failure = None;
-    let stored = table.update_and_fetch(key, |old| {
-        failure = None;
-        let old = old?;
-        let outcome = storage::decode::<T>(old).and_then(|mut value| {
-            change(&mut value);
-            storage::encode(&value)
-        });
-        match outcome {
-            Ok(bytes) => Some(bytes),
-            Err(error) => {
-                // An undecodable record stays as it is, and the caller hears of it.
-                failure = Some(error);
-                Some(old.to_vec())
-            }
-        }
-    })?;
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    stored.map(|bytes| storage::decode(&bytes)).transpose()
-}
-
 /// WeChat messages an agent's message takes: its text, and each file apart.
 fn parts(message: &Message) -> u32 {
     u32::from(!message.body.trim().is_empty()) + message.attachments.len() as u32
@@ -1442,10 +1388,6 @@ fn describe_files(files: &[(String, Vec<u8>)], attachments: &[String]) -> String
         names.push("[文件]".to_string());
     }
     names.join(" ")
-}
-
-fn visitor_key(channel: u64, external_id: &str) -> Vec<u8> {
-    [&id_key(channel)[..], external_id.as_bytes()].concat()
 }
 
 /// BLAKE3 hex of an API channel token.

@@ -24,7 +24,6 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::services::conversations::{DeskEvent, VisitorFrameObserver};
-use crate::storage::{self, id_key};
 
 /// Attempts before an item is given up.
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -254,8 +253,7 @@ impl ChannelService {
             next_attempt: at,
             created: at,
         };
-        let key = id_key(self.store.next_id()?);
-        storage::put_json(&self.store.channel_outbox, key, &item)
+        self.records.push_outbound(&item)
     }
 
     /// Sends every outbox item that is due, in order per conversation (an item waiting for a retry
@@ -264,11 +262,10 @@ impl ChannelService {
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
         let _sending = self.sending.lock().await;
         let now = self.now();
-        let records = super::off_async(|| self.store.channel_outbox.iter())?;
+        let outbox = super::off_async(|| self.records.outbox())?;
         let mut held: HashSet<String> = HashSet::new();
         let mut attempted = 0;
-        for (key, value) in records {
-            let mut item: OutboundItem = storage::decode(&value)?;
+        for (place, mut item) in outbox {
             if held.contains(&item.conversation) {
                 continue;
             }
@@ -288,7 +285,7 @@ impl ChannelService {
             item.parts_sent = parts_sent;
             match outcome {
                 Outcome::Sent => {
-                    super::off_async(|| self.store.channel_outbox.remove(&key))?;
+                    super::off_async(|| self.records.remove_outbound(place))?;
                 }
                 Outcome::Retry(error) if item.attempts + 1 < MAX_ATTEMPTS => {
                     item.attempts += 1;
@@ -296,13 +293,11 @@ impl ChannelService {
                         BACKOFF_SECS[(item.attempts as usize - 1).min(BACKOFF_SECS.len() - 1)];
                     item.next_attempt = now + SignedDuration::from_secs(wait);
                     tracing::info!(channel = item.channel, attempt = item.attempts, %error, "channel send will be retried");
-                    super::off_async(|| {
-                        storage::put_json(&self.store.channel_outbox, &key, &item)
-                    })?;
+                    super::off_async(|| self.records.put_outbound(place, &item))?;
                     held.insert(item.conversation.clone());
                 }
                 Outcome::Retry(error) | Outcome::Failed(error) => {
-                    super::off_async(|| self.store.channel_outbox.remove(&key))?;
+                    super::off_async(|| self.records.remove_outbound(place))?;
                     let message = format!(
                         "to `{}` in conversation {}: {error}",
                         item.external_id, item.conversation
@@ -313,7 +308,7 @@ impl ChannelService {
             }
         }
         if attempted > 0 {
-            super::off_async(|| self.store.flush())?;
+            super::off_async(|| self.unit_of_work.make_durable())?;
         }
         Ok(attempted)
     }

@@ -26,7 +26,6 @@ use super::wechat::xml::Push;
 use super::{off_async, ChannelService, Inbound, InboundJob};
 use crate::domain::{Attachment, Channel, ChannelKind, OutboundItem};
 use crate::error::{Error, Result};
-use crate::storage::{self, id_key};
 
 /// `origin` of a message the customer sent.
 const FROM_CUSTOMER: i64 = 3;
@@ -96,15 +95,6 @@ pub fn accept_push(
     Ok(())
 }
 
-/// The `channel_cursors` key of a channel's account.
-fn cursor_key(channel: u64, open_kfid: Option<&str>) -> Vec<u8> {
-    [
-        &id_key(channel)[..],
-        open_kfid.unwrap_or_default().as_bytes(),
-    ]
-    .concat()
-}
-
 /// Reads the waiting messages with `kf/sync_msg` from the kept cursor and hands the customers'
 /// to the desk, saving the cursor after each page.
 pub(super) async fn sync(
@@ -119,10 +109,8 @@ pub(super) async fn sync(
             return Ok(());
         }
     }
-    let key = cursor_key(channel.id, open_kfid.as_deref());
     for _ in 0..MAX_PAGES {
-        let cursor: Option<String> =
-            off_async(|| storage::get_json(&service.store.channel_cursors, &key))?;
+        let cursor = off_async(|| service.records.cursor(channel.id, open_kfid.as_deref()))?;
         let mut request = json!({ "limit": 1000, "voice_format": 0 });
         if let Some(cursor) = &cursor {
             request["cursor"] = json!(cursor);
@@ -174,8 +162,10 @@ pub(super) async fn sync(
         if let Some(next) = page.get("next_cursor").and_then(Value::as_str) {
             let next = next.to_string();
             off_async(|| {
-                storage::put_json(&service.store.channel_cursors, &key, &next)?;
-                service.store.flush()
+                service
+                    .records
+                    .put_cursor(channel.id, open_kfid.as_deref(), &next)?;
+                service.unit_of_work.make_durable()
             })?;
         }
         let has_more = page.get("has_more").and_then(Value::as_i64) == Some(1);

@@ -378,3 +378,23 @@ pub struct PresenceChange {
     /// Set by the idle timer.
     pub automatic: bool,
 }
+
+/// A signed-in session as stored; it is stored under the BLAKE3 hash of its token, so a copy of the
+/// database holds no usable session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Public id (the hash's first 8 bytes in hex), for listing and revoking.
+    pub id: String,
+    /// Whose session.
+    pub account: AccountId,
+    /// Must accompany every state-changing request.
+    pub csrf_token: String,
+    /// Sign-in time.
+    pub created: Timestamp,
+    /// Last request (written at most once a minute).
+    pub last_seen: Timestamp,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// `User-Agent` at sign-in, cut.
+    pub user_agent: Option<String>,
+}

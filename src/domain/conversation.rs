@@ -62,6 +62,15 @@ pub struct Attachment {
     pub size: u64,
 }
 
+/// Files and bytes uploaded so far, by one visitor or into one conversation (their quotas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadUsage {
+    /// Files.
+    pub files: u64,
+    /// Bytes of those files together.
+    pub bytes: u64,
+}
+
 /// One message of a conversation, as stored (the API sends `MessageView`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {

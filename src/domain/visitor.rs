@@ -153,3 +153,14 @@ pub struct Invitation {
     /// When.
     pub at: Timestamp,
 }
+
+/// What a visitor token grants: one visitor, and the conversation it opened once there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VisitorGrant {
+    /// The visitor.
+    pub visitor_id: String,
+    /// The conversation the token is scoped to.
+    pub conversation: Option<String>,
+    /// Issue time.
+    pub created: Timestamp,
+}

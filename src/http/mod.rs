@@ -74,7 +74,7 @@ fn set_nodelay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-/// Runs account work (argon2 hashing, sled flushes) on the blocking pool.
+/// Runs account work (argon2 hashing, database writes made durable) on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&AccountService) -> Result<T> + Send + 'static,
@@ -82,7 +82,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
     off_thread(&state.accounts, work).await
 }
 
-/// Runs a service's synchronous work (sled flushes, statistics scans, argon2) on the blocking pool.
+/// Runs a service's synchronous work (database units of work, statistics scans, argon2) on the
+/// blocking pool.
 pub(crate) async fn off_thread<S: Send + Sync + 'static, T: Send + 'static>(
     service: &Arc<S>,
     work: impl FnOnce(&S) -> Result<T> + Send + 'static,

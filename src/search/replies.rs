@@ -1,7 +1,7 @@
 //! Search over quick replies: shortcut codes, keywords (jieba words and CJK bigrams of title, content
 //! and tags) and pinyin of the title, full spelling or initials (`tuikuan` and `tk` both find 退款).
 //!
-//! Quick replies are few (thousands) and kept in sled; this index lives in memory and is rebuilt at
+//! Quick replies are few (thousands) and kept in the store; this index lives in memory and is rebuilt at
 //! start. Pinyin is indexed as the prefixes of every syllable-aligned suffix (申请退款: `sh`, `shenq`,
 //! `tuik`, `tuikuan`, … and `s`, `sq`, `sqt`, `tk`, …), so a typed prefix of any run of syllables is a
 //! single term lookup.

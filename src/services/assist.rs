@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::limits::{MAX_REPLY_QUERY_CHARS, MAX_SUGGEST_CHARS};
 use crate::domain::{AccountId, ArticleStatus, Message, ReplyScope, SenderKind};
 // Owned by `domain` so that the desk's frames can carry them without the desk importing this module.
+pub use crate::domain::suggestion::{AdoptedFor, FeedbackCounts};
 pub use crate::domain::{Suggestion, SuggestionKind};
 use crate::error::{Error, Result};
 use crate::search::confidence::{confidence, HitText, MessageProfile};
@@ -21,7 +22,10 @@ use crate::search::{classify, Analyzer, Intent, SearchIndex, SearchRequest};
 use crate::services::conversations::{ConversationService, Party};
 use crate::services::quick_replies::{fill_variables, QuickReplyService, VISITOR_NAME_UNKNOWN};
 use crate::services::{KnowledgeService, Metrics};
-use crate::storage::{self, Store};
+use crate::storage::{
+    AssistRepository, OutcomeRecord, SettingsRepository, Store, StoredAssist, StoredSettings,
+    UnitOfWork, QUESTION_HASH_BYTES,
+};
 
 /// Articles suggested at most.
 pub const SUGGESTED_ARTICLES: usize = 3;
@@ -71,32 +75,6 @@ pub enum FeedbackAction {
     Edited,
     /// Dismissed.
     Dismissed,
-}
-
-/// Counters of one suggested item.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct FeedbackCounts {
-    /// Times suggested.
-    pub shown: u64,
-    /// Sent as is.
-    pub sent: u64,
-    /// Edited then sent.
-    pub edited: u64,
-    /// Dismissed.
-    pub dismissed: u64,
-    /// The questions under which it was adopted (sent or edited), newest last, at most
-    /// [`REMEMBERED_ADOPTIONS`]: the boost goes to questions like these, not to every question.
-    #[serde(default)]
-    pub adoptions: Vec<AdoptedFor>,
-}
-
-/// One adoption: the words of the visitor's question, and when.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct AdoptedFor {
-    /// jieba words of the question.
-    pub words: Vec<String>,
-    /// When the agent sent it.
-    pub at: Timestamp,
 }
 
 /// Adoption figures of one item, for supervisors.
@@ -391,7 +369,9 @@ pub struct AssistService {
     knowledge: Arc<KnowledgeService>,
     replies: Arc<QuickReplyService>,
     conversations: Arc<ConversationService>,
-    store: Store,
+    records: Arc<dyn AssistRepository>,
+    settings: Arc<dyn SettingsRepository>,
+    unit_of_work: UnitOfWork,
     metrics: Arc<Metrics>,
     min_confidence: f32,
 }
@@ -416,7 +396,9 @@ impl AssistService {
             knowledge,
             replies,
             conversations,
-            store,
+            records: Arc::new(StoredAssist::new(&store)),
+            settings: Arc::new(StoredSettings::new(&store)),
+            unit_of_work: UnitOfWork::new(&store),
             metrics: Arc::default(),
             min_confidence: crate::config::DEFAULT_MIN_CONFIDENCE,
         }
@@ -595,10 +577,7 @@ impl AssistService {
     // ----- feedback -----
 
     fn counts(&self, kind: SuggestionKind, id: &str) -> Result<FeedbackCounts> {
-        Ok(
-            storage::get_json(&self.store.assist_feedback, feedback_key(kind, id))?
-                .unwrap_or_default(),
-        )
+        self.records.feedback(kind, id)
     }
 
     fn boost(
@@ -656,21 +635,20 @@ impl AssistService {
     /// something a user was told is saved), the counters changed in key order so that two workers
     /// counting at once never wait on each other in a cycle.
     pub fn record_shown(&self, suggestions: &[Suggestion]) -> Result<()> {
-        let mut keys: Vec<String> = suggestions
+        // The order of the records' keys (`article:<id>` before `quick_reply:<id>`).
+        let mut items: Vec<(bool, &str, SuggestionKind)> = suggestions
             .iter()
-            .map(|suggestion| feedback_key(suggestion.kind, &suggestion.id))
+            .map(|suggestion| {
+                let is_reply = suggestion.kind == SuggestionKind::QuickReply;
+                (is_reply, suggestion.id.as_str(), suggestion.kind)
+            })
             .collect();
-        keys.sort();
-        keys.dedup();
-        self.store.in_relaxed_transaction(|| {
-            for key in &keys {
-                storage::update_json(
-                    &self.store.assist_feedback,
-                    key,
-                    |counts: &mut FeedbackCounts| {
-                        counts.shown += 1;
-                    },
-                )?;
+        items.sort_by(|left, right| (left.0, left.1).cmp(&(right.0, right.1)));
+        items.dedup_by(|left, right| (left.0, left.1) == (right.0, right.1));
+        self.unit_of_work.run_relaxed(|| {
+            for (_, id, kind) in &items {
+                self.records
+                    .change_feedback(*kind, id, &|counts| counts.shown += 1)?;
             }
             Ok(())
         })
@@ -707,41 +685,29 @@ impl AssistService {
                 }
             }
         }
-        let key = feedback_key(kind, id);
-        let counts = storage::update_json(
-            &self.store.assist_feedback,
-            key,
-            |counts: &mut FeedbackCounts| {
-                match action {
-                    FeedbackAction::Sent => counts.sent += 1,
-                    FeedbackAction::Edited => counts.edited += 1,
-                    FeedbackAction::Dismissed => counts.dismissed += 1,
-                }
-                if action != FeedbackAction::Dismissed && !words.is_empty() {
-                    counts.adoptions.push(AdoptedFor {
-                        words: words.clone(),
-                        at: now,
-                    });
-                    let excess = counts.adoptions.len().saturating_sub(REMEMBERED_ADOPTIONS);
-                    counts.adoptions.drain(..excess);
-                }
-            },
-        )?;
-        self.store.flush()?;
+        let counts = self.records.change_feedback(kind, id, &|counts| {
+            match action {
+                FeedbackAction::Sent => counts.sent += 1,
+                FeedbackAction::Edited => counts.edited += 1,
+                FeedbackAction::Dismissed => counts.dismissed += 1,
+            }
+            if action != FeedbackAction::Dismissed && !words.is_empty() {
+                counts.adoptions.push(AdoptedFor {
+                    words: words.clone(),
+                    at: now,
+                });
+                let excess = counts.adoptions.len().saturating_sub(REMEMBERED_ADOPTIONS);
+                counts.adoptions.drain(..excess);
+            }
+        })?;
+        self.unit_of_work.make_durable()?;
         Ok(counts)
     }
 
     /// Adoption figures of every suggested item, most shown first.
     pub fn adoption(&self) -> Result<Vec<Adoption>> {
         let mut figures = Vec::new();
-        for (key, value) in self.store.assist_feedback.iter()? {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let (kind, id) = match key.split_once(':') {
-                Some(("article", id)) => (SuggestionKind::Article, id.to_string()),
-                Some(("quick_reply", id)) => (SuggestionKind::QuickReply, id.to_string()),
-                _ => continue,
-            };
-            let counts: FeedbackCounts = storage::decode(&value)?;
+        for (kind, id, counts) in self.records.all_feedback()? {
             let adopted = (counts.sent + counts.edited) as f64;
             let adoption_rate = if counts.shown == 0 {
                 0.0
@@ -763,10 +729,10 @@ impl AssistService {
 
     /// Counts a self-service event: shown, resolved or escalated.
     pub fn record_deflection(&self, event: DeflectionEvent) -> Result<Deflection> {
-        let figures = storage::update_json(&self.store.meta, DEFLECTION_KEY, |figures| {
-            count_deflection(figures, event)
-        })?;
-        self.store.flush()?;
+        let figures = self
+            .settings
+            .update(DEFLECTION_KEY, |figures| count_deflection(figures, event))?;
+        self.unit_of_work.make_durable()?;
         Ok(figures)
     }
 
@@ -794,40 +760,23 @@ impl AssistService {
             )));
         }
         let question_digest = blake3::hash(question.as_bytes());
-        let question_hash = &question_digest.as_bytes()[..QUESTION_HASH_BYTES];
-        let token_key = blake3::hash(visitor_token.as_bytes());
-        let answered_before = |hashes: &[u8]| {
-            hashes
-                .chunks_exact(QUESTION_HASH_BYTES)
-                .any(|hash| hash == question_hash)
-        };
-        let is_full = |hashes: &[u8]| hashes.len() / QUESTION_HASH_BYTES >= MAX_OUTCOMES_PER_TOKEN;
+        let mut question_hash = [0u8; QUESTION_HASH_BYTES];
+        question_hash.copy_from_slice(&question_digest.as_bytes()[..QUESTION_HASH_BYTES]);
         // One atomic step decides and records, so repeated or parallel posts count once.
-        let mut stored_before: Option<Vec<u8>> = None;
-        self.store
-            .deflection_outcomes
-            .update_and_fetch(token_key.as_bytes(), |old| {
-                // The last run is the one that was stored.
-                stored_before = old.map(<[u8]>::to_vec);
-                let hashes = old.unwrap_or_default();
-                if answered_before(hashes) || is_full(hashes) {
-                    return old.map(<[u8]>::to_vec);
-                }
-                Some([hashes, question_hash].concat())
-            })?;
-        let before = stored_before.as_deref().unwrap_or_default();
-        if answered_before(before) {
-            return Ok((false, self.deflection()?));
-        }
-        if is_full(before) {
-            return Err(Error::RateLimited);
+        match self
+            .records
+            .record_outcome(visitor_token, &question_hash, MAX_OUTCOMES_PER_TOKEN)?
+        {
+            OutcomeRecord::AlreadyAnswered => return Ok((false, self.deflection()?)),
+            OutcomeRecord::TokenFull => return Err(Error::RateLimited),
+            OutcomeRecord::Recorded => {}
         }
         Ok((true, self.record_deflection(outcome)?))
     }
 
     /// Self-service figures so far.
     pub fn deflection(&self) -> Result<Deflection> {
-        Ok(storage::get_json(&self.store.meta, DEFLECTION_KEY)?.unwrap_or_default())
+        Ok(self.settings.get(DEFLECTION_KEY)?.unwrap_or_default())
     }
 
     /// The knowledge base, for visitor self-service.
@@ -842,8 +791,6 @@ const MAX_QUESTION_CHARS: usize = crate::domain::limits::MAX_VISITOR_QUESTION_CH
 /// Questions one visitor token may answer "resolved" or "escalated" for: what a visitor asks in a
 /// visit, and a bound on what one token stores.
 pub const MAX_OUTCOMES_PER_TOKEN: usize = 32;
-/// Bytes of a question's BLAKE3 hash kept per answered question.
-const QUESTION_HASH_BYTES: usize = 16;
 
 fn count_deflection(figures: &mut Deflection, event: DeflectionEvent) {
     match event {
@@ -863,13 +810,6 @@ pub enum DeflectionEvent {
     Resolved,
     /// "仍需人工".
     Escalated,
-}
-
-fn feedback_key(kind: SuggestionKind, id: &str) -> String {
-    match kind {
-        SuggestionKind::Article => format!("article:{id}"),
-        SuggestionKind::QuickReply => format!("quick_reply:{id}"),
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConversationsConfig;
 use crate::error::{Error, Result};
-use crate::storage::{self, Table};
+use crate::storage::SettingsRepository;
 
 /// File types whose content the upload check knows; only these may be accepted.
 pub const CHECKED_UPLOAD_TYPES: [&str; 10] = [
@@ -294,7 +294,7 @@ pub type Changes = Vec<String>;
 
 /// The desk settings: configuration defaults with the sections saved in the console applied.
 pub struct SettingsService {
-    table: Table,
+    settings: Arc<dyn SettingsRepository>,
     base: ConversationsConfig,
     current: RwLock<Arc<Effective>>,
     /// One change at a time, so two admins saving at once never interleave read and write.
@@ -321,14 +321,17 @@ struct Stored {
 }
 
 impl SettingsService {
-    /// Reads the saved sections from `table` (the store's `meta`) over the configuration `base`.
+    /// Reads the saved sections from `settings` over the configuration `base`.
     ///
     /// Fails with [`Error::Storage`] when a saved section cannot be read.
-    pub fn open(table: Table, base: ConversationsConfig) -> Result<SettingsService> {
-        let stored = read_stored(&table)?;
+    pub fn open(
+        settings: Arc<dyn SettingsRepository>,
+        base: ConversationsConfig,
+    ) -> Result<SettingsService> {
+        let stored = read_stored(settings.as_ref())?;
         let current = RwLock::new(Arc::new(compose(&base, &stored)));
         Ok(SettingsService {
-            table,
+            settings,
             base,
             current,
             writing: Mutex::new(()),
@@ -351,25 +354,25 @@ impl SettingsService {
         let uploads = patch.uploads.map(validate_uploads).transpose()?;
         let _writing = self.writing.lock();
         let before = self.current();
-        let mut stored = read_stored(&self.table)?;
+        let mut stored = read_stored(self.settings.as_ref())?;
         if let Some(section) = wrap_up {
-            storage::put_json(&self.table, Section::WrapUp.key(), &section)?;
+            self.settings.put(&Section::WrapUp.key(), &section)?;
             stored.wrap_up = Some(section);
         }
         if let Some(section) = survey {
-            storage::put_json(&self.table, Section::Survey.key(), &section)?;
+            self.settings.put(&Section::Survey.key(), &section)?;
             stored.survey = Some(section);
         }
         if let Some(section) = timers {
-            storage::put_json(&self.table, Section::Timers.key(), &section)?;
+            self.settings.put(&Section::Timers.key(), &section)?;
             stored.timers = Some(section);
         }
         if let Some(section) = messages {
-            storage::put_json(&self.table, Section::Messages.key(), &section)?;
+            self.settings.put(&Section::Messages.key(), &section)?;
             stored.messages = Some(section);
         }
         if let Some(section) = uploads {
-            storage::put_json(&self.table, Section::Uploads.key(), &section)?;
+            self.settings.put(&Section::Uploads.key(), &section)?;
             stored.uploads = Some(section);
         }
         let after = Arc::new(compose(&self.base, &stored));
@@ -384,8 +387,8 @@ impl SettingsService {
     pub fn reset(&self, section: Section) -> Result<(Arc<Effective>, Changes)> {
         let _writing = self.writing.lock();
         let before = self.current();
-        self.table.remove(section.key())?;
-        let stored = read_stored(&self.table)?;
+        self.settings.remove_document(&section.key())?;
+        let stored = read_stored(self.settings.as_ref())?;
         let after = Arc::new(compose(&self.base, &stored));
         *self.current.write() = Arc::clone(&after);
         Ok((
@@ -395,13 +398,13 @@ impl SettingsService {
     }
 }
 
-fn read_stored(table: &Table) -> Result<Stored> {
+fn read_stored(settings: &dyn SettingsRepository) -> Result<Stored> {
     Ok(Stored {
-        wrap_up: storage::get_json(table, Section::WrapUp.key())?,
-        survey: storage::get_json(table, Section::Survey.key())?,
-        timers: storage::get_json(table, Section::Timers.key())?,
-        messages: storage::get_json(table, Section::Messages.key())?,
-        uploads: storage::get_json(table, Section::Uploads.key())?,
+        wrap_up: settings.get(&Section::WrapUp.key())?,
+        survey: settings.get(&Section::Survey.key())?,
+        timers: settings.get(&Section::Timers.key())?,
+        messages: settings.get(&Section::Messages.key())?,
+        uploads: settings.get(&Section::Uploads.key())?,
     })
 }
 
@@ -709,7 +712,9 @@ mod tests {
     use super::*;
 
     fn service() -> SettingsService {
-        SettingsService::open(Table::temporary().unwrap(), ConversationsConfig::default()).unwrap()
+        let store = crate::storage::Store::temporary().unwrap();
+        let settings = Arc::new(crate::storage::StoredSettings::new(&store));
+        SettingsService::open(settings, ConversationsConfig::default()).unwrap()
     }
 
     #[test]

@@ -15,134 +15,18 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::domain::{AccountId, Conversation, GroupId};
 use crate::error::{Error, Result};
 use crate::services::conversations::{AssignedVia, DeskFact, DeskObserver};
-use crate::storage::{decode, update_json, Table};
+use crate::storage::{PendingSlot, StatsRepository, UnitOfWork};
+
+pub use crate::domain::stats::{Pending, Scope, Tally};
 
 /// Longest range of one report, in days.
 pub const MAX_RANGE_DAYS: i64 = 366;
 const SECONDS_PER_HOUR: i64 = 3600;
-/// Key prefix of the running counts of open work (hour keys are 8 bytes; this one is longer).
-const PENDING_PREFIX: &[u8] = b"pending:";
-
-/// Whose figures.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(tag = "scope", content = "id", rename_all = "snake_case")]
-pub enum Scope {
-    /// Everyone.
-    Team,
-    /// One agent.
-    Agent(AccountId),
-    /// One skill group.
-    Group(GroupId),
-    /// One channel, by the label its conversations carry (`web`, `api`, `wechat_official`…).
-    Channel(String),
-}
-
-impl Scope {
-    fn key(&self) -> Vec<u8> {
-        match self {
-            Scope::Team => vec![b't'],
-            Scope::Agent(id) => [&[b'a'][..], &id.0.to_be_bytes()].concat(),
-            Scope::Group(id) => [&[b'g'][..], &id.0.to_be_bytes()].concat(),
-            Scope::Channel(label) => [&[b'c'][..], label.as_bytes()].concat(),
-        }
-    }
-
-    fn from_key(bytes: &[u8]) -> Option<Scope> {
-        let id = |rest: &[u8]| rest.try_into().ok().map(u64::from_be_bytes);
-        match bytes.split_first()? {
-            (b't', []) => Some(Scope::Team),
-            (b'a', rest) => id(rest).map(|id| Scope::Agent(AccountId(id))),
-            (b'g', rest) => id(rest).map(|id| Scope::Group(GroupId(id))),
-            (b'c', rest) if !rest.is_empty() => std::str::from_utf8(rest)
-                .ok()
-                .map(|label| Scope::Channel(label.to_string())),
-            _ => None,
-        }
-    }
-}
-
-/// What happened in one hour for one scope: counts and sums, from which the figures are derived.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Tally {
-    /// Conversations that came in: created (team, group), routed or handed over (agent), transferred
-    /// into the group.
-    pub received: u64,
-    /// Conversations taken: accepted by hand, a transfer accepted, or an automatic offer answered.
-    pub accepted: u64,
-    /// Transfers accepted into the scope.
-    pub transferred_in: u64,
-    /// Transfers handed out of the scope.
-    pub transferred_out: u64,
-    /// Conversations ended while served.
-    pub ended: u64,
-    /// Visitors who left while queued.
-    pub abandoned: u64,
-    /// Messages left for later (留言).
-    pub offline_messages: u64,
-    /// Sum and count of first responses (assignment to the agent's first answer), seconds.
-    pub first_response_secs: f64,
-    /// See `first_response_secs`.
-    pub first_responses: u64,
-    /// Sum and count of response times (visitor's oldest unanswered message to the answer).
-    pub response_secs: f64,
-    /// See `response_secs`.
-    pub responses: u64,
-    /// Sum and count of handle times (assignment to end).
-    pub handle_secs: f64,
-    /// See `handle_secs`.
-    pub handled: u64,
-    /// Every queue wait (first message to first assignment), seconds, for the average and the p90.
-    pub queue_waits: Vec<f64>,
-    /// Sum of the visitors' stars and number of ratings.
-    pub rating_stars: u64,
-    /// See `rating_stars`.
-    pub ratings: u64,
-    /// Suggestion pushes to the serving agent, and suggestions sent or edited.
-    pub suggestions_shown: u64,
-    /// See `suggestions_shown`.
-    pub suggestions_adopted: u64,
-}
-
-impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.received += other.received;
-        self.accepted += other.accepted;
-        self.transferred_in += other.transferred_in;
-        self.transferred_out += other.transferred_out;
-        self.ended += other.ended;
-        self.abandoned += other.abandoned;
-        self.offline_messages += other.offline_messages;
-        self.first_response_secs += other.first_response_secs;
-        self.first_responses += other.first_responses;
-        self.response_secs += other.response_secs;
-        self.responses += other.responses;
-        self.handle_secs += other.handle_secs;
-        self.handled += other.handled;
-        self.queue_waits.extend_from_slice(&other.queue_waits);
-        self.rating_stars += other.rating_stars;
-        self.ratings += other.ratings;
-        self.suggestions_shown += other.suggestions_shown;
-        self.suggestions_adopted += other.suggestions_adopted;
-    }
-}
-
-/// Open work of a scope right now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Pending {
-    /// Ended conversations without a wrap-up.
-    pub wrap_ups: u64,
-    /// Offline messages nobody has accepted.
-    pub offline_messages: u64,
-}
 
 /// The workbench figures of a scope over a range.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -248,7 +132,8 @@ pub struct HourFigures {
 /// Keeps the tallies; a [`DeskObserver`] of the desk.
 #[derive(Debug)]
 pub struct StatsService {
-    tree: Table,
+    stats: Arc<dyn StatsRepository>,
+    unit_of_work: UnitOfWork,
     time_zone: TimeZone,
     time_zone_name: String,
     /// Read-modify-write of a tally must not interleave with another.
@@ -256,8 +141,13 @@ pub struct StatsService {
 }
 
 impl StatsService {
-    /// Statistics over `tree` (the store's `stats`), with days in `time_zone`.
-    pub fn new(tree: Table, time_zone_name: &str) -> Result<Arc<StatsService>> {
+    /// Statistics in `stats`, with days in `time_zone`; a batch of facts is counted as one unit of
+    /// work.
+    pub fn new(
+        stats: Arc<dyn StatsRepository>,
+        unit_of_work: UnitOfWork,
+        time_zone_name: &str,
+    ) -> Result<Arc<StatsService>> {
         let time_zone = TimeZone::get(time_zone_name).map_err(|_| {
             Error::Internal(format!(
                 "conversations.time_zone: unknown time zone `{time_zone_name}`"
@@ -276,7 +166,8 @@ impl StatsService {
             }
         }
         Ok(Arc::new(StatsService {
-            tree,
+            stats,
+            unit_of_work,
             time_zone,
             time_zone_name: time_zone_name.to_string(),
             writing: Mutex::new(()),
@@ -331,8 +222,7 @@ impl StatsService {
     /// Figures of every scope with activity in `range` (and every scope with open work).
     pub fn summary(&self, range: &Range) -> Result<BTreeMap<Scope, Figures>> {
         let mut tallies: BTreeMap<Scope, Tally> = BTreeMap::new();
-        for entry in self.hours(range, |_| true) {
-            let (_, scope, tally) = entry?;
+        for (_, scope, tally) in self.hours(range, |_| true)? {
             tallies.entry(scope).or_default().add(&tally);
         }
         let pending = self.pending_all()?;
@@ -351,8 +241,7 @@ impl StatsService {
     /// Hour by hour figures of `scope` over `range`, every hour present (empty hours as zeros).
     pub fn hourly(&self, scope: Scope, range: &Range) -> Result<Vec<HourFigures>> {
         let mut by_hour: HashMap<i64, Tally> = HashMap::new();
-        for entry in self.hours(range, move |of| *of == scope) {
-            let (hour, _, tally) = entry?;
+        for (hour, _, tally) in self.hours(range, |of| *of == scope)? {
             by_hour.entry(hour).or_default().add(&tally);
         }
         let first = hour_of(range.start);
@@ -378,17 +267,14 @@ impl StatsService {
     /// unwritten wrap-ups added up from the agents' counts into the agent, the team and the group.
     fn pending_all(&self) -> Result<HashMap<Scope, Pending>> {
         let mut all: HashMap<Scope, Pending> = HashMap::new();
-        for (key, value) in self.tree.scan_prefix(PENDING_PREFIX)? {
-            let counted: Pending = decode(&value)?;
-            let key = &key[PENDING_PREFIX.len()..];
-            let (agent, group) = match (Scope::from_key(key), wrap_up_slot_from_key(key)) {
-                (Some(Scope::Agent(agent)), _) => (agent, None),
-                (Some(scope), _) => {
+        for (slot, counted) in self.stats.pending_counts()? {
+            let (agent, group) = match slot {
+                PendingSlot::Scope(Scope::Agent(agent)) => (agent, None),
+                PendingSlot::Scope(scope) => {
                     all.entry(scope).or_default().offline_messages += counted.offline_messages;
                     continue;
                 }
-                (None, Some((agent, group))) => (agent, Some(group)),
-                (None, None) => continue,
+                PendingSlot::AgentInGroup(agent, group) => (agent, Some(group)),
             };
             let scopes = std::iter::once(Scope::Agent(agent))
                 .chain(std::iter::once(Scope::Team))
@@ -405,63 +291,42 @@ impl StatsService {
     fn hours(
         &self,
         range: &Range,
-        wanted: impl Fn(&Scope) -> bool + 'static,
-    ) -> impl Iterator<Item = Result<(i64, Scope, Tally)>> {
-        let from = hour_of(range.start).to_be_bytes().to_vec();
-        let to = hour_of(range.end).to_be_bytes().to_vec();
-        let records = match self.tree.range(
-            std::ops::Bound::Included(from),
-            std::ops::Bound::Excluded(to),
-        ) {
-            Ok(records) => records.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(error) => vec![Err(error)],
-        };
-        records.into_iter().filter_map(move |entry| match entry {
-            Err(error) => Some(Err(error)),
-            Ok((key, value)) => {
-                let hour = i64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-                let scope = Scope::from_key(&key[8..]).filter(|scope| wanted(scope))?;
-                Some(decode::<Tally>(&value).map(|tally| (hour, scope, tally)))
-            }
-        })
+        wanted: impl Fn(&Scope) -> bool,
+    ) -> Result<Vec<(i64, Scope, Tally)>> {
+        self.stats
+            .tallies(hour_of(range.start), hour_of(range.end), &wanted)
     }
 
     fn change(&self, at: Timestamp, scopes: &[Scope], apply: impl Fn(&mut Tally)) -> Result<()> {
-        let hour = hour_of(at).to_be_bytes();
+        let hour = hour_of(at);
         for scope in scopes {
-            let key = [&hour[..], &scope.key()].concat();
-            // Atomic, so nodes sharing one database never lose each other's counts.
-            update_json(&self.tree, key, |tally: &mut Tally| apply(tally))?;
+            self.stats.change_tally(hour, scope, &apply)?;
         }
         Ok(())
     }
 
     fn change_pending(&self, scopes: &[Scope], apply: impl Fn(&mut Pending)) -> Result<()> {
         for scope in scopes {
-            self.change_pending_at(&pending_key(scope), &apply)?;
+            self.change_pending_at(&PendingSlot::Scope(scope.clone()), &apply)?;
         }
         Ok(())
     }
 
-    fn change_pending_at(&self, key: &[u8], apply: impl Fn(&mut Pending)) -> Result<()> {
-        update_json(&self.tree, key, |pending: &mut Pending| apply(pending))?;
-        Ok(())
+    fn change_pending_at(&self, slot: &PendingSlot, apply: impl Fn(&mut Pending)) -> Result<()> {
+        self.stats.change_pending(slot, &apply)
     }
 
     /// One wrap-up of `agent` in `group` written: taken off its slot, or, when that slot holds none
     /// (ended before wrap-ups were counted per group), off the agent's count without a group.
     fn wrap_up_written(&self, agent: AccountId, group: Option<GroupId>) -> Result<()> {
-        let slot = wrap_up_slot_key(agent, group);
-        let in_slot = match self.tree.get(&slot)? {
-            Some(bytes) => decode::<Pending>(&bytes)?.wrap_ups,
-            None => 0,
-        };
-        let key = if in_slot > 0 {
+        let slot = wrap_up_slot(agent, group);
+        let in_slot = self.stats.pending(&slot)?.wrap_ups;
+        let slot = if in_slot > 0 {
             slot
         } else {
-            wrap_up_slot_key(agent, None)
+            wrap_up_slot(agent, None)
         };
-        self.change_pending_at(&key, |p| p.wrap_ups = p.wrap_ups.saturating_sub(1))
+        self.change_pending_at(&slot, |p| p.wrap_ups = p.wrap_ups.saturating_sub(1))
     }
 
     fn count(&self, at: Timestamp, fact: &DeskFact) -> Result<()> {
@@ -567,7 +432,7 @@ impl StatsService {
                         t.handled += 1;
                     }
                 })?;
-                self.change_pending_at(&wrap_up_slot_key(agent, conversation.group), |p| {
+                self.change_pending_at(&wrap_up_slot(agent, conversation.group), |p| {
                     p.wrap_ups += 1
                 })
             }
@@ -617,10 +482,14 @@ impl StatsService {
 impl DeskObserver for StatsService {
     fn observe(&self, at: Timestamp, facts: &[DeskFact]) -> Result<()> {
         let _writing = self.writing.lock();
-        for fact in facts {
-            self.count(at, fact)?;
-        }
-        Ok(())
+        // One unit for the batch: on PostgreSQL one commit (not waiting for the WAL flush, as counters
+        // may) instead of a compare-and-swap round trip committed per scope of every fact.
+        self.unit_of_work.run_relaxed(|| {
+            for fact in facts {
+                self.count(at, fact)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -644,30 +513,12 @@ fn with_agent(agent: AccountId, group: Option<GroupId>) -> Vec<Scope> {
     scopes
 }
 
-fn pending_key(scope: &Scope) -> Vec<u8> {
-    [PENDING_PREFIX, &scope.key()].concat()
-}
-
-/// Where the unwritten wrap-ups of `agent` in `group` are counted: the agent's own key when the
-/// conversation had no group, else that key followed by the group's.
-fn wrap_up_slot_key(agent: AccountId, group: Option<GroupId>) -> Vec<u8> {
-    let mut key = pending_key(&Scope::Agent(agent));
-    if let Some(group) = group {
-        key.extend_from_slice(&Scope::Group(group).key());
-    }
-    key
-}
-
-/// The agent and group of a wrap-up slot with a group (the key without the prefix).
-fn wrap_up_slot_from_key(key: &[u8]) -> Option<(AccountId, GroupId)> {
-    const SCOPE_KEY_LEN: usize = 9;
-    if key.len() != 2 * SCOPE_KEY_LEN {
-        return None;
-    }
-    let (agent, group) = key.split_at(SCOPE_KEY_LEN);
-    match (Scope::from_key(agent)?, Scope::from_key(group)?) {
-        (Scope::Agent(agent), Scope::Group(group)) => Some((agent, group)),
-        _ => None,
+/// Where the unwritten wrap-ups of `agent` in `group` are counted: the agent's own count when the
+/// conversation had no group.
+fn wrap_up_slot(agent: AccountId, group: Option<GroupId>) -> PendingSlot {
+    match group {
+        Some(group) => PendingSlot::AgentInGroup(agent, group),
+        None => PendingSlot::Scope(Scope::Agent(agent)),
     }
 }
 
@@ -683,13 +534,18 @@ fn seconds(duration: SignedDuration) -> f64 {
 mod tests {
     use super::*;
 
-    fn tree() -> Table {
-        Table::temporary().unwrap()
+    fn open(time_zone: &str) -> Result<Arc<StatsService>> {
+        let store = crate::storage::Store::temporary().unwrap();
+        StatsService::new(
+            Arc::new(crate::storage::StoredStats::new(&store)),
+            UnitOfWork::new(&store),
+            time_zone,
+        )
     }
 
     #[test]
     fn tallies_changed_from_several_threads_lose_no_count() {
-        let stats = StatsService::new(tree(), "Asia/Shanghai").unwrap();
+        let stats = open("Asia/Shanghai").unwrap();
         let at: Timestamp = "2026-12-02T04:00:00Z".parse().unwrap();
         std::thread::scope(|scope| {
             for _ in 0..4 {
@@ -702,34 +558,34 @@ mod tests {
                 });
             }
         });
-        let key = [&hour_of(at).to_be_bytes()[..], &Scope::Team.key()].concat();
-        let tally: Tally = decode(&stats.tree.get(key).unwrap().unwrap()).unwrap();
-        assert_eq!(tally.received, 400);
+        let hour = hour_of(at);
+        let tallies = stats.stats.tallies(hour, hour + 1, &|_| true).unwrap();
+        assert_eq!(tallies[0].2.received, 400);
     }
 
     #[test]
     fn zones_off_the_whole_hour_are_refused() {
-        assert!(StatsService::new(tree(), "Asia/Shanghai").is_ok());
-        assert!(StatsService::new(tree(), "Europe/Berlin").is_ok());
-        let refused = StatsService::new(tree(), "Asia/Kolkata").unwrap_err();
+        assert!(open("Asia/Shanghai").is_ok());
+        assert!(open("Europe/Berlin").is_ok());
+        let refused = open("Asia/Kolkata").unwrap_err();
         assert!(refused.to_string().contains("whole number"), "{refused}");
-        assert!(StatsService::new(tree(), "Asia/Kathmandu").is_err());
-        assert!(StatsService::new(tree(), "Nowhere/Land").is_err());
+        assert!(open("Asia/Kathmandu").is_err());
+        assert!(open("Nowhere/Land").is_err());
     }
 
     #[test]
     fn team_and_group_wrap_ups_are_the_sums_of_the_agents_including_counts_without_a_group() {
-        let stats = StatsService::new(tree(), "Asia/Shanghai").unwrap();
+        let stats = open("Asia/Shanghai").unwrap();
         let (amy, ben) = (AccountId(1), AccountId(2));
         let (after_sales, invoices) = (GroupId(7), GroupId(8));
         let add_one = |p: &mut Pending| p.wrap_ups += 1;
         // Amy: one counted before wrap-ups had a group, one in each group; Ben: one in 售后.
         stats
-            .change_pending_at(&wrap_up_slot_key(amy, None), add_one)
+            .change_pending_at(&wrap_up_slot(amy, None), add_one)
             .unwrap();
         for (agent, group) in [(amy, after_sales), (amy, invoices), (ben, after_sales)] {
             stats
-                .change_pending_at(&wrap_up_slot_key(agent, Some(group)), add_one)
+                .change_pending_at(&wrap_up_slot(agent, Some(group)), add_one)
                 .unwrap();
         }
         stats

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::services::clock::Clock;
 use crate::services::conversations::{ConversationView, DeskFact, DeskObserver};
 use crate::services::secrets::random_token;
-use crate::storage::{self, decode, id_key, Store};
+use crate::storage::{UnitOfWork, WebhookRepository};
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -56,7 +56,8 @@ pub struct WebhookInput {
 
 /// Registered webhooks and their deliveries.
 pub struct WebhookService {
-    store: Store,
+    webhooks: Arc<dyn WebhookRepository>,
+    unit_of_work: UnitOfWork,
     clock: Arc<dyn Clock>,
     agent: ureq::Agent,
     /// One sender at a time, so a slow receiver never gets the same delivery twice at once.
@@ -72,8 +73,12 @@ impl std::fmt::Debug for WebhookService {
 }
 
 impl WebhookService {
-    /// The service over `store`.
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> WebhookService {
+    /// The service over `webhooks`.
+    pub fn new(
+        webhooks: Arc<dyn WebhookRepository>,
+        unit_of_work: UnitOfWork,
+        clock: Arc<dyn Clock>,
+    ) -> WebhookService {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .http_status_as_error(false)
@@ -82,7 +87,8 @@ impl WebhookService {
             .build()
             .into();
         WebhookService {
-            store,
+            webhooks,
+            unit_of_work,
             clock,
             agent,
             sending: tokio::sync::Mutex::new(()),
@@ -91,7 +97,7 @@ impl WebhookService {
 
     /// Every webhook the admins registered, by id (not those of API channels).
     pub fn list(&self) -> Result<Vec<Webhook>> {
-        let mut webhooks: Vec<Webhook> = storage::scan_json(&self.store.webhooks)?;
+        let mut webhooks = self.webhooks.webhooks()?;
         webhooks.retain(|webhook| webhook.channel.is_none());
         Ok(webhooks)
     }
@@ -111,7 +117,7 @@ impl WebhookService {
     /// new secret (in the answer).
     pub fn create_for_channel(&self, channel: u64, url: &str, by: AccountId) -> Result<Webhook> {
         let webhook = Webhook {
-            id: self.store.next_id()?,
+            id: self.webhooks.new_id()?,
             url: validate_url(url)?,
             events: crate::domain::CHANNEL_WEBHOOK_EVENTS
                 .iter()
@@ -123,7 +129,7 @@ impl WebhookService {
             created: self.clock.now(),
             channel: Some(channel),
         };
-        storage::put_json(&self.store.webhooks, id_key(webhook.id), &webhook)?;
+        self.webhooks.put_webhook(&webhook)?;
         Ok(webhook)
     }
 
@@ -145,16 +151,13 @@ impl WebhookService {
         if let Some(enabled) = enabled {
             webhook.enabled = enabled;
         }
-        storage::put_json(&self.store.webhooks, id_key(id), &webhook)?;
+        self.webhooks.put_webhook(&webhook)?;
         Ok(webhook)
     }
 
     /// Removes a channel's webhook and its deliveries.
     pub fn delete_for_channel(&self, id: u64) -> Result<()> {
-        self.store.webhooks.remove(id_key(id))?;
-        for key in self.store.webhook_deliveries.scan_prefix_keys(id_key(id))? {
-            self.store.webhook_deliveries.remove(key)?;
-        }
+        self.webhooks.remove_webhook(id)?;
         Ok(())
     }
 
@@ -177,7 +180,8 @@ impl WebhookService {
 
     /// One webhook.
     pub fn get(&self, id: u64) -> Result<Webhook> {
-        storage::get_json(&self.store.webhooks, id_key(id))?
+        self.webhooks
+            .webhook(id)?
             .ok_or_else(|| Error::NotFound(format!("webhook {id} not found")))
     }
 
@@ -196,7 +200,7 @@ impl WebhookService {
             None => random_token(24),
         };
         let webhook = Webhook {
-            id: self.store.next_id()?,
+            id: self.webhooks.new_id()?,
             url,
             events,
             secret,
@@ -205,8 +209,8 @@ impl WebhookService {
             created: self.clock.now(),
             channel: None,
         };
-        storage::put_json(&self.store.webhooks, id_key(webhook.id), &webhook)?;
-        self.store.flush()?;
+        self.webhooks.put_webhook(&webhook)?;
+        self.unit_of_work.make_durable()?;
         Ok(webhook)
     }
 
@@ -225,47 +229,42 @@ impl WebhookService {
         if let Some(enabled) = input.enabled {
             webhook.enabled = enabled;
         }
-        storage::put_json(&self.store.webhooks, id_key(id), &webhook)?;
-        self.store.flush()?;
+        self.webhooks.put_webhook(&webhook)?;
+        self.unit_of_work.make_durable()?;
         Ok(webhook)
     }
 
     /// Removes a webhook and its deliveries.
     pub fn delete(&self, id: u64) -> Result<Webhook> {
         let webhook = self.get_own(id)?;
-        self.store.webhooks.remove(id_key(id))?;
-        for key in self.store.webhook_deliveries.scan_prefix_keys(id_key(id))? {
-            self.store.webhook_deliveries.remove(key)?;
-        }
-        self.store.flush()?;
+        self.webhooks.remove_webhook(id)?;
+        self.unit_of_work.make_durable()?;
         Ok(webhook)
     }
 
     /// The newest deliveries of a webhook, newest first.
     pub fn deliveries(&self, id: u64) -> Result<Vec<Delivery>> {
         self.get(id)?;
-        self.store
-            .webhook_deliveries
-            .scan_prefix(id_key(id))?
-            .into_iter()
-            .rev()
-            .take(LISTED_DELIVERIES)
-            .map(|(_, value)| decode(&value))
-            .collect()
+        let mut deliveries = self.webhooks.deliveries(id)?;
+        deliveries.reverse();
+        deliveries.truncate(LISTED_DELIVERIES);
+        Ok(deliveries)
     }
 
     /// Sends a delivery again now (a failed one gets a fresh round of attempts).
     pub fn redeliver(&self, webhook: u64, delivery: u64) -> Result<Delivery> {
-        let key = delivery_key(webhook, delivery);
-        let mut record: Delivery = storage::get_json(&self.store.webhook_deliveries, &key)?
+        let mut record = self
+            .webhooks
+            .delivery(webhook, delivery)?
             .ok_or_else(|| Error::NotFound(format!("delivery {delivery} not found")))?;
         record.status = DeliveryStatus::Pending;
         record.attempts = 0;
         record.next_attempt = self.clock.now();
         record.finished = None;
-        storage::put_json(&self.store.webhook_deliveries, &key, &record)?;
-        self.queue_attempt(&key, record.next_attempt)?;
-        self.store.flush()?;
+        self.webhooks.put_delivery(&record)?;
+        self.webhooks
+            .queue_delivery(record.webhook, record.id, record.next_attempt)?;
+        self.unit_of_work.make_durable()?;
         Ok(record)
     }
 
@@ -275,7 +274,7 @@ impl WebhookService {
     pub fn test(&self, id: u64) -> Result<Delivery> {
         let webhook = self.get(id)?;
         let now = self.clock.now();
-        let delivery_id = self.store.next_id()?;
+        let delivery_id = self.webhooks.new_id()?;
         let body = json!({
             "event": "ping",
             "delivery": delivery_id,
@@ -301,13 +300,9 @@ impl WebhookService {
             sent.status = DeliveryStatus::Failed;
             sent.finished = Some(self.clock.now());
         }
-        storage::put_json(
-            &self.store.webhook_deliveries,
-            delivery_key(webhook.id, delivery_id),
-            &sent,
-        )?;
+        self.webhooks.put_delivery(&sent)?;
         self.trim(webhook.id, KEPT_DELIVERIES)?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(sent)
     }
 
@@ -337,14 +332,6 @@ impl WebhookService {
         }
     }
 
-    /// Puts a pending delivery in the queue, keyed like the delivery, with the time of its next
-    /// attempt as the value so the sender skips it without reading the delivery until then.
-    fn queue_attempt(&self, key: &[u8], next_attempt: Timestamp) -> Result<()> {
-        let millis = next_attempt.as_millisecond().to_be_bytes();
-        self.store.webhook_queue.insert(key, millis)?;
-        Ok(())
-    }
-
     /// Sends every pending delivery that is due; `kefu serve` calls it every second, tests after
     /// moving the clock. Returns how many were attempted.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
@@ -352,25 +339,29 @@ impl WebhookService {
         let now = self.clock.now();
         // Only pending deliveries are in the queue, so this never reads the history.
         let mut due = Vec::new();
-        for (key, next_attempt) in self.store.webhook_queue.iter()? {
+        for queued in self.webhooks.queued_deliveries()? {
             // A delivery waiting for a retry (up to hours) is not read every second.
-            if queued_attempt(&next_attempt).is_some_and(|next_attempt| next_attempt > now) {
+            if queued
+                .next_attempt
+                .is_some_and(|next_attempt| next_attempt > now)
+            {
                 continue;
             }
-            match storage::get_json::<Delivery>(&self.store.webhook_deliveries, &key)? {
+            match self.webhooks.delivery(queued.webhook, queued.delivery)? {
                 Some(delivery) if delivery.status == DeliveryStatus::Pending => {
                     if delivery.next_attempt <= now {
-                        due.push((key.to_vec(), delivery));
+                        due.push(delivery);
                     }
                 }
                 _ => {
-                    self.store.webhook_queue.remove(&key)?;
+                    self.webhooks
+                        .unqueue_delivery(queued.webhook, queued.delivery)?;
                 }
             }
         }
         let attempted = due.len();
         let mut finished_for = std::collections::BTreeSet::new();
-        for (key, delivery) in due {
+        for delivery in due {
             let webhook = match self.get(delivery.webhook) {
                 Ok(webhook) => webhook,
                 Err(_) => continue,
@@ -379,11 +370,12 @@ impl WebhookService {
             let sent = tokio::task::spawn_blocking(move || service.send(&webhook, &delivery))
                 .await
                 .map_err(|error| Error::Internal(format!("webhook task failed: {error}")))?;
-            storage::put_json(&self.store.webhook_deliveries, &key, &sent)?;
+            self.webhooks.put_delivery(&sent)?;
             if sent.status == DeliveryStatus::Pending {
-                self.queue_attempt(&key, sent.next_attempt)?;
+                self.webhooks
+                    .queue_delivery(sent.webhook, sent.id, sent.next_attempt)?;
             } else {
-                self.store.webhook_queue.remove(&key)?;
+                self.webhooks.unqueue_delivery(sent.webhook, sent.id)?;
                 finished_for.insert(sent.webhook);
             }
         }
@@ -391,23 +383,24 @@ impl WebhookService {
             self.trim(webhook, KEPT_DELIVERIES)?;
         }
         if attempted > 0 {
-            self.store.flush()?;
+            self.unit_of_work.make_durable()?;
         }
         Ok(attempted)
     }
 
     /// Drops the oldest finished deliveries of `webhook` beyond `keep`; pending ones always stay.
     fn trim(&self, webhook: u64, keep: usize) -> Result<usize> {
-        let mut finished = Vec::new();
-        for (key, value) in self.store.webhook_deliveries.scan_prefix(id_key(webhook))? {
-            if decode::<Delivery>(&value)?.status != DeliveryStatus::Pending {
-                finished.push(key);
-            }
-        }
-        // Keys are (webhook, delivery id): oldest first.
+        let finished: Vec<u64> = self
+            .webhooks
+            .deliveries(webhook)?
+            .into_iter()
+            .filter(|delivery| delivery.status != DeliveryStatus::Pending)
+            .map(|delivery| delivery.id)
+            .collect();
+        // Oldest first.
         let excess = finished.len().saturating_sub(keep);
-        for key in finished.into_iter().take(excess) {
-            self.store.webhook_deliveries.remove(key)?;
+        for delivery in finished.into_iter().take(excess) {
+            self.webhooks.remove_delivery(webhook, delivery)?;
         }
         Ok(excess)
     }
@@ -472,7 +465,7 @@ impl WebhookService {
             if !webhook.events.contains(event) {
                 continue;
             }
-            let id = self.store.next_id()?;
+            let id = self.webhooks.new_id()?;
             let mut body = data.as_object().cloned().unwrap_or_default();
             body.insert("event".into(), json!(event));
             body.insert("delivery".into(), json!(id));
@@ -490,9 +483,9 @@ impl WebhookService {
                 created: at,
                 finished: None,
             };
-            let key = delivery_key(webhook.id, id);
-            storage::put_json(&self.store.webhook_deliveries, &key, &delivery)?;
-            self.queue_attempt(&key, delivery.next_attempt)?;
+            self.webhooks.put_delivery(&delivery)?;
+            self.webhooks
+                .queue_delivery(webhook.id, id, delivery.next_attempt)?;
         }
         Ok(())
     }
@@ -506,6 +499,14 @@ impl DeskObserver for WebhookService {
         if webhooks.is_empty() {
             return Ok(());
         }
+        // One unit for the batch's deliveries: one commit on PostgreSQL.
+        self.unit_of_work
+            .run(|| self.enqueue_facts(&webhooks, at, facts))
+    }
+}
+
+impl WebhookService {
+    fn enqueue_facts(&self, webhooks: &[Webhook], at: Timestamp, facts: &[DeskFact]) -> Result<()> {
         for fact in facts {
             // Payloads carry the conversation in its API form, as the sockets and routes do.
             let data = match fact {
@@ -537,7 +538,7 @@ impl DeskObserver for WebhookService {
                 }),
                 _ => continue,
             };
-            self.enqueue(&webhooks, at, fact.name(), &data)?;
+            self.enqueue(webhooks, at, fact.name(), &data)?;
         }
         Ok(())
     }
@@ -560,12 +561,6 @@ pub fn start_delivery(service: &Arc<WebhookService>) {
     });
 }
 
-/// The next attempt recorded in a queue entry (`None` for an entry without one: read the delivery).
-fn queued_attempt(value: &[u8]) -> Option<Timestamp> {
-    let millis = i64::from_be_bytes(value.try_into().ok()?);
-    Timestamp::from_millisecond(millis).ok()
-}
-
 /// Hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`.
 pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
     let mut mac =
@@ -574,10 +569,6 @@ pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
-}
-
-fn delivery_key(webhook: u64, delivery: u64) -> Vec<u8> {
-    [id_key(webhook), id_key(delivery)].concat()
 }
 
 fn validate_url(url: &str) -> Result<String> {
@@ -634,10 +625,10 @@ mod tests {
 
     #[test]
     fn only_the_newest_finished_deliveries_are_kept_and_pending_ones_never_go() {
-        let folder = tempfile::tempdir().unwrap();
-        let store = Store::open(folder.path()).unwrap();
+        let store = crate::storage::Store::temporary().unwrap();
         let clock = Arc::new(ManualClock::new("2026-11-25T08:00:00Z".parse().unwrap()));
-        let service = WebhookService::new(store.clone(), clock.clone());
+        let webhooks = Arc::new(crate::storage::StoredWebhooks::new(&store));
+        let service = WebhookService::new(webhooks.clone(), UnitOfWork::new(&store), clock.clone());
         let webhook = service
             .create(
                 WebhookInput {
@@ -669,12 +660,7 @@ mod tests {
                 created: now,
                 finished: None,
             };
-            storage::put_json(
-                &store.webhook_deliveries,
-                delivery_key(webhook.id, id),
-                &delivery,
-            )
-            .unwrap();
+            webhooks.put_delivery(&delivery).unwrap();
         }
         assert_eq!(service.trim(webhook.id, 2).unwrap(), 2);
         let left: Vec<(u64, DeliveryStatus)> = service

@@ -13,15 +13,35 @@ use serde::Serialize;
 use crate::config::{StorageBackend, StorageConfig};
 use crate::error::{Error, Result};
 
+mod accounts;
+mod assist;
 mod blobs;
+mod channels;
 mod conversations;
+mod files;
 pub(crate) mod postgres;
+mod quick_replies;
+mod settings;
+mod stats;
 mod table;
 pub mod transfer;
+mod unit_of_work;
+mod visitors;
+mod webhooks;
 
+pub use accounts::{AccountRepository, AuditRepository, SessionRepository, StoredAccounts};
+pub use assist::{AssistRepository, OutcomeRecord, StoredAssist, QUESTION_HASH_BYTES};
 pub use blobs::Blobs;
+pub use channels::{ChannelRepository, InboxEntry, StoredChannels};
 pub use conversations::{ConversationStore, NewMessage, StoredConversations};
+pub use files::{FileRepository, StoredFiles};
+pub use quick_replies::{QuickReplyRepository, StoredQuickReplies};
+pub use settings::{SettingsRepository, StoredSettings};
+pub use stats::{PendingSlot, StatsRepository, StoredStats};
 pub use table::{Record, Table};
+pub use unit_of_work::UnitOfWork;
+pub use visitors::{ConversationOwner, StoredVisitors, VisitorRepository, VisitorTokenRepository};
+pub use webhooks::{QueuedDelivery, StoredWebhooks, WebhookRepository};
 
 use postgres::PgPool;
 
@@ -59,7 +79,7 @@ macro_rules! tables {
             backend: Backend,
             /// Added to sled's generated ids (0 on PostgreSQL, which has its own sequence).
             id_base: u64,
-            $( $(#[$doc])* pub $name: Table, )*
+            $( $(#[$doc])* pub(in crate::storage) $name: Table, )*
         }
 
         impl Store {
@@ -74,6 +94,15 @@ macro_rules! tables {
             /// Every table with its name, for export and import.
             pub fn tables(&self) -> Vec<(&'static str, &Table)> {
                 vec![$( (stringify!($name), &self.$name), )*]
+            }
+
+            /// The table `name` as raw keys and bytes: for export and import, and for tests that look
+            /// at what is stored. Services go through the repositories.
+            pub fn table(&self, name: &str) -> Option<&Table> {
+                match name {
+                    $( stringify!($name) => Some(&self.$name), )*
+                    _ => None,
+                }
             }
         }
     };
@@ -188,6 +217,15 @@ impl Store {
             None => 0,
         };
         Ok(store)
+    }
+
+    /// A throw-away embedded database, for unit tests of the repositories and services.
+    pub fn temporary() -> Result<Store> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree_db = db.clone();
+        Store::with_tables(Backend::Sled(db), |name| {
+            Ok(Table::sled(tree_db.open_tree(name)?))
+        })
     }
 
     /// Opens the database `config` names: sled under `data_dir`, or PostgreSQL (migrating its schema
@@ -469,6 +507,36 @@ pub fn update_json<T: Serialize + DeserializeOwned + Default>(
         return Err(error);
     }
     stored.map_or_else(|| Ok(T::default()), |bytes| decode(&bytes))
+}
+
+/// Changes the record under `key` atomically when there is one (a missing one stays missing); the
+/// record as stored after. `change` may run more than once when another writer got there first. An
+/// undecodable record stays as it is, and the caller hears of it.
+pub(crate) fn update_existing_json<T: Serialize + DeserializeOwned>(
+    table: &Table,
+    key: impl AsRef<[u8]>,
+    change: &mut dyn FnMut(&mut T),
+) -> Result<Option<T>> {
+    let mut failure = None;
+    let stored = table.update_and_fetch(key, |old| {
+        failure = None;
+        let old = old?;
+        let outcome = decode::<T>(old).and_then(|mut value| {
+            change(&mut value);
+            encode(&value)
+        });
+        match outcome {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                failure = Some(error);
+                Some(old.to_vec())
+            }
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    stored.map(|bytes| decode(&bytes)).transpose()
 }
 
 /// Every value of a tree in key order, skipping none: a record that does not decode is an error.

@@ -1521,7 +1521,13 @@ async fn a_push_answered_but_not_handled_before_a_crash_is_handled_at_the_next_s
     let conversation = found[0]["id"].as_str().unwrap();
     assert_eq!(bodies(&app, conversation)[0], "在吗？我的订单还没到");
     eventually("the inbox emptied", || {
-        app.state.accounts.store().channel_inbox.is_empty().unwrap()
+        app.state
+            .accounts
+            .store()
+            .table("channel_inbox")
+            .unwrap()
+            .is_empty()
+            .unwrap()
     })
     .await;
 }
@@ -1623,7 +1629,8 @@ async fn refused_sends_are_kept_as_errors_and_busy_ones_retried_in_order() {
         .state
         .accounts
         .store()
-        .channel_outbox
+        .table("channel_outbox")
+        .unwrap()
         .is_empty()
         .unwrap());
 }

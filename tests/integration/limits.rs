@@ -49,11 +49,11 @@ fn json_body(value: Value) -> Option<(&'static str, Vec<u8>)> {
 fn visitor_records(app: &TestApp) -> [usize; 5] {
     let store = app.state.accounts.store();
     [
-        store.visitor_tokens.len().unwrap(),
-        store.visitors.len().unwrap(),
-        store.page_views.len().unwrap(),
-        store.conversations.len().unwrap(),
-        store.messages.len().unwrap(),
+        store.table("visitor_tokens").unwrap().len().unwrap(),
+        store.table("visitors").unwrap().len().unwrap(),
+        store.table("page_views").unwrap().len().unwrap(),
+        store.table("conversations").unwrap().len().unwrap(),
+        store.table("messages").unwrap().len().unwrap(),
     ]
 }
 
@@ -143,7 +143,8 @@ async fn visitor_fields_over_their_limits_are_refused_and_nothing_is_stored() {
     let profiles = || -> Vec<Vec<u8>> {
         let store = app.state.accounts.store();
         store
-            .visitors
+            .table("visitors")
+            .unwrap()
             .iter()
             .unwrap()
             .into_iter()
@@ -210,7 +211,7 @@ async fn the_visitor_name_is_stored_once_not_in_every_message() {
     // The stored messages do not carry the name; the conversation does, once.
     let store = app.state.accounts.store();
     let mut visitor_messages = 0;
-    for (_, value) in store.messages.iter().unwrap() {
+    for (_, value) in store.table("messages").unwrap().iter().unwrap() {
         let message: Value = serde_json::from_slice(&value).unwrap();
         if message["kind"] == "visitor" {
             visitor_messages += 1;
@@ -254,7 +255,7 @@ async fn over_long_sign_ins_are_refused_before_any_lookup_and_leave_no_trace() {
     let app = TestApp::start_signed_out(TestDirs::with_fixtures()).await;
     let admin = app.admin().await;
     let store = app.state.accounts.store();
-    let audit_before = store.audit.len().unwrap();
+    let audit_before = store.table("audit").unwrap().len().unwrap();
     for request in [
         json!({"username": "a".repeat(33), "password": "x"}),
         json!({"username": "a".repeat(200_000), "password": "x"}),
@@ -267,7 +268,11 @@ async fn over_long_sign_ins_are_refused_before_any_lookup_and_leave_no_trace() {
         assert_eq!(error.0, StatusCode::BAD_REQUEST, "{}", error.1);
         assert_eq!(error.1["code"], "invalid_input", "{}", error.1);
     }
-    assert_eq!(store.audit.len().unwrap(), audit_before, "nothing audited");
+    assert_eq!(
+        store.table("audit").unwrap().len().unwrap(),
+        audit_before,
+        "nothing audited"
+    );
     // Nothing counted: four of those named `admin`, past the three failures that bring the captcha.
     let (status, required) = app
         .get("/api/v1/auth/captcha-required?username=admin")
@@ -333,7 +338,16 @@ async fn passwords_with_control_characters_and_blocks_wider_than_a_prefix_are_re
             "{wide}: {body}"
         );
     }
-    assert_eq!(app.state.accounts.store().blocks.len().unwrap(), 0);
+    assert_eq!(
+        app.state
+            .accounts
+            .store()
+            .table("blocks")
+            .unwrap()
+            .len()
+            .unwrap(),
+        0
+    );
     for narrow in ["10.1.0.0/16", "2001:db8:1::/48"] {
         let (status, body) = app
             .json_as(
@@ -402,8 +416,8 @@ async fn upload(app: &TestApp, token: &str, id: &str, name: &str, bytes: Vec<u8>
 fn upload_records(app: &TestApp) -> (usize, usize) {
     let files = app.dirs.data.join("files");
     let store = app.state.accounts.store();
-    let stored = walkdir_count(&files) + store.file_bytes.len().unwrap();
-    (store.files.len().unwrap(), stored)
+    let stored = walkdir_count(&files) + store.table("file_bytes").unwrap().len().unwrap();
+    (store.table("files").unwrap().len().unwrap(), stored)
 }
 
 fn walkdir_count(folder: &std::path::Path) -> usize {
@@ -542,8 +556,8 @@ async fn visitor_tokens_and_captchas_are_rate_limited_per_address_and_tokens_exp
     )
     .await;
     assert_refused(&start, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    assert_eq!(store.visitor_tokens.len().unwrap(), 3);
-    assert_eq!(store.conversations.len().unwrap(), 0);
+    assert_eq!(store.table("visitor_tokens").unwrap().len().unwrap(), 3);
+    assert_eq!(store.table("conversations").unwrap().len().unwrap(), 0);
     let elsewhere = new_visitor("198.51.100.7").await;
     assert_eq!(elsewhere.status, StatusCode::CREATED, "another address");
 
@@ -596,7 +610,7 @@ async fn visitor_tokens_and_captchas_are_rate_limited_per_address_and_tokens_exp
         app.state.accounts.purge_expired_visitor_tokens().unwrap(),
         4
     );
-    assert_eq!(store.visitor_tokens.len().unwrap(), 0);
+    assert_eq!(store.table("visitor_tokens").unwrap().len().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ fn tables_keep_byte_order_swap_atomically_and_migrations_run_once() {
     assert_eq!(store.backend_name(), "postgres");
 
     // Keys compare bytewise, as in sled: 0xff sorts last, a prefix scan stops at its end.
-    let table = &store.messages;
+    let table = store.table("messages").unwrap();
     for key in [
         &b"c\x00\x02"[..],
         b"c\x00\x01",
@@ -83,28 +83,42 @@ fn tables_keep_byte_order_swap_atomically_and_migrations_run_once() {
 
     // Compare-and-swap claims a key once.
     assert!(store
-        .usernames
+        .table("usernames")
+        .unwrap()
         .compare_and_swap(b"xiaomei", None, Some(b"1"))
         .unwrap());
     assert!(!store
-        .usernames
+        .table("usernames")
+        .unwrap()
         .compare_and_swap(b"xiaomei", None, Some(b"2"))
         .unwrap());
-    assert_eq!(store.usernames.get(b"xiaomei").unwrap().unwrap(), b"1");
+    assert_eq!(
+        store
+            .table("usernames")
+            .unwrap()
+            .get(b"xiaomei")
+            .unwrap()
+            .unwrap(),
+        b"1"
+    );
 
     // Counters from several threads lose no increment.
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
                 for _ in 0..25 {
-                    kefu::storage::update_json::<u64>(&store.stats, b"hits", |count| *count += 1)
-                        .unwrap();
+                    kefu::storage::update_json::<u64>(
+                        store.table("stats").unwrap(),
+                        b"hits",
+                        |count| *count += 1,
+                    )
+                    .unwrap();
                 }
             });
         }
     });
     assert_eq!(
-        kefu::storage::get_json::<u64>(&store.stats, b"hits").unwrap(),
+        kefu::storage::get_json::<u64>(store.table("stats").unwrap(), b"hits").unwrap(),
         Some(100)
     );
 
@@ -340,16 +354,28 @@ fn a_unit_of_work_commits_together_or_not_at_all() {
     // Inside the unit: its own writes are visible to it, to nobody else until the commit.
     let seen_outside = store
         .in_transaction(|| {
-            store.conversations.insert(b"c_1", b"{}")?;
+            store
+                .table("conversations")
+                .unwrap()
+                .insert(b"c_1", b"{}")?;
             store.write_all(&[kefu::storage::Write {
-                table: &store.queue,
+                table: store.table("queue").unwrap(),
                 key: b"c_1".to_vec(),
                 value: Some(b"{}".to_vec()),
             }])?;
             // A nested unit joins this one.
-            store.in_transaction(|| store.messages.insert(b"c_1\x00\x01", b"m"))?;
+            store.in_transaction(|| {
+                store
+                    .table("messages")
+                    .unwrap()
+                    .insert(b"c_1\x00\x01", b"m")
+            })?;
             assert_eq!(
-                store.conversations.get(b"c_1")?.as_deref(),
+                store
+                    .table("conversations")
+                    .unwrap()
+                    .get(b"c_1")?
+                    .as_deref(),
                 Some(&b"{}"[..])
             );
             Ok(query_i64(&schema, "SELECT count(*) FROM conversations"))
@@ -365,26 +391,52 @@ fn a_unit_of_work_commits_together_or_not_at_all() {
 
     // A unit that fails leaves nothing behind, and the thread's next calls run on their own.
     let failed = store.in_transaction(|| {
-        store.conversations.insert(b"c_2", b"{}")?;
-        store.messages.insert(b"c_2\x00\x01", b"m")?;
+        store
+            .table("conversations")
+            .unwrap()
+            .insert(b"c_2", b"{}")?;
+        store
+            .table("messages")
+            .unwrap()
+            .insert(b"c_2\x00\x01", b"m")?;
         Err::<(), _>(kefu::Error::InvalidInput("the change was refused".into()))
     });
     assert!(failed.is_err());
-    assert!(store.conversations.get(b"c_2").unwrap().is_none());
+    assert!(store
+        .table("conversations")
+        .unwrap()
+        .get(b"c_2")
+        .unwrap()
+        .is_none());
     assert_eq!(query_i64(&schema, "SELECT count(*) FROM messages"), 1);
-    store.conversations.insert(b"c_3", b"{}").unwrap();
+    store
+        .table("conversations")
+        .unwrap()
+        .insert(b"c_3", b"{}")
+        .unwrap();
     assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 2);
 
     // A statement PostgreSQL refuses inside the unit (a key longer than a btree index entry may be)
     // fails the unit and rolls back what came before it.
     let huge_key: Vec<u8> = (0..10_000u32).map(|_| fastrand::u8(..)).collect();
     let failed = store.in_transaction(|| {
-        store.conversations.insert(b"c_4", b"{}")?;
-        store.conversations.insert(&huge_key, b"{}")?;
+        store
+            .table("conversations")
+            .unwrap()
+            .insert(b"c_4", b"{}")?;
+        store
+            .table("conversations")
+            .unwrap()
+            .insert(&huge_key, b"{}")?;
         Ok(())
     });
     assert!(failed.is_err());
-    assert!(store.conversations.get(b"c_4").unwrap().is_none());
+    assert!(store
+        .table("conversations")
+        .unwrap()
+        .get(b"c_4")
+        .unwrap()
+        .is_none());
     assert_eq!(query_i64(&schema, "SELECT count(*) FROM conversations"), 2);
     store.close();
 }
@@ -406,9 +458,9 @@ fn calls_go_on_after_the_server_ends_the_connections() {
     store
         .in_transaction(|| {
             std::thread::scope(|scope| {
-                scope.spawn(|| store.meta.insert(b"other", b"1").unwrap());
+                scope.spawn(|| store.table("meta").unwrap().insert(b"other", b"1").unwrap());
             });
-            store.meta.insert(b"k", b"v")
+            store.table("meta").unwrap().insert(b"k", b"v")
         })
         .unwrap();
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -430,23 +482,36 @@ fn calls_go_on_after_the_server_ends_the_connections() {
         .unwrap();
     // Every call after it still answers, each worker reconnecting once.
     for _ in 0..6 {
-        assert_eq!(store.meta.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            store.table("meta").unwrap().get(b"k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
     }
     // Both workers again: a unit holds one, another thread calls on the other.
     store
         .in_transaction(|| {
             std::thread::scope(|scope| {
-                scope.spawn(|| store.meta.insert(b"other", b"2").unwrap());
+                scope.spawn(|| store.table("meta").unwrap().insert(b"other", b"2").unwrap());
             });
-            store.meta.insert(b"after", b"1")
+            store.table("meta").unwrap().insert(b"after", b"1")
         })
         .unwrap();
     assert_eq!(
-        store.meta.get(b"after").unwrap().as_deref(),
+        store
+            .table("meta")
+            .unwrap()
+            .get(b"after")
+            .unwrap()
+            .as_deref(),
         Some(&b"1"[..])
     );
     assert_eq!(
-        store.meta.get(b"other").unwrap().as_deref(),
+        store
+            .table("meta")
+            .unwrap()
+            .get(b"other")
+            .unwrap()
+            .as_deref(),
         Some(&b"2"[..])
     );
     // The ended backends leave pg_stat_activity within moments; the two new connections stay.

@@ -590,7 +590,7 @@ pub(crate) async fn audit_change(
 ) -> Result<()> {
     blocking(state, move |accounts| {
         accounts.audit(kind, &subject, &actor, &detail)?;
-        accounts.store().flush()
+        accounts.make_durable()
     })
     .await
 }

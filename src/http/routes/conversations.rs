@@ -19,7 +19,7 @@ use crate::http::access::{
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, AppQuery};
-use crate::http::{blocking, off_thread, AppState};
+use crate::http::{off_thread, AppState};
 use crate::services::accounts::Caller;
 use crate::services::conversations::{
     message_views, ConversationView, DeskEvent, HistoryPage, HistoryQuery, MessageView, Party,
@@ -84,11 +84,16 @@ async fn start(
         channel: request.channel.clone(),
         ..Arrival::default()
     })?;
-    let (token, grant) = match visitor_token(&headers) {
+    let origin = Origin {
+        ip,
+        user_agent: user_agent(&headers),
+    };
+    let (token, profile) = match visitor_token(&headers) {
         Some(token) => match state.accounts.visitor_grant(&token)? {
             Some(grant) => {
                 state.visitors.check_blocked(Some(&grant.visitor_id), ip)?;
-                (token, grant)
+                let profile = state.visitors.settle(&grant.visitor_id, arrival, &origin)?;
+                (token, profile)
             }
             None => return Err(Error::Unauthenticated),
         },
@@ -96,14 +101,13 @@ async fn start(
         None => {
             state.visitors.check_blocked(None, ip)?;
             state.accounts.check_visitor_token_rate(ip)?;
-            blocking(&state, |accounts| accounts.issue_visitor_token()).await?
+            let (token, _grant, profile) = off_thread(&state.visitors, move |visitors| {
+                visitors.admit(arrival, &origin)
+            })
+            .await?;
+            (token, profile)
         }
     };
-    let origin = Origin {
-        ip,
-        user_agent: user_agent(&headers),
-    };
-    let profile = state.visitors.settle(&grant.visitor_id, arrival, &origin)?;
     // What the host site vouched for outranks what the page typed in.
     if let Some(identity) = profile.identity.filter(|identity| identity.verified) {
         request.identity.external_id = identity.person_key();

@@ -16,7 +16,7 @@ use crate::http::access::{
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AppJson, AppPath, OptionalJson};
-use crate::http::{blocking, off_thread, AppState};
+use crate::http::{off_thread, AppState};
 use crate::services::accounts::VisitorGrant;
 use crate::services::visitors::{
     Arrival, BlockInput, IdentityClaim, OnlineVisitor, Origin, PageInput, PageVisit,
@@ -72,12 +72,14 @@ async fn new_visitor(
     // Checked before the token is issued: a refused arrival leaves nothing behind.
     let arrival = state.visitors.check_arrival(arrival)?;
     state.accounts.check_visitor_token_rate(ip)?;
-    let (token, grant) = blocking(&state, |accounts| accounts.issue_visitor_token()).await?;
     let origin = Origin {
         ip,
         user_agent: user_agent(&headers),
     };
-    let visitor = state.visitors.settle(&grant.visitor_id, arrival, &origin)?;
+    let (token, grant, visitor) = off_thread(&state.visitors, move |visitors| {
+        visitors.admit(arrival, &origin)
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(NewVisitor {

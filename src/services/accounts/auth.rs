@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use super::guard::{AddressKey, Refusal};
 use super::{password, AccountService, Actor};
-use crate::domain::{Account, AccountId, AccountView, AuditKind, PresenceStatus};
+use crate::domain::{Account, AccountId, AccountView, AuditKind, PresenceStatus, SessionRecord};
 use crate::error::{Error, Result};
 use crate::services::captcha::Challenge;
 use crate::services::secrets::random_token;
-use crate::storage;
+
+pub use crate::domain::VisitorGrant;
 
 /// Bytes of randomness in a session token.
 const SESSION_TOKEN_BYTES: usize = 32;
@@ -61,19 +62,6 @@ pub struct LoginOutcome {
     pub csrf_token: String,
     /// The account.
     pub account: AccountView,
-}
-
-/// A stored session; the key is the BLAKE3 hash of the token, so a copy of the database holds no
-/// usable session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SessionRecord {
-    id: String,
-    account: AccountId,
-    csrf_token: String,
-    created: Timestamp,
-    last_seen: Timestamp,
-    ip: Option<String>,
-    user_agent: Option<String>,
 }
 
 /// A session as its owner sees it in "my sessions".
@@ -112,17 +100,6 @@ impl Caller {
             ip,
         }
     }
-}
-
-/// What a visitor token grants: one visitor, and the conversation it opened once there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VisitorGrant {
-    /// The visitor.
-    pub visitor_id: String,
-    /// The conversation the token is scoped to.
-    pub conversation: Option<String>,
-    /// Issue time.
-    pub created: Timestamp,
 }
 
 impl AccountService {
@@ -244,7 +221,7 @@ impl AccountService {
             self.change_presence(account.id, PresenceStatus::Online, false)?;
         }
         self.audit(AuditKind::LoginSucceeded, username, actor, "")?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(outcome)
     }
 
@@ -285,7 +262,7 @@ impl AccountService {
             actor,
             &format!("{pair_failures} failures from {from}, until {until}"),
         )?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(Error::AccountLocked { until })
     }
 
@@ -302,10 +279,9 @@ impl AccountService {
         user_agent: Option<String>,
     ) -> Result<LoginOutcome> {
         let token = random_token(SESSION_TOKEN_BYTES);
-        let key = session_key(&token);
         let now = self.now();
         let record = SessionRecord {
-            id: hex_prefix(&key),
+            id: public_session_id(&token),
             account: account.id,
             csrf_token: random_token(SESSION_TOKEN_BYTES),
             created: now,
@@ -313,7 +289,7 @@ impl AccountService {
             ip: ip.map(|ip| ip.to_string()),
             user_agent: user_agent.map(|agent| agent.chars().take(200).collect()),
         };
-        storage::put_json(&self.store.sessions, key, &record)?;
+        self.sessions.put_session(&token, &record)?;
         self.record_activity(account.id, now);
         Ok(LoginOutcome {
             token,
@@ -328,15 +304,13 @@ impl AccountService {
     /// Errors: [`Error::SessionExpired`] for an unknown, revoked or idle-expired token;
     /// [`Error::AccountDisabled`] when the account was disabled meanwhile.
     pub fn authenticate(&self, token: &str) -> Result<Caller> {
-        let key = session_key(token);
-        let Some(mut record) = storage::get_json::<SessionRecord>(&self.store.sessions, key)?
-        else {
+        let Some(mut record) = self.sessions.session(token)? else {
             return Err(Error::SessionExpired);
         };
         let now = self.now();
         let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
         if now.duration_since(record.last_seen) > idle_limit {
-            self.store.sessions.remove(key)?;
+            self.sessions.remove_session(token)?;
             return Err(Error::SessionExpired);
         }
         let account = self.account(record.account)?;
@@ -346,7 +320,7 @@ impl AccountService {
         }
         if now.duration_since(record.last_seen) > TOUCH_INTERVAL {
             record.last_seen = now;
-            storage::put_json(&self.store.sessions, key, &record)?;
+            self.sessions.put_session(token, &record)?;
         }
         self.record_activity(account.id, now);
         let account = self.restore_from_auto_away(account)?;
@@ -369,7 +343,7 @@ impl AccountService {
             &caller.actor(ip),
             "",
         )?;
-        self.store.flush()
+        self.unit_of_work.make_durable()
     }
 
     /// The sessions of an account, newest first.
@@ -377,7 +351,7 @@ impl AccountService {
         let mut sessions: Vec<SessionInfo> = self
             .sessions_of(caller.account.id)?
             .into_iter()
-            .map(|(_, record)| SessionInfo {
+            .map(|record| SessionInfo {
                 current: record.id == caller.session_id,
                 id: record.id,
                 created: record.created,
@@ -392,19 +366,15 @@ impl AccountService {
 
     /// Ends one session of `account` by its public id.
     pub fn revoke_session(&self, account: AccountId, session_id: &str) -> Result<()> {
-        let found = self
-            .sessions_of(account)?
-            .into_iter()
-            .find(|(_, record)| record.id == session_id);
-        match found {
-            Some((key, _)) => {
-                self.store.sessions.remove(key)?;
-                // A session ended from another device (a lost phone, say) must not come back after
-                // a crash: durable before the answer.
-                self.store.flush()
-            }
-            None => Err(Error::NotFound(format!("no session `{session_id}`"))),
+        let ended = self.sessions.remove_sessions_where(&|record| {
+            record.account == account && record.id == session_id
+        })?;
+        if ended == 0 {
+            return Err(Error::NotFound(format!("no session `{session_id}`")));
         }
+        // A session ended from another device (a lost phone, say) must not come back after a crash:
+        // durable before the answer.
+        self.unit_of_work.make_durable()
     }
 
     /// Ends every session of `account` except `keep` (a public id); returns how many ended.
@@ -413,24 +383,14 @@ impl AccountService {
         account: AccountId,
         keep: Option<&str>,
     ) -> Result<usize> {
-        let mut revoked = 0;
-        for (key, record) in self.sessions_of(account)? {
-            if keep != Some(record.id.as_str()) {
-                self.store.sessions.remove(key)?;
-                revoked += 1;
-            }
-        }
-        Ok(revoked)
+        self.sessions.remove_sessions_where(&|record| {
+            record.account == account && keep != Some(record.id.as_str())
+        })
     }
 
-    fn sessions_of(&self, account: AccountId) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
-        let mut sessions = Vec::new();
-        for (key, value) in self.store.sessions.iter()? {
-            let record: SessionRecord = storage::decode(&value)?;
-            if record.account == account {
-                sessions.push((key, record));
-            }
-        }
+    fn sessions_of(&self, account: AccountId) -> Result<Vec<SessionRecord>> {
+        let mut sessions = self.sessions.sessions()?;
+        sessions.retain(|record| record.account == account);
         Ok(sessions)
     }
 
@@ -441,15 +401,8 @@ impl AccountService {
         let now = self.now();
         self.sign_in_guard.purge(now);
         let idle_limit = SignedDuration::from_mins(self.config.session_idle_minutes as i64);
-        let mut purged = 0;
-        for (key, value) in self.store.sessions.iter()? {
-            let record: SessionRecord = storage::decode(&value)?;
-            if now.duration_since(record.last_seen) > idle_limit {
-                self.store.sessions.remove(key)?;
-                purged += 1;
-            }
-        }
-        Ok(purged)
+        self.sessions
+            .remove_sessions_where(&|record| now.duration_since(record.last_seen) > idle_limit)
     }
 
     // ----- visitors -----
@@ -463,15 +416,14 @@ impl AccountService {
             conversation: None,
             created: self.now(),
         };
-        storage::put_json(&self.store.visitor_tokens, session_key(&token), &grant)?;
-        self.store.flush()?;
+        self.visitor_tokens.put_grant(&token, &grant)?;
+        self.unit_of_work.make_durable()?;
         Ok((token, grant))
     }
 
     /// What a visitor token grants, if it is known and has not expired.
     pub fn visitor_grant(&self, token: &str) -> Result<Option<VisitorGrant>> {
-        let grant: Option<VisitorGrant> =
-            storage::get_json(&self.store.visitor_tokens, session_key(token))?;
+        let grant = self.visitor_tokens.grant(token)?;
         Ok(grant.filter(|grant| !self.visitor_token_expired(grant)))
     }
 
@@ -481,23 +433,23 @@ impl AccountService {
         token: &str,
         conversation: &str,
     ) -> Result<VisitorGrant> {
-        let key = session_key(token);
-        let mut grant: VisitorGrant =
-            storage::get_json(&self.store.visitor_tokens, key)?.ok_or(Error::Unauthenticated)?;
+        let mut grant = self
+            .visitor_tokens
+            .grant(token)?
+            .ok_or(Error::Unauthenticated)?;
         grant.conversation = Some(conversation.to_string());
-        storage::put_json(&self.store.visitor_tokens, key, &grant)?;
-        self.store.flush()?;
+        self.visitor_tokens.put_grant(token, &grant)?;
+        self.unit_of_work.make_durable()?;
         Ok(grant)
     }
 }
 
-/// Storage key of a token: its BLAKE3 hash.
-fn session_key(token: &str) -> [u8; 32] {
-    *blake3::hash(token.as_bytes()).as_bytes()
-}
-
-fn hex_prefix(key: &[u8]) -> String {
-    key.iter()
+/// The public id of a session: the first 8 bytes of its token's BLAKE3 hash (the hash it is stored
+/// under), in hex.
+fn public_session_id(token: &str) -> String {
+    blake3::hash(token.as_bytes())
+        .as_bytes()
+        .iter()
         .take(8)
         .map(|byte| format!("{byte:02x}"))
         .collect()

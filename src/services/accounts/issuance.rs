@@ -13,7 +13,6 @@ use super::auth::VisitorGrant;
 use super::AccountService;
 use crate::config::AccountsConfig;
 use crate::error::{Error, Result};
-use crate::storage;
 
 /// Issuance rates per client address.
 pub(super) struct IssueLimits {
@@ -65,14 +64,7 @@ impl AccountService {
     pub fn purge_expired_visitor_tokens(&self) -> Result<usize> {
         self.issuance.visitor_tokens.retain_recent();
         self.issuance.captchas.retain_recent();
-        let mut purged = 0;
-        for (key, value) in self.store.visitor_tokens.iter()? {
-            let grant: VisitorGrant = storage::decode(&value)?;
-            if self.visitor_token_expired(&grant) {
-                self.store.visitor_tokens.remove(key)?;
-                purged += 1;
-            }
-        }
-        Ok(purged)
+        self.visitor_tokens
+            .remove_grants_where(&|grant| self.visitor_token_expired(grant))
     }
 }

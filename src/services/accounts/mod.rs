@@ -1,7 +1,8 @@
 //! Accounts, skill groups, sign-in, sessions, personal settings, presence and the audit log.
 //!
-//! [`AccountService`] is synchronous: its calls are short sled operations, except password hashing
-//! (argon2, tens of milliseconds), so the HTTP layer runs them on the blocking pool.
+//! [`AccountService`] is synchronous: its calls are short database operations through its repositories
+//! (`storage::accounts`), except password hashing (argon2, tens of milliseconds), so the HTTP layer runs
+//! them on the blocking pool.
 //!
 //! - `mod.rs`: the service, first-start bootstrap, admin operations on accounts and groups, audit.
 //! - `auth.rs`: sign-in with captcha and TOTP; sessions and CSRF; visitor tokens.
@@ -19,7 +20,6 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -28,14 +28,17 @@ use serde::Deserialize;
 
 use crate::config::AccountsConfig;
 use crate::domain::{
-    Account, AccountId, AccountView, AuditEntry, AuditKind, GroupId, Presence, PresenceChange,
-    PresenceStatus, Role, Settings, SkillGroup, TwoFactor,
+    Account, AccountId, AccountView, AuditEntry, AuditKind, GroupId, GroupRouting, Presence,
+    PresenceChange, PresenceStatus, Role, Settings, SkillGroup, TwoFactor,
 };
 use crate::error::{Error, Result};
 use crate::services::captcha::{CaptchaSource, Captchas};
 use crate::services::clock::Clock;
 use crate::services::secrets::random_token;
-use crate::storage::{self, id_key, Store};
+use crate::storage::{
+    AccountRepository, AuditRepository, SessionRepository, Store, StoredAccounts, StoredVisitors,
+    UnitOfWork, VisitorTokenRepository,
+};
 
 pub use auth::{Caller, LoginOutcome, LoginRequest, SessionInfo, VisitorGrant};
 pub use password::{check_password_rules, MIN_PASSWORD_CHARS};
@@ -49,7 +52,13 @@ const AUDIT_PAGE: usize = 256;
 
 /// Accounts and everything about them.
 pub struct AccountService {
+    /// Only handed on (`store()`), for wiring the other services' repositories.
     store: Store,
+    accounts: Arc<dyn AccountRepository>,
+    sessions: Arc<dyn SessionRepository>,
+    audit_trail: Arc<dyn AuditRepository>,
+    visitor_tokens: Arc<dyn VisitorTokenRepository>,
+    unit_of_work: UnitOfWork,
     clock: Arc<dyn Clock>,
     config: AccountsConfig,
     captchas: Captchas,
@@ -185,7 +194,13 @@ impl AccountService {
         let per_minute =
             NonZeroU32::new(config.login_attempts_per_minute.max(1)).expect("max(1) is never zero");
         let opened_at = clock.now();
+        let stored_accounts = Arc::new(StoredAccounts::new(&store));
         let service = AccountService {
+            accounts: stored_accounts.clone(),
+            sessions: stored_accounts.clone(),
+            audit_trail: stored_accounts,
+            visitor_tokens: Arc::new(StoredVisitors::new(&store)),
+            unit_of_work: UnitOfWork::new(&store),
             store,
             clock,
             captchas: Captchas::new(captcha),
@@ -210,7 +225,7 @@ impl AccountService {
     }
 
     fn bootstrap_admin(&self) -> Result<Bootstrap> {
-        if !self.store.accounts.is_empty()? {
+        if self.accounts.has_accounts()? {
             return Ok(Bootstrap::Existing);
         }
         let (password, outcome) = match &self.config.admin_password {
@@ -240,7 +255,7 @@ impl AccountService {
             &Actor::default(),
             "first start",
         )?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(outcome)
     }
 
@@ -258,7 +273,9 @@ impl AccountService {
 
     /// Every account, by id.
     pub fn list_accounts(&self) -> Result<Vec<AccountView>> {
-        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+        Ok(self
+            .accounts
+            .accounts()?
             .iter()
             .map(Account::view)
             .collect())
@@ -275,7 +292,9 @@ impl AccountService {
     }
 
     fn accounts_present(&self, wanted: impl Fn(PresenceStatus) -> bool) -> Result<Vec<Account>> {
-        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+        Ok(self
+            .accounts
+            .accounts()?
             .into_iter()
             .filter(|account| !account.disabled && wanted(account.presence.status))
             .collect())
@@ -283,19 +302,17 @@ impl AccountService {
 
     /// One account.
     pub fn account(&self, id: AccountId) -> Result<Account> {
-        storage::get_json(&self.store.accounts, id_key(id.0))?.ok_or(Error::AccountNotFound(id.0))
+        self.accounts
+            .account(id)?
+            .ok_or(Error::AccountNotFound(id.0))
     }
 
     /// The account signed in as `username`, ignoring case.
     pub fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
-        let Some(id) = self.store.usernames.get(username.to_lowercase())? else {
+        let Some(id) = self.accounts.account_id_by_username(username)? else {
             return Ok(None);
         };
-        let id =
-            u64::from_be_bytes(id.as_slice().try_into().map_err(|_| {
-                Error::Storage(format!("username index of `{username}` is corrupt"))
-            })?);
-        storage::get_json(&self.store.accounts, id_key(id))
+        self.accounts.account(id)
     }
 
     /// Creates an account; returns it and the initial password when one was generated. The account must
@@ -314,7 +331,7 @@ impl AccountService {
         let account = self.insert_account(new_account, true)?;
         let roles = roles_text(&account.roles);
         self.audit(AuditKind::AccountCreated, &username, actor, &roles)?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok((account.view(), generated))
     }
 
@@ -340,7 +357,7 @@ impl AccountService {
         let employee_no = validate_employee_no(new_account.employee_no.as_deref().unwrap_or(""))?;
         let now = self.now();
         let account = Account {
-            id: AccountId(self.store.next_id()?),
+            id: AccountId(self.accounts.new_id()?),
             username: username.clone(),
             display_name,
             roles,
@@ -367,15 +384,10 @@ impl AccountService {
         };
         let _guard = self.write_lock.lock();
         self.ensure_employee_no_free(&account.employee_no, None)?;
-        let claimed = self.store.usernames.compare_and_swap(
-            username.as_bytes(),
-            None,
-            Some(&id_key(account.id.0)[..]),
-        )?;
-        if !claimed {
+        if !self.accounts.claim_username(&username, account.id)? {
             return Err(Error::UsernameTaken(username));
         }
-        storage::put_json(&self.store.accounts, id_key(account.id.0), &account)?;
+        self.accounts.put_account(&account)?;
         Ok(account)
     }
 
@@ -482,7 +494,7 @@ impl AccountService {
         for (kind, detail) in events {
             self.audit(kind, &updated.username, actor, &detail)?;
         }
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(updated.view())
     }
 
@@ -509,7 +521,7 @@ impl AccountService {
         self.revoke_sessions_of(id, None)?;
         self.clear_login_failures(&account.username);
         self.audit(AuditKind::PasswordReset, &account.username, actor, "")?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(generated)
     }
 
@@ -523,7 +535,7 @@ impl AccountService {
             actor,
             &format!("{revoked} sessions"),
         )?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(revoked)
     }
 
@@ -544,12 +556,12 @@ impl AccountService {
     }
 
     fn put_account(&self, account: &Account) -> Result<()> {
-        storage::put_json(&self.store.accounts, id_key(account.id.0), account)
+        self.accounts.put_account(account)
     }
 
     /// Refuses a change that would leave no enabled admin but `changing`.
     fn ensure_another_admin(&self, changing: AccountId) -> Result<()> {
-        let accounts: Vec<Account> = storage::scan_json(&self.store.accounts)?;
+        let accounts = self.accounts.accounts()?;
         let another = accounts.iter().any(|account| {
             account.id != changing && account.has_role(Role::Admin) && !account.disabled
         });
@@ -567,11 +579,9 @@ impl AccountService {
         if number.is_empty() {
             return Ok(());
         }
-        let taken = storage::scan_json::<Account>(&self.store.accounts)?
-            .iter()
-            .any(|account| {
-                Some(account.id) != except && account.employee_no.eq_ignore_ascii_case(number)
-            });
+        let taken = self.accounts.accounts()?.iter().any(|account| {
+            Some(account.id) != except && account.employee_no.eq_ignore_ascii_case(number)
+        });
         if taken {
             Err(Error::InvalidInput(format!(
                 "employee number `{number}` is already used by another account"
@@ -604,12 +614,12 @@ impl AccountService {
 
     /// Every skill group, by id.
     pub fn list_groups(&self) -> Result<Vec<SkillGroup>> {
-        storage::scan_json(&self.store.groups)
+        self.accounts.groups()
     }
 
     /// One skill group.
     pub fn group(&self, id: GroupId) -> Result<SkillGroup> {
-        storage::get_json(&self.store.groups, id_key(id.0))?.ok_or(Error::GroupNotFound(id.0))
+        self.accounts.group(id)?.ok_or(Error::GroupNotFound(id.0))
     }
 
     /// Creates a skill group.
@@ -618,13 +628,13 @@ impl AccountService {
         let _guard = self.write_lock.lock();
         self.ensure_group_name_free(&name, None)?;
         let group = SkillGroup {
-            id: GroupId(self.store.next_id()?),
+            id: GroupId(self.accounts.new_id()?),
             name,
             description,
             created: self.now(),
         };
-        storage::put_json(&self.store.groups, id_key(group.id.0), &group)?;
-        self.store.flush()?;
+        self.accounts.put_group(&group)?;
+        self.unit_of_work.make_durable()?;
         Ok(group)
     }
 
@@ -636,8 +646,8 @@ impl AccountService {
         self.ensure_group_name_free(&name, Some(id))?;
         group.name = name;
         group.description = description;
-        storage::put_json(&self.store.groups, id_key(id.0), &group)?;
-        self.store.flush()?;
+        self.accounts.put_group(&group)?;
+        self.unit_of_work.make_durable()?;
         Ok(group)
     }
 
@@ -653,7 +663,7 @@ impl AccountService {
         }
         let _guard = self.write_lock.lock();
         let mut result = Vec::new();
-        for mut account in storage::scan_json::<Account>(&self.store.accounts)? {
+        for mut account in self.accounts.accounts()? {
             let should_belong = members.contains(&account.id);
             let changed = if should_belong {
                 account.groups.insert(id)
@@ -667,14 +677,16 @@ impl AccountService {
                 result.push(account.view());
             }
         }
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(result)
     }
 
     /// The agents of a group.
     pub fn group_members(&self, id: GroupId) -> Result<Vec<AccountView>> {
         self.group(id)?;
-        Ok(storage::scan_json::<Account>(&self.store.accounts)?
+        Ok(self
+            .accounts
+            .accounts()?
             .into_iter()
             .filter(|account| account.groups.contains(&id))
             .map(|account| account.view())
@@ -682,7 +694,9 @@ impl AccountService {
     }
 
     fn ensure_group_name_free(&self, name: &str, except: Option<GroupId>) -> Result<()> {
-        let taken = storage::scan_json::<SkillGroup>(&self.store.groups)?
+        let taken = self
+            .accounts
+            .groups()?
             .iter()
             .any(|group| group.name == name && Some(group.id) != except);
         if taken {
@@ -703,7 +717,7 @@ impl AccountService {
 
     /// Appends a security event to the audit log.
     pub fn audit(&self, kind: AuditKind, account: &str, actor: &Actor, detail: &str) -> Result<()> {
-        let seq = self.store.next_id()?;
+        let seq = self.audit_trail.next_seq()?;
         let entry = AuditEntry {
             seq,
             at: self.now(),
@@ -717,7 +731,7 @@ impl AccountService {
             detail: detail.to_string(),
         };
         tracing::info!(kind = ?kind, account, detail, "audit");
-        storage::put_json(&self.store.audit, id_key(seq), &entry)
+        self.audit_trail.append(&entry)
     }
 
     /// Audit entries, newest first.
@@ -727,25 +741,16 @@ impl AccountService {
 
     /// Audit entries for an export: as [`audit_log`](Self::audit_log), up to `limit` of them.
     pub fn audit_entries(&self, query: &AuditQuery, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut upper = match query.before {
-            Some(before) => Bound::Excluded(id_key(before).to_vec()),
-            None => Bound::Unbounded,
-        };
+        let mut before = query.before;
         let mut entries = Vec::new();
         // Newest first, a page at a time, until `limit` entries pass the filter.
         loop {
-            let page = self.store.audit.range_limited(
-                Bound::Unbounded,
-                upper.clone(),
-                Some(AUDIT_PAGE),
-                true,
-            )?;
+            let page = self.audit_trail.entries_before(before, AUDIT_PAGE)?;
             let full = page.len() == AUDIT_PAGE;
-            if let Some((oldest, _)) = page.last() {
-                upper = Bound::Excluded(oldest.clone());
+            if let Some(oldest) = page.last() {
+                before = Some(oldest.seq);
             }
-            for (_, value) in page {
-                let entry: AuditEntry = storage::decode(&value)?;
+            for entry in page {
                 if query.from.is_some_and(|from| entry.at < from) {
                     // Entries are in time order: everything older is before `from` too.
                     return Ok(entries);
@@ -774,8 +779,7 @@ impl AccountService {
     }
 
     fn log_presence(&self, change: &PresenceChange) -> Result<()> {
-        let seq = self.store.next_id()?;
-        storage::put_json(&self.store.presence_log, id_key(seq), change)?;
+        self.accounts.append_presence_change(change)?;
         // Nobody listening (the CLI) is fine.
         let _ = self.presence_events.send(change.clone());
         Ok(())
@@ -786,9 +790,26 @@ impl AccountService {
         self.presence_events.subscribe()
     }
 
-    /// The underlying database, for services that keep their own trees in it.
+    /// The underlying database, for wiring the other services' repositories (`app`); nothing reads
+    /// or writes records through it.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Makes every write so far durable (see [`UnitOfWork::make_durable`]).
+    pub fn make_durable(&self) -> Result<()> {
+        self.unit_of_work.make_durable()
+    }
+
+    /// A group's routing settings (defaults when never set).
+    pub fn group_routing(&self, group: GroupId) -> Result<GroupRouting> {
+        Ok(self.accounts.group_routing(group)?.unwrap_or_default())
+    }
+
+    /// Stores a group's routing settings (checked by the desk) durably.
+    pub fn put_group_routing(&self, group: GroupId, routing: &GroupRouting) -> Result<()> {
+        self.accounts.put_group_routing(group, routing)?;
+        self.unit_of_work.make_durable()
     }
 
     /// Presence changes of one account (or all) since `since`, oldest first; for statistics.
@@ -797,14 +818,12 @@ impl AccountService {
         account: Option<AccountId>,
         since: Timestamp,
     ) -> Result<Vec<PresenceChange>> {
-        Ok(
-            storage::scan_json::<PresenceChange>(&self.store.presence_log)?
-                .into_iter()
-                .filter(|change| {
-                    change.at >= since && account.is_none_or(|id| change.account == id)
-                })
-                .collect(),
-        )
+        Ok(self
+            .accounts
+            .presence_changes()?
+            .into_iter()
+            .filter(|change| change.at >= since && account.is_none_or(|id| change.account == id))
+            .collect())
     }
 }
 

@@ -17,7 +17,6 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::services::secrets::random_bytes;
-use crate::storage::{self, id_key};
 
 /// Issuer shown in authenticator apps.
 const TOTP_ISSUER: &str = "kefu";
@@ -95,7 +94,7 @@ impl AccountService {
             &caller.actor(ip),
             &format!("{revoked} other sessions ended"),
         )?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(account.view())
     }
 
@@ -133,7 +132,7 @@ impl AccountService {
             }
             Ok(())
         })?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(account)
     }
 
@@ -143,7 +142,7 @@ impl AccountService {
     pub fn set_avatar(&self, id: AccountId, bytes: &[u8]) -> Result<AccountView> {
         let content_type =
             crate::services::images::check_image(bytes, self.config.max_avatar_bytes)?;
-        self.store.avatars.insert(id_key(id.0), bytes)?;
+        self.accounts.put_avatar(id, bytes)?;
         let now = self.now();
         let account = self.modify_account(id, |account| {
             account.avatar = Some(Avatar {
@@ -152,7 +151,7 @@ impl AccountService {
             });
             Ok(())
         })?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(account.view())
     }
 
@@ -168,14 +167,10 @@ impl AccountService {
         let Some(meta) = account.avatar else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .avatars
-            .get(id_key(id.0))?
-            .map(|bytes| AvatarImage {
-                content_type: meta.content_type,
-                bytes: bytes.to_vec(),
-            }))
+        Ok(self.accounts.avatar(id)?.map(|bytes| AvatarImage {
+            content_type: meta.content_type,
+            bytes,
+        }))
     }
 
     // ----- presence -----
@@ -184,7 +179,7 @@ impl AccountService {
     pub fn set_presence(&self, id: AccountId, status: PresenceStatus) -> Result<Presence> {
         self.record_activity(id, self.now());
         let presence = self.change_presence(id, status, false)?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(presence)
     }
 
@@ -238,7 +233,9 @@ impl AccountService {
         }
         let now = self.now();
         let idle_limit = SignedDuration::from_mins(self.config.auto_away_minutes as i64);
-        let online: Vec<Account> = storage::scan_json::<Account>(&self.store.accounts)?
+        let online: Vec<Account> = self
+            .accounts
+            .accounts()?
             .into_iter()
             .filter(|account| account.presence.status == PresenceStatus::Online)
             .collect();
@@ -257,7 +254,7 @@ impl AccountService {
             }
         }
         if !changed.is_empty() {
-            self.store.flush()?;
+            self.unit_of_work.make_durable()?;
         }
         Ok(changed)
     }
@@ -284,7 +281,7 @@ impl AccountService {
             account.two_factor.pending_secret = Some(secret.clone());
             Ok(())
         })?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(TwoFactorSetup {
             secret,
             otpauth_url,
@@ -324,7 +321,7 @@ impl AccountService {
             &caller.actor(ip),
             "enabled",
         )?;
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(codes)
     }
 
@@ -357,7 +354,7 @@ impl AccountService {
             &caller.actor(ip),
             "disabled",
         )?;
-        self.store.flush()
+        self.unit_of_work.make_durable()
     }
 
     /// Accepts a current TOTP code (not replayed) or an unused recovery code, which is then used up.

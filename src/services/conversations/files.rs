@@ -1,5 +1,6 @@
 //! Files sent in a conversation: size and type checks (the content is sniffed and must match the
-//! name's extension), storage by content hash (`storage::Blobs`), and per-conversation access.
+//! name's extension), storage by content hash (`storage::FileRepository`), and per-conversation
+//! access.
 //!
 //! Uploads are bounded four ways, checked in this order before anything is written: a rate per visitor
 //! (`visitor_uploads_per_minute`), a quota per conversation and one per visitor (files and bytes), and
@@ -8,15 +9,15 @@
 use parking_lot::Mutex;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
 
 use crate::config::ConversationsConfig;
 use crate::domain::limits::MAX_FILE_NAME_CHARS;
-use crate::domain::Attachment;
+use crate::domain::{Attachment, UploadUsage};
 use crate::error::{Error, Result};
-use crate::storage::{self, Blobs, Table};
+use crate::storage::FileRepository;
 
 /// Longest extension kept whole when a long name is cut.
 const MAX_EXTENSION_CHARS: usize = 16;
@@ -32,18 +33,9 @@ pub enum Uploader<'a> {
     Staff,
 }
 
-/// What one visitor uploaded so far.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Usage {
-    files: u64,
-    bytes: u64,
-}
-
 /// The file store.
 pub struct Files {
-    blobs: Blobs,
-    index: Table,
-    visitor_uploads: Table,
+    files: Arc<dyn FileRepository>,
     /// Bytes of every stored file, read at start.
     bytes_on_disk: AtomicU64,
     visitor_rate: DefaultKeyedRateLimiter<String>,
@@ -55,29 +47,21 @@ impl std::fmt::Debug for Files {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Files")
-            .field("blobs", &self.blobs)
+            .field("files", &self.files)
             .field("bytes_on_disk", &self.bytes_on_disk)
             .finish_non_exhaustive()
     }
 }
 
 impl Files {
-    /// Files whose bytes live in `blobs`, indexed in `index` (conversation, 0, hash → attachment),
-    /// with each visitor's usage in `visitor_uploads`; accepts `per_minute` uploads per visitor.
+    /// Files in `files`; accepts `per_minute` uploads per visitor.
     ///
     /// Fails when the stored bytes cannot be counted.
-    pub fn new(
-        blobs: Blobs,
-        index: Table,
-        visitor_uploads: Table,
-        per_minute: u32,
-    ) -> Result<Files> {
+    pub fn new(files: Arc<dyn FileRepository>, per_minute: u32) -> Result<Files> {
         let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Files {
-            bytes_on_disk: AtomicU64::new(blobs.total_bytes()?),
-            blobs,
-            index,
-            visitor_uploads,
+            bytes_on_disk: AtomicU64::new(files.total_bytes()?),
+            files,
             visitor_rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
             quota_lock: Mutex::new(()),
         })
@@ -124,11 +108,11 @@ impl Files {
         let size = bytes.len() as u64;
 
         let _counting = self.quota_lock.lock();
-        let (files, stored_bytes) = self.conversation_usage(conversation)?;
-        let again = self.index.contains_key(key(conversation, &hash))?;
+        let held = self.files.conversation_usage(conversation)?;
+        let again = self.files.attachment(conversation, &hash)?.is_some();
         if !again
-            && (files >= config.max_uploads_per_conversation as u64
-                || stored_bytes + size > config.max_upload_bytes_per_conversation)
+            && (held.files >= config.max_uploads_per_conversation as u64
+                || held.bytes + size > config.max_upload_bytes_per_conversation)
         {
             return Err(Error::UploadQuotaExceeded(format!(
                 "this conversation holds its maximum of files ({} files, {} bytes)",
@@ -137,8 +121,7 @@ impl Files {
         }
         let visitor_usage = match uploader {
             Uploader::Visitor(visitor) => {
-                let usage: Usage =
-                    storage::get_json(&self.visitor_uploads, visitor)?.unwrap_or_default();
+                let usage = self.files.visitor_usage(visitor)?;
                 if usage.files >= config.max_uploads_per_visitor as u64
                     || usage.bytes + size > config.max_upload_bytes_per_visitor
                 {
@@ -151,13 +134,13 @@ impl Files {
             }
             Uploader::Staff => None,
         };
-        if !self.blobs.contains(&hash)? {
+        if !self.files.contains_bytes(&hash)? {
             let budget_bytes = config.upload_disk_budget_bytes;
             if self.bytes_on_disk.load(Ordering::Relaxed) + size > budget_bytes {
                 tracing::warn!(budget_bytes, "upload disk budget reached");
                 return Err(Error::UploadStorageFull { budget_bytes });
             }
-            self.blobs.write(&hash, bytes)?;
+            self.files.write_bytes(&hash, bytes)?;
             self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
         }
         let attachment = Attachment {
@@ -166,29 +149,16 @@ impl Files {
             content_type: content_type.to_string(),
             size,
         };
-        storage::put_json(&self.index, key(conversation, &hash), &attachment)?;
-        if let Some((visitor, usage)) = visitor_usage {
-            let usage = Usage {
+        let charged = visitor_usage.map(|(visitor, usage)| {
+            let usage = UploadUsage {
                 files: usage.files + 1,
                 bytes: usage.bytes + size,
             };
-            storage::put_json(&self.visitor_uploads, visitor, &usage)?;
-        }
+            (visitor, usage)
+        });
+        self.files
+            .record_upload(conversation, &attachment, charged)?;
         Ok(attachment)
-    }
-
-    /// Files and bytes a conversation holds.
-    fn conversation_usage(&self, conversation: &str) -> Result<(u64, u64)> {
-        let mut prefix = conversation.as_bytes().to_vec();
-        prefix.push(0);
-        let mut files = 0;
-        let mut bytes = 0;
-        for (_, value) in self.index.scan_prefix(prefix)? {
-            let attachment: Attachment = storage::decode(&value)?;
-            files += 1;
-            bytes += attachment.size;
-        }
-        Ok((files, bytes))
     }
 
     /// Forgets the upload rates of visitors not seen lately (memory follows the active visitors).
@@ -207,7 +177,7 @@ impl Files {
         hashes
             .iter()
             .map(|hash| {
-                storage::get_json(&self.index, key(conversation, hash))?.ok_or_else(|| {
+                self.files.attachment(conversation, hash)?.ok_or_else(|| {
                     Error::InvalidUpload(format!("no file `{hash}` in this conversation"))
                 })
             })
@@ -216,18 +186,13 @@ impl Files {
 
     /// A file of `conversation` and its bytes.
     pub fn read(&self, conversation: &str, hash: &str) -> Result<(Attachment, Vec<u8>)> {
-        let attachment: Attachment = storage::get_json(&self.index, key(conversation, hash))?
+        let attachment = self
+            .files
+            .attachment(conversation, hash)?
             .ok_or_else(|| Error::NotFound(format!("no file `{hash}` in this conversation")))?;
-        let bytes = self.blobs.read(&attachment.hash)?;
+        let bytes = self.files.read_bytes(&attachment.hash)?;
         Ok((attachment, bytes))
     }
-}
-
-fn key(conversation: &str, hash: &str) -> Vec<u8> {
-    let mut key = conversation.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(hash.as_bytes());
-    key
 }
 
 /// Characters that change how text around them is shown without being seen themselves: bidi

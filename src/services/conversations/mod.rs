@@ -354,13 +354,11 @@ impl ConversationService {
             Arc::clone(&clock),
         );
         let files = files::Files::new(
-            accounts.store().blobs(data_dir),
-            accounts.store().files.clone(),
-            accounts.store().visitor_uploads.clone(),
+            Arc::new(crate::storage::StoredFiles::new(accounts.store(), data_dir)),
             config.visitor_uploads_per_minute,
         )?;
         let settings = Arc::new(SettingsService::open(
-            accounts.store().meta.clone(),
+            Arc::new(crate::storage::StoredSettings::new(accounts.store())),
             config,
         )?);
         Ok(ConversationService {

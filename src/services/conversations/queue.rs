@@ -10,7 +10,6 @@ use crate::domain::{
     QueueEntry, QueueStatus, SenderKind,
 };
 use crate::error::Result;
-use crate::storage::{self, id_key};
 
 use super::{
     message_views, participants, routing, AssignedVia, ConversationService, ConversationView, Desk,
@@ -28,10 +27,7 @@ impl ConversationService {
 
     /// A group's routing settings (defaults when never set).
     pub fn group_routing(&self, group: GroupId) -> Result<GroupRouting> {
-        Ok(
-            storage::get_json(&self.accounts.store().group_routing, id_key(group.0))?
-                .unwrap_or_default(),
-        )
+        self.accounts.group_routing(group)
     }
 
     /// Replaces a group's routing settings.
@@ -62,12 +58,7 @@ impl ConversationService {
                 "max_queue must be between 1 and {MAX_GROUP_QUEUE}"
             )));
         }
-        storage::put_json(
-            &self.accounts.store().group_routing,
-            id_key(group.0),
-            &routing,
-        )?;
-        self.accounts.store().flush()?;
+        self.accounts.put_group_routing(group, &routing)?;
         Ok(routing)
     }
 

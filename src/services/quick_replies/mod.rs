@@ -19,7 +19,9 @@ use crate::domain::{AccountId, GroupId, QuickReply, ReplyScope, MAX_REPLY_CHARS}
 use crate::error::{Error, Result};
 use crate::search::{Analyzer, ReplyIndex, ReplyMatch};
 use crate::services::clock::Clock;
-use crate::storage::{self, id_key, Store};
+use crate::storage::{
+    QuickReplyRepository, SettingsRepository, Store, StoredQuickReplies, StoredSettings, UnitOfWork,
+};
 
 mod csv_io;
 
@@ -106,7 +108,9 @@ pub struct ReplySearchHit {
 
 /// The quick-reply service.
 pub struct QuickReplyService {
-    store: Store,
+    replies: Arc<dyn QuickReplyRepository>,
+    settings: Arc<dyn SettingsRepository>,
+    unit_of_work: UnitOfWork,
     index: ReplyIndex,
     clock: Arc<dyn Clock>,
 }
@@ -130,10 +134,12 @@ impl QuickReplyService {
     ) -> Result<QuickReplyService> {
         let service = QuickReplyService {
             index: ReplyIndex::new(analyzer)?,
-            store,
+            replies: Arc::new(StoredQuickReplies::new(&store)),
+            settings: Arc::new(StoredSettings::new(&store)),
+            unit_of_work: UnitOfWork::new(&store),
             clock,
         };
-        if service.store.meta.get(SEEDED_KEY)?.is_none() {
+        if service.settings.document(SEEDED_KEY)?.is_none() {
             let report = service.import_csv(STARTER_CSV.as_bytes(), seed_author, &|_| Ok(()))?;
             if !report.errors.is_empty() {
                 return Err(Error::Internal(format!(
@@ -141,18 +147,17 @@ impl QuickReplyService {
                     report.errors
                 )));
             }
-            service.store.meta.insert(SEEDED_KEY, &b"1"[..])?;
-            service.store.flush()?;
+            service.settings.put_document(SEEDED_KEY, "1")?;
+            service.unit_of_work.make_durable()?;
         }
-        let all: Vec<QuickReply> = storage::scan_json(&service.store.quick_replies)?;
+        let all = service.replies.replies()?;
         service.index.upsert(&all)?;
         Ok(service)
     }
 
     /// One reply.
     pub fn get(&self, id: u64) -> Result<QuickReply> {
-        storage::get_json(&self.store.quick_replies, id_key(id))?
-            .ok_or(Error::QuickReplyNotFound(id))
+        self.replies.reply(id)?.ok_or(Error::QuickReplyNotFound(id))
     }
 
     /// Replies in `scopes`, by category then title, with `agent`'s usage.
@@ -162,17 +167,17 @@ impl QuickReplyService {
         category: Option<&str>,
         agent: AccountId,
     ) -> Result<Vec<ReplyView>> {
-        let mut replies: Vec<QuickReply> =
-            storage::scan_json::<QuickReply>(&self.store.quick_replies)?
-                .into_iter()
-                .filter(|reply| scopes.contains(&reply.scope))
-                .filter(|reply| {
-                    category.is_none_or(|wanted| {
-                        reply.category == wanted
-                            || reply.category.starts_with(&format!("{wanted}/"))
-                    })
+        let mut replies: Vec<QuickReply> = self
+            .replies
+            .replies()?
+            .into_iter()
+            .filter(|reply| scopes.contains(&reply.scope))
+            .filter(|reply| {
+                category.is_none_or(|wanted| {
+                    reply.category == wanted || reply.category.starts_with(&format!("{wanted}/"))
                 })
-                .collect();
+            })
+            .collect();
         replies.sort_by(|left, right| {
             (&left.category, &left.title, left.id).cmp(&(&right.category, &right.title, right.id))
         });
@@ -227,15 +232,14 @@ impl QuickReplyService {
     /// Deletes a reply and its image.
     pub fn delete(&self, id: u64) -> Result<()> {
         self.get(id)?;
-        self.store.quick_replies.remove(id_key(id))?;
-        self.store.reply_images.remove(id_key(id))?;
-        self.store.flush()?;
+        self.replies.remove_reply(id)?;
+        self.unit_of_work.make_durable()?;
         self.index.remove(id)
     }
 
     fn save(&self, reply: &QuickReply) -> Result<()> {
-        storage::put_json(&self.store.quick_replies, id_key(reply.id), reply)?;
-        self.store.flush()?;
+        self.replies.put_reply(reply)?;
+        self.unit_of_work.make_durable()?;
         self.index.upsert(std::slice::from_ref(reply))
     }
 
@@ -249,7 +253,7 @@ impl QuickReplyService {
         // Admins may manage every group's replies, including groups that do not exist: without this a
         // reply could be filed under a group nobody can ever be a member of, and so never be seen.
         if let ReplyScope::Group { group } = scope {
-            if !self.store.groups.contains_key(id_key(group.0))? {
+            if !self.replies.group_exists(group)? {
                 return Err(Error::GroupNotFound(group.0));
             }
         }
@@ -324,7 +328,7 @@ impl QuickReplyService {
         Ok(QuickReply {
             id: match id {
                 Some(id) => id,
-                None => self.store.next_id()?,
+                None => self.replies.new_id()?,
             },
             scope,
             title,
@@ -377,12 +381,7 @@ impl QuickReplyService {
 
     /// Times `agent` sent reply `id`.
     pub fn usage(&self, agent: AccountId, id: u64) -> Result<u64> {
-        Ok(self
-            .store
-            .reply_usage
-            .get(usage_key(agent, id))?
-            .map(|bytes| u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])))
-            .unwrap_or(0))
+        self.replies.usage(agent, id)
     }
 
     /// `body` as it is sent with the quick replies `ids` inserted into it: each must exist and be one
@@ -417,20 +416,13 @@ impl QuickReplyService {
     pub fn record_use(&self, agent: AccountId, ids: &[u64]) -> Result<()> {
         // In id order, so two counts at once never wait on each other in a cycle.
         let distinct: BTreeSet<u64> = ids.iter().copied().collect();
-        self.store
-            .in_relaxed_transaction(|| self.count_uses(agent, &distinct))
+        self.unit_of_work
+            .run_relaxed(|| self.count_uses(agent, &distinct))
     }
 
     fn count_uses(&self, agent: AccountId, distinct: &BTreeSet<u64>) -> Result<()> {
         for &id in distinct {
-            self.store
-                .reply_usage
-                .update_and_fetch(usage_key(agent, id), |old| {
-                    let count = old
-                        .map(|bytes| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8])))
-                        .unwrap_or(0);
-                    Some((count + 1).to_be_bytes().to_vec())
-                })?;
+            self.replies.count_use(agent, id)?;
         }
         Ok(())
     }
@@ -441,7 +433,7 @@ impl QuickReplyService {
     pub fn set_image(&self, id: u64, bytes: &[u8], max_bytes: usize) -> Result<QuickReply> {
         let content_type = crate::services::images::check_image(bytes, max_bytes)?;
         let mut reply = self.get(id)?;
-        self.store.reply_images.insert(id_key(id), bytes)?;
+        self.replies.put_image(id, bytes)?;
         reply.image = Some(content_type.to_string());
         reply.updated = self.clock.now();
         self.save(&reply)?;
@@ -454,16 +446,14 @@ impl QuickReplyService {
         let Some(content_type) = reply.image else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .reply_images
-            .get(id_key(id))?
-            .map(|bytes| (content_type, bytes.to_vec())))
+        Ok(self.replies.image(id)?.map(|bytes| (content_type, bytes)))
     }
 
     /// Every reply in `scopes`, for export.
     pub fn all_in(&self, scopes: &[ReplyScope]) -> Result<Vec<QuickReply>> {
-        Ok(storage::scan_json::<QuickReply>(&self.store.quick_replies)?
+        Ok(self
+            .replies
+            .replies()?
             .into_iter()
             .filter(|reply| scopes.contains(&reply.scope))
             .collect())
@@ -485,7 +475,7 @@ impl QuickReplyService {
                 may_write(scope).and_then(|()| self.validated(None, scope, author, input));
             match outcome {
                 Ok(reply) => {
-                    storage::put_json(&self.store.quick_replies, id_key(reply.id), &reply)?;
+                    self.replies.put_reply(&reply)?;
                     // So that a duplicate shortcut later in the same file is caught.
                     self.index.remember_shortcut(&reply);
                     created.push(reply);
@@ -496,18 +486,11 @@ impl QuickReplyService {
                 }),
             }
         }
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         self.index.upsert(&created)?;
         report.imported = created.len();
         Ok(report)
     }
-}
-
-fn usage_key(agent: AccountId, id: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&agent.0.to_be_bytes());
-    key[8..].copy_from_slice(&id.to_be_bytes());
-    key
 }
 
 pub use crate::domain::VISITOR_NAME_UNKNOWN;

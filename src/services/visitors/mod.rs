@@ -30,14 +30,15 @@ use crate::domain::limits::{
     MIN_BLOCK_PREFIX_V6,
 };
 use crate::domain::{
-    AccountId, AuditKind, Block, ClientInfo, Invitation, PageView, VisitorProfile,
+    AccountId, AuditKind, Block, ClientInfo, Conversation, Invitation, PageView, VisitorGrant,
+    VisitorProfile,
 };
 use crate::error::{Error, Result};
 use crate::services::accounts::{AccountService, Actor};
 use crate::services::clock::Clock;
 use crate::services::conversations::{DeskFact, DeskObserver};
 use crate::services::secrets::random_token;
-use crate::storage::{self, get_json, id_key, put_json, Store};
+use crate::storage::{ConversationOwner, SettingsRepository, UnitOfWork, VisitorRepository};
 
 pub use geo::GeoDb;
 pub use identity::{sign_identity, IdentityClaim};
@@ -173,7 +174,8 @@ impl Live {
 
 /// The visitor context service.
 pub struct VisitorService {
-    store: Store,
+    visitors: Arc<dyn VisitorRepository>,
+    unit_of_work: UnitOfWork,
     accounts: Arc<AccountService>,
     clock: Arc<dyn Clock>,
     config: VisitorsConfig,
@@ -196,21 +198,22 @@ impl std::fmt::Debug for VisitorService {
 }
 
 impl VisitorService {
-    /// The service over `accounts`' store; reads the location database named in `config`.
+    /// The service over `visitors`, beside `accounts` (which issues visitor tokens); reads the
+    /// location database named in `config`.
     pub fn new(
         accounts: Arc<AccountService>,
+        visitors: Arc<dyn VisitorRepository>,
+        settings: Arc<dyn SettingsRepository>,
+        unit_of_work: UnitOfWork,
         clock: Arc<dyn Clock>,
         config: VisitorsConfig,
     ) -> VisitorService {
         let per_minute =
             NonZeroU32::new(config.page_views_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         VisitorService {
-            store: accounts.store().clone(),
-            sites: sites::Sites::new(
-                accounts.store().meta.clone(),
-                config.sites.clone(),
-                Arc::clone(&clock),
-            ),
+            visitors,
+            unit_of_work,
+            sites: sites::Sites::new(settings, config.sites.clone(), Arc::clone(&clock)),
             accounts,
             clock,
             geo: std::sync::OnceLock::new(),
@@ -295,6 +298,21 @@ impl VisitorService {
         })
     }
 
+    /// A new visitor: issues their token and stores their profile from an arrival already checked,
+    /// as one unit of work (on PostgreSQL one commit instead of two, and no token left behind when
+    /// the profile cannot be stored). The caller has checked the block list and the issuance rate.
+    pub fn admit(
+        &self,
+        arrival: CheckedArrival,
+        origin: &Origin,
+    ) -> Result<(String, VisitorGrant, VisitorProfile)> {
+        self.unit_of_work.run(|| {
+            let (token, grant) = self.accounts.issue_visitor_token()?;
+            let profile = self.settle(&grant.visitor_id, arrival, origin)?;
+            Ok((token, grant, profile))
+        })
+    }
+
     /// Creates or refreshes the profile of `visitor_id` with an arrival already checked.
     pub fn settle(
         &self,
@@ -347,7 +365,7 @@ impl VisitorService {
             (_, None) => {}
         }
         profile.last_seen = now;
-        put_json(&self.store.visitors, visitor_id, &profile)?;
+        self.visitors.put_profile(&profile)?;
         if let Some(page) = page {
             self.append_page_view(visitor_id, page)?;
         }
@@ -357,7 +375,7 @@ impl VisitorService {
     /// Refuses an unknown visitor without reading their profile: heartbeats and page views only need
     /// to know the visitor exists.
     fn ensure_known(&self, visitor_id: &str) -> Result<()> {
-        if self.store.visitors.contains_key(visitor_id)? {
+        if self.visitors.is_known(visitor_id)? {
             Ok(())
         } else {
             Err(Error::VisitorNotFound(visitor_id.to_string()))
@@ -367,7 +385,9 @@ impl VisitorService {
     /// The stored profile; `last_seen` includes heartbeats and page views, which are not written
     /// to the database each time.
     pub fn profile(&self, visitor_id: &str) -> Result<VisitorProfile> {
-        let mut profile: VisitorProfile = get_json(&self.store.visitors, visitor_id)?
+        let mut profile = self
+            .visitors
+            .profile(visitor_id)?
             .ok_or_else(|| Error::VisitorNotFound(visitor_id.to_string()))?;
         if let Some(on_site) = self.live().on_site.get(visitor_id) {
             profile.last_seen = profile.last_seen.max(on_site.last_beat);
@@ -399,21 +419,8 @@ impl VisitorService {
     }
 
     fn append_page_view(&self, visitor_id: &str, view: PageView) -> Result<()> {
-        let sequence = self.store.next_id()?;
-        put_json(
-            &self.store.page_views,
-            trail_key(visitor_id, sequence),
-            &view,
-        )?;
-        let keys = self
-            .store
-            .page_views
-            .scan_prefix_keys(trail_prefix(visitor_id))?;
-        // Keys end in an increasing sequence: the oldest views come first.
-        let excess = keys.len().saturating_sub(self.config.max_page_views);
-        for key in keys.into_iter().take(excess) {
-            self.store.page_views.remove(key)?;
-        }
+        self.visitors
+            .append_page_view(visitor_id, &view, self.config.max_page_views)?;
         let now = self.now();
         self.live()
             .seen(visitor_id, now, self.online_timeout())
@@ -423,13 +430,7 @@ impl VisitorService {
 
     /// The page trail, oldest first, with the time spent on each page.
     pub fn page_trail(&self, visitor_id: &str) -> Result<Vec<PageVisit>> {
-        let views: Vec<PageView> = self
-            .store
-            .page_views
-            .scan_prefix(trail_prefix(visitor_id))?
-            .into_iter()
-            .map(|(_, value)| storage::decode(&value))
-            .collect::<Result<_>>()?;
+        let views = self.visitors.page_views(visitor_id)?;
         let online = self.is_online(visitor_id);
         let now = self.now();
         let mut visits = Vec::with_capacity(views.len());
@@ -587,8 +588,8 @@ impl VisitorService {
             }
             profile.note = note.trim().to_string();
         }
-        put_json(&self.store.visitors, visitor_id, &profile)?;
-        self.store.flush()?;
+        self.visitors.put_profile(&profile)?;
+        self.unit_of_work.make_durable()?;
         Ok(profile)
     }
 
@@ -596,28 +597,22 @@ impl VisitorService {
     /// visitor (device) with the same identity, in no particular order.
     pub fn conversation_ids(&self, visitor_id: &str) -> Result<Vec<String>> {
         let mut ids = BTreeSet::new();
-        for key in self.filing_keys(visitor_id) {
-            let prefix = [key.as_bytes(), &[0]].concat();
-            for entry in self.store.visitor_conversations.scan_prefix_keys(&prefix)? {
-                ids.insert(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned());
-            }
+        let person = self.person_key(visitor_id);
+        let owners = std::iter::once(ConversationOwner::Visitor(visitor_id))
+            .chain(person.as_deref().map(ConversationOwner::Person));
+        for owner in owners {
+            ids.extend(self.visitors.conversations_of(owner)?);
         }
         Ok(ids.into_iter().collect())
     }
 
-    /// Where a visitor's conversations are filed: under the visitor, and under the person when the
-    /// host site verified who they are.
-    fn filing_keys(&self, visitor_id: &str) -> Vec<String> {
-        let mut keys = vec![format!("v:{visitor_id}")];
-        if let Some(person) = self
-            .profile(visitor_id)
+    /// The person a visitor's conversations are also filed under, when the host site verified who
+    /// they are.
+    fn person_key(&self, visitor_id: &str) -> Option<String> {
+        self.profile(visitor_id)
             .ok()
             .and_then(|profile| profile.identity)
             .and_then(|identity| identity.person_key())
-        {
-            keys.push(format!("p:{person}"));
-        }
-        keys
     }
 
     // ----- block list -----
@@ -633,14 +628,14 @@ impl VisitorService {
     /// The blocks in force now.
     fn active_blocks(&self) -> Result<Vec<Block>> {
         let now = self.now();
-        let mut blocks = storage::scan_json::<Block>(&self.store.blocks)?;
+        let mut blocks = self.visitors.blocks()?;
         blocks.retain(|block| block.active(now));
         Ok(blocks)
     }
 
     /// Every block, newest first, expired ones included (they no longer apply).
     pub fn blocks(&self) -> Result<Vec<Block>> {
-        let mut blocks = storage::scan_json::<Block>(&self.store.blocks)?;
+        let mut blocks = self.visitors.blocks()?;
         blocks.reverse();
         Ok(blocks)
     }
@@ -677,7 +672,7 @@ impl VisitorService {
             return Err(Error::InvalidInput("`expires` is in the past".into()));
         }
         let block = Block {
-            id: self.store.next_id()?,
+            id: self.visitors.new_block_id()?,
             visitor_id,
             ip_range,
             reason,
@@ -685,7 +680,7 @@ impl VisitorService {
             created: now,
             expires: input.expires,
         };
-        put_json(&self.store.blocks, id_key(block.id), &block)?;
+        self.visitors.put_block(&block)?;
         self.accounts.audit(
             AuditKind::VisitorBlocked,
             actor.username.as_deref().unwrap_or_default(),
@@ -693,15 +688,14 @@ impl VisitorService {
             &describe_block(&block),
         )?;
         // Durable before it is acknowledged, with its audit entry.
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(block)
     }
 
     /// Lifts a block; audited.
     pub fn unblock(&self, id: u64, actor: &Actor) -> Result<Block> {
-        let block: Block =
-            get_json(&self.store.blocks, id_key(id))?.ok_or(Error::BlockNotFound(id))?;
-        self.store.blocks.remove(id_key(id))?;
+        let block = self.visitors.block(id)?.ok_or(Error::BlockNotFound(id))?;
+        self.visitors.remove_block(id)?;
         self.accounts.audit(
             AuditKind::VisitorUnblocked,
             actor.username.as_deref().unwrap_or_default(),
@@ -709,7 +703,7 @@ impl VisitorService {
             &describe_block(&block),
         )?;
         // Durable before it is acknowledged, with its audit entry.
-        self.store.flush()?;
+        self.unit_of_work.make_durable()?;
         Ok(block)
     }
 }
@@ -717,16 +711,30 @@ impl VisitorService {
 /// Files every new conversation under its visitor and, for a verified identity, its person.
 impl DeskObserver for VisitorService {
     fn observe(&self, _at: Timestamp, facts: &[DeskFact]) -> Result<()> {
-        for fact in facts {
-            let DeskFact::Created { conversation } = fact else {
-                continue;
-            };
-            for key in self.filing_keys(&conversation.visitor_id) {
-                let entry = [key.as_bytes(), &[0], conversation.id.as_bytes()].concat();
-                self.store.visitor_conversations.insert(entry, [])?;
-            }
+        let created: Vec<&Conversation> = facts
+            .iter()
+            .filter_map(|fact| match fact {
+                DeskFact::Created { conversation } => Some(conversation),
+                _ => None,
+            })
+            .collect();
+        if created.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // One unit for the whole batch: on PostgreSQL, one commit however many conversations started
+        // since the last batch, instead of one per entry.
+        self.unit_of_work.run(|| {
+            for conversation in &created {
+                let visitor_id = conversation.visitor_id.as_str();
+                self.visitors
+                    .file_conversation(ConversationOwner::Visitor(visitor_id), &conversation.id)?;
+                if let Some(person) = self.person_key(visitor_id) {
+                    self.visitors
+                        .file_conversation(ConversationOwner::Person(&person), &conversation.id)?;
+                }
+            }
+            Ok(())
+        })
     }
 }
 
@@ -791,14 +799,6 @@ fn clean_page(page: PageInput, at: Timestamp) -> Result<PageView> {
             .collect(),
         at,
     })
-}
-
-fn trail_prefix(visitor_id: &str) -> Vec<u8> {
-    [visitor_id.as_bytes(), &[0]].concat()
-}
-
-fn trail_key(visitor_id: &str, sequence: u64) -> Vec<u8> {
-    [&trail_prefix(visitor_id)[..], &id_key(sequence)].concat()
 }
 
 /// Browser, system and device from a user agent (woothee's rules, which know the Chinese browsers

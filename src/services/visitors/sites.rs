@@ -16,9 +16,9 @@ use crate::config::SiteConfig;
 use crate::error::{Error, Result};
 use crate::services::clock::Clock;
 use crate::services::secrets::random_token;
-use crate::storage::{self, Table};
+use crate::storage::SettingsRepository;
 
-/// Key of the stored list in the `meta` table.
+/// Name of the stored list among the settings.
 const SITES_KEY: &str = "settings:sites";
 /// Most sites.
 pub const MAX_SITES: usize = 100;
@@ -82,7 +82,7 @@ pub struct SiteWithSecret {
 
 /// The sites, read from the store once and kept in memory.
 pub struct Sites {
-    table: Table,
+    settings: Arc<dyn SettingsRepository>,
     seeds: Vec<SiteConfig>,
     clock: Arc<dyn Clock>,
     cache: RwLock<Option<Arc<Vec<Site>>>>,
@@ -96,10 +96,14 @@ impl std::fmt::Debug for Sites {
 }
 
 impl Sites {
-    /// The sites stored in `table`, seeded from `seeds` (the configuration's) when none are.
-    pub fn new(table: Table, seeds: Vec<SiteConfig>, clock: Arc<dyn Clock>) -> Sites {
+    /// The sites stored in `settings`, seeded from `seeds` (the configuration's) when none are.
+    pub fn new(
+        settings: Arc<dyn SettingsRepository>,
+        seeds: Vec<SiteConfig>,
+        clock: Arc<dyn Clock>,
+    ) -> Sites {
         Sites {
-            table,
+            settings,
             seeds,
             clock,
             cache: RwLock::new(None),
@@ -130,7 +134,7 @@ impl Sites {
         if let Some(sites) = self.cache.read().as_ref() {
             return Ok(Arc::clone(sites));
         }
-        let sites = match storage::get_json::<Vec<Site>>(&self.table, SITES_KEY)? {
+        let sites = match self.settings.get::<Vec<Site>>(SITES_KEY)? {
             Some(sites) => sites,
             None => {
                 let now = self.clock.now();
@@ -145,7 +149,7 @@ impl Sites {
                         rotated: None,
                     })
                     .collect();
-                storage::put_json(&self.table, SITES_KEY, &seeded)?;
+                self.settings.put(SITES_KEY, &seeded)?;
                 seeded
             }
         };
@@ -159,7 +163,7 @@ impl Sites {
         let _writing = self.writing.lock();
         let mut sites = (*self.load()?).clone();
         let answer = change(&mut sites)?;
-        storage::put_json(&self.table, SITES_KEY, &sites)?;
+        self.settings.put(SITES_KEY, &sites)?;
         *self.cache.write() = Some(Arc::new(sites));
         Ok(answer)
     }
@@ -283,7 +287,12 @@ mod tests {
 
     fn sites(seeds: Vec<SiteConfig>) -> Sites {
         let clock = Arc::new(ManualClock::new("2026-11-25T08:00:00Z".parse().unwrap()));
-        Sites::new(Table::temporary().unwrap(), seeds, clock)
+        let store = crate::storage::Store::temporary().unwrap();
+        Sites::new(
+            Arc::new(crate::storage::StoredSettings::new(&store)),
+            seeds,
+            clock,
+        )
     }
 
     #[test]
