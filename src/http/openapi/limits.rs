@@ -412,7 +412,10 @@ const BODY_LIMITS: &[(&str, &str, &[Rule])] = &[
     (
         "UploadSettings",
         "upload_types",
-        &[Rule::Each(&[Rule::OneOf(&settings::CHECKED_UPLOAD_TYPES)])],
+        &[Rule::Each(&[
+            Rule::Chars(16),
+            Rule::Pattern(r"^\s*\.?[A-Za-z0-9]+\s*$"),
+        ])],
     ),
 ];
 
@@ -523,6 +526,12 @@ pub const UNBOUNDED_QUERY: &[&str] = &[
 
 /// Writes the limits into `document` (the JSON of the OpenAPI document).
 pub fn apply(document: &mut Value, configured: Configured) {
+    write_limits(document, configured);
+    // After the limits: a merged schema copies its parts' properties with their limits.
+    merge_flattened(document);
+}
+
+fn write_limits(document: &mut Value, configured: Configured) {
     for (schema, property, rules) in BODY_LIMITS {
         let Some(node) = property_mut(document, schema, property) else {
             // The table names a property that no longer exists: the test catches it.
@@ -556,6 +565,59 @@ pub fn apply(document: &mut Value, configured: Configured) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A struct with a `#[serde(flatten)]` field is described as `allOf` of the flattened type and its
+/// own fields; with `deny_unknown_fields` each part forbids the other's properties, so no body can
+/// satisfy both (schemathesis: "the schema at …/allOf/0 conflicts with …/allOf/1"). Such a schema
+/// becomes one object with the parts' properties and requirements.
+fn merge_flattened(document: &mut Value) {
+    let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    for (name, schema) in &schemas {
+        let Some(parts) = schema.get("allOf").and_then(Value::as_array) else {
+            continue;
+        };
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        let mut closed = true;
+        for part in parts {
+            let part = match part.get("$ref").and_then(Value::as_str) {
+                Some(reference) => {
+                    match schemas.get(reference.rsplit('/').next().unwrap_or_default()) {
+                        Some(referenced) => referenced,
+                        None => continue,
+                    }
+                }
+                None => part,
+            };
+            if let Some(own) = part.get("properties").and_then(Value::as_object) {
+                properties.extend(own.clone());
+            }
+            if let Some(own) = part.get("required").and_then(Value::as_array) {
+                required.extend(own.iter().cloned());
+            }
+            closed &= part.get("additionalProperties") == Some(&Value::Bool(false));
+        }
+        let mut merged = Map::new();
+        merged.insert("type".into(), json!("object"));
+        if let Some(description) = schema.get("description") {
+            merged.insert("description".into(), description.clone());
+        }
+        merged.insert("required".into(), Value::Array(required));
+        merged.insert("properties".into(), Value::Object(properties));
+        if closed {
+            merged.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        if let Some(target) = document.pointer_mut(&format!("/components/schemas/{name}")) {
+            *target = Value::Object(merged);
         }
     }
 }
@@ -837,5 +899,14 @@ mod tests {
             .unwrap();
         assert_eq!(q["schema"]["maxLength"], json!(1000));
         assert_eq!(q["required"], json!(true));
+        // A flattened struct is one object (it was an unsatisfiable `allOf`).
+        let start = &document["components"]["schemas"]["ApiStart"];
+        assert!(start.get("allOf").is_none(), "{start}");
+        assert_eq!(
+            start["properties"]["user_id"]["maxLength"],
+            json!(MAX_EXTERNAL_ID_CHARS),
+            "{start}"
+        );
+        assert!(start["properties"]["message"].is_object(), "{start}");
     }
 }
