@@ -736,6 +736,11 @@ impl KnowledgeService {
         self.config.max_query_chars
     }
 
+    /// The most hits [`KnowledgeService::search`] returns at once.
+    pub fn max_search_limit(&self) -> usize {
+        self.config.max_limit
+    }
+
     /// Searches articles.
     ///
     /// Returns [`Error::InvalidQuery`] for empty text or text longer than the configured maximum.

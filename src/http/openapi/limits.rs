@@ -17,6 +17,8 @@ pub struct Configured {
     pub max_message_chars: usize,
     /// `search.max_query_chars`.
     pub max_query_chars: usize,
+    /// `search.max_limit`.
+    pub max_search_limit: usize,
 }
 
 /// One constraint of a string, list or map.
@@ -42,6 +44,8 @@ enum Rule {
     Keys(&'static [Rule]),
     /// `minimum` of a number.
     Min(u64),
+    /// `maximum` of a search's `limit`, from the configuration.
+    SearchLimit,
     /// A query parameter the server cannot do without (its struct reads it as optional to answer
     /// its absence with the route's own error code).
     Required,
@@ -49,6 +53,9 @@ enum Rule {
 
 /// Holds at least one character other than white space (the server trims, then refuses empty text).
 const NOT_BLANK: Rule = Rule::Pattern(r"\S");
+/// A name: not blank, no control characters.
+const NAME: Rule =
+    Rule::Pattern(r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$");
 /// A time of day as the working hours take it.
 const HH_MM: Rule = Rule::Pattern(r"^([01][0-9]|2[0-3]):[0-5][0-9]$");
 /// Passwords: the length rule of `domain::limits`, no control characters.
@@ -61,7 +68,7 @@ const NEW_PASSWORD: &[Rule] = &[
     Rule::Chars(MAX_PASSWORD_CHARS),
     Rule::Pattern(r"^[^\u0000-\u001f\u007f]*$"),
 ];
-const DISPLAY_NAME: &[Rule] = &[Rule::Chars(MAX_DISPLAY_NAME_CHARS), NOT_BLANK];
+const DISPLAY_NAME: &[Rule] = &[Rule::Chars(MAX_DISPLAY_NAME_CHARS), NAME];
 const EMPLOYEE_NO: &[Rule] = &[
     Rule::Chars(MAX_EMPLOYEE_NO_CHARS),
     Rule::Pattern(r"^\s*[A-Za-z0-9_-]*\s*$"),
@@ -252,7 +259,7 @@ const BODY_LIMITS: &[(&str, &str, &[Rule])] = &[
         "name",
         &[
             Rule::Chars(crate::services::visitors::sites::MAX_SITE_NAME_CHARS),
-            NOT_BLANK,
+            NAME,
         ],
     ),
     (
@@ -317,7 +324,7 @@ const BODY_LIMITS: &[(&str, &str, &[Rule])] = &[
         "name",
         &[
             Rule::Chars(crate::services::visitors::sites::MAX_SITE_NAME_CHARS),
-            NOT_BLANK,
+            NAME,
         ],
     ),
     ("StartRequest", "channel", &[Rule::OneOf(CHANNELS)]),
@@ -438,7 +445,11 @@ const QUERY_LIMITS: &[(&str, &str, &[Rule])] = &[
         "q",
         &[Rule::Required, Rule::Query, NOT_BLANK],
     ),
-    ("/api/v1/kb/search", "limit", &[Rule::Min(1)]),
+    (
+        "/api/v1/kb/search",
+        "limit",
+        &[Rule::Min(1), Rule::SearchLimit],
+    ),
     (
         "/api/v1/quick-replies/search",
         "q",
@@ -707,6 +718,9 @@ fn write_rule(object: &mut Map<String, Value>, rule: Rule, nullable: bool, confi
         Rule::Min(min) => {
             object.insert("minimum".into(), json!(min));
         }
+        Rule::SearchLimit => {
+            object.insert("maximum".into(), json!(configured.max_search_limit));
+        }
         // Written on the parameter, not its schema (see `apply`).
         Rule::Required => {}
     }
@@ -820,6 +834,7 @@ mod tests {
     const CONFIGURED: Configured = Configured {
         max_message_chars: 5000,
         max_query_chars: 1000,
+        max_search_limit: 50,
     };
 
     fn document() -> Value {

@@ -142,6 +142,7 @@ async fn get_openapi(State(state): State<AppState>) -> Response {
     let configured = limits::Configured {
         max_message_chars: state.conversations.config().max_message_chars,
         max_query_chars: state.knowledge.max_query_chars(),
+        max_search_limit: state.knowledge.max_search_limit(),
     };
     (
         [(header::CONTENT_TYPE, "application/json")],
