@@ -16,8 +16,6 @@
 //! A hit that shares no word of two or more characters (or a Latin word) with the message has
 //! confidence 0: a match on single characters (机 in 耳机 and 手机) never makes a suggestion.
 
-use std::collections::{HashMap, HashSet};
-
 use super::text::{is_cjk, normalize};
 use super::tokenizer::Analyzer;
 
@@ -92,8 +90,8 @@ const INTERROGATIVES: &[&str] = &[
 pub struct MessageProfile {
     /// Distinct words with their informativeness.
     words: Vec<(String, f32)>,
-    /// Distinct characters and adjacent character pairs of the normalised message.
-    grams: HashSet<Gram>,
+    /// Distinct characters and adjacent character pairs of the normalised message, sorted.
+    sorted_grams: Vec<Gram>,
     /// Distinct pairs of adjacent ideographs: jieba cuts words it does not know into characters
     /// (花呗 → 花 呗), and a pair found in the hit is a two-character match all the same.
     pairs: Vec<String>,
@@ -121,9 +119,11 @@ impl MessageProfile {
                 }
             }
         }
+        let mut sorted_grams = Vec::new();
+        distinct_grams(&normalized, &mut sorted_grams);
         MessageProfile {
             words,
-            grams: grams(&normalized),
+            sorted_grams,
             pairs,
         }
     }
@@ -177,18 +177,110 @@ pub fn confidence(
     if profile.is_empty() {
         return 0.0;
     }
-    let body_end = hit
-        .body
-        .char_indices()
-        .nth(MAX_JUDGED_BODY_CHARS)
-        .map_or(hit.body.len(), |(end, _)| end);
-    let whole = normalize(&format!(
-        "{}\n{}\n{}",
-        hit.title,
-        hit.questions.join("\n"),
-        &hit.body[..body_end]
-    ))
-    .text;
+    judge(analyzer, profile, &JudgedText::new(hit), frequencies)
+}
+
+/// A hit's text prepared for judging: its normalised text cut into sentences, each with its distinct
+/// characters and character pairs and, once a message first needs them, its words with their
+/// informativeness. It depends on the article alone, so the article index keeps one per article
+/// revision and a long answer is normalised, cut and tokenized once, not on every search it is found by.
+#[derive(Debug)]
+pub struct JudgedText {
+    /// Title, similar questions and the judged beginning of the body, normalised, one per line.
+    whole: String,
+    sentences: Vec<JudgedSentence>,
+}
+
+#[derive(Debug)]
+struct JudgedSentence {
+    /// Byte range of the sentence in the whole text.
+    start: usize,
+    end: usize,
+    /// Distinct grams, sorted.
+    grams: Box<[Gram]>,
+    /// Distinct words with their informativeness, in the order jieba cut them, and their sum: only
+    /// sentences holding an informative word of some message are ever cut.
+    words: std::sync::OnceLock<(Box<[(Box<str>, f32)]>, f32)>,
+}
+
+impl JudgedText {
+    /// Prepares `hit` for judging: at most [`MAX_JUDGED_BODY_CHARS`] of its body and
+    /// [`MAX_JUDGED_SENTENCES`] sentences.
+    pub fn new(hit: HitText<'_>) -> JudgedText {
+        let body_end = hit
+            .body
+            .char_indices()
+            .nth(MAX_JUDGED_BODY_CHARS)
+            .map_or(hit.body.len(), |(end, _)| end);
+        let whole = normalize(&format!(
+            "{}\n{}\n{}",
+            hit.title,
+            hit.questions.join("\n"),
+            &hit.body[..body_end]
+        ))
+        .text;
+        let mut buffer: Vec<Gram> = Vec::new();
+        let base = whole.as_ptr() as usize;
+        let sentences = sentences(&whole)
+            .take(MAX_JUDGED_SENTENCES)
+            .filter_map(|sentence| {
+                distinct_grams(sentence, &mut buffer);
+                if buffer.is_empty() {
+                    return None;
+                }
+                let start = sentence.as_ptr() as usize - base;
+                Some(JudgedSentence {
+                    start,
+                    end: start + sentence.len(),
+                    grams: buffer.as_slice().into(),
+                    words: std::sync::OnceLock::new(),
+                })
+            })
+            .collect();
+        JudgedText { whole, sentences }
+    }
+
+    /// An estimate of the memory held, in bytes, for bounding a cache of them.
+    pub fn size_estimate(&self) -> usize {
+        let sentences: usize = self
+            .sentences
+            .iter()
+            .map(|sentence| {
+                std::mem::size_of::<JudgedSentence>()
+                    + sentence.grams.len() * std::mem::size_of::<Gram>()
+                    + sentence.words.get().map_or(0, |(words, _)| {
+                        words
+                            .iter()
+                            .map(|(word, _)| word.len() + std::mem::size_of::<(Box<str>, f32)>())
+                            .sum()
+                    })
+            })
+            .sum();
+        std::mem::size_of::<JudgedText>() + self.whole.len() + sentences
+    }
+
+    /// Bytes of the normalised text.
+    pub fn text_len(&self) -> usize {
+        self.whole.len()
+    }
+
+    fn sentence_text(&self, sentence: &JudgedSentence) -> &str {
+        &self.whole[sentence.start..sentence.end]
+    }
+}
+
+/// The confidence (0 to 1) that the prepared `hit` answers the message of `profile` (see
+/// [`confidence`]).
+pub fn judge(
+    analyzer: &Analyzer,
+    profile: &MessageProfile,
+    hit: &JudgedText,
+    frequencies: Option<&dyn DocumentFrequency>,
+) -> f32 {
+    if profile.is_empty() {
+        return 0.0;
+    }
+    let whole = hit.whole.as_str();
     let shared: Vec<&str> = profile
         .telling_words()
         .filter(|word| whole.contains(word))
@@ -208,40 +300,39 @@ pub fn confidence(
             .clamp(LIFT_RANGE.0, LIFT_RANGE.1)
     });
 
-    let mut weights: HashMap<String, f32> = profile.words.iter().cloned().collect();
     let message_mass: f32 = profile.words.iter().map(|(_, weight)| weight).sum();
     let mut best_words = 0.0f32;
     let mut best_grams = 0.0f32;
-    // One buffer for every sentence's grams: most sentences of a long answer are only counted.
-    let mut sentence_grams: Vec<Gram> = Vec::new();
-    for sentence in sentences(&whole).take(MAX_JUDGED_SENTENCES) {
-        distinct_grams(sentence, &mut sentence_grams);
-        if sentence_grams.is_empty() {
-            continue;
-        }
-        best_grams = best_grams.max(dice(&profile.grams, &sentence_grams));
+    for sentence in &hit.sentences {
+        best_grams = best_grams.max(dice(&profile.sorted_grams, &sentence.grams));
+        let text = hit.sentence_text(sentence);
         // Only a sentence holding one of the message's informative words can share one as a word:
-        // the others (most of a long answer) are not cut into words at all.
+        // the others (most of a long answer) are never cut into words at all.
         let holds_a_word = profile
             .words
             .iter()
-            .any(|(word, weight)| *weight > 0.0 && sentence.contains(word.as_str()));
+            .any(|(word, weight)| *weight > 0.0 && text.contains(word.as_str()));
         if !holds_a_word || message_mass <= 0.0 {
             continue;
         }
-        let mut sentence_mass = 0.0f32;
-        let mut common_mass = 0.0f32;
-        for word in analyzer.normalized_words(sentence) {
-            let shared = profile.words.iter().any(|(own, _)| *own == word);
-            let weight = *weights
-                .entry(word)
-                .or_insert_with_key(|word| analyzer.informativeness(word));
-            sentence_mass += weight;
-            if shared {
-                common_mass += weight;
-            }
-        }
-        if common_mass > 0.0 && sentence_mass > 0.0 {
+        let (words, sentence_mass) = sentence.words.get_or_init(|| {
+            let words: Box<[(Box<str>, f32)]> = analyzer
+                .normalized_words(text)
+                .into_iter()
+                .map(|word| {
+                    let weight = analyzer.informativeness(&word);
+                    (word.into_boxed_str(), weight)
+                })
+                .collect();
+            let mass = words.iter().map(|(_, weight)| weight).sum();
+            (words, mass)
+        });
+        let common_mass: f32 = words
+            .iter()
+            .filter(|(word, _)| profile.words.iter().any(|(own, _)| own.as_str() == &**word))
+            .map(|(_, weight)| weight)
+            .sum();
+        if common_mass > 0.0 && *sentence_mass > 0.0 {
             let precision = common_mass / message_mass;
             let recall = common_mass / sentence_mass;
             best_words = best_words.max(2.0 * precision * recall / (precision + recall));
@@ -268,20 +359,8 @@ fn sentences(whole: &str) -> impl Iterator<Item = &str> {
 /// A character (`'\0'` second) or a pair of adjacent characters.
 type Gram = (char, char);
 
-/// Distinct characters and adjacent pairs of ideographs, letters and digits.
-fn grams(text: &str) -> HashSet<Gram> {
-    let chars: Vec<char> = text
-        .chars()
-        .filter(|c| is_cjk(*c) || c.is_alphanumeric())
-        .collect();
-    let mut grams: HashSet<Gram> = chars.iter().map(|c| (*c, '\0')).collect();
-    for pair in chars.windows(2) {
-        grams.insert((pair[0], pair[1]));
-    }
-    grams
-}
-
-/// The distinct grams of `text` (as [`grams`]) into `buffer`, sorted.
+/// The distinct characters and adjacent pairs of ideographs, letters and digits of `text` into
+/// `buffer`, sorted.
 fn distinct_grams(text: &str, buffer: &mut Vec<Gram>) {
     buffer.clear();
     let mut previous: Option<char> = None;
@@ -296,12 +375,21 @@ fn distinct_grams(text: &str, buffer: &mut Vec<Gram>) {
     buffer.dedup();
 }
 
-/// Dice of the message's grams and a sentence's distinct grams.
-fn dice(message: &HashSet<Gram>, sentence: &[Gram]) -> f32 {
-    let common = sentence
-        .iter()
-        .filter(|gram| message.contains(gram))
-        .count();
+/// Dice of the message's distinct grams and a sentence's, both sorted: a merge of the two lists
+/// instead of a hash lookup per gram of a long sentence.
+fn dice(message: &[Gram], sentence: &[Gram]) -> f32 {
+    let (mut left, mut right, mut common) = (0, 0, 0usize);
+    while left < message.len() && right < sentence.len() {
+        match message[left].cmp(&sentence[right]) {
+            std::cmp::Ordering::Less => left += 1,
+            std::cmp::Ordering::Greater => right += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                left += 1;
+                right += 1;
+            }
+        }
+    }
     if common == 0 {
         return 0.0;
     }
