@@ -3,6 +3,7 @@
 //!
 //! Depends on `domain` and `articles`; knows nothing of HTTP or storage.
 
+pub mod associations;
 pub mod confidence;
 mod index;
 pub mod intent;
@@ -15,6 +16,7 @@ mod synonyms;
 pub mod text;
 pub mod tokenizer;
 
+pub use associations::Associations;
 pub use confidence::{DocumentFrequency, HitText, JudgedText, MessageProfile};
 pub use index::{
     IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,
