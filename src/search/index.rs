@@ -19,7 +19,6 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
-use super::associations::Associations;
 use super::confidence::{self, DocumentFrequency, HitText, JudgedText, MessageProfile};
 use super::query::AnalyzedQuery;
 use super::schema::{build_schema, Fields, SCHEMA_VERSION};
@@ -164,8 +163,6 @@ struct IndexCore {
     fields: Fields,
     analyzer: RwLock<Arc<Analyzer>>,
     synonyms: RwLock<Arc<Synonyms>>,
-    /// Learned from the searchable articles after every reload (see `search::associations`).
-    associations: RwLock<Arc<Associations>>,
     /// Hit texts prepared for judging their confidence, by the article's content hash (one entry
     /// per article revision; see [`JudgedTexts`]).
     judged: Mutex<JudgedTexts>,
@@ -330,11 +327,9 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
-            associations: RwLock::default(),
             judged: Mutex::default(),
             parallel: ParallelSearch::new(),
         };
-        core.learn_associations()?;
         let search_index = SearchIndex {
             core: Arc::new(core),
             directory: directory.to_path_buf(),
@@ -375,11 +370,9 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
-            associations: RwLock::default(),
             judged: Mutex::default(),
             parallel: ParallelSearch::new(),
         };
-        core.learn_associations()?;
         Ok(SearchIndex {
             core: Arc::new(core),
             directory: directory.to_path_buf(),
@@ -579,7 +572,6 @@ impl SearchIndex {
             let analyzer = self.core.analyzer.read();
             let synonyms = self.core.synonyms.read();
             AnalyzedQuery::new(&analyzer, &synonyms, request.text)
-                .with_associations(&self.core.associations.read())
         };
         if analyzed.is_empty() || request.limit == 0 {
             return Ok(Vec::new());
@@ -709,36 +701,6 @@ impl IndexCore {
             self.lock_writer()?.commit()?;
         }
         self.reader.reload()?;
-        self.learn_associations()
-    }
-
-    /// Relearns the word associations from the articles now searchable. The whole knowledge base
-    /// is read again (its titles, similar questions and keywords, cut by jieba), off the search path:
-    /// at open and in the committer after a reload.
-    fn learn_associations(&self) -> Result<()> {
-        let searcher = self.reader.searcher();
-        let fields = &self.fields;
-        let mut articles: Vec<Vec<String>> = Vec::with_capacity(searcher.num_docs() as usize);
-        for (segment_ordinal, segment_reader) in searcher.segment_readers().iter().enumerate() {
-            for doc_id in segment_reader.doc_ids_alive() {
-                let document: TantivyDocument =
-                    searcher.doc(DocAddress::new(segment_ordinal as u32, doc_id))?;
-                let texts = [fields.title, fields.questions, fields.keywords]
-                    .into_iter()
-                    .flat_map(|field| document.get_all(field))
-                    .filter_map(|value| value.as_str().map(str::to_string))
-                    .collect();
-                articles.push(texts);
-            }
-        }
-        let analyzer = Arc::clone(&self.analyzer.read());
-        let learned = Associations::learn(
-            &analyzer,
-            articles
-                .iter()
-                .map(|texts| texts.iter().map(String::as_str)),
-        );
-        *self.associations.write() = Arc::new(learned);
         Ok(())
     }
 

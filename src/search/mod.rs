@@ -3,7 +3,6 @@
 //!
 //! Depends on `domain` and `articles`; knows nothing of HTTP or storage.
 
-pub mod associations;
 pub mod confidence;
 mod index;
 pub mod intent;
@@ -16,7 +15,6 @@ mod synonyms;
 pub mod text;
 pub mod tokenizer;
 
-pub use associations::Associations;
 pub use confidence::{DocumentFrequency, HitText, JudgedText, MessageProfile};
 pub use index::{
     IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,

@@ -6,7 +6,6 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::associations::Associations;
 use super::schema::Fields;
 use super::synonyms::Synonyms;
 use super::tokenizer::{query_ngrams, Analyzer};
@@ -22,14 +21,6 @@ const UNIGRAM_WEIGHT: f32 = 2.5;
 
 /// How much a synonym counts relative to the word the visitor typed.
 const SYNONYM_WEIGHT: f32 = 0.8;
-
-/// How much a word the knowledge base associates with the query's words counts, at full strength,
-/// relative to a word the visitor typed: far below, so that associations only decide between
-/// articles the typed words found about equally.
-const ASSOCIATION_WEIGHT: f32 = 0.2;
-
-/// Associated words added to a query at most.
-const MAX_ASSOCIATED: usize = 6;
 
 /// Field boosts for jieba words: a hit in the title or a similar question says far more than one in the body.
 ///
@@ -67,8 +58,6 @@ pub struct AnalyzedQuery {
     pub synonyms: Vec<String>,
     /// Distinct CJK characters and bigrams (and Latin words).
     pub ngrams: Vec<String>,
-    /// Words the knowledge base associates with those words, with their strength (0 to 1).
-    pub associated: Vec<(String, f32)>,
 }
 
 impl AnalyzedQuery {
@@ -83,14 +72,7 @@ impl AnalyzedQuery {
             words,
             synonyms: expansions,
             ngrams,
-            associated: Vec::new(),
         }
-    }
-
-    /// Adds the words `associations` ties to the query's words (neither typed nor synonyms).
-    pub fn with_associations(mut self, associations: &Associations) -> AnalyzedQuery {
-        self.associated = associations.expand(&self.words, &self.synonyms, MAX_ASSOCIATED);
-        self
     }
 
     /// Whether nothing searchable is left (empty or punctuation-only text).
@@ -117,9 +99,6 @@ impl AnalyzedQuery {
             }
             for synonym in &self.synonyms {
                 add(field, synonym, boost * SYNONYM_WEIGHT);
-            }
-            for (associated, strength) in &self.associated {
-                add(field, associated, boost * ASSOCIATION_WEIGHT * strength);
             }
         }
         for (field, boost) in ngram_fields(fields) {
