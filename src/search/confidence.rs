@@ -92,15 +92,15 @@ pub struct MessageProfile {
     words: Vec<(String, f32)>,
     /// Distinct characters and adjacent character pairs of the normalised message, sorted.
     sorted_grams: Vec<Gram>,
-    /// Distinct pairs of adjacent ideographs: jieba cuts words it does not know into characters
-    /// (花呗 → 花 呗), and a pair found in the hit is a two-character match all the same.
-    pairs: Vec<String>,
+    /// What a hit must share with the message (see [`telling_words`]), each with its IDF in general
+    /// Chinese: every hit of a search asks for the same words' IDF, which costs a jieba cut each.
+    telling: Vec<(String, f32)>,
 }
 
 impl MessageProfile {
     /// Profiles `message`.
     pub fn new(analyzer: &Analyzer, message: &str) -> MessageProfile {
-        let words = analyzer
+        let words: Vec<(String, f32)> = analyzer
             .query_words(message)
             .into_iter()
             .map(|word| {
@@ -121,10 +121,13 @@ impl MessageProfile {
         }
         let mut sorted_grams = Vec::new();
         distinct_grams(&normalized, &mut sorted_grams);
+        let telling = telling_words(&words, &pairs)
+            .map(|word| (word.to_string(), analyzer.general_idf(word)))
+            .collect();
         MessageProfile {
             words,
             sorted_grams,
-            pairs,
+            telling,
         }
     }
 
@@ -132,21 +135,25 @@ impl MessageProfile {
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
+}
 
-    /// Words of two or more characters, or Latin words, and pairs of adjacent ideographs: what a
-    /// hit must share with the message (interrogatives aside).
-    fn telling_words(&self) -> impl Iterator<Item = &str> {
-        self.words
-            .iter()
-            .map(|(word, _)| word.as_str())
-            .filter(|word| is_telling(word) && !is_interrogative(word))
-            .chain(
-                self.pairs
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|pair| !is_interrogative(pair)),
-            )
-    }
+/// Words of two or more characters, or Latin words, and pairs of adjacent ideographs (jieba cuts
+/// words it does not know into characters, 花呗 → 花 呗, and a pair found in the hit is a
+/// two-character match all the same): what a hit must share with the message (interrogatives aside).
+fn telling_words<'a>(
+    words: &'a [(String, f32)],
+    pairs: &'a [String],
+) -> impl Iterator<Item = &'a str> {
+    words
+        .iter()
+        .map(|(word, _)| word.as_str())
+        .filter(|word| is_telling(word) && !is_interrogative(word))
+        .chain(
+            pairs
+                .iter()
+                .map(String::as_str)
+                .filter(|pair| !is_interrogative(pair)),
+        )
 }
 
 /// What is known of a hit to judge it.
@@ -281,9 +288,10 @@ pub fn judge(
         return 0.0;
     }
     let whole = hit.whole.as_str();
-    let shared: Vec<&str> = profile
-        .telling_words()
-        .filter(|word| whole.contains(word))
+    let shared: Vec<&(String, f32)> = profile
+        .telling
+        .iter()
+        .filter(|(word, _)| whole.contains(word.as_str()))
         .collect();
     if shared.is_empty() {
         return 0.0;
@@ -291,10 +299,10 @@ pub fn judge(
     let lift = frequencies.map_or(0.0, |frequencies| {
         shared
             .iter()
-            .map(|word| {
+            .map(|(word, general_idf)| {
                 let (containing, documents) = frequencies.document_frequency(word);
                 let share = (containing as f32 + 0.5) / documents.max(1) as f32;
-                share.ln() + analyzer.general_idf(word)
+                share.ln() + general_idf
             })
             .fold(f32::MIN, f32::max)
             .clamp(LIFT_RANGE.0, LIFT_RANGE.1)
