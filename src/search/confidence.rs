@@ -198,6 +198,7 @@ pub struct JudgedText {
     sentences: Vec<JudgedSentence>,
 }
 
+/// One sentence of a [`JudgedText`].
 #[derive(Debug)]
 struct JudgedSentence {
     /// Byte range of the sentence in the whole text.
@@ -205,9 +206,17 @@ struct JudgedSentence {
     end: usize,
     /// Distinct grams, sorted.
     grams: Box<[Gram]>,
-    /// Distinct words with their informativeness, in the order jieba cut them, and their sum: only
-    /// sentences holding an informative word of some message are ever cut.
-    words: std::sync::OnceLock<(Box<[(Box<str>, f32)]>, f32)>,
+    /// Cut when a message first needs them: only sentences holding an informative word of some
+    /// message ever are.
+    words: std::sync::OnceLock<SentenceWords>,
+}
+
+/// The distinct words of a sentence with their informativeness, in the order jieba cut them.
+#[derive(Debug)]
+struct SentenceWords {
+    words: Box<[(Box<str>, f32)]>,
+    /// Their informativeness summed.
+    mass: f32,
 }
 
 impl JudgedText {
@@ -255,12 +264,17 @@ impl JudgedText {
             .map(|sentence| {
                 std::mem::size_of::<JudgedSentence>()
                     + sentence.grams.len() * std::mem::size_of::<Gram>()
-                    + sentence.words.get().map_or(0, |(words, _)| {
-                        words
-                            .iter()
-                            .map(|(word, _)| word.len() + std::mem::size_of::<(Box<str>, f32)>())
-                            .sum()
-                    })
+                    + sentence
+                        .words
+                        .get()
+                        .map_or(0, |SentenceWords { words, .. }| {
+                            words
+                                .iter()
+                                .map(|(word, _)| {
+                                    word.len() + std::mem::size_of::<(Box<str>, f32)>()
+                                })
+                                .sum()
+                        })
             })
             .sum();
         std::mem::size_of::<JudgedText>() + self.whole.len() + sentences
@@ -323,7 +337,10 @@ pub fn judge(
         if !holds_a_word || message_mass <= 0.0 {
             continue;
         }
-        let (words, sentence_mass) = sentence.words.get_or_init(|| {
+        let SentenceWords {
+            words,
+            mass: sentence_mass,
+        } = sentence.words.get_or_init(|| {
             let words: Box<[(Box<str>, f32)]> = analyzer
                 .normalized_words(text)
                 .into_iter()
@@ -333,7 +350,7 @@ pub fn judge(
                 })
                 .collect();
             let mass = words.iter().map(|(_, weight)| weight).sum();
-            (words, mass)
+            SentenceWords { words, mass }
         });
         let common_mass: f32 = words
             .iter()
@@ -483,6 +500,32 @@ mod tests {
         assert!(same > 0.9, "{same}");
         assert_eq!(score("", "耳机", &[], ""), 0.0);
         assert_eq!(score("！？", "耳机", &[], ""), 0.0);
+    }
+
+    #[test]
+    fn a_prepared_text_judges_every_message_as_a_fresh_one() {
+        // The index keeps one prepared text per article and judges each search's message against
+        // it; the words a first message had cut must not change what a second one gets.
+        let analyzer = Analyzer::new();
+        let questions = vec!["蓝牙耳机连上了但是没有声音".to_string()];
+        let hit = HitText {
+            title: "耳机、音箱没有声音怎么办",
+            questions: &questions,
+            body: "请先充电，再重新配对。如果还是没有声音，请联系客服检测质量问题。",
+        };
+        let prepared = JudgedText::new(hit);
+        for message in [
+            "耳机没有声音了怎么办",
+            "音箱要怎么充电",
+            "耳机没有声音了怎么办",
+            "今天天气真好",
+        ] {
+            let profile = MessageProfile::new(&analyzer, message);
+            let fresh = confidence(&analyzer, &profile, hit, None);
+            let reused = judge(&analyzer, &profile, &prepared, None);
+            assert_eq!(fresh.to_bits(), reused.to_bits(), "{message}");
+        }
+        assert!(prepared.size_estimate() > prepared.text_len());
     }
 
     #[test]
