@@ -16,8 +16,6 @@
 //! A hit that shares no word of two or more characters (or a Latin word) with the message has
 //! confidence 0: a match on single characters (机 in 耳机 and 手机) never makes a suggestion.
 
-use std::collections::{HashMap, HashSet};
-
 use super::text::{is_cjk, normalize};
 use super::tokenizer::Analyzer;
 
@@ -92,17 +90,17 @@ const INTERROGATIVES: &[&str] = &[
 pub struct MessageProfile {
     /// Distinct words with their informativeness.
     words: Vec<(String, f32)>,
-    /// Distinct characters and adjacent character pairs of the normalised message.
-    grams: HashSet<Gram>,
-    /// Distinct pairs of adjacent ideographs: jieba cuts words it does not know into characters
-    /// (花呗 → 花 呗), and a pair found in the hit is a two-character match all the same.
-    pairs: Vec<String>,
+    /// Distinct characters and adjacent character pairs of the normalised message, sorted.
+    sorted_grams: Vec<Gram>,
+    /// What a hit must share with the message (see [`telling_words`]), each with its IDF in general
+    /// Chinese: every hit of a search asks for the same words' IDF, which costs a jieba cut each.
+    telling: Vec<(String, f32)>,
 }
 
 impl MessageProfile {
     /// Profiles `message`.
     pub fn new(analyzer: &Analyzer, message: &str) -> MessageProfile {
-        let words = analyzer
+        let words: Vec<(String, f32)> = analyzer
             .query_words(message)
             .into_iter()
             .map(|word| {
@@ -121,10 +119,15 @@ impl MessageProfile {
                 }
             }
         }
+        let mut sorted_grams = Vec::new();
+        distinct_grams(&normalized, &mut sorted_grams);
+        let telling = telling_words(&words, &pairs)
+            .map(|word| (word.to_string(), analyzer.general_idf(word)))
+            .collect();
         MessageProfile {
             words,
-            grams: grams(&normalized),
-            pairs,
+            sorted_grams,
+            telling,
         }
     }
 
@@ -132,21 +135,25 @@ impl MessageProfile {
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
+}
 
-    /// Words of two or more characters, or Latin words, and pairs of adjacent ideographs: what a
-    /// hit must share with the message (interrogatives aside).
-    fn telling_words(&self) -> impl Iterator<Item = &str> {
-        self.words
-            .iter()
-            .map(|(word, _)| word.as_str())
-            .filter(|word| is_telling(word) && !is_interrogative(word))
-            .chain(
-                self.pairs
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|pair| !is_interrogative(pair)),
-            )
-    }
+/// Words of two or more characters, or Latin words, and pairs of adjacent ideographs (jieba cuts
+/// words it does not know into characters, 花呗 → 花 呗, and a pair found in the hit is a
+/// two-character match all the same): what a hit must share with the message (interrogatives aside).
+fn telling_words<'a>(
+    words: &'a [(String, f32)],
+    pairs: &'a [String],
+) -> impl Iterator<Item = &'a str> {
+    words
+        .iter()
+        .map(|(word, _)| word.as_str())
+        .filter(|word| is_telling(word) && !is_interrogative(word))
+        .chain(
+            pairs
+                .iter()
+                .map(String::as_str)
+                .filter(|pair| !is_interrogative(pair)),
+        )
 }
 
 /// What is known of a hit to judge it.
@@ -177,21 +184,128 @@ pub fn confidence(
     if profile.is_empty() {
         return 0.0;
     }
-    let body_end = hit
-        .body
-        .char_indices()
-        .nth(MAX_JUDGED_BODY_CHARS)
-        .map_or(hit.body.len(), |(end, _)| end);
-    let whole = normalize(&format!(
-        "{}\n{}\n{}",
-        hit.title,
-        hit.questions.join("\n"),
-        &hit.body[..body_end]
-    ))
-    .text;
-    let shared: Vec<&str> = profile
-        .telling_words()
-        .filter(|word| whole.contains(word))
+    judge(analyzer, profile, &JudgedText::new(hit), frequencies)
+}
+
+/// A hit's text prepared for judging: its normalised text cut into sentences, each with its distinct
+/// characters and character pairs and, once a message first needs them, its words with their
+/// informativeness. It depends on the article alone, so the article index keeps one per article
+/// revision and a long answer is normalised, cut and tokenized once, not on every search it is found by.
+#[derive(Debug)]
+pub struct JudgedText {
+    /// Title, similar questions and the judged beginning of the body, normalised, one per line.
+    whole: String,
+    sentences: Vec<JudgedSentence>,
+}
+
+/// One sentence of a [`JudgedText`].
+#[derive(Debug)]
+struct JudgedSentence {
+    /// Byte range of the sentence in the whole text.
+    start: usize,
+    end: usize,
+    /// Distinct grams, sorted.
+    grams: Box<[Gram]>,
+    /// Cut when a message first needs them: only sentences holding an informative word of some
+    /// message ever are.
+    words: std::sync::OnceLock<SentenceWords>,
+}
+
+/// The distinct words of a sentence with their informativeness, in the order jieba cut them.
+#[derive(Debug)]
+struct SentenceWords {
+    words: Box<[(Box<str>, f32)]>,
+    /// Their informativeness summed.
+    mass: f32,
+}
+
+impl JudgedText {
+    /// Prepares `hit` for judging: at most [`MAX_JUDGED_BODY_CHARS`] of its body and
+    /// [`MAX_JUDGED_SENTENCES`] sentences.
+    pub fn new(hit: HitText<'_>) -> JudgedText {
+        let body_end = hit
+            .body
+            .char_indices()
+            .nth(MAX_JUDGED_BODY_CHARS)
+            .map_or(hit.body.len(), |(end, _)| end);
+        let whole = normalize(&format!(
+            "{}\n{}\n{}",
+            hit.title,
+            hit.questions.join("\n"),
+            &hit.body[..body_end]
+        ))
+        .text;
+        let mut buffer: Vec<Gram> = Vec::new();
+        let base = whole.as_ptr() as usize;
+        let sentences = sentences(&whole)
+            .take(MAX_JUDGED_SENTENCES)
+            .filter_map(|sentence| {
+                distinct_grams(sentence, &mut buffer);
+                if buffer.is_empty() {
+                    return None;
+                }
+                let start = sentence.as_ptr() as usize - base;
+                Some(JudgedSentence {
+                    start,
+                    end: start + sentence.len(),
+                    grams: buffer.as_slice().into(),
+                    words: std::sync::OnceLock::new(),
+                })
+            })
+            .collect();
+        JudgedText { whole, sentences }
+    }
+
+    /// An estimate of the memory held, in bytes, for bounding a cache of them.
+    pub fn size_estimate(&self) -> usize {
+        let sentences: usize = self
+            .sentences
+            .iter()
+            .map(|sentence| {
+                std::mem::size_of::<JudgedSentence>()
+                    + sentence.grams.len() * std::mem::size_of::<Gram>()
+                    + sentence
+                        .words
+                        .get()
+                        .map_or(0, |SentenceWords { words, .. }| {
+                            words
+                                .iter()
+                                .map(|(word, _)| {
+                                    word.len() + std::mem::size_of::<(Box<str>, f32)>()
+                                })
+                                .sum()
+                        })
+            })
+            .sum();
+        std::mem::size_of::<JudgedText>() + self.whole.len() + sentences
+    }
+
+    /// Bytes of the normalised text.
+    pub fn text_len(&self) -> usize {
+        self.whole.len()
+    }
+
+    fn sentence_text(&self, sentence: &JudgedSentence) -> &str {
+        &self.whole[sentence.start..sentence.end]
+    }
+}
+
+/// The confidence (0 to 1) that the prepared `hit` answers the message of `profile` (see
+/// [`confidence`]).
+pub fn judge(
+    analyzer: &Analyzer,
+    profile: &MessageProfile,
+    hit: &JudgedText,
+    frequencies: Option<&dyn DocumentFrequency>,
+) -> f32 {
+    if profile.is_empty() {
+        return 0.0;
+    }
+    let whole = hit.whole.as_str();
+    let shared: Vec<&(String, f32)> = profile
+        .telling
+        .iter()
+        .filter(|(word, _)| whole.contains(word.as_str()))
         .collect();
     if shared.is_empty() {
         return 0.0;
@@ -199,49 +313,51 @@ pub fn confidence(
     let lift = frequencies.map_or(0.0, |frequencies| {
         shared
             .iter()
-            .map(|word| {
+            .map(|(word, general_idf)| {
                 let (containing, documents) = frequencies.document_frequency(word);
                 let share = (containing as f32 + 0.5) / documents.max(1) as f32;
-                share.ln() + analyzer.general_idf(word)
+                share.ln() + general_idf
             })
             .fold(f32::MIN, f32::max)
             .clamp(LIFT_RANGE.0, LIFT_RANGE.1)
     });
 
-    let mut weights: HashMap<String, f32> = profile.words.iter().cloned().collect();
     let message_mass: f32 = profile.words.iter().map(|(_, weight)| weight).sum();
     let mut best_words = 0.0f32;
     let mut best_grams = 0.0f32;
-    // One buffer for every sentence's grams: most sentences of a long answer are only counted.
-    let mut sentence_grams: Vec<Gram> = Vec::new();
-    for sentence in sentences(&whole).take(MAX_JUDGED_SENTENCES) {
-        distinct_grams(sentence, &mut sentence_grams);
-        if sentence_grams.is_empty() {
-            continue;
-        }
-        best_grams = best_grams.max(dice(&profile.grams, &sentence_grams));
+    for sentence in &hit.sentences {
+        best_grams = best_grams.max(dice(&profile.sorted_grams, &sentence.grams));
+        let text = hit.sentence_text(sentence);
         // Only a sentence holding one of the message's informative words can share one as a word:
-        // the others (most of a long answer) are not cut into words at all.
+        // the others (most of a long answer) are never cut into words at all.
         let holds_a_word = profile
             .words
             .iter()
-            .any(|(word, weight)| *weight > 0.0 && sentence.contains(word.as_str()));
+            .any(|(word, weight)| *weight > 0.0 && text.contains(word.as_str()));
         if !holds_a_word || message_mass <= 0.0 {
             continue;
         }
-        let mut sentence_mass = 0.0f32;
-        let mut common_mass = 0.0f32;
-        for word in analyzer.normalized_words(sentence) {
-            let shared = profile.words.iter().any(|(own, _)| *own == word);
-            let weight = *weights
-                .entry(word)
-                .or_insert_with_key(|word| analyzer.informativeness(word));
-            sentence_mass += weight;
-            if shared {
-                common_mass += weight;
-            }
-        }
-        if common_mass > 0.0 && sentence_mass > 0.0 {
+        let SentenceWords {
+            words,
+            mass: sentence_mass,
+        } = sentence.words.get_or_init(|| {
+            let words: Box<[(Box<str>, f32)]> = analyzer
+                .normalized_words(text)
+                .into_iter()
+                .map(|word| {
+                    let weight = analyzer.informativeness(&word);
+                    (word.into_boxed_str(), weight)
+                })
+                .collect();
+            let mass = words.iter().map(|(_, weight)| weight).sum();
+            SentenceWords { words, mass }
+        });
+        let common_mass: f32 = words
+            .iter()
+            .filter(|(word, _)| profile.words.iter().any(|(own, _)| own.as_str() == &**word))
+            .map(|(_, weight)| weight)
+            .sum();
+        if common_mass > 0.0 && *sentence_mass > 0.0 {
             let precision = common_mass / message_mass;
             let recall = common_mass / sentence_mass;
             best_words = best_words.max(2.0 * precision * recall / (precision + recall));
@@ -268,20 +384,8 @@ fn sentences(whole: &str) -> impl Iterator<Item = &str> {
 /// A character (`'\0'` second) or a pair of adjacent characters.
 type Gram = (char, char);
 
-/// Distinct characters and adjacent pairs of ideographs, letters and digits.
-fn grams(text: &str) -> HashSet<Gram> {
-    let chars: Vec<char> = text
-        .chars()
-        .filter(|c| is_cjk(*c) || c.is_alphanumeric())
-        .collect();
-    let mut grams: HashSet<Gram> = chars.iter().map(|c| (*c, '\0')).collect();
-    for pair in chars.windows(2) {
-        grams.insert((pair[0], pair[1]));
-    }
-    grams
-}
-
-/// The distinct grams of `text` (as [`grams`]) into `buffer`, sorted.
+/// The distinct characters and adjacent pairs of ideographs, letters and digits of `text` into
+/// `buffer`, sorted.
 fn distinct_grams(text: &str, buffer: &mut Vec<Gram>) {
     buffer.clear();
     let mut previous: Option<char> = None;
@@ -296,12 +400,21 @@ fn distinct_grams(text: &str, buffer: &mut Vec<Gram>) {
     buffer.dedup();
 }
 
-/// Dice of the message's grams and a sentence's distinct grams.
-fn dice(message: &HashSet<Gram>, sentence: &[Gram]) -> f32 {
-    let common = sentence
-        .iter()
-        .filter(|gram| message.contains(gram))
-        .count();
+/// Dice of the message's distinct grams and a sentence's, both sorted: a merge of the two lists
+/// instead of a hash lookup per gram of a long sentence.
+fn dice(message: &[Gram], sentence: &[Gram]) -> f32 {
+    let (mut left, mut right, mut common) = (0, 0, 0usize);
+    while left < message.len() && right < sentence.len() {
+        match message[left].cmp(&sentence[right]) {
+            std::cmp::Ordering::Less => left += 1,
+            std::cmp::Ordering::Greater => right += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                left += 1;
+                right += 1;
+            }
+        }
+    }
     if common == 0 {
         return 0.0;
     }
@@ -387,6 +500,32 @@ mod tests {
         assert!(same > 0.9, "{same}");
         assert_eq!(score("", "耳机", &[], ""), 0.0);
         assert_eq!(score("！？", "耳机", &[], ""), 0.0);
+    }
+
+    #[test]
+    fn a_prepared_text_judges_every_message_as_a_fresh_one() {
+        // The index keeps one prepared text per article and judges each search's message against
+        // it; the words a first message had cut must not change what a second one gets.
+        let analyzer = Analyzer::new();
+        let questions = vec!["蓝牙耳机连上了但是没有声音".to_string()];
+        let hit = HitText {
+            title: "耳机、音箱没有声音怎么办",
+            questions: &questions,
+            body: "请先充电，再重新配对。如果还是没有声音，请联系客服检测质量问题。",
+        };
+        let prepared = JudgedText::new(hit);
+        for message in [
+            "耳机没有声音了怎么办",
+            "音箱要怎么充电",
+            "耳机没有声音了怎么办",
+            "今天天气真好",
+        ] {
+            let profile = MessageProfile::new(&analyzer, message);
+            let fresh = confidence(&analyzer, &profile, hit, None);
+            let reused = judge(&analyzer, &profile, &prepared, None);
+            assert_eq!(fresh.to_bits(), reused.to_bits(), "{message}");
+        }
+        assert!(prepared.size_estimate() > prepared.text_len());
     }
 
     #[test]

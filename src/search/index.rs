@@ -19,7 +19,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
-use super::confidence::{self, DocumentFrequency, HitText, MessageProfile};
+use super::confidence::{self, DocumentFrequency, HitText, JudgedText, MessageProfile};
 use super::query::AnalyzedQuery;
 use super::schema::{build_schema, Fields, SCHEMA_VERSION};
 use super::snippet::Highlighter;
@@ -38,6 +38,9 @@ pub const INDEX_DICT_COPY: &str = "kefu-dict.txt";
 pub const INDEX_SYNONYMS_COPY: &str = "kefu-synonyms.txt";
 /// Characters of body text shown in a snippet.
 const SNIPPET_CHARS: usize = 160;
+/// Memory for prepared hit texts ([`JudgedText`]) at most, estimated: tens of thousands of typical
+/// articles, or the 60-sentence beginnings of a few thousand long ones.
+const JUDGED_CACHE_BYTES: usize = 64 << 20;
 
 /// What the index was built with; any difference means the tokens on disk no longer match the analyzer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +163,19 @@ struct IndexCore {
     fields: Fields,
     analyzer: RwLock<Arc<Analyzer>>,
     synonyms: RwLock<Arc<Synonyms>>,
+    /// Hit texts prepared for judging their confidence, by the article's content hash (one entry
+    /// per article revision; see [`JudgedTexts`]).
+    judged: Mutex<JudgedTexts>,
     parallel: ParallelSearch,
+}
+
+/// Prepared hit texts by content hash, within [`JUDGED_CACHE_BYTES`]: when full it starts over,
+/// which costs the next searches one preparation per hit, as with no cache at all. Entries of edited
+/// or deleted articles are never looked up again and leave with the next start-over.
+#[derive(Default)]
+struct JudgedTexts {
+    texts: HashMap<String, Arc<JudgedText>>,
+    bytes: usize,
 }
 
 /// Scores the segments of one search on several cores when the index is large and no other search is
@@ -312,6 +327,7 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
+            judged: Mutex::default(),
             parallel: ParallelSearch::new(),
         };
         let search_index = SearchIndex {
@@ -354,6 +370,7 @@ impl SearchIndex {
             fields,
             analyzer: RwLock::new(analyzer),
             synonyms: RwLock::new(synonyms),
+            judged: Mutex::default(),
             parallel: ParallelSearch::new(),
         };
         Ok(SearchIndex {
@@ -457,6 +474,8 @@ impl SearchIndex {
         fingerprint: &IndexFingerprint,
     ) -> Result<()> {
         register_tokenizers(&self.core.index, &analyzer);
+        // Prepared texts hold words the old analyzer cut.
+        *self.core.judged.lock() = JudgedTexts::default();
         *self.core.analyzer.write() = analyzer;
         *self.core.synonyms.write() = synonyms;
         write_fingerprint(&self.directory, fingerprint)
@@ -511,9 +530,7 @@ impl SearchIndex {
             return Ok(None);
         };
         let document: TantivyDocument = searcher.doc(*address)?;
-        let sections = first_str(&document, self.core.fields.sections)
-            .and_then(|json| serde_json::from_str(json).ok())
-            .unwrap_or_default();
+        let sections = sections_of(&document, &self.core.fields);
         Ok(Some((self.core.summary_of(&document), sections)))
     }
 
@@ -531,6 +548,25 @@ impl SearchIndex {
     ///
     /// Text with nothing searchable in it (punctuation only) returns no hits; tantivy errors are internal.
     pub fn search(&self, request: &SearchRequest<'_>) -> Result<Vec<SearchHit>> {
+        let hits = self.search_documents(request, false)?;
+        Ok(hits.into_iter().map(|(hit, _)| hit).collect())
+    }
+
+    /// [`SearchIndex::search`], each hit with its article's sections (as [`SearchIndex::get`] gives
+    /// them), read from the document the search loads anyway: suggestions choose a passage of each
+    /// hit, and looking each up again by id cost a search and a document read per hit.
+    pub fn search_with_sections(
+        &self,
+        request: &SearchRequest<'_>,
+    ) -> Result<Vec<(SearchHit, Vec<Section>)>> {
+        self.search_documents(request, true)
+    }
+
+    fn search_documents(
+        &self,
+        request: &SearchRequest<'_>,
+        with_sections: bool,
+    ) -> Result<Vec<(SearchHit, Vec<Section>)>> {
         let fields = &self.core.fields;
         let analyzed = {
             let analyzer = self.core.analyzer.read();
@@ -586,20 +622,12 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(ranked.len());
         for (score, address) in ranked {
             let document: TantivyDocument = searcher.doc(address)?;
-            let questions: Vec<String> = document
-                .get_all(fields.questions)
-                .filter_map(|value| value.as_str().map(str::to_string))
-                .collect();
-            let confidence = confidence::confidence(
-                &analyzer,
-                &profile,
-                HitText {
-                    title: first_str(&document, fields.title).unwrap_or_default(),
-                    questions: &questions,
-                    body: first_str(&document, fields.body).unwrap_or_default(),
-                },
-                Some(&frequencies),
-            );
+            let confidence = if profile.is_empty() {
+                0.0
+            } else {
+                let judged = self.core.judged_text(&document);
+                confidence::judge(&analyzer, &profile, &judged, Some(&frequencies))
+            };
             let snippet = match &highlighter {
                 Some(highlighter) => {
                     let body = first_str(&document, fields.body).unwrap_or_default();
@@ -613,7 +641,12 @@ impl SearchIndex {
                 }
                 None => String::new(),
             };
-            hits.push(SearchHit {
+            let sections = if with_sections {
+                sections_of(&document, fields)
+            } else {
+                Vec::new()
+            };
+            let hit = SearchHit {
                 id: first_str(&document, fields.id)
                     .unwrap_or_default()
                     .to_string(),
@@ -627,11 +660,12 @@ impl SearchIndex {
                 score,
                 confidence,
                 snippet,
-            });
+            };
+            hits.push((hit, sections));
         }
         // Equal scores come back in index order, which differs between two builds of the same
         // knowledge base (parallel indexing); order them by id so results are reproducible.
-        hits.sort_by(|left, right| {
+        hits.sort_by(|(left, _), (right, _)| {
             right
                 .score
                 .total_cmp(&left.score)
@@ -668,6 +702,43 @@ impl IndexCore {
         }
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// The stored article prepared for judging, from the cache when this revision was prepared before.
+    fn judged_text(&self, document: &TantivyDocument) -> Arc<JudgedText> {
+        let fields = &self.fields;
+        let hash = first_str(document, fields.hash).unwrap_or_default();
+        if let Some(judged) = self.judged.lock().texts.get(hash) {
+            return Arc::clone(judged);
+        }
+        let questions: Vec<String> = document
+            .get_all(fields.questions)
+            .filter_map(|value| value.as_str().map(str::to_string))
+            .collect();
+        let judged = Arc::new(JudgedText::new(HitText {
+            title: first_str(document, fields.title).unwrap_or_default(),
+            questions: &questions,
+            body: first_str(document, fields.body).unwrap_or_default(),
+        }));
+        if hash.is_empty() {
+            return judged;
+        }
+        // The words of its sentences are added as messages need them: count them at about twice
+        // the text.
+        let bytes = judged.size_estimate() + 2 * judged.text_len();
+        let mut cache = self.judged.lock();
+        if cache.bytes + bytes > JUDGED_CACHE_BYTES {
+            cache.texts.clear();
+            cache.bytes = 0;
+        }
+        if cache
+            .texts
+            .insert(hash.to_string(), Arc::clone(&judged))
+            .is_none()
+        {
+            cache.bytes += bytes;
+        }
+        judged
     }
 
     fn document_for(&self, article: &Article) -> Result<TantivyDocument> {
@@ -770,6 +841,13 @@ impl IndexFrequencies<'_> {
 
 fn first_str(document: &TantivyDocument, field: tantivy::schema::Field) -> Option<&str> {
     document.get_first(field).and_then(|value| value.as_str())
+}
+
+/// The stored sections of an article (none when they cannot be read).
+fn sections_of(document: &TantivyDocument, fields: &Fields) -> Vec<Section> {
+    first_str(document, fields.sections)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
 }
 
 fn status_of(document: &TantivyDocument, fields: &Fields) -> ArticleStatus {

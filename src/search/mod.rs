@@ -15,7 +15,7 @@ mod synonyms;
 pub mod text;
 pub mod tokenizer;
 
-pub use confidence::{DocumentFrequency, HitText, MessageProfile};
+pub use confidence::{DocumentFrequency, HitText, JudgedText, MessageProfile};
 pub use index::{
     IndexFingerprint, IndexedArticle, IndexedEntry, OpenOutcome, SearchHit, SearchIndex,
     SearchRequest, WriterOptions, INDEX_DICT_COPY, INDEX_SYNONYMS_COPY,

@@ -220,7 +220,7 @@ fn whole_lines(text: &str) -> String {
 
 /// Published articles for `query`, each with its best passage.
 pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Result<Vec<Suggestion>> {
-    let hits = index.search(&SearchRequest {
+    let hits = index.search_with_sections(&SearchRequest {
         text: query,
         limit,
         category: None,
@@ -229,11 +229,7 @@ pub fn suggest_articles(index: &SearchIndex, query: &str, limit: usize) -> Resul
     })?;
     let words: Vec<String> = index.analyzer().query_words(query);
     let mut suggestions = Vec::with_capacity(hits.len());
-    for hit in hits {
-        let sections = index
-            .get(&hit.id)?
-            .map(|(_, sections)| sections)
-            .unwrap_or_default();
+    for (hit, sections) in hits {
         // A word in the heading says what the passage is about, so it counts double.
         let telling: Vec<&String> = words.iter().filter(|word| is_telling(word)).collect();
         let overlap = |text: &str| {
