@@ -427,7 +427,8 @@ impl AccountService {
         Ok(grant.filter(|grant| !self.visitor_token_expired(grant)))
     }
 
-    /// Scopes a visitor token to the conversation it opened.
+    /// Scopes a visitor token to the conversation it opened. Called inside the desk turn that stores
+    /// the conversation, whose unit of work commits (and makes durable) this write with it.
     pub fn bind_visitor_conversation(
         &self,
         token: &str,
@@ -439,7 +440,6 @@ impl AccountService {
             .ok_or(Error::Unauthenticated)?;
         grant.conversation = Some(conversation.to_string());
         self.visitor_tokens.put_grant(token, &grant)?;
-        self.unit_of_work.make_durable()?;
         Ok(grant)
     }
 }

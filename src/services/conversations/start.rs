@@ -26,10 +26,15 @@ impl ConversationService {
                 }
             }
         }
-        let conversation = self.start_for_visitor(&grant.visitor_id, request).await?;
-        self.accounts
-            .bind_visitor_conversation(token, &conversation.id)?;
-        Ok(conversation)
+        // The token is bound inside the start's own desk turn: one unit of work (one commit on
+        // PostgreSQL), and never a conversation whose visitor token does not lead back to it.
+        let accounts = &self.accounts;
+        self.start_with(&grant.visitor_id, request, &|conversation| {
+            accounts
+                .bind_visitor_conversation(token, &conversation.id)
+                .map(drop)
+        })
+        .await
     }
 
     /// Starts a conversation for the visitor `visitor_id` without a token: the visitor of a channel
@@ -39,6 +44,17 @@ impl ConversationService {
         &self,
         visitor_id: &str,
         request: StartRequest,
+    ) -> Result<Conversation> {
+        self.start_with(visitor_id, request, &|_| Ok(())).await
+    }
+
+    /// [`start_for_visitor`](Self::start_for_visitor), running `within_turn` with the new
+    /// conversation inside the desk turn that stores it, so its writes commit with the start's.
+    async fn start_with(
+        &self,
+        visitor_id: &str,
+        request: StartRequest,
+        within_turn: &(dyn Fn(&Conversation) -> Result<()> + Sync),
     ) -> Result<Conversation> {
         let body = self.check_start(&request)?;
         if let Some(group) = request.group {
@@ -108,6 +124,7 @@ impl ConversationService {
                 conversation: conversation.clone(),
             });
             self.store.put_conversation(&conversation)?;
+            within_turn(&conversation)?;
             self.append(
                 &conversation,
                 visitor_message(&conversation, body, Vec::new(), None, now),
