@@ -118,10 +118,6 @@ fn cursor_key(channel: u64, open_kfid: Option<&str>) -> Vec<u8> {
     .concat()
 }
 
-fn place_of(key: &[u8]) -> u64 {
-    u64::from_be_bytes(key.try_into().unwrap_or([0; 8]))
-}
-
 impl ChannelRepository for StoredChannels {
     fn new_id(&self) -> Result<u64> {
         self.store.next_id()
@@ -215,7 +211,7 @@ impl ChannelRepository for StoredChannels {
             .channel_outbox
             .iter()?
             .into_iter()
-            .map(|(key, value)| Ok((place_of(&key), storage::decode(&value)?)))
+            .map(|(key, value)| Ok((storage::id_of(&key), storage::decode(&value)?)))
             .collect()
     }
 
@@ -264,7 +260,7 @@ impl ChannelRepository for StoredChannels {
             .map(|(key, value)| {
                 let record: InboxRecord = storage::decode(&value)?;
                 Ok(InboxEntry {
-                    id: place_of(&key),
+                    id: storage::id_of(&key),
                     channel: record.channel,
                     push_json: record.push.to_string(),
                 })

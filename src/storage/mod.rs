@@ -213,7 +213,7 @@ impl Store {
             Ok(Table::sled(tree_db.open_tree(name)?))
         })?;
         store.id_base = match store.meta.get(ID_BASE_KEY)? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])),
+            Some(bytes) => id_of(&bytes),
             None => 0,
         };
         Ok(store)
@@ -459,6 +459,11 @@ impl Store {
 /// Big-endian key of a numeric id, so keys sort in id order.
 pub fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
+}
+
+/// The number [`id_key`] wrote (ids, counters, sequence numbers); 0 for bytes of another length.
+pub(crate) fn id_of(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_be_bytes)
 }
 
 /// Reads and decodes a JSON value.

@@ -56,10 +56,6 @@ fn usage_key(agent: AccountId, id: u64) -> [u8; 16] {
     key
 }
 
-fn count_of(bytes: &[u8]) -> u64 {
-    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
-}
-
 impl QuickReplyRepository for StoredQuickReplies {
     fn new_id(&self) -> Result<u64> {
         self.store.next_id()
@@ -96,7 +92,7 @@ impl QuickReplyRepository for StoredQuickReplies {
             .store
             .reply_usage
             .get(usage_key(agent, id))?
-            .map(|bytes| count_of(&bytes))
+            .map(|bytes| storage::id_of(&bytes))
             .unwrap_or(0))
     }
 
@@ -104,7 +100,7 @@ impl QuickReplyRepository for StoredQuickReplies {
         self.store
             .reply_usage
             .update_and_fetch(usage_key(agent, id), |old| {
-                let count = old.map(count_of).unwrap_or(0);
+                let count = old.map(storage::id_of).unwrap_or(0);
                 Some((count + 1).to_be_bytes().to_vec())
             })?;
         Ok(())

@@ -73,7 +73,6 @@ const EMPLOYEE_NO: &[Rule] = &[
     Rule::Chars(MAX_EMPLOYEE_NO_CHARS),
     Rule::Pattern(r"^\s*[A-Za-z0-9_-]*\s*$"),
 ];
-const CHANNELS: &[&str] = &["web", "app", "wechat", "api"];
 const CREDENTIAL: &[Rule] = &[
     Rule::Chars(MAX_CHANNEL_CREDENTIAL_CHARS),
     Rule::Pattern(r"^\s*[!-~]+\s*$"),
@@ -115,7 +114,11 @@ const BODY_LIMITS: &[(&str, &str, &[Rule])] = &[
         "user_id",
         &[Rule::Chars(MAX_EXTERNAL_ID_CHARS), NOT_BLANK],
     ),
-    ("Arrival", "channel", &[Rule::OneOf(CHANNELS)]),
+    (
+        "Arrival",
+        "channel",
+        &[Rule::OneOf(&crate::services::visitors::CHANNELS)],
+    ),
     ("BlockInput", "ip_range", &[Rule::Chars(64)]),
     (
         "BlockInput",
@@ -327,7 +330,7 @@ const BODY_LIMITS: &[(&str, &str, &[Rule])] = &[
             NAME,
         ],
     ),
-    ("StartRequest", "channel", &[Rule::OneOf(CHANNELS)]),
+    ("StartRequest", "channel", &[Rule::Chars(MAX_CHANNEL_CHARS)]),
     ("StartRequest", "message", &[Rule::Message, NOT_BLANK]),
     ("StartRequest", "page", &[Rule::Chars(MAX_URL_CHARS)]),
     ("SuggestRequest", "conversation_id", &[Rule::Chars(64)]),
@@ -896,7 +899,7 @@ mod tests {
             json!(MAX_REPLY_TAGS)
         );
         // A nullable enum still admits null.
-        assert!(property("StartRequest", "channel")["enum"]
+        assert!(property("Arrival", "channel")["enum"]
             .as_array()
             .unwrap()
             .contains(&Value::Null));

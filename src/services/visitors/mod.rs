@@ -44,7 +44,7 @@ pub use geo::GeoDb;
 pub use identity::{sign_identity, IdentityClaim};
 
 /// Channels the widget may name; anything else is `web`'s business to fix, not ours to store.
-const CHANNELS: [&str; 6] = ["web", "app", "wechat", "api", "wechat_official", "wecom_kf"];
+pub const CHANNELS: [&str; 6] = ["web", "app", "wechat", "api", "wechat_official", "wecom_kf"];
 
 /// What a page tells when a visitor arrives or starts a conversation.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
